@@ -1,0 +1,122 @@
+import { describe, expect, it, vi } from "vitest";
+import {
+  artifactFromBytes,
+  BackendUnavailableError,
+  defineScanner,
+  EngineError,
+  InvalidOptionsError,
+  InvalidResultError,
+  ScanAbortedError,
+  ScanTimeoutError,
+} from "../src/index.js";
+
+const benign = { verdict: "benign" as const, confidence: 1, metadata: { malware_family: "" } };
+
+describe("defineScanner", () => {
+  it("sets up lazily once and closes once per setup, whatever the call order", async () => {
+    const setup = vi.fn(async () => {});
+    const close = vi.fn(async () => {});
+    const scanner = defineScanner({ name: "counted", scan: async () => benign, setup, close });
+    await scanner.close?.();
+    expect(close).not.toHaveBeenCalled();
+    await Promise.all([scanner.scan(artifactFromBytes("a")), scanner.scan(artifactFromBytes("b"))]);
+    await scanner.setup?.();
+    expect(setup).toHaveBeenCalledTimes(1);
+    await Promise.all([scanner.close?.(), scanner.close?.()]);
+    expect(close).toHaveBeenCalledTimes(1);
+    await scanner.setup?.();
+    await scanner[Symbol.asyncDispose]();
+    expect(setup).toHaveBeenCalledTimes(2);
+    expect(close).toHaveBeenCalledTimes(2);
+  });
+
+  it("turns a failing setup into BackendUnavailableError and retries it on the next call", async () => {
+    let attempts = 0;
+    const scanner = defineScanner({
+      name: "flaky",
+      scan: async () => benign,
+      setup: async () => {
+        attempts += 1;
+        if (attempts === 1) throw new Error("ECONNREFUSED");
+      },
+    });
+    const failure = scanner.scan(artifactFromBytes("x"));
+    await expect(failure).rejects.toBeInstanceOf(BackendUnavailableError);
+    await expect(failure).rejects.toThrow(/flaky failed to set up: ECONNREFUSED/);
+    await expect(scanner.scan(artifactFromBytes("x"))).resolves.toEqual(benign);
+  });
+
+  it("validates the artifact and the options before calling the backend", async () => {
+    const scan = vi.fn(async () => benign);
+    const scanner = defineScanner({ name: "strict", scan });
+    await expect(scanner.scan("not an artifact" as never)).rejects.toBeInstanceOf(
+      InvalidOptionsError,
+    );
+    await expect(
+      scanner.scan(artifactFromBytes("x"), { deadline: "soon" } as never),
+    ).rejects.toThrow(/epoch milliseconds/);
+    await expect(
+      scanner.scan(artifactFromBytes("x"), { signal: {} } as never),
+    ).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(
+      scanner.scan(artifactFromBytes("x"), { timeout: 5 } as never),
+    ).rejects.toBeInstanceOf(InvalidOptionsError);
+    expect(scan).not.toHaveBeenCalled();
+  });
+
+  it("rejects an invalid result with InvalidResultError, never passes it on", async () => {
+    const scanner = defineScanner({
+      name: "liar",
+      scan: async () => ({ verdict: "clean" }) as never,
+    });
+    await expect(scanner.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(InvalidResultError);
+  });
+
+  it("wraps untyped backend errors in an EngineError naming the scanner", async () => {
+    const scanner = defineScanner({
+      name: "buggy",
+      scan: async () => {
+        throw new TypeError("undefined is not a function");
+      },
+    });
+    const error = await scanner.scan(artifactFromBytes("x")).catch((caught: unknown) => caught);
+    expect(EngineError.isInstance(error)).toBe(true);
+    expect((error as EngineError).scanner).toBe("buggy");
+    expect((error as EngineError).cause).toBeInstanceOf(TypeError);
+  });
+
+  it("keeps the deadline even when the backend ignores its signal", async () => {
+    const scanner = defineScanner({ name: "deaf", scan: () => new Promise(() => {}) });
+    const started = Date.now();
+    await expect(
+      scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 50 }),
+    ).rejects.toBeInstanceOf(ScanTimeoutError);
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it("hands the backend a signal that fires on the caller's abort", async () => {
+    let seen: AbortSignal | undefined;
+    const scanner = defineScanner({
+      name: "listener",
+      scan: (_artifact, { signal }) => {
+        seen = signal;
+        return new Promise(() => {});
+      },
+    });
+    const controller = new AbortController();
+    const scan = scanner.scan(artifactFromBytes("x"), { signal: controller.signal });
+    await vi.waitFor(() => expect(seen).toBeDefined());
+    controller.abort();
+    await expect(scan).rejects.toBeInstanceOf(ScanAbortedError);
+    expect(seen?.aborted).toBe(true);
+  });
+
+  it("refuses names that would break metadata and metrics", () => {
+    expect(() => defineScanner({ name: "has space", scan: async () => benign })).toThrow(
+      InvalidOptionsError,
+    );
+    expect(() => defineScanner({ name: "", scan: async () => benign })).toThrow(
+      InvalidOptionsError,
+    );
+  });
+});
