@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Packs each published package, installs the tarball in an empty project outside the
-# workspace (dependencies come from the npm registry, as for a user), and typechecks and
-# runs a ten-line TypeScript program against it.
+# Packs every published package, installs the tarballs in an empty project outside the
+# workspace (third-party dependencies come from the npm registry, as for a user), and
+# typechecks and runs a ten-line TypeScript program per package against them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -9,18 +9,21 @@ tsc="$root/node_modules/.bin/tsc"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-(cd packages/core && pnpm pack --pack-destination "$work" >/dev/null)
+for package in packages/*/; do
+  (cd "$package" && pnpm pack --pack-destination "$work" >/dev/null)
+done
 cd "$work"
 cat > package.json <<'JSON'
 { "name": "pack-check", "private": true, "type": "module" }
 JSON
-npm install --no-audit --no-fund --loglevel=error ./engine-core-*.tgz @types/node@20 >/dev/null
+npm install --no-audit --no-fund --loglevel=error ./*.tgz @types/node@20 >/dev/null
 cat > tsconfig.json <<'JSON'
 { "compilerOptions": { "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext",
   "strict": true, "outDir": "out", "types": ["node"], "lib": ["ES2022", "ESNext.Disposable"] },
-  "files": ["check.ts"] }
+  "include": ["*.ts"] }
 JSON
-cat > check.ts <<'TS'
+
+cat > check-core.ts <<'TS'
 import { artifactFromBytes, createEicarScanner, eicarBytes, type ScanResult } from "@engine/core";
 
 await using scanner = createEicarScanner();
@@ -31,5 +34,19 @@ for (const content of [eicarBytes(), Buffer.from("hello")]) {
 console.log(`@engine/core from its tarball: ${results.map((result) => result.verdict).join(", ")}`);
 if (results[0]?.verdict !== "malicious" || results[1]?.verdict !== "benign") process.exit(1);
 TS
+
+cat > check-clamav.ts <<'TS'
+import { createClamavScanner } from "@engine/clamav";
+import { startManagedClamd } from "@engine/clamav/testing";
+import { artifactFromBytes, eicarBytes } from "@engine/core";
+
+await using clamd = await startManagedClamd(); // uses the signatures shipped in the tarball
+await using scanner = createClamavScanner(clamd.clientOptions());
+const malicious = await scanner.scan(artifactFromBytes(eicarBytes()));
+const benign = await scanner.scan(artifactFromBytes("hello"));
+console.log(`@engine/clamav from its tarball: ${malicious.verdict} (${malicious.metadata.malware_family}), ${benign.verdict}`);
+if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
+TS
+
 "$tsc" -p .
-node out/check.js
+for program in out/check-*.js; do node "$program"; done

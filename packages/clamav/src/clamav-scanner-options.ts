@@ -1,0 +1,45 @@
+import { verdictSchema } from "@engine/core";
+import { z } from "zod";
+import {
+  clamdConnectionOptionsSchema,
+  hasOneEndpoint,
+  oneEndpointMessage,
+} from "./clamd-client-options.js";
+
+/**
+ * Options of `createClamavScanner`: where clamd is (see `clamdClientOptionsSchema`: `socket`
+ * or `host`/`port`, timeouts, chunk size, `maxStreamBytes`, `maxConnections`) plus how
+ * clamd's answers become verdicts.
+ */
+export const clamavScannerOptionsSchema = z
+  .strictObject({
+    /** Scanner name in results and logs. Default `"clamav"`. */
+    name: z.string().min(1).default("clamav"),
+    /** Connection options, passed to `ClamdClient`. */
+    ...clamdConnectionOptionsSchema.shape,
+    /** Confidence of a signature match (`FOUND`), 0..1. Default 1. */
+    confidence: z.number().min(0).max(1).default(1),
+    /**
+     * Verdict for `Heuristics.*` detections (not `Heuristics.Limits.Exceeded.*` or
+     * `Heuristics.Encrypted.*`, which are always `unknown`). Default `"suspicious"`: a heuristic
+     * is a reason to look, not proof.
+     */
+    heuristicVerdict: verdictSchema.exclude(["benign"]).default("suspicious"),
+    /** Confidence of a heuristic detection, 0..1. Default 0.5. */
+    heuristicConfidence: z.number().min(0).max(1).default(0.5),
+    /**
+     * How long the cached `VERSION` (engine and database versions in the metadata) is trusted,
+     * in ms; after that it is refreshed in the background, never on the scan's path.
+     * `reload()` refreshes it at once. Default 60000.
+     */
+    versionMaxAgeMs: z.number().int().positive().default(60_000),
+    /**
+     * `signatures_version` to report when clamd's `VERSION` has no database version (custom
+     * signatures only), e.g. a hash of your database files. Default: none.
+     */
+    signaturesVersion: z.string().min(1).optional(),
+  })
+  .refine(hasOneEndpoint, { message: oneEndpointMessage });
+
+/** Options of `createClamavScanner`; see {@link clamavScannerOptionsSchema}. */
+export type ClamavScannerOptions = z.input<typeof clamavScannerOptionsSchema>;

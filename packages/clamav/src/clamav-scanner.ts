@@ -1,0 +1,150 @@
+import {
+  BackendUnavailableError,
+  defineScanner,
+  InvalidOptionsError,
+  type Scanner,
+  type ScanResult,
+  verdictMetadata,
+} from "@engine/core";
+import { z } from "zod";
+import { type ClamavScannerOptions, clamavScannerOptionsSchema } from "./clamav-scanner-options.js";
+import { ClamdClient, type ClamdScanOutcome } from "./clamd-client.js";
+import { clamdConnectionOptionsSchema } from "./clamd-client-options.js";
+import type { ClamdVersion } from "./clamd-reply.js";
+import { clamavPackageVersion } from "./version.js";
+
+/** A ClamAV scanner: the `Scanner` contract plus access to clamd. */
+export interface ClamavScanner extends Scanner {
+  /** The clamd client the scanner uses (ping, stats, version, ...). */
+  readonly client: ClamdClient;
+  /** clamd's `VERSION` as cached for the metadata (fetched on first use). */
+  version(): Promise<ClamdVersion>;
+  /** Asks clamd to reload its databases and refreshes the cached version. */
+  reload(): Promise<void>;
+}
+
+interface CachedVersion {
+  value: ClamdVersion;
+  fetchedAt: number;
+}
+
+/**
+ * A ClamAV scanner on our own clamd client.
+ *
+ * | clamd says | verdict | confidence | metadata |
+ * | --- | --- | --- | --- |
+ * | `OK` | `benign` | 1 | |
+ * | `<Signature> FOUND` | `malicious` | `confidence` (1) | `malware_family` = signature |
+ * | `Heuristics.* FOUND` | `heuristicVerdict` (`suspicious`) | `heuristicConfidence` (0.5) | `heuristic: true` |
+ * | `Heuristics.Limits.Exceeded.* FOUND` | `unknown` | 0 | comment `SKIPPED:LIMITS_EXCEEDED` |
+ * | `Heuristics.Encrypted.* FOUND` | `unknown` | 0 | comment `SKIPPED:ENCRYPTED` |
+ * | size limit, clamd down, timeout, garbage | throws a typed error | | |
+ *
+ * `scanner.vendor_version` is the ClamAV engine version and `signatures_version` the
+ * database version, from `VERSION`, cached (see `versionMaxAgeMs`) and never fetched per scan.
+ *
+ * @example
+ * await using scanner = createClamavScanner({ socket: "/run/clamav/clamd.ctl" });
+ * const result = await scanner.scan(artifactFromFile("upload.bin"));
+ */
+export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavScanner {
+  const parsed = clamavScannerOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new InvalidOptionsError({
+      message: `@engine/clamav: createClamavScanner: ${z.prettifyError(parsed.error)}`,
+      hint: "See the @engine/clamav README for the options.",
+      cause: parsed.error,
+    });
+  }
+  const {
+    name,
+    confidence,
+    heuristicVerdict,
+    heuristicConfidence,
+    versionMaxAgeMs,
+    signaturesVersion,
+  } = parsed.data;
+  const clientOptionKeys = Object.keys(clamdConnectionOptionsSchema.shape);
+  const clientOptions = Object.fromEntries(
+    Object.entries(parsed.data).filter(([key]) => clientOptionKeys.includes(key)),
+  );
+  const client = new ClamdClient(clientOptions);
+
+  let cached: CachedVersion | undefined;
+  let refreshing: Promise<ClamdVersion> | undefined;
+  const refreshVersion = (): Promise<ClamdVersion> => {
+    refreshing ??= client
+      .version({ deadline: Date.now() + client.options.readTimeoutMs })
+      .then((value) => {
+        cached = { value, fetchedAt: Date.now() };
+        return value;
+      })
+      .finally(() => {
+        refreshing = undefined;
+      });
+    return refreshing;
+  };
+  const currentVersion = async (): Promise<ClamdVersion> => {
+    if (!cached) return refreshVersion();
+    if (Date.now() - cached.fetchedAt > versionMaxAgeMs) refreshVersion().catch(() => {});
+    return cached.value;
+  };
+
+  const toResult = (outcome: ClamdScanOutcome, version: ClamdVersion): ScanResult => {
+    const builder = verdictMetadata()
+      .product("clamav")
+      .scanner({
+        version: clamavPackageVersion,
+        vendor_version: version.engineVersion,
+        ...((version.databaseVersion ?? signaturesVersion)
+          ? { signatures_version: version.databaseVersion ?? signaturesVersion }
+          : {}),
+      })
+      .set("clamav", { reply: outcome.reply.kind, mode: outcome.mode });
+    const { reply } = outcome;
+    if (reply.kind === "ok") return { verdict: "benign", confidence: 1, metadata: builder.build() };
+    if (reply.kind === "error") {
+      throw new BackendUnavailableError({
+        message: `@engine/clamav: clamd could not scan the artifact: ${reply.message}`,
+        hint: "Check clamd's log; the artifact was not scanned.",
+        scanner: name,
+      });
+    }
+    if (reply.limitsExceeded || reply.encrypted) {
+      const comment = reply.encrypted ? "SKIPPED:ENCRYPTED" : "SKIPPED:LIMITS_EXCEEDED";
+      const metadata = builder.comment(comment, `clamd: ${reply.signature}`).build();
+      return { verdict: "unknown", confidence: 0, metadata };
+    }
+    builder.malwareFamily(reply.signature);
+    if (reply.heuristic) {
+      return {
+        verdict: heuristicVerdict,
+        confidence: heuristicConfidence,
+        metadata: builder.heuristic().build(),
+      };
+    }
+    return { verdict: "malicious", confidence, metadata: builder.build() };
+  };
+
+  const scanner = defineScanner({
+    name,
+    setup: async () => {
+      await client.ping({ deadline: Date.now() + client.options.connectTimeoutMs + 1000 });
+      await refreshVersion();
+    },
+    close: () => client.close(),
+    scan: async (artifact, { signal, deadline }) => {
+      const outcome = await client.scan(artifact, { signal, deadline });
+      return toResult(outcome, await currentVersion());
+    },
+  });
+
+  return Object.assign(scanner, {
+    client,
+    version: currentVersion,
+    reload: async () => {
+      await client.reload();
+      cached = undefined;
+    },
+  });
+}

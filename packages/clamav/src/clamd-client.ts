@@ -1,0 +1,443 @@
+import { stat } from "node:fs/promises";
+import { resolve } from "node:path";
+import {
+  type Artifact,
+  ArtifactTooLargeError,
+  BackendUnavailableError,
+  createScanSignal,
+  EngineError,
+  errorFromSignal,
+  InvalidOptionsError,
+  ProtocolError,
+  type ScanOptions,
+  ScanTimeoutError,
+} from "@engine/core";
+import { z } from "zod";
+import {
+  type ClamdClientOptions,
+  clamdClientOptionsSchema,
+  type ResolvedClamdClientOptions,
+} from "./clamd-client-options.js";
+import {
+  ClamdConnection,
+  ClamdConnectionFailure,
+  type ClamdEndpoint,
+  describeEndpoint,
+} from "./clamd-connection.js";
+import {
+  type ClamdReply,
+  type ClamdStats,
+  type ClamdVersion,
+  parseClamdCommands,
+  parseClamdReply,
+  parseClamdStats,
+  parseClamdVersion,
+} from "./clamd-reply.js";
+import { ConnectionSlots } from "./connection-slots.js";
+import { chunkHeader, endOfStreamFrame } from "./instream-framing.js";
+
+/** How a scan reached clamd. */
+export type ClamdScanMode = "instream" | "path";
+
+/** What {@link ClamdClient.scan} returns: clamd's verdict reply and how it was obtained. */
+export interface ClamdScanOutcome {
+  /** The parsed reply: `ok`, `found`, or an `error` clamd reported about the content. */
+  reply: Extract<ClamdReply, { kind: "ok" | "found" | "error" }>;
+  /** `instream` (streamed to clamd) or `path` (clamd read the local file). */
+  mode: ClamdScanMode;
+  /** Bytes sent to clamd (0 in `path` mode). */
+  bytesSent: number;
+}
+
+interface Session {
+  connection: ClamdConnection;
+  nextId: number;
+  idleTimer?: NodeJS.Timeout;
+}
+
+interface ScanAttempt {
+  started: boolean;
+  finishedSending: boolean;
+  bytesSent: number;
+}
+
+const probeTimeoutMs = 1000;
+
+function invalidOptions(error: z.ZodError): InvalidOptionsError {
+  return new InvalidOptionsError({
+    message: `@engine/clamav: invalid clamd client options: ${z.prettifyError(error)}`,
+    hint: "Give socket (a unix socket path) or host and port; see the @engine/clamav README.",
+    cause: error,
+  });
+}
+
+/**
+ * A small, typed clamd client. Every call has a connect timeout, a read timeout and honours
+ * an `AbortSignal` and an absolute `deadline` (the socket is destroyed). Scans run on a pool of
+ * kept `IDSESSION` connections (`maxConnections`), so many small artifacts do not pay a
+ * connection each; a restarted clamd is reconnected to on the next call.
+ *
+ * @example
+ * const client = new ClamdClient({ socket: "/run/clamav/clamd.ctl" });
+ * await client.ping();
+ * const { reply } = await client.scan(artifactFromFile("upload.bin"));
+ * await client.close();
+ */
+export class ClamdClient {
+  /** The validated options, defaults applied. */
+  readonly options: ResolvedClamdClientOptions;
+  /** Where clamd is. */
+  readonly endpoint: ClamdEndpoint;
+  readonly #slots: ConnectionSlots;
+  readonly #idle: Session[] = [];
+  readonly #busy = new Set<Session>();
+
+  constructor(options: ClamdClientOptions = {}) {
+    const parsed = clamdClientOptionsSchema.safeParse(options);
+    if (!parsed.success) throw invalidOptions(parsed.error);
+    this.options = parsed.data;
+    this.endpoint = parsed.data.socket
+      ? { socket: parsed.data.socket }
+      : { host: parsed.data.host ?? "127.0.0.1", port: parsed.data.port ?? 3310 };
+    this.#slots = new ConnectionSlots(parsed.data.maxConnections);
+  }
+
+  /** `PING`: resolves when clamd answers `PONG`, throws a typed error otherwise. */
+  async ping(options: ScanOptions = {}): Promise<void> {
+    const reply = await this.#command("PING", options);
+    if (reply !== "PONG") throw this.#unexpected("PING", reply);
+  }
+
+  /** `VERSION`, parsed: engine version, and database version and date when there is an official database. */
+  async version(options: ScanOptions = {}): Promise<ClamdVersion> {
+    const reply = await this.#command("VERSION", options);
+    return parseClamdVersion(reply) ?? this.#throwUnexpected("VERSION", reply);
+  }
+
+  /** `VERSIONCOMMANDS`: the commands this clamd supports (`INSTREAM`, `IDSESSION`, `FILDES`, ...). */
+  async versionCommands(options: ScanOptions = {}): Promise<string[]> {
+    const reply = await this.#command("VERSIONCOMMANDS", options);
+    return parseClamdCommands(reply) ?? this.#throwUnexpected("VERSIONCOMMANDS", reply);
+  }
+
+  /** `STATS`: thread pool and queue figures, plus the raw text. */
+  async stats(options: ScanOptions = {}): Promise<ClamdStats> {
+    const reply = await this.#command("STATS", options);
+    if (!reply.includes("POOLS:")) this.#throwUnexpected("STATS", reply);
+    return parseClamdStats(reply);
+  }
+
+  /** `RELOAD`: asks clamd to reload its databases (it answers `RELOADING` and reloads in the background). */
+  async reload(options: ScanOptions = {}): Promise<void> {
+    const reply = await this.#command("RELOAD", options);
+    if (reply !== "RELOADING") throw this.#unexpected("RELOAD", reply);
+  }
+
+  /**
+   * Scans an artifact. Local files on a unix-socket clamd are read by clamd itself
+   * (`SCAN <path>`, falling back to streaming when clamd may not read them); everything else
+   * is streamed with `INSTREAM` in `chunkBytes` chunks with back-pressure, never buffered.
+   *
+   * Throws `ArtifactTooLargeError` when the artifact is larger than `maxStreamBytes` (before
+   * sending when its size is known) or when clamd cuts the stream; `BackendUnavailableError`,
+   * `ScanTimeoutError`, `ScanAbortedError` or `ProtocolError` otherwise. Never a silent "OK".
+   */
+  async scan(artifact: Artifact, options: ScanOptions = {}): Promise<ClamdScanOutcome> {
+    using stop = createScanSignal({ ...options, scanner: "clamav" });
+    stop.throwIfStopped();
+    const signal = stop.signal;
+    const size = await artifact.byteLength();
+    if (size !== undefined && size > this.options.maxStreamBytes) throw this.#tooLarge(size);
+    let mode: ClamdScanMode = (await this.#canScanByPath(artifact)) ? "path" : "instream";
+
+    for (let attempt = 0; ; attempt += 1) {
+      const session = await this.#acquire(signal);
+      const reused = session.nextId > 1;
+      const progress: ScanAttempt = { started: false, finishedSending: false, bytesSent: 0 };
+      try {
+        const subject = mode === "path" ? resolve(artifact.path as string) : "stream";
+        const text = await this.#request(session, mode, artifact, signal, progress);
+        const reply = parseClamdReply(text, subject);
+        this.#release(session, true);
+        if (reply.kind === "error" && reply.sizeLimitExceeded)
+          throw this.#tooLarge(size, progress.bytesSent);
+        if (mode === "path" && reply.kind === "error") {
+          mode = "instream"; // clamd may not read this file (permissions): stream it instead
+          continue;
+        }
+        if (reply.kind === "ok" || reply.kind === "found" || reply.kind === "error") {
+          return { reply, mode, bytesSent: progress.bytesSent };
+        }
+        throw this.#unexpected(mode === "path" ? "SCAN" : "INSTREAM", text);
+      } catch (error) {
+        this.#release(session, false);
+        if (signal.aborted) throw errorFromSignal(signal, "clamav");
+        if (!(error instanceof ClamdConnectionFailure)) throw error;
+        const queued = session.connection.takeQueuedReply();
+        if (queued !== undefined && parseClamdReply(queued).kind === "error") {
+          const reply = parseClamdReply(queued);
+          if (reply.kind === "error" && reply.sizeLimitExceeded)
+            throw this.#tooLarge(size, progress.bytesSent);
+        }
+        const stale =
+          reused && attempt === 0 && (error.kind === "closed" || error.kind === "write-failed");
+        if (stale && (artifact.replayable || !progress.started)) continue; // a kept connection clamd had dropped
+        throw await this.#scanFailure(error, progress, size);
+      }
+    }
+  }
+
+  /** Closes the kept connections. The client stays usable: the next call reconnects. */
+  async close(): Promise<void> {
+    for (const session of this.#idle.splice(0)) this.#endSession(session);
+  }
+
+  /** Closes the kept connections (`await using client = new ClamdClient(...)`). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #command(name: string, options: ScanOptions): Promise<string> {
+    using stop = createScanSignal({ ...options, scanner: "clamav" });
+    stop.throwIfStopped();
+    let connection: ClamdConnection | undefined;
+    const onAbort = (): void => connection?.destroy(errorFromSignal(stop.signal, "clamav"));
+    stop.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      connection = await ClamdConnection.connect(
+        this.endpoint,
+        this.options.connectTimeoutMs,
+        stop.signal,
+      );
+      await connection.write(`z${name}\0`, this.options.readTimeoutMs);
+      return await connection.nextReply(this.options.readTimeoutMs);
+    } catch (error) {
+      if (stop.signal.aborted) throw errorFromSignal(stop.signal, "clamav");
+      throw this.#connectionError(error, name);
+    } finally {
+      stop.signal.removeEventListener("abort", onAbort);
+      connection?.destroy();
+    }
+  }
+
+  async #canScanByPath(artifact: Artifact): Promise<boolean> {
+    const path = artifact.path;
+    if (!this.options.scanLocalFiles || !("socket" in this.endpoint) || path === undefined)
+      return false;
+    if (/[\0\n\r]/.test(path)) return false;
+    try {
+      return (await stat(path)).isFile();
+    } catch {
+      return false; // let the artifact report its own read error while streaming
+    }
+  }
+
+  async #acquire(signal: AbortSignal): Promise<Session> {
+    await this.#slots.acquire(signal);
+    try {
+      for (let session = this.#idle.pop(); session; session = this.#idle.pop()) {
+        clearTimeout(session.idleTimer);
+        if (session.connection.usable) {
+          this.#busy.add(session);
+          return session;
+        }
+        session.connection.destroy();
+      }
+      const connection = await ClamdConnection.connect(
+        this.endpoint,
+        this.options.connectTimeoutMs,
+        signal,
+      );
+      const pending = connection.write("zIDSESSION\0", this.options.readTimeoutMs);
+      if (pending) await pending;
+      const session: Session = { connection, nextId: 1 };
+      this.#busy.add(session);
+      return session;
+    } catch (error) {
+      this.#slots.release();
+      if (signal.aborted) throw errorFromSignal(signal, "clamav");
+      throw this.#connectionError(error, "IDSESSION");
+    }
+  }
+
+  #release(session: Session, reusable: boolean): void {
+    if (!this.#busy.delete(session)) return;
+    this.#slots.release();
+    if (reusable && session.connection.usable) {
+      session.idleTimer = setTimeout(() => {
+        const index = this.#idle.indexOf(session);
+        if (index !== -1) this.#idle.splice(index, 1);
+        this.#endSession(session);
+      }, this.options.idleTimeoutMs);
+      session.idleTimer.unref();
+      this.#idle.push(session);
+    } else {
+      session.connection.destroy();
+    }
+  }
+
+  #endSession(session: Session): void {
+    clearTimeout(session.idleTimer);
+    if (session.connection.usable)
+      session.connection.write("zEND\0", this.options.readTimeoutMs)?.catch(() => {});
+    session.connection.destroy();
+  }
+
+  async #request(
+    session: Session,
+    mode: ClamdScanMode,
+    artifact: Artifact,
+    signal: AbortSignal,
+    progress: ScanAttempt,
+  ): Promise<string> {
+    const { connection } = session;
+    const id = session.nextId;
+    session.nextId += 1;
+    const { readTimeoutMs, chunkBytes, maxStreamBytes } = this.options;
+    const onAbort = (): void => connection.destroy(errorFromSignal(signal, "clamav"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    let unsubscribe = (): void => {};
+    try {
+      if (mode === "path") {
+        await connection.write(`zSCAN ${resolve(artifact.path as string)}\0`, readTimeoutMs);
+      } else {
+        await connection.write("zINSTREAM\0", readTimeoutMs);
+        progress.started = true;
+        const stream = artifact.stream({ signal });
+        // A dead clamd must end the upload even while we wait for the artifact's next chunk.
+        unsubscribe = connection.onFailure((failure) => stream.destroy(failure));
+        for await (const chunk of stream) {
+          const data = chunk as Buffer;
+          for (let offset = 0; offset < data.length; offset += chunkBytes) {
+            const body = data.subarray(offset, Math.min(offset + chunkBytes, data.length));
+            if (progress.bytesSent + body.length > maxStreamBytes) {
+              throw this.#tooLarge(undefined, progress.bytesSent + body.length);
+            }
+            // The body's write reports any failure; the header's own promise must not go unhandled.
+            connection.write(chunkHeader(body.length), readTimeoutMs)?.catch(() => {});
+            const pending = connection.write(body, readTimeoutMs);
+            progress.bytesSent += body.length;
+            if (pending) await pending;
+          }
+          if (connection.hasQueuedReply) break; // clamd answered early (size limit): stop sending
+        }
+        await connection.write(endOfStreamFrame, readTimeoutMs);
+      }
+      progress.finishedSending = true;
+      const reply = await connection.nextReply(readTimeoutMs);
+      const prefix = /^(\d+): /.exec(reply);
+      if (prefix?.[1] !== String(id)) {
+        throw new ProtocolError({
+          message: `@engine/clamav: clamd answered request ${prefix?.[1] ?? "(no id)"} while we waited for request ${id}: ${JSON.stringify(reply).slice(0, 200)}`,
+          scanner: "clamav",
+        });
+      }
+      return reply.slice(prefix[0].length);
+    } finally {
+      unsubscribe();
+      signal.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** Maps a socket failure during a scan: a cut stream is "too large" when clamd is still alive. */
+  async #scanFailure(
+    failure: ClamdConnectionFailure,
+    progress: ScanAttempt,
+    size: number | undefined,
+  ): Promise<EngineError> {
+    const cutWhileSending = progress.started && !progress.finishedSending;
+    if (cutWhileSending && (failure.kind === "write-failed" || failure.kind === "closed")) {
+      const alive = await this.ping({ deadline: Date.now() + probeTimeoutMs }).then(
+        () => true,
+        () => false,
+      );
+      if (alive) return this.#tooLarge(size, progress.bytesSent, failure);
+      return new BackendUnavailableError({
+        message: `@engine/clamav: clamd at ${describeEndpoint(this.endpoint)} went away while we sent the artifact (${failure.message})`,
+        hint: "Check that clamd is running (was it killed or restarted?).",
+        cause: failure,
+        scanner: "clamav",
+      });
+    }
+    return this.#connectionError(failure, "INSTREAM");
+  }
+
+  #connectionError(error: unknown, command: string): EngineError {
+    if (EngineError.isInstance(error)) return error;
+    const where = describeEndpoint(this.endpoint);
+    const target =
+      "socket" in this.endpoint
+        ? "socket (CLAMD_SOCKET)"
+        : "host and port (CLAMD_HOST, CLAMD_PORT)";
+    if (error instanceof ClamdConnectionFailure) {
+      switch (error.kind) {
+        case "connect-failed":
+        case "connect-timeout":
+          return new BackendUnavailableError({
+            message: `@engine/clamav: cannot connect to clamd at ${where}: ${error.message}`,
+            hint: `Start clamd, or point the scanner at a running one with its ${target}.`,
+            cause: error,
+            scanner: "clamav",
+          });
+        case "read-timeout":
+          return new ScanTimeoutError({
+            message: `@engine/clamav: clamd at ${where} did not answer ${command}: ${error.message}`,
+            hint: "clamd may be overloaded; raise readTimeoutMs or check clamd's load with STATS.",
+            cause: error,
+            scanner: "clamav",
+          });
+        case "garbage":
+          return new ProtocolError({
+            message: `@engine/clamav: ${where} does not speak the clamd protocol (${error.message})`,
+            hint: `Check that ${where} is clamd.`,
+            cause: error,
+            scanner: "clamav",
+          });
+        default:
+          return new BackendUnavailableError({
+            message: `@engine/clamav: clamd at ${where} closed the connection before answering ${command} (${error.message})`,
+            hint: "Check that clamd is running (was it killed or restarted?) and its log.",
+            cause: error,
+            scanner: "clamav",
+          });
+      }
+    }
+    return new BackendUnavailableError({
+      message: `@engine/clamav: ${command} to clamd at ${where} failed: ${(error as Error)?.message ?? String(error)}`,
+      cause: error,
+      scanner: "clamav",
+    });
+  }
+
+  #tooLarge(size: number | undefined, sent?: number, cause?: unknown): ArtifactTooLargeError {
+    const limit = this.options.maxStreamBytes;
+    const amount = size ?? sent;
+    return new ArtifactTooLargeError({
+      message:
+        sent !== undefined && (size === undefined || size <= limit)
+          ? `@engine/clamav: clamd refused the stream after ${sent} bytes: it is over clamd's StreamMaxLength`
+          : `@engine/clamav: the artifact${amount === undefined ? "" : ` (${amount} bytes)`} is over maxStreamBytes (${limit} bytes)`,
+      hint: "Raise StreamMaxLength in clamd.conf and maxStreamBytes to match, or skip artifacts this large.",
+      ...(cause === undefined ? {} : { cause }),
+      scanner: "clamav",
+    });
+  }
+
+  #unexpected(command: string, reply: string): ProtocolError {
+    const kind = parseClamdReply(reply).kind;
+    const detail =
+      kind === "unknown-command"
+        ? "clamd does not know this command (is it an old clamd?)"
+        : kind === "command-read-timed-out"
+          ? "clamd timed out reading our command"
+          : `unexpected reply ${JSON.stringify(reply).slice(0, 200)}`;
+    return new ProtocolError({
+      message: `@engine/clamav: ${command} to clamd at ${describeEndpoint(this.endpoint)}: ${detail}`,
+      scanner: "clamav",
+    });
+  }
+
+  #throwUnexpected(command: string, reply: string): never {
+    throw this.#unexpected(command, reply);
+  }
+}

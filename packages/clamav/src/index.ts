@@ -1,0 +1,33 @@
+export { type ClamavScanner, createClamavScanner } from "./clamav-scanner.js";
+export { type ClamavScannerOptions, clamavScannerOptionsSchema } from "./clamav-scanner-options.js";
+export { ClamdClient, type ClamdScanMode, type ClamdScanOutcome } from "./clamd-client.js";
+export {
+  type ClamdClientOptions,
+  clamdClientOptionsSchema,
+  clamdConnectionOptionsSchema,
+  type ResolvedClamdClientOptions,
+} from "./clamd-client-options.js";
+export { type ClamdEndpoint, describeEndpoint } from "./clamd-connection.js";
+export {
+  type ClamdReply,
+  type ClamdStats,
+  type ClamdVersion,
+  parseClamdCommands,
+  parseClamdReply,
+  parseClamdStats,
+  parseClamdVersion,
+} from "./clamd-reply.js";
+export {
+  chunkHeader,
+  decodeInstreamFrames,
+  endOfStreamFrame,
+  instreamFrames,
+} from "./instream-framing.js";
+export {
+  type ManagedClamd,
+  type ManagedClamdOptions,
+  managedClamdOptionsSchema,
+  shippedSignaturesDirectory,
+  startManagedClamd,
+} from "./managed-clamd.js";
+export { clamavPackageVersion } from "./version.js";

@@ -1,0 +1,300 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import {
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BackendUnavailableError, InvalidOptionsError } from "@engine/core";
+import { z } from "zod";
+import { ClamdClient } from "./clamd-client.js";
+
+/**
+ * The signature database shipped with this package (EICAR by md5, a body and a logical
+ * signature; see `signatures/README.md`). Enough for clamd to start and for tests.
+ */
+export const shippedSignaturesDirectory: string = fileURLToPath(
+  new URL("../signatures/", import.meta.url),
+);
+
+/** Database file extensions clamd loads. */
+const databaseExtensions =
+  /\.(cvd|cld|cud|hdb|hsb|hdu|hsu|mdb|msb|mdu|msu|ndb|ndu|ldb|ldu|idb|ndb|cdb|crb|cbc|pdb|gdb|wdb|ftm|fp|sfp|ign|ign2|info|yar|yara)$/;
+
+/** Options of {@link startManagedClamd}. */
+export const managedClamdOptionsSchema = z.strictObject({
+  /**
+   * Directories whose database files clamd loads, all linked into one database directory.
+   * Default: the shipped signatures only. Add `/var/lib/clamav` for the official database.
+   */
+  databaseDirectories: z.array(z.string().min(1)).min(1).optional(),
+  /** Listen on a unix socket in the managed directory. Default true. */
+  socket: z.boolean().default(true),
+  /** Listen on a free loopback TCP port (or this port). Default true. */
+  tcp: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(true),
+  /** Extra `clamd.conf` settings, e.g. `{ StreamMaxLength: "1M", DisableCache: true }`. */
+  config: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
+  /** Path of the clamd binary. Default: `clamd` on PATH, else `/usr/sbin/clamd`. */
+  clamdPath: z.string().min(1).optional(),
+  /** How long to wait for the first PONG, in ms (the official database takes seconds). Default 120000. */
+  startTimeoutMs: z.number().int().positive().default(120_000),
+});
+
+/** Options of {@link startManagedClamd}; see {@link managedClamdOptionsSchema}. */
+export type ManagedClamdOptions = z.input<typeof managedClamdOptionsSchema>;
+
+/** A clamd started by {@link startManagedClamd}. Dispose it (`await using`) to stop it and remove its files. */
+export interface ManagedClamd extends AsyncDisposable {
+  /** The unix socket path, when listening on one. */
+  readonly socketPath: string | undefined;
+  /** `127.0.0.1`. */
+  readonly host: string;
+  /** The loopback TCP port, when listening on one. */
+  readonly port: number | undefined;
+  /** The managed directory (config, socket, database, temp files, log). */
+  readonly directory: string;
+  /** The database directory clamd loads. */
+  readonly databaseDirectory: string;
+  /** A stable hash (12 hex digits) of the database files: a `signatures_version` for custom databases. */
+  readonly signaturesVersion: string;
+  /** The clamd process id while it runs. */
+  readonly pid: number | undefined;
+  /** Client options for this clamd: over the unix socket (default when there is one) or TCP. */
+  clientOptions(transport?: "socket" | "tcp"): { socket: string } | { host: string; port: number };
+  /** Stops clamd (SIGTERM, then SIGKILL after 5 s) and keeps its files for `restart()`. */
+  stop(): Promise<void>;
+  /** Kills clamd at once (SIGKILL by default), as a crash would. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts clamd again with the same configuration, socket and port; resolves on PONG. */
+  restart(): Promise<void>;
+  /** clamd's log so far. */
+  log(): Promise<string>;
+}
+
+function findClamd(explicit: string | undefined): string {
+  if (explicit) return explicit;
+  for (const directory of (process.env.PATH ?? "")
+    .split(":")
+    .concat(["/usr/sbin", "/usr/local/sbin"])) {
+    const candidate = join(directory, "clamd");
+    if (directory && existsSync(candidate)) return candidate;
+  }
+  throw new BackendUnavailableError({
+    message: "@engine/clamav: the clamd binary was not found on PATH or in /usr/sbin",
+    hint: "Install it (Debian/Ubuntu: apt-get install clamav-daemon) or pass clamdPath.",
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address
+          ? resolvePort(address.port)
+          : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+async function linkDatabases(directories: string[], target: string): Promise<string> {
+  const hash = createHash("sha256");
+  for (const directory of directories) {
+    let names: string[];
+    try {
+      names = (await readdir(directory)).filter((name) => databaseExtensions.test(name)).sort();
+    } catch (error) {
+      throw new InvalidOptionsError({
+        message: `@engine/clamav: the database directory ${directory} cannot be read`,
+        hint: "Check databaseDirectories.",
+        cause: error,
+      });
+    }
+    for (const name of names) {
+      const source = resolve(directory, name);
+      const destination = join(target, name);
+      if (existsSync(destination)) continue; // the first directory wins on equal names
+      if (directory === shippedSignaturesDirectory) await copyFile(source, destination);
+      else await symlink(source, destination);
+      hash.update(name).update(await readFile(source));
+    }
+  }
+  return hash.digest("hex").slice(0, 12);
+}
+
+function configText(settings: Record<string, string | number | boolean>): string {
+  return Object.entries(settings)
+    .map(([key, value]) => `${key} ${typeof value === "boolean" ? (value ? "yes" : "no") : value}`)
+    .join("\n");
+}
+
+/**
+ * Starts a private clamd for tests and for the engine's embedded default: writes a
+ * `clamd.conf` in a temp directory (Foreground, its own unix socket and/or loopback port, a
+ * database directory with the shipped signatures plus the directories you give), spawns the
+ * Debian `clamd` binary, and resolves once it answers PONG.
+ *
+ * @example
+ * await using clamd = await startManagedClamd({ config: { StreamMaxLength: "10M" } });
+ * const scanner = createClamavScanner(clamd.clientOptions());
+ */
+export async function startManagedClamd(options: ManagedClamdOptions = {}): Promise<ManagedClamd> {
+  const parsed = managedClamdOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new InvalidOptionsError({
+      message: `@engine/clamav: startManagedClamd: ${z.prettifyError(parsed.error)}`,
+      cause: parsed.error,
+    });
+  }
+  const settings = parsed.data;
+  if (!settings.socket && settings.tcp === false) {
+    throw new InvalidOptionsError({
+      message: "@engine/clamav: startManagedClamd needs socket or tcp",
+    });
+  }
+  const clamdPath = findClamd(settings.clamdPath);
+  const directory = await mkdtemp(join(tmpdir(), "engine-clamd-"));
+  const databaseDirectory = join(directory, "database");
+  await mkdir(databaseDirectory);
+  await mkdir(join(directory, "tmp"));
+  const signaturesVersion = await linkDatabases(
+    [shippedSignaturesDirectory, ...(settings.databaseDirectories ?? [])],
+    databaseDirectory,
+  );
+  const socketPath = settings.socket ? join(directory, "clamd.sock") : undefined;
+  const port =
+    settings.tcp === true ? await freePort() : settings.tcp === false ? undefined : settings.tcp;
+  const configPath = join(directory, "clamd.conf");
+  const logPath = join(directory, "clamd.log");
+  await writeFile(
+    configPath,
+    `${configText({
+      Foreground: true,
+      DatabaseDirectory: databaseDirectory,
+      TemporaryDirectory: join(directory, "tmp"),
+      LogFile: logPath,
+      LogTime: true,
+      ...(socketPath ? { LocalSocket: socketPath, LocalSocketMode: "660" } : {}),
+      ...(port ? { TCPSocket: port, TCPAddr: "127.0.0.1" } : {}),
+      ...settings.config,
+    })}\n`,
+  );
+
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let output = "";
+  const endpoint = socketPath
+    ? { socket: socketPath }
+    : { host: "127.0.0.1", port: port as number };
+
+  const launch = async (): Promise<void> => {
+    output = "";
+    const started = spawn(clamdPath, [`--config-file=${configPath}`], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child = started;
+    const onOutput = (data: Buffer): void => {
+      output = (output + data.toString()).slice(-8192);
+    };
+    started.stdout?.on("data", onOutput);
+    started.stderr?.on("data", onOutput);
+    let exitCode: number | null | undefined;
+    exited = new Promise((resolveExit) => {
+      started.once("exit", (code) => {
+        exitCode = code;
+        if (child === started) child = undefined;
+        resolveExit();
+      });
+      started.once("error", (error) => {
+        output += `\n${error.message}`;
+        exitCode = -1;
+        resolveExit();
+      });
+    });
+    const client = new ClamdClient({ ...endpoint, connectTimeoutMs: 500, readTimeoutMs: 1000 });
+    const deadline = Date.now() + settings.startTimeoutMs;
+    for (;;) {
+      if (exitCode !== undefined) {
+        throw new BackendUnavailableError({
+          message: `@engine/clamav: clamd exited during start (code ${exitCode}): ${output.trim().slice(-1000)}`,
+          hint: `Check ${configPath} and the database files in ${databaseDirectory}.`,
+        });
+      }
+      try {
+        await client.ping();
+        return;
+      } catch {
+        if (Date.now() > deadline) {
+          started.kill("SIGKILL");
+          throw new BackendUnavailableError({
+            message: `@engine/clamav: clamd did not answer PING within ${settings.startTimeoutMs} ms`,
+            hint: "A large database takes time to load; raise startTimeoutMs.",
+          });
+        }
+        await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+      }
+    }
+  };
+
+  const stopProcess = async (signal: NodeJS.Signals): Promise<void> => {
+    const running = child;
+    if (!running) return;
+    running.kill(signal);
+    const forced = setTimeout(() => running.kill("SIGKILL"), 5000);
+    await exited;
+    clearTimeout(forced);
+  };
+
+  try {
+    await launch();
+  } catch (error) {
+    await stopProcess("SIGKILL");
+    await rm(directory, { recursive: true, force: true });
+    throw error;
+  }
+
+  const dispose = async (): Promise<void> => {
+    await stopProcess("SIGTERM");
+    await rm(directory, { recursive: true, force: true });
+  };
+  return {
+    socketPath,
+    host: "127.0.0.1",
+    port,
+    directory,
+    databaseDirectory,
+    signaturesVersion,
+    get pid() {
+      return child?.pid;
+    },
+    clientOptions: (transport) => {
+      if (transport === "tcp" || !socketPath) {
+        if (port === undefined)
+          throw new InvalidOptionsError({ message: "@engine/clamav: this clamd has no TCP port" });
+        return { host: "127.0.0.1", port };
+      }
+      return { socket: socketPath };
+    },
+    stop: () => stopProcess("SIGTERM"),
+    kill: (signal = "SIGKILL") => stopProcess(signal),
+    restart: async () => {
+      await stopProcess("SIGTERM");
+      await launch();
+    },
+    log: () => readFile(logPath, "utf8").catch(() => output),
+    [Symbol.asyncDispose]: dispose,
+  };
+}

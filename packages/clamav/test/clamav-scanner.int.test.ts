@@ -1,0 +1,232 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import {
+  ArtifactTooLargeError,
+  artifactFromBytes,
+  artifactFromFile,
+  artifactFromStream,
+  BackendUnavailableError,
+  ScanAbortedError,
+} from "@engine/core";
+import { cleanBytes } from "@engine/core/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ClamdClient, createClamavScanner } from "../src/index.js";
+import {
+  type ManagedClamd,
+  sampleSignatures,
+  signatureSamples,
+  startManagedClamd,
+} from "../src/testing.js";
+
+let directory: string;
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), "engine-clamav-int-"));
+});
+afterAll(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+
+/** A stream that sends `chunks` chunks of clean text, one every `everyMs` ms. */
+function slowStream(chunks: number, everyMs: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent === chunks) {
+        this.push(null);
+        return;
+      }
+      sent += 1;
+      setTimeout(() => this.push(cleanBytes(`slow chunk ${sent}`, 200)), everyMs);
+    },
+  });
+}
+
+/** Sockets and pipes this process holds open (to prove connections are not leaked). */
+function openHandles(): number {
+  return process
+    .getActiveResourcesInfo()
+    .filter((name) => name === "PipeWrap" || name === "TCPSocketWrap").length;
+}
+
+describe("the shipped signature database, through a managed clamd", () => {
+  let clamd: ManagedClamd;
+  beforeAll(async () => {
+    clamd = await startManagedClamd();
+  });
+  afterAll(async () => {
+    await clamd[Symbol.asyncDispose]();
+  });
+
+  for (const transport of ["socket", "tcp"] as const) {
+    it(`detects each signature and passes near misses, over ${transport}, from memory and from files`, async () => {
+      const scanner = createClamavScanner({
+        ...clamd.clientOptions(transport),
+        signaturesVersion: clamd.signaturesVersion,
+      });
+      const samples = signatureSamples();
+      const expected: Record<keyof typeof samples, string> = {
+        eicar: "malicious",
+        eicarInside: "malicious",
+        hdb: "malicious",
+        ndb: "malicious",
+        ldb: "malicious",
+        ldbPartial: "benign",
+        hdbNearMiss: "benign",
+      };
+      for (const [name, bytes] of Object.entries(samples) as [keyof typeof samples, Buffer][]) {
+        const path = join(directory, `${transport}-${name}.bin`);
+        await writeFile(path, bytes);
+        for (const artifact of [artifactFromBytes(bytes), artifactFromFile(path)]) {
+          const result = await scanner.scan(artifact);
+          expect(result.verdict, `${name} (${artifact.path ?? "bytes"})`).toBe(expected[name]);
+          if (name in sampleSignatures) {
+            expect(result.metadata.malware_family).toBe(
+              sampleSignatures[name as keyof typeof sampleSignatures],
+            );
+          }
+          expect(result.metadata.scanner).toMatchObject({
+            vendor_version: expect.stringMatching(/^\d+\.\d+/),
+            signatures_version: clamd.signaturesVersion,
+          });
+          const mode = (result.metadata.clamav as { mode: string }).mode;
+          expect(mode).toBe(transport === "socket" && artifact.path ? "path" : "instream");
+        }
+      }
+      await scanner.close?.();
+    });
+  }
+
+  it("parses VERSION, VERSIONCOMMANDS and STATS of the real clamd", async () => {
+    const client = new ClamdClient(clamd.clientOptions());
+    const version = await client.version();
+    expect(version.engineVersion).toMatch(/^\d+\.\d+\.\d+/);
+    expect(version.databaseVersion).toBeUndefined(); // custom signatures only: no database part
+    expect(await client.versionCommands()).toEqual(
+      expect.arrayContaining(["INSTREAM", "IDSESSION", "FILDES", "PING"]),
+    );
+    expect((await client.stats()).threads?.max).toBeGreaterThan(0);
+    await client.reload();
+    await client.ping();
+  });
+
+  it("aborts a real scan mid-stream and keeps working", async () => {
+    const scanner = createClamavScanner(clamd.clientOptions());
+    const controller = new AbortController();
+    const scan = scanner.scan(artifactFromStream(slowStream(1000, 10)), {
+      signal: controller.signal,
+    });
+    setTimeout(() => controller.abort(), 100);
+    await expect(scan).rejects.toBeInstanceOf(ScanAbortedError);
+    expect((await scanner.scan(artifactFromBytes(signatureSamples().ndb))).verdict).toBe(
+      "malicious",
+    );
+    await scanner.close?.();
+  });
+});
+
+describe("clamd faults", () => {
+  let clamd: ManagedClamd | undefined;
+  afterEach(async () => {
+    await clamd?.[Symbol.asyncDispose]();
+    clamd = undefined;
+  });
+
+  it("fails fast with BackendUnavailableError when clamd is not running", async () => {
+    clamd = await startManagedClamd();
+    const scanner = createClamavScanner(clamd.clientOptions());
+    await clamd.stop();
+    const started = Date.now();
+    await expect(scanner.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
+  it("answers a typed error, promptly, when clamd is killed mid-scan", async () => {
+    clamd = await startManagedClamd();
+    const scanner = createClamavScanner(clamd.clientOptions("tcp"));
+    await scanner.setup?.();
+    const killedAt = { time: 0 };
+    const failure = scanner.scan(artifactFromStream(slowStream(1000, 10))).then(
+      () => undefined,
+      (error: unknown) => ({ error, after: Date.now() - killedAt.time }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    killedAt.time = Date.now();
+    await clamd.kill();
+    const outcome = await failure;
+    expect(BackendUnavailableError.isInstance(outcome?.error)).toBe(true);
+    expect(outcome?.after).toBeLessThan(2000);
+  });
+
+  it("answers a typed error when clamd dies after the upload, while scanning", async () => {
+    clamd = await startManagedClamd();
+    const client = new ClamdClient(clamd.clientOptions("tcp"));
+    const big = Buffer.alloc(60 * 1024 * 1024, 0x61);
+    const failure = client.scan(artifactFromBytes(big)).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await clamd.kill();
+    expect(BackendUnavailableError.isInstance(await failure)).toBe(true);
+  });
+
+  it("reconnects transparently when clamd was restarted between scans", async () => {
+    clamd = await startManagedClamd();
+    for (const transport of ["socket", "tcp"] as const) {
+      const scanner = createClamavScanner(clamd.clientOptions(transport));
+      expect((await scanner.scan(artifactFromBytes(signatureSamples().ndb))).verdict).toBe(
+        "malicious",
+      );
+      await clamd.restart();
+      expect((await scanner.scan(artifactFromBytes(signatureSamples().ndb))).verdict).toBe(
+        "malicious",
+      );
+      expect((await scanner.scan(artifactFromBytes("clean after restart"))).verdict).toBe("benign");
+      await scanner.close?.();
+    }
+  });
+
+  it("turns clamd's StreamMaxLength cut into ArtifactTooLargeError, with no hang and no leaked connection", async () => {
+    clamd = await startManagedClamd({ config: { StreamMaxLength: "1M" } });
+    const client = new ClamdClient({ ...clamd.clientOptions("tcp"), maxConnections: 2 });
+    await client.ping();
+    const before = openHandles();
+    const twoMegabytes = Buffer.alloc(2 * 1024 * 1024, 0x62);
+    // size known (over clamd's limit, under ours), unsized stream, and a file
+    const path = join(directory, "two-megabytes.bin");
+    await writeFile(path, twoMegabytes);
+    for (const artifact of [
+      artifactFromBytes(twoMegabytes),
+      artifactFromStream(
+        Readable.from([twoMegabytes.subarray(0, 1024 * 1024), twoMegabytes.subarray(1024 * 1024)]),
+      ),
+      artifactFromFile(path),
+    ]) {
+      const started = Date.now();
+      await expect(client.scan(artifact)).rejects.toBeInstanceOf(ArtifactTooLargeError);
+      expect(Date.now() - started).toBeLessThan(5000);
+    }
+    expect((await client.scan(artifactFromBytes(signatureSamples().ndb))).reply.kind).toBe("found");
+    await client.close();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(openHandles()).toBeLessThanOrEqual(before);
+  });
+
+  it("refuses, before sending, an artifact over maxStreamBytes, and never truncates", async () => {
+    clamd = await startManagedClamd();
+    const client = new ClamdClient({ ...clamd.clientOptions(), maxStreamBytes: 64 * 1024 });
+    const overLimit = artifactFromStream(
+      Readable.from([Buffer.alloc(40 * 1024), Buffer.alloc(40 * 1024)]),
+    );
+    await expect(client.scan(overLimit)).rejects.toThrow(
+      /over clamd's StreamMaxLength|over maxStreamBytes/,
+    );
+    await expect(
+      client.scan(artifactFromBytes(Buffer.alloc(64 * 1024 + 1))),
+    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+  });
+});

@@ -1,0 +1,193 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ArtifactTooLargeError,
+  artifactFromBytes,
+  BackendUnavailableError,
+  InvalidOptionsError,
+  ProtocolError,
+  ScanAbortedError,
+  ScanTimeoutError,
+} from "@engine/core";
+import { stalledStreamArtifact } from "@engine/core/testing";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ClamdClient, createClamavScanner, decodeInstreamFrames } from "../src/index.js";
+import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
+
+const fakes: FakeClamd[] = [];
+afterEach(async () => {
+  for (const fake of fakes.splice(0)) await fake[Symbol.asyncDispose]();
+});
+async function fake(behaviour: Parameters<typeof startFakeClamd>[0]): Promise<FakeClamd> {
+  const started = await startFakeClamd(behaviour);
+  fakes.push(started);
+  return started;
+}
+
+/** Answers IDSESSION + INSTREAM uploads with `reply` once each upload is complete. */
+function answering(reply: (request: number) => string) {
+  const states = new WeakMap<Socket, { request: number; consumed: number }>();
+  return (socket: Socket, received: Buffer) => {
+    const state = states.get(socket) ?? { request: 0, consumed: 0 };
+    states.set(socket, state);
+    let rest = received.subarray(state.consumed);
+    if (rest.subarray(0, 11).toString() === "zIDSESSION\0") {
+      state.consumed += 11;
+      rest = rest.subarray(11);
+    }
+    while (rest.subarray(0, 10).toString() === "zINSTREAM\0") {
+      const upload = decodeInstreamFrames(rest.subarray(10));
+      if (!upload) return;
+      state.request += 1;
+      state.consumed += rest.length - upload.rest.length;
+      socket.write(`${state.request}: ${reply(state.request)}\0`);
+      rest = Buffer.from(upload.rest.buffer, upload.rest.byteOffset, upload.rest.byteLength);
+    }
+  };
+}
+
+describe("ClamdClient against scripted faults", () => {
+  it("fails fast with BackendUnavailableError when nothing listens", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "engine-nothing-"));
+    try {
+      const started = Date.now();
+      const client = new ClamdClient({ socket: join(directory, "missing.sock") });
+      await expect(client.ping()).rejects.toBeInstanceOf(BackendUnavailableError);
+      await expect(client.scan(artifactFromBytes("x"))).rejects.toThrow(
+        /cannot connect to clamd at unix:/,
+      );
+      const tcp = new ClamdClient({ host: "127.0.0.1", port: 1 });
+      await expect(tcp.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(
+        BackendUnavailableError,
+      );
+      expect(Date.now() - started).toBeLessThan(1000);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it("times out against a server that never answers", async () => {
+    const silent = await fake(() => {});
+    const client = new ClamdClient({ socket: silent.socketPath, readTimeoutMs: 200 });
+    const started = Date.now();
+    await expect(client.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(ScanTimeoutError);
+    await expect(client.ping()).rejects.toThrow(/did not answer PING/);
+    expect(Date.now() - started).toBeLessThan(2000);
+    await vi.waitFor(() => expect(silent.open.size).toBe(0));
+  });
+
+  it("reports a server that answers garbage as a ProtocolError", async () => {
+    const garbage = await fake((socket) => {
+      socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
+    });
+    const client = new ClamdClient({ socket: garbage.socketPath, readTimeoutMs: 1000 });
+    await expect(client.ping()).rejects.toBeInstanceOf(ProtocolError);
+    await expect(client.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(ProtocolError);
+  });
+
+  it("reports UNKNOWN COMMAND as a ProtocolError naming the command", async () => {
+    const old = await fake((socket) => socket.end("UNKNOWN COMMAND\0"));
+    await expect(new ClamdClient({ socket: old.socketPath }).versionCommands()).rejects.toThrow(
+      /VERSIONCOMMANDS .*does not know this command/,
+    );
+  });
+
+  it("reports a flood without terminators as a ProtocolError", async () => {
+    const flood = await fake((socket) => {
+      socket.write(Buffer.alloc(2 * 1024 * 1024, 0x41));
+    });
+    await expect(new ClamdClient({ socket: flood.socketPath }).ping()).rejects.toBeInstanceOf(
+      ProtocolError,
+    );
+  });
+
+  it("reuses one connection for many scans (IDSESSION) and reconnects when it was dropped", async () => {
+    const server = await fake(answering(() => "stream: OK"));
+    const client = new ClamdClient({ socket: server.socketPath, maxConnections: 1 });
+    for (let index = 0; index < 5; index += 1) {
+      expect((await client.scan(artifactFromBytes(`file ${index}`))).reply.kind).toBe("ok");
+    }
+    expect(server.connections).toBe(1);
+    for (const socket of server.open) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await client.scan(artifactFromBytes("after the drop"))).reply.kind).toBe("ok");
+    expect(server.connections).toBe(2);
+    await client.close();
+  });
+
+  it("refuses an artifact over maxStreamBytes before connecting", async () => {
+    const server = await fake(answering(() => "stream: OK"));
+    const client = new ClamdClient({ socket: server.socketPath, maxStreamBytes: 1024 });
+    await expect(client.scan(artifactFromBytes(Buffer.alloc(1025)))).rejects.toBeInstanceOf(
+      ArtifactTooLargeError,
+    );
+    expect(server.connections).toBe(0);
+  });
+
+  it("turns clamd's size-limit reply into ArtifactTooLargeError", async () => {
+    const server = await fake(answering(() => "INSTREAM size limit exceeded. ERROR"));
+    const client = new ClamdClient({ socket: server.socketPath });
+    await expect(client.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(ArtifactTooLargeError);
+  });
+
+  it("aborts mid-stream: the scan rejects at once and the socket is destroyed", async () => {
+    const server = await fake(() => {});
+    const client = new ClamdClient({ socket: server.socketPath });
+    const controller = new AbortController();
+    const scan = client.scan(stalledStreamArtifact(), { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort();
+    await expect(scan).rejects.toBeInstanceOf(ScanAbortedError);
+    await vi.waitFor(() => expect(server.open.size).toBe(0));
+  });
+
+  it("validates its options", () => {
+    expect(() => new ClamdClient({ socket: "/a", port: 3310 })).toThrow(InvalidOptionsError);
+    expect(() => new ClamdClient({ port: 70000 })).toThrow(InvalidOptionsError);
+    expect(() => new ClamdClient({ chunkBytes: 10 })).toThrow(InvalidOptionsError);
+    expect(() => createClamavScanner({ socket: "/a", host: "b" })).toThrow(InvalidOptionsError);
+    expect(() => createClamavScanner({ heuristicVerdict: "benign" } as never)).toThrow(
+      InvalidOptionsError,
+    );
+  });
+});
+
+describe("createClamavScanner answers", () => {
+  it.each([
+    ["stream: OK", "benign", 1, ""],
+    ["stream: Win.Test.Thing FOUND", "malicious", 1, "Win.Test.Thing"],
+    ["stream: Heuristics.Phishing.Email FOUND", "suspicious", 0.5, "Heuristics.Phishing.Email"],
+    ["stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND", "unknown", 0, ""],
+    ["stream: Heuristics.Encrypted.Zip FOUND", "unknown", 0, ""],
+  ])("maps %j to %s", async (reply, verdict, confidence, family) => {
+    const server = await fake((socket, received) => {
+      if (received.toString().startsWith("zPING")) socket.end("PONG\0");
+      else if (received.toString().startsWith("zVERSION"))
+        socket.end("ClamAV 1.4.6/27000/Thu Nov 20 08:00:00 2026\0");
+      else answering(() => reply)(socket, received);
+    });
+    const scanner = createClamavScanner({ socket: server.socketPath });
+    const result = await scanner.scan(artifactFromBytes("content"));
+    expect(result).toMatchObject({ verdict, confidence, metadata: { malware_family: family } });
+    expect(result.metadata.scanner).toMatchObject({
+      vendor_version: "1.4.6",
+      signatures_version: "27000",
+    });
+    if (verdict === "unknown") expect(result.metadata.comments?.[0]).toMatch(/^SKIPPED:/);
+    await scanner.close?.();
+  });
+
+  it("throws instead of answering when clamd reports an error", async () => {
+    const server = await fake((socket, received) => {
+      if (received.toString().startsWith("zPING")) socket.end("PONG\0");
+      else if (received.toString().startsWith("zVERSION")) socket.end("ClamAV 1.4.6\0");
+      else answering(() => "Can't allocate memory ERROR")(socket, received);
+    });
+    const scanner = createClamavScanner({ socket: server.socketPath });
+    await expect(scanner.scan(artifactFromBytes("content"))).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
+  });
+});

@@ -1,0 +1,15 @@
+import { readFileSync } from "node:fs";
+import { defineConfig } from "tsup";
+
+const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+
+export default defineConfig({
+  entry: { index: "src/index.ts", testing: "src/testing.ts" },
+  format: ["esm"],
+  target: "node20",
+  dts: true,
+  sourcemap: true,
+  clean: true,
+  splitting: true,
+  define: { __ENGINE_CLAMAV_VERSION__: JSON.stringify(version) },
+});
