@@ -117,6 +117,21 @@ describe("ClamdClient against scripted faults", () => {
     await client.close();
   });
 
+  it.each([
+    ["empty", Buffer.alloc(0), "zIDSESSION\0zINSTREAM\0\0\0\0\0"],
+    ["small", Buffer.from("abc"), "zIDSESSION\0zINSTREAM\0\0\0\0\x03abc\0\0\0\0"],
+  ])("sends exactly one end frame for a %s artifact", async (_, content, expected) => {
+    let seen = "";
+    const server = await fake((socket, received) => {
+      seen = received.toString("latin1");
+      answering(() => "stream: OK")(socket, received);
+    });
+    const client = new ClamdClient({ socket: server.socketPath });
+    expect((await client.scan(artifactFromBytes(content))).reply.kind).toBe("ok");
+    expect(seen).toBe(expected);
+    await client.close();
+  });
+
   it("refuses an artifact over maxStreamBytes before connecting", async () => {
     const server = await fake(answering(() => "stream: OK"));
     const client = new ClamdClient({ socket: server.socketPath, maxStreamBytes: 1024 });

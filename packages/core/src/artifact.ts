@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { type FileHandle, open, stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { ArtifactTooLargeError } from "./errors/artifact-too-large-error.js";
@@ -264,16 +264,31 @@ export function artifactFromFile(path: string, info?: ArtifactInfo): Artifact {
       }
     },
     readAll: async ({ signal, maxBytes }) => {
+      // open + fstat + exact-size reads + close: fewer thread-pool trips than readFile for the
+      // small files that most scans see.
+      let handle: FileHandle | undefined;
       try {
-        if (maxBytes !== undefined) {
-          const { size } = await stat(path);
-          if (size > maxBytes) throw tooLarge(maxBytes, size);
+        handle = await open(path, "r");
+        const stats = await handle.stat();
+        if (stats.isDirectory())
+          throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+        if (maxBytes !== undefined && stats.size > maxBytes) throw tooLarge(maxBytes, stats.size);
+        if (signal?.aborted) throw errorFromSignal(signal);
+        if (stats.size === 0) return await handle.readFile({ signal }); // /proc-like files report 0
+        const buffer = Buffer.allocUnsafe(stats.size);
+        let filled = 0;
+        while (filled < buffer.length) {
+          const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
         }
-        return await readFile(path, { signal });
+        return filled === buffer.length ? buffer : buffer.subarray(0, filled);
       } catch (error) {
         if (signal?.aborted) throw errorFromSignal(signal);
         if (ArtifactTooLargeError.isInstance(error)) throw error;
         throw fileError(path, error);
+      } finally {
+        await handle?.close();
       }
     },
   });
