@@ -1,0 +1,26 @@
+export {
+  type MatchSummary,
+  type MatchVerdictOptions,
+  summarizeMatch,
+  verdictFromMatches,
+} from "./match-verdict.js";
+export {
+  diagnosticFromCompiler,
+  formatDiagnostic,
+  type RuleDiagnostic,
+} from "./rule-diagnostics.js";
+export {
+  type LineSegment,
+  loadRuleSources,
+  type RuleInput,
+  type RuleSource,
+} from "./rule-sources.js";
+export { yaraPackageVersion } from "./version.js";
+export {
+  artifactExternals,
+  bundledRulesDirectory,
+  createYaraScanner,
+  type YaraScanner,
+} from "./yara-scanner.js";
+export { type YaraScannerOptions, yaraScannerOptionsSchema } from "./yara-scanner-options.js";
+export type { ExternalValue, RawMatch } from "./yara-worker-protocol.js";

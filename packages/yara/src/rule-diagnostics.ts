@@ -1,0 +1,58 @@
+import type { LineSegment } from "./rule-sources.js";
+
+/** A problem with one rule file: it did not compile (error) or compiled with a warning. */
+export interface RuleDiagnostic {
+  /** The file the problem is in (an included file when the problem is there). */
+  path: string;
+  /** Line in that file (1-based), when known. */
+  line?: number;
+  /** Column (1-based), when known. */
+  column?: number;
+  /** The compiler's code, e.g. `E009`, or ours: `include-not-found`, `include-cycle`, `unreadable`. */
+  code?: string;
+  /** The message. */
+  message: string;
+  /** `error`: the file was skipped (or the load failed); `warning`: it compiled. */
+  severity: "error" | "warning";
+}
+
+/**
+ * Parses a YARA-X compiler message (`error[E025]: unknown pattern ...\n --> line:3:13 ...`)
+ * and maps its line back through the include segments to the file it came from.
+ */
+export function diagnosticFromCompiler(
+  text: string,
+  fallbackPath: string,
+  segments: readonly LineSegment[],
+  severity: RuleDiagnostic["severity"] = "error",
+): RuleDiagnostic {
+  const header = /^(?:error|warning)\[([^\]]+)\]:\s*(.*)$/m.exec(text);
+  const location = /-->\s*line:(\d+):(\d+)/.exec(text);
+  const message = (header?.[2] ?? text.split("\n")[0] ?? text).trim();
+  const diagnostic: RuleDiagnostic = { path: fallbackPath, message, severity };
+  if (header?.[1]) diagnostic.code = header[1];
+  if (location?.[1] && location[2]) {
+    const combinedLine = Number(location[1]);
+    diagnostic.column = Number(location[2]);
+    const segment = segments.find(
+      (candidate) =>
+        combinedLine >= candidate.combinedStartLine &&
+        combinedLine < candidate.combinedStartLine + candidate.lineCount,
+    );
+    if (segment) {
+      diagnostic.path = segment.origin;
+      diagnostic.line = segment.originStartLine + (combinedLine - segment.combinedStartLine);
+    } else {
+      diagnostic.line = combinedLine;
+    }
+  }
+  return diagnostic;
+}
+
+/** One line for logs: `path:line:column: error[E025] message`. */
+export function formatDiagnostic(diagnostic: RuleDiagnostic): string {
+  const where = [diagnostic.path, diagnostic.line, diagnostic.column]
+    .filter((part) => part !== undefined)
+    .join(":");
+  return `${where}: ${diagnostic.severity}${diagnostic.code ? `[${diagnostic.code}]` : ""} ${diagnostic.message}`;
+}

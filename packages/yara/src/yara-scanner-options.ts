@@ -1,0 +1,58 @@
+import { availableParallelism } from "node:os";
+import { z } from "zod";
+
+const externalValue = z.union([z.string(), z.number(), z.boolean()]);
+
+/** Options of `createYaraScanner`. */
+export const yaraScannerOptionsSchema = z.strictObject({
+  /** Scanner name. Default `"yara"`. */
+  name: z.string().min(1).default("yara"),
+  /** A directory of rules, read recursively (`.yar`, `.yara`), like `RULES_DIR`. */
+  rulesDir: z.string().min(1).optional(),
+  /** Rule files. */
+  ruleFiles: z.array(z.string().min(1)).optional(),
+  /** Rule sources: one string, a list, or `{ namespace: source }`. */
+  rules: z.union([z.string(), z.array(z.string()), z.record(z.string(), z.string())]).optional(),
+  /**
+   * `"wasm"` (default): YARA-X as WebAssembly, works everywhere. `"native"`: a native engine,
+   * loaded lazily (see the README). `"auto"`: native when it loads, else wasm.
+   */
+  engine: z.enum(["wasm", "native", "auto"]).default("wasm"),
+  /**
+   * External variables and their defaults. `filename`, `filepath`, `extension` and `filetype`
+   * are always declared (default `""`) and set per scan from the artifact.
+   */
+  externals: z.record(z.string(), externalValue).default({}),
+  /** `"skip"` (default): a file that does not compile is reported and left out; `"fail"`: setup fails. */
+  onCompileError: z.enum(["skip", "fail"]).default("skip"),
+  /** Worker threads. Default: the number of cores. */
+  workers: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(() => availableParallelism()),
+  /** Largest artifact scanned, in bytes (YARA-X scans whole buffers). Default 256 MiB. */
+  maxScanBytes: z
+    .number()
+    .int()
+    .positive()
+    .default(256 * 1024 * 1024),
+  /** `score` meta (0-100) at or above this is malicious, below suspicious. Default 70. */
+  maliciousScore: z.number().min(0).max(100).default(70),
+  /** Tags that make a match suspicious. Default `["suspicious", "hunting", "heuristic"]`. */
+  suspiciousTags: z.array(z.string()).default(["suspicious", "hunting", "heuristic"]),
+  /** Confidence of a malicious match without confidence/score meta. Default 1. */
+  maliciousConfidence: z.number().min(0).max(1).default(1),
+  /** Confidence of a suspicious match without confidence/score meta. Default 0.5. */
+  suspiciousConfidence: z.number().min(0).max(1).default(0.5),
+  /** Called once per (re)load with the diagnostics; default: one `console.warn` summary. */
+  onDiagnostics: z
+    .custom<(diagnostics: import("./rule-diagnostics.js").RuleDiagnostic[]) => void>(
+      (value) => typeof value === "function",
+    )
+    .optional(),
+});
+
+/** Options of `createYaraScanner`; see {@link yaraScannerOptionsSchema}. */
+export type YaraScannerOptions = z.input<typeof yaraScannerOptionsSchema>;

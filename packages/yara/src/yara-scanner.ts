@@ -1,0 +1,295 @@
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  type Artifact,
+  ArtifactTooLargeError,
+  BackendUnavailableError,
+  defineScanner,
+  InvalidOptionsError,
+  type Scanner,
+  verdictMetadata,
+} from "@engine/core";
+import { z } from "zod";
+import { verdictFromMatches } from "./match-verdict.js";
+import {
+  diagnosticFromCompiler,
+  formatDiagnostic,
+  type RuleDiagnostic,
+} from "./rule-diagnostics.js";
+import { isDirectory, loadRuleSources } from "./rule-sources.js";
+import { yaraPackageVersion } from "./version.js";
+import { type YaraScannerOptions, yaraScannerOptionsSchema } from "./yara-scanner-options.js";
+import { compileInWorker, YaraWorkerPool } from "./yara-worker-pool.js";
+import type { CompiledWasm, ExternalValue } from "./yara-worker-protocol.js";
+
+/** The rules shipped with this package (an EICAR rule), used when no rules are given. */
+export const bundledRulesDirectory: string = fileURLToPath(new URL("../rules/", import.meta.url));
+
+/** External variables every scanner declares and sets per scan from the artifact. */
+export const artifactExternals = ["filename", "filepath", "extension", "filetype"] as const;
+
+/** A YARA scanner: the `Scanner` contract plus its rules' state. */
+export interface YaraScanner extends Scanner {
+  /** Problems found in the rule files at the last successful (re)load; files with errors were skipped. */
+  readonly diagnostics: readonly RuleDiagnostic[];
+  /** Stable hash of the compiled rule sources (the `signatures_version`), once set up. */
+  readonly signaturesVersion: string | undefined;
+  /** Number of rule files (namespaces) compiled, once set up. */
+  readonly ruleFileCount: number;
+  /**
+   * Reads and compiles the rules again in the background, then swaps them in atomically;
+   * scans keep running on the old rules meanwhile. On failure the old rules stay and the
+   * error says why.
+   */
+  reload(): Promise<void>;
+}
+
+interface LoadedRules {
+  pool: YaraWorkerPool;
+  diagnostics: RuleDiagnostic[];
+  signaturesVersion: string;
+  fileCount: number;
+  inFlight: number;
+  retired: boolean;
+}
+
+const require = createRequire(import.meta.url);
+let wasmModule: Promise<CompiledWasm> | undefined;
+let yaraXVersion: string | undefined;
+
+function yaraXDirectory(): string {
+  return dirname(require.resolve("@virustotal/yara-x/package.json"));
+}
+
+/** Compiles YARA-X's WebAssembly once per process, off the event loop (`WebAssembly.compile`). */
+function loadWasmModule(): Promise<CompiledWasm> {
+  // @types/node declares the WebAssembly types but not the global value.
+  const { WebAssembly: wasm } = globalThis as unknown as {
+    WebAssembly: { compile(bytes: Uint8Array): Promise<CompiledWasm> };
+  };
+  wasmModule ??= readFile(join(yaraXDirectory(), "pkg", "yara_x_js_bg.wasm")).then((bytes) =>
+    wasm.compile(bytes),
+  );
+  return wasmModule;
+}
+
+async function loadYaraXVersion(): Promise<string> {
+  yaraXVersion ??= (
+    JSON.parse(await readFile(join(yaraXDirectory(), "package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
+  return yaraXVersion;
+}
+
+function artifactExternalValues(artifact: Artifact): Record<string, ExternalValue> {
+  const filename = artifact.filename ?? "";
+  return {
+    filename,
+    filepath: artifact.path ?? "",
+    extension: extname(filename).replace(/^\./, "").toLowerCase(),
+    filetype: artifact.mimetype ?? "",
+  };
+}
+
+/**
+ * A YARA scanner on YARA-X (WebAssembly). Rules come from `rulesDir` (recursive, like
+ * `RULES_DIR`), `ruleFiles` and inline `rules`, or the bundled EICAR rule when none are given.
+ * Each file is its own namespace; `include` is resolved relative to the including file;
+ * files that do not compile are reported in `diagnostics` and skipped (or fail the setup with
+ * `onCompileError: "fail"`); zero usable rules is an error. Scans run in worker threads, and an
+ * abort or deadline terminates the worker running the scan.
+ *
+ * @example
+ * await using scanner = createYaraScanner({ rulesDir: "./rules" });
+ * const result = await scanner.scan(artifactFromFile("upload.bin"), { deadline: Date.now() + 5000 });
+ */
+export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner {
+  const parsed = yaraScannerOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new InvalidOptionsError({
+      message: `@engine/yara: createYaraScanner: ${z.prettifyError(parsed.error)}`,
+      hint: "See the @engine/yara README for the options.",
+      cause: parsed.error,
+    });
+  }
+  const settings = parsed.data;
+  const externals: Record<string, ExternalValue> = {
+    ...Object.fromEntries(artifactExternals.map((name) => [name, ""])),
+    ...settings.externals,
+  };
+  const noRulesGiven =
+    settings.rulesDir === undefined &&
+    settings.ruleFiles === undefined &&
+    settings.rules === undefined;
+  let current: LoadedRules | undefined;
+
+  const report = (diagnostics: RuleDiagnostic[]): void => {
+    if (settings.onDiagnostics) settings.onDiagnostics(diagnostics);
+    else {
+      const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
+      if (errors.length > 0) {
+        console.warn(
+          `@engine/yara: ${errors.length} rule file(s) skipped, see scanner.diagnostics; first: ${formatDiagnostic(errors[0] as RuleDiagnostic)}`,
+        );
+      }
+    }
+  };
+
+  const load = async (): Promise<LoadedRules> => {
+    const engine = settings.engine;
+    if (engine === "native") {
+      throw new BackendUnavailableError({
+        message: "@engine/yara: the native engine is not available in this version",
+        hint: 'Use engine: "wasm" (the default) or "auto", which falls back to wasm.',
+        scanner: settings.name,
+      });
+    }
+    const rulesDir = noRulesGiven ? bundledRulesDirectory : settings.rulesDir;
+    if (rulesDir !== undefined && !(await isDirectory(rulesDir))) {
+      throw new InvalidOptionsError({
+        message: `@engine/yara: the rules directory ${rulesDir} does not exist or is not a directory`,
+        hint: "Point rulesDir (RULES_DIR) at a directory of .yar/.yara files.",
+        scanner: settings.name,
+      });
+    }
+    const { sources, diagnostics } = await loadRuleSources({
+      rulesDir,
+      ruleFiles: settings.ruleFiles,
+      rules: settings.rules,
+    });
+    const module = await loadWasmModule();
+    const workerSources = sources.map(({ namespace, source }) => ({ namespace, source }));
+    const { worker, report: compiled } = await compileInWorker(module, workerSources, externals);
+    for (const { index, text } of compiled.errors) {
+      const source = sources[index];
+      if (source)
+        diagnostics.push(diagnosticFromCompiler(text, source.origin, source.segments, "error"));
+    }
+    for (const { index, text } of compiled.warnings) {
+      const source = sources[index];
+      if (source)
+        diagnostics.push(diagnosticFromCompiler(text, source.origin, source.segments, "warning"));
+    }
+    const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
+    const accepted = compiled.accepted
+      .map((index) => sources[index])
+      .filter((source) => source !== undefined);
+    if (accepted.length === 0 || (settings.onCompileError === "fail" && errors.length > 0)) {
+      await worker.terminate();
+      const listing = errors.slice(0, 5).map(formatDiagnostic).join("; ");
+      throw new InvalidOptionsError({
+        message:
+          accepted.length === 0
+            ? `@engine/yara: no usable rules (${sources.length} file(s) read, ${errors.length} with errors)${listing ? `: ${listing}` : ""}`
+            : `@engine/yara: ${errors.length} rule file(s) do not compile: ${listing}`,
+        hint:
+          accepted.length === 0
+            ? "Give rulesDir, ruleFiles or rules with at least one rule that compiles; a scanner without rules would find nothing."
+            : 'Fix the files, or use onCompileError: "skip" to leave them out.',
+        scanner: settings.name,
+      });
+    }
+    const hash = createHash("sha256");
+    for (const source of accepted)
+      hash.update(source.namespace).update("\0").update(source.source).update("\0");
+    const pool = await YaraWorkerPool.start(
+      {
+        module,
+        sources: accepted.map(({ namespace, source }) => ({ namespace, source })),
+        externals,
+      },
+      worker,
+      settings.workers,
+    );
+    report(diagnostics);
+    return {
+      pool,
+      diagnostics,
+      signaturesVersion: hash.digest("hex").slice(0, 16),
+      fileCount: accepted.length,
+      inFlight: 0,
+      retired: false,
+    };
+  };
+
+  const retire = async (rules: LoadedRules): Promise<void> => {
+    rules.retired = true;
+    if (rules.inFlight === 0) await rules.pool.close();
+  };
+
+  const scanner = defineScanner({
+    name: settings.name,
+    setup: async () => {
+      current = await load();
+    },
+    close: async () => {
+      const rules = current;
+      current = undefined;
+      if (rules) await retire(rules);
+    },
+    scan: async (artifact, { signal }) => {
+      const rules = current;
+      if (!rules)
+        throw new BackendUnavailableError({
+          message: "@engine/yara: the scanner is closed",
+          scanner: settings.name,
+        });
+      const size = await artifact.byteLength();
+      if (size !== undefined && size > settings.maxScanBytes) {
+        throw new ArtifactTooLargeError({
+          message: `@engine/yara: the artifact (${size} bytes) is over maxScanBytes (${settings.maxScanBytes} bytes)`,
+          hint: "Raise maxScanBytes; YARA-X scans whole buffers in memory.",
+          scanner: settings.name,
+        });
+      }
+      rules.inFlight += 1;
+      try {
+        const matches = await rules.pool.scan(
+          artifact,
+          artifactExternalValues(artifact),
+          settings.maxScanBytes,
+          signal,
+        );
+        const outcome = verdictFromMatches(matches, settings);
+        const metadata = verdictMetadata(outcome.family)
+          .product("yara")
+          .scanner({
+            version: yaraPackageVersion,
+            vendor_version: await loadYaraXVersion(),
+            signatures_version: rules.signaturesVersion,
+          })
+          .set("yara", {
+            matches: outcome.summaries.slice(0, 50),
+            matchCount: outcome.summaries.length,
+          })
+          .build();
+        return { verdict: outcome.verdict, confidence: outcome.confidence, metadata };
+      } finally {
+        rules.inFlight -= 1;
+        if (rules.retired && rules.inFlight === 0) await rules.pool.close();
+      }
+    },
+  });
+
+  const reload = async (): Promise<void> => {
+    if (!current) {
+      await scanner.setup?.();
+      return;
+    }
+    const next = await load();
+    const previous = current;
+    current = next;
+    if (previous) await retire(previous);
+  };
+  // Getters (not Object.assign, which would copy today's values) so they follow reloads.
+  return Object.defineProperties(scanner, {
+    diagnostics: { get: () => current?.diagnostics ?? [], enumerable: true },
+    signaturesVersion: { get: () => current?.signaturesVersion, enumerable: true },
+    ruleFileCount: { get: () => current?.fileCount ?? 0, enumerable: true },
+    reload: { value: reload, enumerable: true },
+  }) as YaraScanner;
+}

@@ -1,0 +1,343 @@
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import { Worker } from "node:worker_threads";
+import {
+  type Artifact,
+  ArtifactUnavailableError,
+  BackendUnavailableError,
+  EngineError,
+  errorFromSignal,
+} from "@engine/core";
+import type {
+  CompiledWasm,
+  ExternalValue,
+  RawMatch,
+  WorkerRequest,
+  WorkerResponse,
+  WorkerRuleSource,
+} from "./yara-worker-protocol.js";
+
+/** Bytes per message when an artifact is sent to a worker: small enough not to stall the event loop. */
+const transferChunkBytes = 4 * 1024 * 1024;
+
+/** The worker script: next to this module in `dist/`; tests running from `src/` use the build. */
+const workerUrl = new URL(
+  import.meta.url.endsWith(".ts") ? "../dist/yara-worker.js" : "./yara-worker.js",
+  import.meta.url,
+);
+
+type CompileReply = Extract<WorkerResponse, { type: "compiled" }>;
+
+interface Job {
+  id: number;
+  artifact: Artifact;
+  externals: Record<string, ExternalValue>;
+  maxBytes: number;
+  signal: AbortSignal;
+  resolve: (matches: RawMatch[]) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  job: Job | undefined;
+}
+
+/** What the pool needs to (re)start a worker: the compiled module, the sources that compile, the externals. */
+export interface PoolRules {
+  module: CompiledWasm;
+  sources: WorkerRuleSource[];
+  externals: Record<string, ExternalValue>;
+}
+
+function spawn(rules: PoolRules): Worker {
+  const worker = new Worker(workerUrl, { workerData: { module: rules.module } });
+  worker.unref();
+  return worker;
+}
+
+function once<T extends WorkerResponse["type"]>(
+  worker: Worker,
+  type: T,
+): Promise<Extract<WorkerResponse, { type: T }>> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (message: WorkerResponse): void => {
+      if (message.type === type) {
+        cleanup();
+        resolve(message as Extract<WorkerResponse, { type: T }>);
+      } else if (message.type === "compile-failed") {
+        cleanup();
+        reject(new Error(message.message));
+      }
+    };
+    const onError = (error: Error): void => {
+      cleanup();
+      reject(error);
+    };
+    const onExit = (code: number): void => {
+      cleanup();
+      reject(new Error(`the YARA worker exited with code ${code}`));
+    };
+    const cleanup = (): void => {
+      worker.off("message", onMessage);
+      worker.off("error", onError);
+      worker.off("exit", onExit);
+    };
+    worker.on("message", onMessage);
+    worker.on("error", onError);
+    worker.on("exit", onExit);
+  });
+}
+
+/**
+ * Compiles `sources` in a fresh worker, each file alone first so that broken files are
+ * reported and skipped (a failed `addSource` poisons a YARA-X compiler). Resolves with the
+ * worker (holding the compiled rules) and the report.
+ */
+export async function compileInWorker(
+  module: CompiledWasm,
+  sources: WorkerRuleSource[],
+  externals: Record<string, ExternalValue>,
+): Promise<{ worker: Worker; report: CompileReply }> {
+  const worker = spawn({ module, sources, externals });
+  try {
+    const compiled = once(worker, "compiled");
+    worker.postMessage({
+      type: "compile",
+      sources,
+      externals,
+      validate: true,
+    } satisfies WorkerRequest);
+    return { worker, report: await compiled };
+  } catch (error) {
+    await worker.terminate();
+    throw error;
+  }
+}
+
+/**
+ * A fixed-size pool of YARA worker threads that share nothing but the compiled WebAssembly
+ * module. Scans queue FIFO; an abort or deadline terminates the worker running that scan (the
+ * only way to stop a WebAssembly scan) and starts a fresh one, so the pool stays whole.
+ */
+export class YaraWorkerPool {
+  readonly #rules: PoolRules;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Job[] = [];
+  #nextId = 1;
+  #closed = false;
+
+  /** @param first a worker that already holds the compiled rules (from {@link compileInWorker}) */
+  private constructor(rules: PoolRules, first: Worker) {
+    this.#rules = rules;
+    this.#adopt(first, true);
+  }
+
+  /** Starts `size` workers; the first is given, the others compile the accepted sources in parallel. */
+  static async start(rules: PoolRules, first: Worker, size: number): Promise<YaraWorkerPool> {
+    const pool = new YaraWorkerPool(rules, first);
+    await Promise.all(Array.from({ length: size - 1 }, () => pool.#startWorker()));
+    return pool;
+  }
+
+  /** Number of workers. */
+  get size(): number {
+    return this.#slots.length;
+  }
+
+  /** Scans an artifact; rejects with the signal's typed reason when it fires. */
+  scan(
+    artifact: Artifact,
+    externals: Record<string, ExternalValue>,
+    maxBytes: number,
+    signal: AbortSignal,
+  ): Promise<RawMatch[]> {
+    if (this.#closed) {
+      return Promise.reject(
+        new BackendUnavailableError({
+          message: "@engine/yara: the scanner's worker pool is closed",
+          scanner: "yara",
+        }),
+      );
+    }
+    if (signal.aborted) return Promise.reject(errorFromSignal(signal, "yara"));
+    return new Promise((resolve, reject) => {
+      const job: Job = {
+        id: this.#nextId++,
+        artifact,
+        externals,
+        maxBytes,
+        signal,
+        resolve,
+        reject,
+      };
+      const onAbort = (): void => this.#abort(job);
+      signal.addEventListener("abort", onAbort, { once: true });
+      const settle =
+        <T>(finish: (value: T) => void) =>
+        (value: T): void => {
+          signal.removeEventListener("abort", onAbort);
+          finish(value);
+        };
+      job.resolve = settle(resolve);
+      job.reject = settle(reject);
+      this.#queue.push(job);
+      this.#dispatch();
+    });
+  }
+
+  /** Terminates every worker; queued and running scans reject. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const error = new BackendUnavailableError({
+      message: "@engine/yara: the scanner was closed during the scan",
+      scanner: "yara",
+    });
+    for (const job of this.#queue.splice(0)) job.reject(error);
+    await Promise.all(
+      this.#slots.splice(0).map((slot) => {
+        slot.job?.reject(error);
+        return slot.worker.terminate();
+      }),
+    );
+  }
+
+  async #startWorker(): Promise<void> {
+    const worker = spawn(this.#rules);
+    const compiled = once(worker, "compiled");
+    worker.postMessage({
+      type: "compile",
+      sources: this.#rules.sources,
+      externals: this.#rules.externals,
+      validate: false,
+    } satisfies WorkerRequest);
+    await compiled;
+    if (this.#closed) {
+      await worker.terminate();
+      return;
+    }
+    this.#adopt(worker, true);
+  }
+
+  #adopt(worker: Worker, ready: boolean): void {
+    const slot: Slot = { worker, ready, job: undefined };
+    this.#slots.push(slot);
+    worker.on("message", (message: WorkerResponse) => this.#onMessage(slot, message));
+    worker.on("error", (error) => this.#replace(slot, error));
+    worker.on("exit", (code) => {
+      if (this.#slots.includes(slot))
+        this.#replace(slot, new Error(`the YARA worker exited with code ${code}`));
+    });
+    this.#dispatch();
+  }
+
+  #onMessage(slot: Slot, message: WorkerResponse): void {
+    const job = slot.job;
+    if (
+      !job ||
+      (message.type !== "result" && message.type !== "scan-failed") ||
+      message.id !== job.id
+    )
+      return;
+    slot.job = undefined;
+    if (message.type === "result") job.resolve(message.matches);
+    else if (message.unreadable) {
+      job.reject(
+        new ArtifactUnavailableError({
+          message: `@engine/yara: ${message.message}`,
+          scanner: "yara",
+        }),
+      );
+    } else {
+      job.reject(
+        new EngineError({
+          message: `@engine/yara: the scan failed: ${message.message}`,
+          scanner: "yara",
+        }),
+      );
+    }
+    this.#dispatch();
+  }
+
+  #dispatch(): void {
+    for (const slot of this.#slots) {
+      if (!slot.ready || slot.job) continue;
+      const job = this.#queue.shift();
+      if (!job) return;
+      slot.job = job;
+      this.#send(slot, job).catch((error: unknown) => {
+        if (slot.job !== job) return;
+        // The artifact could not be read: the worker holds a half-sent job, so replace it.
+        this.#terminate(slot);
+        job.reject(job.signal.aborted ? errorFromSignal(job.signal, "yara") : error);
+      });
+    }
+  }
+
+  async #send(slot: Slot, job: Job): Promise<void> {
+    const { artifact } = job;
+    if (artifact.path !== undefined && artifact.replayable) {
+      // The worker reads local files itself: no copy through the main thread.
+      slot.worker.postMessage({
+        type: "scan",
+        id: job.id,
+        path: artifact.path,
+        externals: job.externals,
+      } satisfies WorkerRequest);
+      return;
+    }
+    slot.worker.postMessage({
+      type: "scan",
+      id: job.id,
+      externals: job.externals,
+    } satisfies WorkerRequest);
+    for await (const chunk of artifact.stream({ signal: job.signal, maxBytes: job.maxBytes })) {
+      const bytes = chunk as Uint8Array;
+      for (let offset = 0; offset < bytes.byteLength; offset += transferChunkBytes) {
+        if (slot.job !== job) return;
+        // A copy of just this piece, moved (not cloned) to the worker: cloning a view would
+        // serialise its whole backing buffer, and the caller's buffer must stay usable.
+        const piece = bytes.slice(offset, Math.min(offset + transferChunkBytes, bytes.byteLength));
+        slot.worker.postMessage(
+          { type: "chunk", id: job.id, bytes: piece } satisfies WorkerRequest,
+          [piece.buffer],
+        );
+        if (bytes.byteLength > transferChunkBytes) await yieldToEventLoop();
+      }
+    }
+    if (slot.job === job)
+      slot.worker.postMessage({ type: "end", id: job.id } satisfies WorkerRequest);
+  }
+
+  #abort(job: Job): void {
+    const queued = this.#queue.indexOf(job);
+    if (queued !== -1) this.#queue.splice(queued, 1);
+    const slot = this.#slots.find((candidate) => candidate.job === job);
+    if (slot) this.#terminate(slot);
+    job.reject(errorFromSignal(job.signal, "yara"));
+  }
+
+  /** Stops a worker (its scan cannot be interrupted otherwise) and starts a replacement. */
+  #terminate(slot: Slot): void {
+    const index = this.#slots.indexOf(slot);
+    if (index === -1) return;
+    this.#slots.splice(index, 1);
+    slot.job = undefined;
+    slot.worker.removeAllListeners("exit");
+    slot.worker.terminate().catch(() => {});
+    if (!this.#closed) this.#startWorker().catch(() => this.#startWorker().catch(() => {}));
+  }
+
+  #replace(slot: Slot, error: Error): void {
+    const job = slot.job;
+    this.#terminate(slot);
+    job?.reject(
+      new BackendUnavailableError({
+        message: `@engine/yara: the YARA worker failed during the scan: ${error.message}`,
+        hint: "The artifact may have exhausted the worker's memory; the worker was replaced.",
+        cause: error,
+        scanner: "yara",
+      }),
+    );
+  }
+}

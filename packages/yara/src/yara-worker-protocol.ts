@@ -1,0 +1,50 @@
+/**
+ * A compiled WebAssembly module (`WebAssembly.Module`), passed to worker threads so that each
+ * instantiates it without compiling it again. Opaque here: @types/node does not declare it.
+ */
+export type CompiledWasm = object;
+
+/** Values an external variable can take. */
+export type ExternalValue = string | number | boolean;
+
+/** A rule source as sent to a worker. */
+export interface WorkerRuleSource {
+  namespace: string;
+  source: string;
+}
+
+/** Messages from the pool to a worker. */
+export type WorkerRequest =
+  | {
+      type: "compile";
+      sources: WorkerRuleSource[];
+      externals: Record<string, ExternalValue>;
+      /** Compile each source alone first, to report the broken ones and skip them. */
+      validate: boolean;
+    }
+  | { type: "scan"; id: number; path?: string; externals: Record<string, ExternalValue> }
+  | { type: "chunk"; id: number; bytes: Uint8Array }
+  | { type: "end"; id: number };
+
+/** A matching rule as a worker reports it (private rules are never reported). */
+export interface RawMatch {
+  namespace: string;
+  identifier: string;
+  tags: string[];
+  metadata: Record<string, ExternalValue>;
+  /** Number of pattern matches across the rule's patterns. */
+  patternMatches: number;
+}
+
+/** Messages from a worker to the pool. */
+export type WorkerResponse =
+  | {
+      type: "compiled";
+      /** Indexes (into the sources sent) that compiled. */
+      accepted: number[];
+      errors: Array<{ index: number; text: string }>;
+      warnings: Array<{ index: number; text: string }>;
+    }
+  | { type: "compile-failed"; message: string }
+  | { type: "result"; id: number; matches: RawMatch[] }
+  | { type: "scan-failed"; id: number; message: string; unreadable: boolean };

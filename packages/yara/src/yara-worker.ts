@@ -1,0 +1,155 @@
+// Worker thread: compiles the rules once with YARA-X (WebAssembly) and scans what the pool
+// sends. It runs nothing on the main thread; the pool terminates it to stop a scan.
+import { readFileSync } from "node:fs";
+import { parentPort, workerData } from "node:worker_threads";
+import { Compiler, initSync, type Rules, type Scanner } from "@virustotal/yara-x";
+import type {
+  CompiledWasm,
+  ExternalValue,
+  RawMatch,
+  WorkerRequest,
+  WorkerResponse,
+} from "./yara-worker-protocol.js";
+
+interface YaraXMatch {
+  identifier: string;
+  namespace: string;
+  isPrivate: boolean;
+  tags: string[];
+  metadata: Array<{ identifier: string; value: ExternalValue }>;
+  patterns: Array<{ matches: unknown[] }>;
+}
+
+const port = parentPort;
+if (!port) throw new Error("@engine/yara: yara-worker.js must run in a worker thread");
+initSync({
+  module: (workerData as { module: CompiledWasm }).module as Parameters<
+    typeof initSync
+  >[0] extends { module: infer M }
+    ? M
+    : never,
+});
+
+let rules: Rules | undefined;
+let scanner: Scanner | undefined;
+let declared = new Set<string>();
+const pending = new Map<
+  number,
+  { path?: string; externals: Record<string, ExternalValue>; chunks: Uint8Array[] }
+>();
+
+function reply(message: WorkerResponse): void {
+  port?.postMessage(message);
+}
+
+function newCompiler(externals: Record<string, ExternalValue>): Compiler {
+  const compiler = new Compiler();
+  for (const [name, value] of Object.entries(externals)) compiler.defineGlobal(name, value);
+  return compiler;
+}
+
+function compile(request: Extract<WorkerRequest, { type: "compile" }>): void {
+  const errors: Array<{ index: number; text: string }> = [];
+  const warnings: Array<{ index: number; text: string }> = [];
+  let accepted = request.sources.map((_, index) => index);
+  if (request.validate) {
+    // A failed addSource poisons a compiler's build(), so each file is tried on its own first.
+    accepted = [];
+    request.sources.forEach((source, index) => {
+      const compiler = newCompiler(request.externals);
+      try {
+        compiler.newNamespace(source.namespace);
+        compiler.addSource(source.source);
+        accepted.push(index);
+        for (const text of compiler.warnings) warnings.push({ index, text });
+      } catch (error) {
+        errors.push({ index, text: String(error instanceof Error ? error.message : error) });
+      } finally {
+        compiler.free();
+      }
+    });
+  }
+  if (accepted.length > 0) {
+    const compiler = newCompiler(request.externals);
+    for (const index of accepted) {
+      const source = request.sources[index];
+      if (!source) continue;
+      compiler.newNamespace(source.namespace);
+      compiler.addSource(source.source);
+    }
+    scanner?.free();
+    rules?.free();
+    rules = compiler.build();
+    scanner = rules.scanner();
+    declared = new Set(Object.keys(request.externals));
+  }
+  reply({ type: "compiled", accepted, errors, warnings });
+}
+
+function scan(id: number): void {
+  const job = pending.get(id);
+  pending.delete(id);
+  if (!job) return;
+  if (!scanner) {
+    reply({ type: "scan-failed", id, message: "no rules are loaded", unreadable: false });
+    return;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes =
+      job.path !== undefined
+        ? readFileSync(job.path)
+        : job.chunks.length === 1 && job.chunks[0]
+          ? job.chunks[0]
+          : Buffer.concat(job.chunks);
+  } catch (error) {
+    reply({
+      type: "scan-failed",
+      id,
+      message: `cannot read ${job.path}: ${String(error)}`,
+      unreadable: true,
+    });
+    return;
+  }
+  for (const [name, value] of Object.entries(job.externals))
+    if (declared.has(name)) scanner.setGlobal(name, value);
+  const result = scanner.scan(bytes) as { matches: YaraXMatch[] };
+  const matches: RawMatch[] = result.matches
+    .filter((match) => !match.isPrivate)
+    .map((match) => ({
+      namespace: match.namespace,
+      identifier: match.identifier,
+      tags: match.tags,
+      metadata: Object.fromEntries(match.metadata.map((entry) => [entry.identifier, entry.value])),
+      patternMatches: match.patterns.reduce((total, pattern) => total + pattern.matches.length, 0),
+    }));
+  reply({ type: "result", id, matches });
+}
+
+port.on("message", (request: WorkerRequest) => {
+  try {
+    switch (request.type) {
+      case "compile":
+        compile(request);
+        break;
+      case "scan":
+        pending.set(request.id, {
+          ...(request.path === undefined ? {} : { path: request.path }),
+          externals: request.externals,
+          chunks: [],
+        });
+        if (request.path !== undefined) scan(request.id);
+        break;
+      case "chunk":
+        pending.get(request.id)?.chunks.push(request.bytes);
+        break;
+      case "end":
+        scan(request.id);
+        break;
+    }
+  } catch (error) {
+    const message = String(error instanceof Error ? error.message : error);
+    if (request.type === "compile") reply({ type: "compile-failed", message });
+    else reply({ type: "scan-failed", id: request.id, message, unreadable: false });
+  }
+});

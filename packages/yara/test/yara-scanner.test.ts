@@ -1,0 +1,225 @@
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  artifactFromBytes,
+  artifactFromFile,
+  eicarBytes,
+  InvalidOptionsError,
+  ScanTimeoutError,
+} from "@engine/core";
+import { describeScanner } from "@engine/core/testing";
+import { afterEach, describe, expect, it } from "vitest";
+import { createYaraScanner, type YaraScanner } from "../src/index.js";
+import { ruleDirectory } from "./rule-files.js";
+
+const quiet = { onDiagnostics: () => {}, workers: 2 };
+const open: Array<{ scanner?: YaraScanner; remove?: () => Promise<void> }> = [];
+afterEach(async () => {
+  for (const entry of open.splice(0)) {
+    await entry.scanner?.close?.();
+    await entry.remove?.();
+  }
+});
+async function scannerFor(
+  files: Record<string, string>,
+  options: Parameters<typeof createYaraScanner>[0] = {},
+) {
+  const directory = await ruleDirectory(files);
+  const scanner = createYaraScanner({ rulesDir: directory.path, ...quiet, ...options });
+  open.push({ scanner, remove: directory.remove });
+  return { scanner, directory: directory.path };
+}
+const rulesOf = (result: { metadata: Record<string, unknown> }) =>
+  (
+    (result.metadata.yara as { matches: Array<{ namespace: string; rule: string }> }).matches ?? []
+  ).map((match) => `${match.namespace}:${match.rule}`);
+
+describeScanner("yara (wasm, bundled rules)", () => createYaraScanner({ workers: 2 }), {
+  largeArtifactBytes: 16 * 1024 * 1024,
+  // YARA has no daemon: its "backend" is the rules; missing rules must be an error, never benign.
+  createUnreachableScanner: () => createYaraScanner({ rulesDir: "/nonexistent/rules", ...quiet }),
+});
+
+describe("rule loading", () => {
+  it("resolves nested and relative includes, and maps errors in included files to their own lines", async () => {
+    const { scanner } = await scannerFor({
+      "main.yar": 'include "lib/strings.yar"\nrule uses_lib { condition: lib_marker }\n',
+      "lib/strings.yar":
+        'include "../common/base.yar"\nprivate rule lib_marker { strings: $a = "MARKER" condition: $a and base_ok }\n',
+      "common/base.yar": "private rule base_ok { condition: true }\n",
+      "broken/main.yar": 'include "inner.yar"\nrule ok { condition: true }\n',
+      "broken/inner.yar": "rule fine { condition: true }\n\nrule bad { condition: $nope }\n",
+    });
+    await scanner.setup?.();
+    const result = await scanner.scan(artifactFromBytes("xx MARKER xx"));
+    expect(rulesOf(result)).toContain("main:uses_lib");
+    expect(rulesOf(result)).not.toContain("lib/strings:lib_marker"); // private rules are never reported
+    const error = scanner.diagnostics.find((diagnostic) => diagnostic.severity === "error");
+    expect(error).toMatchObject({
+      path: expect.stringMatching(/broken\/inner\.yar$/),
+      line: 3,
+      code: expect.stringMatching(/^E\d+/),
+    });
+    expect(error?.column).toBeGreaterThan(0);
+  });
+
+  it("reports a missing include and an include cycle, and keeps the good files", async () => {
+    const { scanner } = await scannerFor({
+      "good.yar": 'rule good { strings: $a = "GOOD" condition: $a }\n',
+      "missing.yar": '\ninclude "nowhere.yar"\nrule m { condition: true }\n',
+      "cycle/a.yar": 'include "b.yar"\nrule a { condition: true }\n',
+      "cycle/b.yar": 'include "a.yar"\nrule b { condition: true }\n',
+    });
+    await scanner.setup?.();
+    const codes = scanner.diagnostics.map((diagnostic) => `${diagnostic.code}@${diagnostic.line}`);
+    expect(codes).toContain("include-not-found@2");
+    expect(codes.filter((code) => code.startsWith("include-cycle"))).toHaveLength(2);
+    expect(rulesOf(await scanner.scan(artifactFromBytes("GOOD")))).toEqual(["good:good"]);
+  });
+
+  it("gives each file its own namespace, so equal rule names do not collide", async () => {
+    const { scanner } = await scannerFor({
+      "one.yar": 'rule same_name { strings: $a = "shared" condition: $a }\n',
+      "sub/two.yar": 'rule same_name { strings: $a = "shared" condition: $a }\n',
+    });
+    expect(rulesOf(await scanner.scan(artifactFromBytes("a shared string")))).toEqual([
+      "one:same_name",
+      "sub/two:same_name",
+    ]);
+  });
+
+  it("skips index files whose includes are loaded on their own", async () => {
+    const { scanner } = await scannerFor({
+      "index.yar": '// all rules\ninclude "./malware/a.yar"\n',
+      "malware/a.yar": 'rule a { strings: $a = "AAA" condition: $a }\n',
+    });
+    expect(rulesOf(await scanner.scan(artifactFromBytes("AAA")))).toEqual(["malware/a:a"]);
+  });
+
+  it("sets filename, filepath, extension and filetype from the artifact, with user externals as defaults", async () => {
+    const { scanner, directory } = await scannerFor(
+      {
+        "externals.yar": [
+          'rule by_extension { condition: extension == "exe" }',
+          'rule by_name { condition: filename == "invoice.pdf" }',
+          'rule by_path { condition: filepath contains "sample" }',
+          'rule by_type { condition: filetype == "application/pdf" }',
+          'rule by_user { condition: environment == "production" }',
+        ].join("\n"),
+      },
+      { externals: { environment: "production" } },
+    );
+    const path = join(directory, "sample.bin");
+    await writeFile(path, "content");
+    expect(rulesOf(await scanner.scan(artifactFromBytes("x", { filename: "setup.EXE" })))).toEqual([
+      "externals:by_extension",
+      "externals:by_user",
+    ]);
+    expect(
+      rulesOf(
+        await scanner.scan(
+          artifactFromBytes("x", { filename: "invoice.pdf", mimetype: "application/pdf" }),
+        ),
+      ),
+    ).toEqual(["externals:by_name", "externals:by_type", "externals:by_user"]);
+    expect(rulesOf(await scanner.scan(artifactFromFile(path)))).toEqual([
+      "externals:by_path",
+      "externals:by_user",
+    ]);
+  });
+
+  it('fails setup on a broken file with onCompileError: "fail"', async () => {
+    const { scanner } = await scannerFor(
+      {
+        "good.yar": "rule g { condition: true }",
+        "bad.yar": "rule b { condition: undefined_thing }",
+      },
+      { onCompileError: "fail" },
+    );
+    await expect(scanner.setup?.()).rejects.toThrow(/bad\.yar:1:\d+: error\[E\d+\]/);
+  });
+
+  it("refuses to run with zero usable rules: empty directory, only broken files, missing directory", async () => {
+    const empty = await scannerFor({});
+    await expect(empty.scanner.setup?.()).rejects.toThrow(/no usable rules/);
+    const broken = await scannerFor({ "bad.yar": "rule { nonsense" });
+    await expect(broken.scanner.setup?.()).rejects.toBeInstanceOf(InvalidOptionsError);
+    const missing = createYaraScanner({ rulesDir: "/nonexistent/rules", ...quiet });
+    await expect(missing.scan(artifactFromBytes("x"))).rejects.toThrow(/does not exist/);
+  });
+
+  it("loads inline rules and rule files", async () => {
+    const directory = await ruleDirectory({
+      "file.yar": 'rule from_file { strings: $a = "FILE" condition: $a }',
+    });
+    const scanner = createYaraScanner({
+      ruleFiles: [join(directory.path, "file.yar")],
+      rules: { custom: 'rule from_string { strings: $a = "STRING" condition: $a }' },
+      ...quiet,
+    });
+    open.push({ scanner, remove: directory.remove });
+    expect(rulesOf(await scanner.scan(artifactFromBytes("FILE STRING")))).toEqual([
+      "file:from_file",
+      "custom:from_string",
+    ]);
+  });
+});
+
+describe("reload", () => {
+  it("swaps in new rules, and keeps the old ones when the new ones fail", async () => {
+    const { scanner, directory } = await scannerFor(
+      { "r.yar": 'rule first { strings: $a = "ONE" condition: $a }' },
+      { onCompileError: "fail" },
+    );
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual(["r:first"]);
+    const before = scanner.signaturesVersion;
+    await writeFile(join(directory, "r.yar"), 'rule second { strings: $a = "TWO" condition: $a }');
+    await scanner.reload();
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual(["r:second"]);
+    expect(scanner.signaturesVersion).not.toBe(before);
+    await writeFile(join(directory, "r.yar"), "rule broken { condition: ");
+    await expect(scanner.reload()).rejects.toBeInstanceOf(InvalidOptionsError);
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual(["r:second"]);
+  });
+});
+
+describe("hard deadlines and the event loop", () => {
+  it("ends a pathological scan at its deadline with ScanTimeoutError, and the next scan works", async () => {
+    const { scanner } = await scannerFor({
+      "slow.yar":
+        "rule slow { condition: for all i in (0..filesize) : ( for all j in (0..filesize) : ( uint8(i) != uint8(j) + 1 ) ) }",
+      "eicar.yar": `rule eicar { strings: $a = "${eicarBytes().toString("latin1").replace(/\\/g, "\\\\")}" condition: $a }`,
+    });
+    await scanner.setup?.();
+    const started = Date.now();
+    await expect(
+      scanner.scan(artifactFromBytes(Buffer.alloc(4 * 1024 * 1024, 1)), {
+        deadline: Date.now() + 500,
+      }),
+    ).rejects.toBeInstanceOf(ScanTimeoutError);
+    expect(Date.now() - started).toBeLessThan(1500);
+    const next = await scanner.scan(artifactFromBytes(eicarBytes()), {
+      deadline: Date.now() + 20_000,
+    });
+    expect(next.verdict).toBe("malicious");
+  });
+
+  it("keeps the event loop responsive (lag under 20 ms) while a 200 MB buffer is scanned", async () => {
+    const scanner = createYaraScanner({ ...quiet, workers: 1 });
+    open.push({ scanner });
+    await scanner.setup?.();
+    const buffer = Buffer.alloc(200 * 1024 * 1024, 0x41);
+    let worstLag = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      worstLag = Math.max(worstLag, now - last - 5);
+      last = now;
+    }, 5);
+    const result = await scanner.scan(artifactFromBytes(buffer));
+    clearInterval(ticker);
+    expect(result.verdict).toBe("benign");
+    console.log(`worst event-loop lag while scanning 200 MB: ${worstLag.toFixed(1)} ms`);
+    expect(worstLag).toBeLessThan(20);
+  }, 60_000);
+});
