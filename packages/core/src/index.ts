@@ -55,6 +55,8 @@ export { type Scanner, type ScanOptions, scanOptionsSchema } from "./scanner.js"
 export { type ScannerEnvironment, scannerEnvironment } from "./scanner-environment.js";
 export { type Verdict, verdictSchema, verdicts } from "./verdict.js";
 export {
+  type BackendProvenance,
+  backendProvenanceSchema,
   type ScannerInfo,
   type StixSignature,
   scannerEnvironmentSchema,

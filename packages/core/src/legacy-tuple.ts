@@ -24,13 +24,21 @@ export interface LegacyTuple {
  * A {@link ScanResult} as the tutorial's tuple: `malicious` -> `(true, true)`, `benign` ->
  * `(true, false)`, `suspicious` and `unknown` -> `(false, false)` (no assertion: the legacy
  * tuple cannot say "suspicious", and asserting benign on it would be wrong).
- * `metadata` is the JSON of the verdict metadata.
+ * `metadata` is the JSON of the verdict metadata; for a multi-engine result (with
+ * `metadata.backends`), the backends' metadata JSON joined with `;`, as the tutorial's
+ * `';'.join(metadatas)`.
  */
 export function toLegacyTuple(result: ScanResult): LegacyTuple {
+  const { backends } = result.metadata;
   return {
     bit: result.verdict === "malicious" || result.verdict === "benign",
     verdict: result.verdict === "malicious",
-    metadata: JSON.stringify(result.metadata),
+    // A multi-engine answer joins its backends' metadata with ";", as the tutorial's multi does.
+    metadata: backends
+      ? backends
+          .map((backend) => (backend.metadata ? JSON.stringify(backend.metadata) : ""))
+          .join(";")
+      : JSON.stringify(result.metadata),
   };
 }
 

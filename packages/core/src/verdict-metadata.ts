@@ -29,6 +29,32 @@ export const stixSignatureSchema = z.looseObject({
 });
 
 /**
+ * One backend's part in a combined verdict (`metadata.backends` of a multi-engine result):
+ * what it answered, or the code of the error it failed with, and how long it took.
+ */
+export const backendProvenanceSchema = z.looseObject({
+  /** The backend scanner's name. */
+  name: z.string(),
+  /** Its verdict; `unknown` when it failed. */
+  verdict: z.enum(["malicious", "benign", "suspicious", "unknown"]),
+  /** Its confidence, 0..1 (0 when it failed). */
+  confidence: z.number().min(0).max(1),
+  /** Its `malware_family` (`""` for none). */
+  malware_family: z.string(),
+  /** Wall time of its scan, in milliseconds. */
+  duration_ms: z.number().nonnegative(),
+  /** The `EngineError` code when it failed. */
+  error_code: z.string().optional(),
+  /** The error message when it failed. */
+  error: z.string().optional(),
+  /** Its full verdict metadata when it answered. */
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** One entry of `metadata.backends`; see {@link backendProvenanceSchema}. */
+export type BackendProvenance = z.infer<typeof backendProvenanceSchema>;
+
+/**
  * The PolySwarm verdict metadata (polyswarm-artifact's `Verdict` schema): `malware_family` is
  * required (`""` when there is none), everything else optional, and extra keys are allowed
  * and kept (backends put their own details there, the multi-engine its provenance).
@@ -42,6 +68,8 @@ export const verdictMetadataSchema = z.looseObject({
   heuristic: z.boolean().optional(),
   stix: z.array(stixSignatureSchema).optional(),
   comments: z.array(z.string()).optional(),
+  /** Per-backend provenance, set by multi-engines (`@engine/multi`). */
+  backends: z.array(backendProvenanceSchema).optional(),
 });
 
 /** Verdict metadata; see {@link verdictMetadataSchema}. */

@@ -22,7 +22,12 @@ export const yaraScannerOptionsSchema = z.strictObject({
    * External variables and their defaults. `filename`, `filepath`, `extension` and `filetype`
    * are always declared (default `""`) and set per scan from the artifact.
    */
-  externals: z.record(z.string(), externalValue).default({}),
+  externals: z
+    .record(
+      z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an external's name is an identifier"),
+      externalValue,
+    )
+    .default({}),
   /** `"skip"` (default): a file that does not compile is reported and left out; `"fail"`: setup fails. */
   onCompileError: z.enum(["skip", "fail"]).default("skip"),
   /** Worker threads. Default: the number of cores. */

@@ -297,7 +297,10 @@ export class YaraWorkerPool {
         if (slot.job !== job) return;
         // A copy of just this piece, moved (not cloned) to the worker: cloning a view would
         // serialise its whole backing buffer, and the caller's buffer must stay usable.
-        const piece = bytes.slice(offset, Math.min(offset + transferChunkBytes, bytes.byteLength));
+        // (`new Uint8Array(view)` copies; Buffer#slice would not.)
+        const piece = new Uint8Array(
+          bytes.subarray(offset, Math.min(offset + transferChunkBytes, bytes.byteLength)),
+        );
         slot.worker.postMessage(
           { type: "chunk", id: job.id, bytes: piece } satisfies WorkerRequest,
           [piece.buffer],

@@ -165,6 +165,22 @@ describe("rule loading", () => {
   });
 });
 
+describe("artifact bytes", () => {
+  it("leaves the caller's buffers intact (pieces are copied before they move to a worker)", async () => {
+    const scanner = createYaraScanner({ ...quiet, workers: 1 });
+    open.push({ scanner });
+    const pooled = Buffer.from("a small pooled buffer");
+    const large = Buffer.alloc(9 * 1024 * 1024, 0x42);
+    for (const buffer of [pooled, large]) {
+      const before = buffer.byteLength;
+      expect((await scanner.scan(artifactFromBytes(buffer))).verdict).toBe("benign");
+      expect(buffer.byteLength).toBe(before);
+      expect(buffer.buffer.byteLength).toBeGreaterThan(0);
+    }
+    expect(pooled.toString()).toBe("a small pooled buffer");
+  });
+});
+
 describe("reload", () => {
   it("swaps in new rules, and keeps the old ones when the new ones fail", async () => {
     const { scanner, directory } = await scannerFor(

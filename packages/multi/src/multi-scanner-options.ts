@@ -1,0 +1,48 @@
+import { z } from "zod";
+import type { VerdictPolicy } from "./verdict-policy.js";
+
+/** Options of `createMultiScanner`. */
+export const multiScannerOptionsSchema = z
+  .strictObject({
+    /** Name of the multi-engine. Default `"multi"`. */
+    name: z.string().min(1).default("multi"),
+    /**
+     * How backend answers become one verdict: `"any"` (default, the tutorial's rule),
+     * `"majority"`, or a policy function (`quorum(2)`, `weighted({...}, 2)`, your own).
+     */
+    policy: z
+      .union([
+        z.enum(["any", "majority"]),
+        z.custom<VerdictPolicy>((value) => typeof value === "function"),
+      ])
+      .default("any"),
+    /**
+     * Each backend's own time budget, in ms, inside the caller's deadline: one number for all
+     * or `{ name: ms }`. A backend past its budget counts as failed (`SCAN_TIMEOUT`). Default: none.
+     */
+    backendTimeoutMs: z
+      .union([z.number().int().positive(), z.record(z.string(), z.number().int().positive())])
+      .optional(),
+    /** Time kept before the caller's deadline to combine the answers, in ms. Default 20. */
+    deadlineMarginMs: z.number().int().nonnegative().default(20),
+    /**
+     * A stream artifact whose declared size is at most this many bytes is read into memory once;
+     * larger or unsized streams are spooled to a temporary file. Default 8 MiB.
+     */
+    memoryLimitBytes: z
+      .number()
+      .int()
+      .nonnegative()
+      .default(8 * 1024 * 1024),
+    /** Where spooled streams go. Default: the OS temp directory. */
+    temporaryDirectory: z.string().min(1).optional(),
+  })
+  .default({
+    name: "multi",
+    policy: "any",
+    deadlineMarginMs: 20,
+    memoryLimitBytes: 8 * 1024 * 1024,
+  });
+
+/** Options of `createMultiScanner`; see {@link multiScannerOptionsSchema}. */
+export type MultiScannerOptions = z.input<typeof multiScannerOptionsSchema>;

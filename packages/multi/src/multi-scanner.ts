@@ -1,0 +1,263 @@
+import {
+  type Artifact,
+  type BackendProvenance,
+  BackendUnavailableError,
+  createScanSignal,
+  defineScanner,
+  EngineError,
+  InvalidOptionsError,
+  InvalidResultError,
+  parseScanResult,
+  raceSignal,
+  type Scanner,
+  type ScanResult,
+  verdictMetadata,
+  verdictSchema,
+} from "@engine/core";
+import { z } from "zod";
+import { answered, type BackendOutcome, failed } from "./backend-outcome.js";
+import { type MultiScannerOptions, multiScannerOptionsSchema } from "./multi-scanner-options.js";
+import { shareArtifact } from "./shared-artifact.js";
+import { namedPolicies, type VerdictPolicy } from "./verdict-policy.js";
+import { multiPackageVersion } from "./version.js";
+
+/** A multi-engine: a `Scanner` made of scanners. */
+export interface MultiScanner extends Scanner {
+  /** The backends, in the order given. */
+  readonly backends: readonly Scanner[];
+  /** Backends whose last `setup` failed, with why. The multi works with the others. */
+  readonly setupFailures: ReadonlyMap<string, EngineError>;
+}
+
+function asEngineError(error: unknown, scanner: string): EngineError {
+  if (EngineError.isInstance(error)) return error;
+  return new EngineError({
+    message: `@engine/multi: ${scanner} failed: ${(error as Error)?.message ?? String(error)}`,
+    cause: error,
+    scanner,
+  });
+}
+
+const policyResultSchema = z.object({
+  verdict: verdictSchema,
+  confidence: z.number().min(0).max(1),
+});
+
+/**
+ * Combines scanners into one scanner. Backends scan concurrently, each within its own budget
+ * inside the caller's deadline, and the answer comes by the deadline even if a backend hangs
+ * and ignores its signal. The policy (`any` by default) combines the answers, then the
+ * fail-closed rules apply to every policy:
+ * - a failed backend never lets `benign` through: the verdict becomes `unknown`, with a comment
+ *   naming the failed backends;
+ * - when every backend failed, the scan throws (the shared error, or `BackendUnavailableError`).
+ *
+ * `metadata.backends` keeps one entry per backend (name, verdict, confidence, family, duration,
+ * error code); `malware_family` comes from the most confident detecting backend (ties: order
+ * given). Artifacts are read once: streams are buffered (small) or spooled to a temp file.
+ *
+ * @example
+ * const engine = createMultiScanner([createClamavScanner({ socket }), createYaraScanner({ rulesDir })], {
+ *   policy: quorum(1),
+ *   backendTimeoutMs: { clamav: 5_000 },
+ * });
+ */
+export function createMultiScanner(
+  scanners: readonly Scanner[],
+  options?: MultiScannerOptions,
+): MultiScanner {
+  const parsed = multiScannerOptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new InvalidOptionsError({
+      message: `@engine/multi: createMultiScanner: ${z.prettifyError(parsed.error)}`,
+      cause: parsed.error,
+    });
+  }
+  const settings = parsed.data;
+  if (!Array.isArray(scanners) || scanners.length === 0) {
+    throw new InvalidOptionsError({
+      message: "@engine/multi: createMultiScanner needs at least one scanner",
+    });
+  }
+  const names = scanners.map((scanner) => scanner?.name);
+  const duplicate = names.find((name, index) => names.indexOf(name) !== index);
+  if (names.some((name) => typeof name !== "string") || duplicate !== undefined) {
+    throw new InvalidOptionsError({
+      message: `@engine/multi: every backend needs a distinct name${duplicate ? ` (${duplicate} is given twice)` : ""}`,
+      hint: "Give the backends names, e.g. createYaraScanner({ name: 'yara-extra' }).",
+    });
+  }
+  const policy: VerdictPolicy =
+    typeof settings.policy === "function" ? settings.policy : namedPolicies[settings.policy];
+  const budget = (name: string): number | undefined =>
+    typeof settings.backendTimeoutMs === "number"
+      ? settings.backendTimeoutMs
+      : settings.backendTimeoutMs?.[name];
+  const setupFailures = new Map<string, EngineError>();
+
+  const runBackend = async (
+    backend: Scanner,
+    artifact: Artifact,
+    signal: AbortSignal,
+    deadline: number | undefined,
+  ): Promise<BackendOutcome> => {
+    const started = performance.now();
+    const own = budget(backend.name);
+    const limits = [
+      deadline === undefined ? undefined : deadline - settings.deadlineMarginMs,
+      own === undefined ? undefined : Date.now() + own,
+    ];
+    const defined = limits.filter((limit): limit is number => limit !== undefined);
+    const backendDeadline = defined.length > 0 ? Math.min(...defined) : undefined;
+    using stop = createScanSignal({ signal, deadline: backendDeadline, scanner: backend.name });
+    try {
+      const result = await raceSignal(
+        Promise.resolve().then(() =>
+          backend.scan(artifact, { signal: stop.signal, deadline: backendDeadline }),
+        ),
+        stop.signal,
+        backend.name,
+      );
+      return {
+        name: backend.name,
+        status: "answered",
+        result: parseScanResult(result, backend.name),
+        durationMs: performance.now() - started,
+      };
+    } catch (error) {
+      return {
+        name: backend.name,
+        status: "failed",
+        error: asEngineError(error, backend.name),
+        durationMs: performance.now() - started,
+      };
+    }
+  };
+
+  const provenance = (outcome: BackendOutcome): BackendProvenance =>
+    outcome.status === "answered"
+      ? {
+          name: outcome.name,
+          verdict: outcome.result.verdict,
+          confidence: outcome.result.confidence,
+          malware_family: outcome.result.metadata.malware_family,
+          duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
+          metadata: outcome.result.metadata,
+        }
+      : {
+          name: outcome.name,
+          verdict: "unknown",
+          confidence: 0,
+          malware_family: "",
+          duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
+          error_code: outcome.error.code,
+          error: outcome.error.message,
+        };
+
+  const synthesize = (outcomes: BackendOutcome[]): ScanResult => {
+    const working = answered(outcomes);
+    const broken = failed(outcomes);
+    if (working.length === 0) {
+      const [first] = broken;
+      const sameCode = broken.every((outcome) => outcome.error.code === first?.error.code);
+      if (first && sameCode) throw first.error;
+      throw new BackendUnavailableError({
+        message: `@engine/multi: every backend failed: ${broken.map((outcome) => `${outcome.name} (${outcome.error.code}: ${outcome.error.message})`).join("; ")}`,
+        hint: "Check the backends: none could answer.",
+        cause: new AggregateError(broken.map((outcome) => outcome.error)),
+        scanner: settings.name,
+      });
+    }
+    const decided = policyResultSchema.safeParse(policy(outcomes));
+    if (!decided.success) {
+      throw new InvalidResultError({
+        message: `@engine/multi: the verdict policy returned an invalid answer: ${z.prettifyError(decided.error)}`,
+        hint: "A policy returns { verdict: 'malicious' | 'benign' | 'suspicious' | 'unknown', confidence: 0..1 }.",
+        scanner: settings.name,
+      });
+    }
+    let { verdict, confidence } = decided.data;
+    const builder = verdictMetadata();
+    if (broken.length > 0 && verdict === "benign") {
+      // Fail closed: a backend that could not answer might have detected something.
+      verdict = "unknown";
+      confidence = 0;
+      builder.comment(
+        `INCOMPLETE: ${broken.map((outcome) => `${outcome.name} failed (${outcome.error.code})`).join(", ")}; no working backend detected anything`,
+      );
+    }
+    const detecting = working.filter(
+      (outcome) =>
+        outcome.result.verdict === verdict && (verdict === "malicious" || verdict === "suspicious"),
+    );
+    const best = detecting.reduce<(typeof detecting)[number] | undefined>(
+      (winner, candidate) =>
+        winner === undefined || candidate.result.confidence > winner.result.confidence
+          ? candidate
+          : winner,
+      undefined,
+    );
+    const versions = (key: "vendor_version" | "signatures_version"): string =>
+      working
+        .map((outcome) => [outcome.name, outcome.result.metadata.scanner?.[key]] as const)
+        .filter(([, value]) => typeof value === "string" && value.length > 0)
+        .map(([name, value]) => `${name}:${value}`)
+        .join(";");
+    const vendorVersion = versions("vendor_version");
+    const signaturesVersion = versions("signatures_version");
+    const metadata = builder
+      .malwareFamily(best?.result.metadata.malware_family ?? "")
+      .product(settings.name)
+      .scanner({
+        version: multiPackageVersion,
+        ...(vendorVersion ? { vendor_version: vendorVersion } : {}),
+        ...(signaturesVersion ? { signatures_version: signaturesVersion } : {}),
+      })
+      .set("backends", outcomes.map(provenance))
+      .build();
+    return { verdict, confidence, metadata };
+  };
+
+  const scanner = defineScanner({
+    name: settings.name,
+    setup: async () => {
+      const settled = await Promise.allSettled(scanners.map((backend) => backend.setup?.()));
+      setupFailures.clear();
+      settled.forEach((outcome, index) => {
+        const backend = scanners[index];
+        if (outcome.status === "rejected" && backend)
+          setupFailures.set(backend.name, asEngineError(outcome.reason, backend.name));
+      });
+      if (setupFailures.size === scanners.length) {
+        throw new BackendUnavailableError({
+          message: `@engine/multi: no backend could be set up: ${[...setupFailures].map(([name, error]) => `${name} (${error.message})`).join("; ")}`,
+          cause: new AggregateError([...setupFailures.values()]),
+          scanner: settings.name,
+        });
+      }
+    },
+    close: async () => {
+      await Promise.allSettled(scanners.map((backend) => backend.close?.()));
+    },
+    scan: async (artifact, { signal, deadline }) => {
+      const shared = await shareArtifact(artifact, {
+        memoryLimitBytes: settings.memoryLimitBytes,
+        temporaryDirectory: settings.temporaryDirectory,
+        signal,
+      });
+      try {
+        const outcomes = await Promise.all(
+          scanners.map((backend) => runBackend(backend, shared.artifact, signal, deadline)),
+        );
+        return synthesize(outcomes);
+      } finally {
+        await shared.dispose();
+      }
+    },
+  });
+
+  return Object.defineProperties(scanner, {
+    backends: { value: Object.freeze([...scanners]), enumerable: true },
+    setupFailures: { get: () => setupFailures, enumerable: true },
+  }) as MultiScanner;
+}

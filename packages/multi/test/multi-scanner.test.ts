@@ -1,0 +1,310 @@
+import { readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { Readable } from "node:stream";
+import {
+  ArtifactTooLargeError,
+  artifactFromBytes,
+  artifactFromStream,
+  BackendUnavailableError,
+  createEicarScanner,
+  eicarBytes,
+  InvalidOptionsError,
+  ScanTimeoutError,
+  toLegacyTuple,
+} from "@engine/core";
+import { describeScanner } from "@engine/core/testing";
+import { describe, expect, it } from "vitest";
+import { createMultiScanner, majority } from "../src/index.js";
+import { answering, hanging, invalid, result, throwing } from "./fake-scanners.js";
+
+const backendsOf = (scan: { metadata: Record<string, unknown> }) =>
+  scan.metadata.backends as Array<{
+    name: string;
+    verdict: string;
+    error_code?: string;
+    malware_family: string;
+    duration_ms: number;
+  }>;
+
+describeScanner(
+  "multi (eicar + eicar)",
+  () => createMultiScanner([createEicarScanner(), createEicarScanner({ name: "eicar-2" })]),
+  {
+    largeArtifactBytes: 8 * 1024 * 1024,
+    createUnreachableScanner: () => createMultiScanner([throwing("down-1"), throwing("down-2")]),
+  },
+);
+
+describeScanner(
+  "multi of a multi (they nest)",
+  () =>
+    createMultiScanner(
+      [createMultiScanner([createEicarScanner()], { name: "inner" }), createEicarScanner()],
+      { name: "outer" },
+    ),
+  {
+    largeArtifactBytes: 4 * 1024 * 1024,
+    createUnreachableScanner: () => createMultiScanner([throwing("down")]),
+  },
+);
+
+describe("fail closed", () => {
+  it("answers unknown, naming the failed backend, when the others found nothing", async () => {
+    const scan = await createMultiScanner([
+      answering("clean", result("benign")),
+      throwing("clamav"),
+    ]).scan(artifactFromBytes("x"));
+    expect(scan.verdict).toBe("unknown");
+    expect(scan.confidence).toBe(0);
+    expect(scan.metadata.comments?.[0]).toMatch(/clamav failed \(BACKEND_UNAVAILABLE\)/);
+    expect(
+      backendsOf(scan).map((backend) => [backend.name, backend.verdict, backend.error_code]),
+    ).toEqual([
+      ["clean", "benign", undefined],
+      ["clamav", "unknown", "BACKEND_UNAVAILABLE"],
+    ]);
+  });
+
+  it("keeps a detection when another backend failed", async () => {
+    const scan = await createMultiScanner([
+      answering("yara", result("malicious", 0.8, "Emotet")),
+      throwing("clamav"),
+    ]).scan(artifactFromBytes("x"));
+    expect(scan).toMatchObject({
+      verdict: "malicious",
+      confidence: 0.8,
+      metadata: { malware_family: "Emotet" },
+    });
+  });
+
+  it("does not let any policy turn a failure into benign", async () => {
+    const scan = await createMultiScanner(
+      [answering("a", result("benign")), answering("b", result("benign")), throwing("c")],
+      {
+        policy: majority,
+      },
+    ).scan(artifactFromBytes("x"));
+    expect(scan.verdict).toBe("unknown");
+  });
+
+  it("throws a typed error when every backend failed", async () => {
+    await expect(
+      createMultiScanner([throwing("a"), throwing("b")]).scan(artifactFromBytes("x")),
+    ).rejects.toBeInstanceOf(BackendUnavailableError);
+    const tooLarge = new ArtifactTooLargeError({ message: "big" });
+    await expect(
+      createMultiScanner([throwing("a", tooLarge), throwing("b", tooLarge)]).scan(
+        artifactFromBytes("x"),
+      ),
+    ).rejects.toBe(tooLarge);
+    await expect(
+      createMultiScanner([throwing("a"), throwing("b", tooLarge)]).scan(artifactFromBytes("x")),
+    ).rejects.toThrow(/every backend failed: a \(BACKEND_UNAVAILABLE.*b \(ARTIFACT_TOO_LARGE/);
+  });
+
+  it("treats an invalid result as that backend's error", async () => {
+    const scan = await createMultiScanner([
+      invalid("broken"),
+      answering("yara", result("malicious")),
+    ]).scan(artifactFromBytes("x"));
+    expect(scan.verdict).toBe("malicious");
+    expect(backendsOf(scan)[0]).toMatchObject({ name: "broken", error_code: "INVALID_RESULT" });
+  });
+
+  it("rejects a custom policy's invalid answer with a typed error", async () => {
+    const scanner = createMultiScanner([answering("a", result("benign"))], {
+      policy: () => ({ verdict: "clean" as never, confidence: 2 }),
+    });
+    await expect(scanner.scan(artifactFromBytes("x"))).rejects.toThrow(
+      /policy returned an invalid answer/,
+    );
+  });
+});
+
+describe("time", () => {
+  it("answers by the caller's deadline even when a backend hangs and ignores its signal", async () => {
+    const scanner = createMultiScanner([
+      hanging("stuck"),
+      answering("yara", result("malicious", 1, "Fam"), 10),
+    ]);
+    const started = Date.now();
+    const scan = await scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 300 });
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThan(300);
+    expect(scan.verdict).toBe("malicious");
+    expect(backendsOf(scan)[0]).toMatchObject({ name: "stuck", error_code: "SCAN_TIMEOUT" });
+  });
+
+  it("gives each backend its own budget inside the deadline", async () => {
+    const scanner = createMultiScanner(
+      [answering("slow", result("malicious"), 5_000), answering("fast", result("benign"), 5)],
+      {
+        backendTimeoutMs: { slow: 100 },
+      },
+    );
+    const scan = await scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 10_000 });
+    expect(scan.verdict).toBe("unknown"); // the slow one failed and the fast one found nothing
+    expect(backendsOf(scan)[0]).toMatchObject({ name: "slow", error_code: "SCAN_TIMEOUT" });
+    expect(backendsOf(scan)[0]?.duration_ms).toBeLessThan(1000);
+  });
+
+  it("times out as a whole with ScanTimeoutError when every backend ran out of time", async () => {
+    const scanner = createMultiScanner([hanging("a"), hanging("b")]);
+    await expect(
+      scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 100 }),
+    ).rejects.toBeInstanceOf(ScanTimeoutError);
+  });
+
+  it("runs backends concurrently", async () => {
+    let running = 0;
+    let most = 0;
+    const backends = Array.from({ length: 20 }, (_, index) =>
+      answering(`b${index}`, async () => {
+        running += 1;
+        most = Math.max(most, running);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        running -= 1;
+        return result("benign");
+      }),
+    );
+    const scan = await createMultiScanner(backends).scan(artifactFromBytes("x"));
+    expect(scan.verdict).toBe("benign");
+    expect(most).toBe(20);
+  });
+});
+
+describe("provenance", () => {
+  it("takes the family from the most confident detecting backend, the first on ties", async () => {
+    const scanner = createMultiScanner([
+      answering("a", result("malicious", 0.7, "A")),
+      answering("b", result("malicious", 0.9, "B")),
+      answering("c", result("malicious", 0.9, "C")),
+      answering("d", result("suspicious", 1, "D")),
+    ]);
+    const scan = await scanner.scan(artifactFromBytes("x"));
+    expect(scan.metadata.malware_family).toBe("B");
+    expect(backendsOf(scan).map((backend) => backend.malware_family)).toEqual(["A", "B", "C", "D"]);
+    expect(scan.metadata.scanner).toMatchObject({ vendor_version: "a:1.0;b:1.0;c:1.0;d:1.0" });
+  });
+
+  it("gives the tutorial's any/any/join as its legacy tuple", async () => {
+    const answers = [result("benign", 1), result("malicious", 1, "Eicar"), result("benign", 1)];
+    const backends = answers.map((answer, index) => answering(`backend${index}`, answer));
+    const tuples = answers.map(toLegacyTuple);
+    const tutorial = {
+      bit: tuples.some((tuple) => tuple.bit),
+      verdict: tuples.some((tuple) => tuple.verdict),
+      metadata: tuples.map((tuple) => tuple.metadata).join(";"),
+    };
+    expect(toLegacyTuple(await createMultiScanner(backends).scan(artifactFromBytes("x")))).toEqual(
+      tutorial,
+    );
+    const allBenign = [result("benign"), result("benign")];
+    const benignTuples = allBenign.map(toLegacyTuple);
+    expect(
+      toLegacyTuple(
+        await createMultiScanner(
+          allBenign.map((answer, index) => answering(`b${index}`, answer)),
+        ).scan(artifactFromBytes("x")),
+      ),
+    ).toEqual({
+      bit: true,
+      verdict: false,
+      metadata: benignTuples.map((tuple) => tuple.metadata).join(";"),
+    });
+  });
+});
+
+describe("artifacts are read once", () => {
+  function countingStream(content: Buffer): { stream: Readable; reads: () => number } {
+    let reads = 0;
+    let sent = false;
+    const stream = new Readable({
+      read() {
+        reads += 1;
+        this.push(sent ? null : content);
+        sent = true;
+      },
+    });
+    return { stream, reads: () => reads };
+  }
+  const seen = (name: string, sink: string[]) =>
+    answering(name, async (artifact) => {
+      sink.push(Buffer.from(await artifact.bytes()).toString("latin1"));
+      return result("benign");
+    });
+
+  it("buffers a small declared-size stream once and gives every backend the same content", async () => {
+    const contents: string[] = [];
+    const { stream, reads } = countingStream(Buffer.from("shared content"));
+    await createMultiScanner([seen("a", contents), seen("b", contents)]).scan(
+      artifactFromStream(stream, { size: 14 }),
+    );
+    expect(contents).toEqual(["shared content", "shared content"]);
+    expect(reads()).toBeLessThanOrEqual(2);
+  });
+
+  it("spools an unsized stream to a private temp file and deletes it afterwards", async () => {
+    const contents: string[] = [];
+    const paths: string[] = [];
+    const before = (await readdir(tmpdir())).filter((name) =>
+      name.startsWith("engine-multi-"),
+    ).length;
+    const withPath = answering("path", async (artifact) => {
+      paths.push(artifact.path ?? "");
+      return result("benign");
+    });
+    const { stream } = countingStream(eicarBytes());
+    const scan = await createMultiScanner([
+      seen("a", contents),
+      withPath,
+      createEicarScanner(),
+    ]).scan(artifactFromStream(stream));
+    expect(scan.verdict).toBe("malicious");
+    expect(contents).toEqual([eicarBytes().toString("latin1")]);
+    expect(paths[0]).toMatch(/engine-multi-/);
+    expect(
+      (await readdir(tmpdir())).filter((name) => name.startsWith("engine-multi-")).length,
+    ).toBe(before);
+  });
+});
+
+describe("lifecycle and options", () => {
+  it("reports a backend whose setup fails and works with the rest", async () => {
+    const broken = defineBroken();
+    const scanner = createMultiScanner([broken, answering("yara", result("malicious", 1, "X"))]);
+    await scanner.setup?.();
+    expect([...scanner.setupFailures.keys()]).toEqual(["broken"]);
+    expect((await scanner.scan(artifactFromBytes("x"))).verdict).toBe("malicious");
+    await scanner.close?.();
+    await scanner.close?.();
+  });
+
+  it("fails setup when no backend can be set up", async () => {
+    await expect(createMultiScanner([defineBroken()]).setup?.()).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
+  });
+
+  it("validates its options", () => {
+    expect(() => createMultiScanner([])).toThrow(InvalidOptionsError);
+    expect(() => createMultiScanner([createEicarScanner(), createEicarScanner()])).toThrow(
+      /eicar is given twice/,
+    );
+    expect(() => createMultiScanner([createEicarScanner()], { policy: "most" as never })).toThrow(
+      InvalidOptionsError,
+    );
+    expect(() => createMultiScanner([createEicarScanner()], { backendTimeoutMs: -1 })).toThrow(
+      InvalidOptionsError,
+    );
+  });
+});
+
+function defineBroken() {
+  const scanner = throwing("broken");
+  return Object.assign(scanner, {
+    setup: async () => {
+      throw new BackendUnavailableError({ message: "broken cannot start", scanner: "broken" });
+    },
+  });
+}
