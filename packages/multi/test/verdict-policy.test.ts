@@ -4,7 +4,9 @@ import { result } from "./fake-scanners.js";
 
 type Answer = "M" | "B" | "S" | "U";
 const verdictOf = { M: "malicious", B: "benign", S: "suspicious", U: "unknown" } as const;
-function outcomes(answers: ReadonlyArray<Answer | readonly [string, Answer, number?]>): BackendOutcome[] {
+function outcomes(
+  answers: ReadonlyArray<Answer | readonly [string, Answer, number?]>,
+): BackendOutcome[] {
   return answers.map((answer, index) => {
     const [name, code, confidence] = typeof answer === "string" ? [`b${index}`, answer, 1] : answer;
     return {
