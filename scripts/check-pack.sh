@@ -48,5 +48,28 @@ console.log(`@engine/clamav from its tarball: ${malicious.verdict} (${malicious.
 if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
 TS
 
+cat > check-yara.ts <<'TS'
+import { artifactFromBytes, eicarBytes } from "@engine/core";
+import { createYaraScanner } from "@engine/yara";
+
+await using scanner = createYaraScanner(); // the rules and the worker shipped in the tarball
+const malicious = await scanner.scan(artifactFromBytes(eicarBytes()));
+const benign = await scanner.scan(artifactFromBytes("hello"), { deadline: Date.now() + 10_000 });
+console.log(`@engine/yara from its tarball: ${malicious.verdict} (${malicious.metadata.malware_family}), ${benign.verdict}`);
+if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
+TS
+
+cat > check-multi.ts <<'TS'
+import { artifactFromBytes, createEicarScanner, eicarBytes } from "@engine/core";
+import { createMultiScanner, quorum } from "@engine/multi";
+import { createYaraScanner } from "@engine/yara";
+
+await using engine = createMultiScanner([createEicarScanner(), createYaraScanner()], { policy: quorum(2) });
+const malicious = await engine.scan(artifactFromBytes(eicarBytes()));
+const benign = await engine.scan(artifactFromBytes("hello"));
+console.log(`@engine/multi from its tarball: ${malicious.verdict} (${malicious.metadata.backends?.length} backends), ${benign.verdict}`);
+if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
+TS
+
 "$tsc" -p .
 for program in out/check-*.js; do node "$program"; done
