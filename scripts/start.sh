@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the engine with its embedded default on a fresh machine: installs pnpm and the
-# workspace when missing, builds, then `pnpm start` with the arguments given.
+# workspace when missing, builds, then `microengine serve` with the arguments given
+# (YARA with the bundled rules, plus ClamAV through a managed clamd when clamd is installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,4 +13,4 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_version" ]; then
 fi
 pnpm install --frozen-lockfile >&2
 pnpm build >&2
-exec pnpm --silent start "$@"
+exec node apps/microengine/dist/cli.js serve "$@"

@@ -1,0 +1,281 @@
+import { createHash } from "node:crypto";
+import { lookup } from "node:dns";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdtemp, rm, stat } from "node:fs/promises";
+import { isIP } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import {
+  type Artifact,
+  ArtifactTooLargeError,
+  ArtifactUnavailableError,
+  artifactFromFile,
+  artifactFromUrl,
+  EngineError,
+  errorFromSignal,
+} from "@engine/core";
+import { Agent, request } from "undici";
+import { isAllowedHost, isPrivateAddress } from "./address-policy.js";
+
+/** Where artifacts may come from, and how much of them. */
+export interface FetchPolicy {
+  allowedHosts: readonly string[];
+  allowPrivateAddresses: boolean;
+  allowFileUris: boolean;
+  maxBytes: number;
+  temporaryDirectory?: string;
+  /** Which addresses count as private; default {@link isPrivateAddress}. (Tests stage "private" hosts with it.) */
+  isBlockedAddress?: (address: string) => boolean;
+}
+
+/** A downloaded artifact on disk; `dispose()` deletes it (also call it on every error path). */
+export interface FetchedArtifact {
+  artifact: Artifact;
+  bytes: number;
+  sha256: string;
+  dispose(): Promise<void>;
+}
+
+const maximumRedirects = 5;
+
+function refused(reason: string): ArtifactUnavailableError {
+  return new ArtifactUnavailableError({
+    message: `@engine/microengine: artifact download refused: ${reason}`,
+    hint: "Allow the host with ARTIFACT_ALLOWED_HOSTS (and ARTIFACT_ALLOW_PRIVATE_ADDRESSES for private networks).",
+  });
+}
+
+function tooLarge(maxBytes: number, size?: number): ArtifactTooLargeError {
+  return new ArtifactTooLargeError({
+    message: `@engine/microengine: the artifact is larger than ARTIFACT_MAX_BYTES (${maxBytes} bytes)${size === undefined ? "" : `: ${size} bytes`}`,
+    hint: "Raise ARTIFACT_MAX_BYTES to scan larger artifacts.",
+  });
+}
+
+/**
+ * An undici agent whose DNS lookups refuse private addresses: the check happens on the
+ * address actually connected to, so DNS rebinding cannot slip past it.
+ */
+function guardedAgent(policy: FetchPolicy): Agent {
+  return new Agent({
+    connect: {
+      lookup: (hostname, options, callback) => {
+        lookup(hostname, { ...options, all: true }, (error, addresses) => {
+          if (error) return callback(error, "", 4);
+          const list = addresses as unknown as Array<{ address: string; family: number }>;
+          const blocked = policy.isBlockedAddress ?? isPrivateAddress;
+          const usable = policy.allowPrivateAddresses
+            ? list
+            : list.filter((entry) => !blocked(entry.address));
+          const chosen = usable[0];
+          if (!chosen) {
+            return callback(
+              Object.assign(
+                new Error(
+                  `${hostname} resolves only to private addresses (${list.map((entry) => entry.address).join(", ")})`,
+                ),
+                {
+                  code: "EPRIVATEADDRESS",
+                },
+              ),
+              "",
+              4,
+            );
+          }
+          if ((options as { all?: boolean }).all)
+            return (callback as unknown as (e: null, a: typeof usable) => void)(null, usable);
+          return callback(null, chosen.address, chosen.family);
+        });
+      },
+    },
+  });
+}
+
+class ByteCounter extends Transform {
+  bytes = 0;
+  readonly hash = createHash("sha256");
+  constructor(private readonly maxBytes: number) {
+    super();
+  }
+  override _transform(
+    chunk: Buffer,
+    _encoding: BufferEncoding,
+    callback: (error?: Error | null, data?: Buffer) => void,
+  ): void {
+    this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) {
+      callback(tooLarge(this.maxBytes));
+      return;
+    }
+    this.hash.update(chunk);
+    callback(null, chunk);
+  }
+}
+
+async function toTemporaryFile(
+  source: NodeJS.ReadableStream,
+  policy: FetchPolicy,
+  signal: AbortSignal,
+  info: { filename?: string; mimetype?: string },
+): Promise<FetchedArtifact> {
+  const directory = await mkdtemp(join(policy.temporaryDirectory ?? tmpdir(), "engine-artifact-"));
+  const dispose = () => rm(directory, { recursive: true, force: true });
+  try {
+    const path = join(directory, "artifact");
+    const counter = new ByteCounter(policy.maxBytes);
+    await pipeline(source, counter, createWriteStream(path, { mode: 0o600 }), { signal });
+    const sha256 = counter.hash.digest("hex");
+    return {
+      artifact: artifactFromFile(path, { ...info, sha256, size: counter.bytes }),
+      bytes: counter.bytes,
+      sha256,
+      dispose,
+    };
+  } catch (error) {
+    await dispose();
+    throw error;
+  }
+}
+
+function decodeDataUri(uri: string, maxBytes: number): { bytes: Buffer; mimetype?: string } {
+  const match = /^data:([^,]*?)(;base64)?,(.*)$/s.exec(uri);
+  if (!match)
+    throw new ArtifactUnavailableError({ message: "@engine/microengine: malformed data: URI" });
+  const [, mimetype, base64, payload = ""] = match;
+  const estimated = base64 ? Math.floor((payload.length * 3) / 4) : payload.length;
+  if (estimated > maxBytes * 3 + 16) throw tooLarge(maxBytes);
+  const bytes = base64
+    ? Buffer.from(payload, "base64")
+    : Buffer.from(decodeURIComponent(payload), "latin1");
+  if (bytes.length > maxBytes) throw tooLarge(maxBytes, bytes.length);
+  return { bytes, ...(mimetype ? { mimetype: mimetype.split(";")[0] } : {}) };
+}
+
+/**
+ * Fetches a bounty's artifact to a temp file (never into memory): `https`/`http` only from
+ * allowed hosts and public addresses (checked after DNS resolution and at every redirect),
+ * `data:` URIs, `file:` only when allowed. The size cap is enforced while streaming, not only
+ * by Content-Length; the sha256 is computed on the way and checked when one is expected.
+ * Throws typed errors: `ArtifactUnavailableError` (refused, failed, sha256 mismatch),
+ * `ArtifactTooLargeError`, or the signal's reason (timeout).
+ */
+export async function fetchArtifact(
+  uri: string,
+  options: FetchPolicy & {
+    signal: AbortSignal;
+    expectedSha256?: string | null;
+    mimetype?: string | null;
+  },
+): Promise<FetchedArtifact> {
+  const { signal } = options;
+  const info = options.mimetype ? { mimetype: options.mimetype } : {};
+  let fetched: FetchedArtifact;
+  try {
+    if (uri.startsWith("data:")) {
+      const decoded = decodeDataUri(uri, options.maxBytes);
+      const { Readable } = await import("node:stream");
+      fetched = await toTemporaryFile(Readable.from([decoded.bytes]), options, signal, {
+        ...info,
+        ...(decoded.mimetype && !options.mimetype ? { mimetype: decoded.mimetype } : {}),
+      });
+    } else if (uri.startsWith("file:")) {
+      if (!options.allowFileUris) throw refused("file: URIs are off (ARTIFACT_ALLOW_FILE_URIS)");
+      const path = fileURLToPath(uri);
+      const size = (
+        await stat(path).catch((error) => {
+          throw new ArtifactUnavailableError({
+            message: `@engine/microengine: cannot read ${path}`,
+            cause: error,
+          });
+        })
+      ).size;
+      if (size > options.maxBytes) throw tooLarge(options.maxBytes, size);
+      fetched = await toTemporaryFile(createReadStream(path), options, signal, {
+        ...info,
+        filename: path.split("/").pop() ?? "",
+      });
+    } else {
+      fetched = await download(uri, options, signal, info);
+    }
+  } catch (error) {
+    if (signal.aborted) throw errorFromSignal(signal, "microengine");
+    if (EngineError.isInstance(error)) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EPRIVATEADDRESS") throw refused((error as Error).message);
+    throw new ArtifactUnavailableError({
+      message: `@engine/microengine: the artifact download failed: ${(error as Error)?.message ?? String(error)}`,
+      cause: error,
+    });
+  }
+  if (options.expectedSha256 && fetched.sha256 !== options.expectedSha256.toLowerCase()) {
+    await fetched.dispose();
+    throw new ArtifactUnavailableError({
+      message: `@engine/microengine: sha256 mismatch: the bounty says ${options.expectedSha256}, the artifact is ${fetched.sha256}`,
+      hint: "The artifact changed or was tampered with; it was not scanned.",
+    });
+  }
+  return fetched;
+}
+
+async function download(
+  uri: string,
+  policy: FetchPolicy,
+  signal: AbortSignal,
+  info: { mimetype?: string },
+): Promise<FetchedArtifact> {
+  const agent = guardedAgent(policy);
+  try {
+    let current = new URL(uri);
+    for (let redirects = 0; ; redirects += 1) {
+      if (current.protocol !== "https:" && current.protocol !== "http:")
+        throw refused(`${current.protocol} is not allowed`);
+      if (!isAllowedHost(current.hostname, policy.allowedHosts))
+        throw refused(`host ${current.hostname} is not in ARTIFACT_ALLOWED_HOSTS`);
+      const literal = current.hostname.replace(/^\[|\]$/g, "");
+      if (
+        isIP(literal) &&
+        !policy.allowPrivateAddresses &&
+        (policy.isBlockedAddress ?? isPrivateAddress)(literal)
+      ) {
+        throw refused(`${literal} is a private, loopback or link-local address`);
+      }
+      const response = await request(current, {
+        dispatcher: agent,
+        signal,
+        maxRedirections: 0,
+      } as Parameters<typeof request>[1]);
+      if (response.statusCode >= 300 && response.statusCode < 400 && response.headers.location) {
+        await response.body.dump();
+        if (redirects >= maximumRedirects) throw refused(`more than ${maximumRedirects} redirects`);
+        current = new URL(String(response.headers.location), current);
+        continue;
+      }
+      if (response.statusCode !== 200) {
+        await response.body.dump();
+        throw new ArtifactUnavailableError({
+          message: `@engine/microengine: the artifact server answered HTTP ${response.statusCode}`,
+        });
+      }
+      const declared = Number(response.headers["content-length"]);
+      if (Number.isFinite(declared) && declared > policy.maxBytes) {
+        await response.body.dump().catch(() => {});
+        throw tooLarge(policy.maxBytes, declared);
+      }
+      const filename = current.pathname.split("/").pop() || undefined;
+      return await toTemporaryFile(response.body, policy, signal, {
+        ...info,
+        ...(filename ? { filename } : {}),
+      });
+    }
+  } finally {
+    await agent.close().catch(() => {});
+  }
+}
+
+/** A URL bounty's artifact: its content is the URL text, as in the SDK. */
+export function urlArtifact(uri: string): Artifact {
+  return artifactFromUrl(uri);
+}

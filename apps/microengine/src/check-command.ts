@@ -1,0 +1,52 @@
+import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
+import type { EngineBackends } from "./engine-backends.js";
+
+/**
+ * The engine's self-test, like the SDK's --check-eicar/--check-empty: EICAR must be malicious,
+ * an empty and a benign file benign. Prints each backend's version and rules/database version.
+ * Resolves true when the engine is healthy.
+ */
+export async function checkEngine(
+  backends: EngineBackends,
+  out: NodeJS.WritableStream,
+): Promise<boolean> {
+  let healthy = true;
+  for (const status of backends.statuses)
+    out.write(`${status.name.padEnd(7)} ${status.running ? "on " : "off"}  ${status.reason}\n`);
+  const cases: Array<[string, Uint8Array, ScanResult["verdict"]]> = [
+    ["EICAR", eicarBytes(), "malicious"],
+    ["empty file", new Uint8Array(0), "benign"],
+    ["benign file", Buffer.from("A benign text file for the engine's self-test.\n"), "benign"],
+  ];
+  for (const [label, bytes, expected] of cases) {
+    try {
+      const result = await backends.scanner.scan(artifactFromBytes(bytes), {
+        deadline: Date.now() + 30_000,
+      });
+      const ok = result.verdict === expected;
+      healthy &&= ok;
+      const perBackend = (result.metadata.backends ?? [])
+        .map(
+          (backend) =>
+            `${backend.name}=${backend.verdict}${backend.error_code ? `(${backend.error_code})` : ""}`,
+        )
+        .join(" ");
+      out.write(
+        `${ok ? "PASS" : "FAIL"} ${label}: ${result.verdict} (expected ${expected}) ${perBackend}\n`,
+      );
+      if (label === "EICAR") {
+        for (const backend of result.metadata.backends ?? []) {
+          const scanner = (backend.metadata?.scanner ?? {}) as Record<string, unknown>;
+          out.write(
+            `     ${backend.name}: version ${String(scanner.vendor_version ?? "?")}, signatures ${String(scanner.signatures_version ?? "?")}\n`,
+          );
+        }
+      }
+    } catch (error) {
+      healthy = false;
+      out.write(`FAIL ${label}: ${(error as Error).message}\n`);
+    }
+  }
+  out.write(healthy ? "engine healthy\n" : "engine NOT healthy\n");
+  return healthy;
+}

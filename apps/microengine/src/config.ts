@@ -1,0 +1,121 @@
+import { z } from "zod";
+
+const booleanText = z
+  .union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", ""])])
+  .transform((value) => value === true || value === "1" || value === "true" || value === "yes");
+const list = z.string().transform((value) =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0),
+);
+const integer = (minimum: number, maximum: number) =>
+  z.coerce.number().int().min(minimum).max(maximum);
+
+/** The backends an engine can run. */
+export const backendNames = ["eicar", "clamav", "yara"] as const;
+/** One of {@link backendNames}. */
+export type BackendName = (typeof backendNames)[number];
+
+/**
+ * Every setting of the engine, by its environment variable. Flags override variables and are
+ * validated by the same schema, so a message always names the variable.
+ */
+export const engineConfigSchema = z.object({
+  /** HTTP port. Default 8080. */
+  PORT: integer(0, 65535).default(8080),
+  /** Address to listen on. Default 127.0.0.1 (loopback only). */
+  HOST: z.string().min(1).default("127.0.0.1"),
+  /** Shared secret for X-POLYSWARM-SIGNATURE (HMAC-SHA256 of the raw body). Required unless INSECURE_NO_WEBHOOK_SECRET. */
+  WEBHOOK_SECRET: z.string().min(1).optional(),
+  /** Run without webhook signatures (warned at every start). Default false. */
+  INSECURE_NO_WEBHOOK_SECRET: booleanText.default(false),
+  /** Backends to run: comma list of eicar, clamav, yara. Default: yara, plus clamav when one is reachable. */
+  ENGINE_BACKENDS: list
+    .pipe(z.array(z.enum(backendNames)).min(1, "name at least one of eicar, clamav, yara"))
+    .optional(),
+  /** clamd host (TCP). */
+  CLAMD_HOST: z.string().min(1).optional(),
+  /** clamd port (TCP). Default 3310 when CLAMD_HOST is set. */
+  CLAMD_PORT: integer(1, 65535).optional(),
+  /** clamd unix socket. */
+  CLAMD_SOCKET: z.string().min(1).optional(),
+  /** Directory of YARA rules. Default: the rules bundled with @engine/yara. */
+  RULES_DIR: z.string().min(1).optional(),
+  /** YARA engine: wasm (default), native, auto. */
+  YARA_ENGINE: z.enum(["wasm", "native", "auto"]).default("wasm"),
+  /** Verdict policy: any (default), majority, quorum:N, weighted:name=weight,...:threshold. */
+  VERDICT_POLICY: z
+    .string()
+    .regex(
+      /^(any|majority|quorum:\d+|weighted:([a-z0-9._-]+=\d+(\.\d+)?,?)+:\d+(\.\d+)?)$/i,
+      "use any, majority, quorum:N or weighted:clamav=2,yara=1:2",
+    )
+    .default("any"),
+  /** Hosts artifacts may be downloaded from (comma list; `*.example.com` for subdomains). Default: none. */
+  ARTIFACT_ALLOWED_HOSTS: list.default([]),
+  /** Allow artifact hosts that resolve to private, loopback or link-local addresses. Default false. */
+  ARTIFACT_ALLOW_PRIVATE_ADDRESSES: booleanText.default(false),
+  /** Allow `file:` artifact URIs. Default false. */
+  ARTIFACT_ALLOW_FILE_URIS: booleanText.default(false),
+  /** Largest artifact, in bytes (downloads, the scan API body). Default 100 MiB. */
+  ARTIFACT_MAX_BYTES: integer(1, 2 ** 40).default(100 * 1024 * 1024),
+  /** Bid strategy: linear (default), conservative, aggressive. */
+  BID_STRATEGY: z.enum(["linear", "conservative", "aggressive"]).default("linear"),
+  /** Bounty filters: only bounties matching every key=value (metadata or mimetype, artifact_type) are scanned. */
+  BOUNTY_ACCEPT: list.default([]),
+  /** Bounties matching any key=value are answered unknown without scanning. */
+  BOUNTY_REJECT: list.default([]),
+  /** key=value filters that raise the bid's confidence by 20 % (clamped). */
+  BID_FAVOR: list.default([]),
+  /** key=value filters that lower the bid's confidence by 20 % (clamped). */
+  BID_PENALIZE: list.default([]),
+  /** Time kept before a bounty's expiration to deliver the answer, in ms. Default 3000. */
+  ANSWER_MARGIN_MS: integer(100, 600_000).default(3000),
+  /** Bearer token for POST /scan. Default: none (open on the listening address). */
+  SCAN_API_TOKEN: z.string().min(1).optional(),
+  /** pino level. Default info. */
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** json (default) or pretty (one readable line per event). */
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+});
+
+/** The engine's validated settings. */
+export type EngineConfig = z.output<typeof engineConfigSchema>;
+
+/** Thrown when settings do not validate; the message names each variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Reads the settings from the environment, with flags (already mapped to variable names)
+ * taking precedence. Empty variables count as unset.
+ */
+export function loadConfig(
+  environment: NodeJS.ProcessEnv,
+  overrides: Partial<Record<keyof EngineConfig, unknown>> = {},
+): EngineConfig {
+  const input: Record<string, unknown> = {};
+  for (const key of Object.keys(engineConfigSchema.shape)) {
+    const value = overrides[key as keyof EngineConfig] ?? environment[key];
+    if (value !== undefined && value !== "") input[key] = value;
+  }
+  const parsed = engineConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? "configuration");
+        return `${variable}: ${issue.message} (got ${JSON.stringify(input[variable])})`;
+      }),
+    );
+  }
+  const config = parsed.data;
+  if (config.CLAMD_SOCKET && config.CLAMD_HOST) {
+    throw new ConfigError(["CLAMD_SOCKET and CLAMD_HOST: set one of them, not both"]);
+  }
+  return config;
+}

@@ -1,0 +1,197 @@
+import { existsSync, readdirSync } from "node:fs";
+import { type ClamavScanner, createClamavScanner } from "@engine/clamav";
+import { type ManagedClamd, startManagedClamd } from "@engine/clamav/testing";
+import { createEicarScanner, type Scanner } from "@engine/core";
+import {
+  any,
+  createMultiScanner,
+  type MultiScanner,
+  majority,
+  quorum,
+  type VerdictPolicy,
+  weighted,
+} from "@engine/multi";
+import { createYaraScanner, type YaraScanner } from "@engine/yara";
+import type { Logger } from "pino";
+import type { BackendName, EngineConfig } from "./config.js";
+
+/** Whether a backend runs, and why (or why not): the start banner's lines. */
+export interface BackendStatus {
+  name: BackendName;
+  running: boolean;
+  reason: string;
+}
+
+/** The engine's scanner and what it took to build it. */
+export interface EngineBackends {
+  scanner: MultiScanner;
+  statuses: BackendStatus[];
+  /** Backends, for versions and health. */
+  clamav?: ClamavScanner;
+  yara?: YaraScanner;
+  /** Stops the scanners and a managed clamd. */
+  dispose(): Promise<void>;
+}
+
+/** Turns VERDICT_POLICY into a policy: any, majority, quorum:N, weighted:a=2,b=1:threshold. */
+export function policyFromConfig(text: string): VerdictPolicy {
+  const [kind, first, second] = text.split(":");
+  if (kind === "majority") return majority;
+  if (kind === "quorum") return quorum(Number(first));
+  if (kind === "weighted") {
+    const weights = Object.fromEntries(
+      (first ?? "")
+        .split(",")
+        .filter(Boolean)
+        .map((pair) => pair.split("="))
+        .map(([name, weight]) => [name, Number(weight)]),
+    );
+    return weighted(weights, Number(second));
+  }
+  return any;
+}
+
+const systemDatabaseDirectory = "/var/lib/clamav";
+
+function systemHasDatabases(): boolean {
+  try {
+    return readdirSync(systemDatabaseDirectory).some((name) => /\.(cvd|cld)$/.test(name));
+  } catch {
+    return false;
+  }
+}
+
+function clamdInstalled(): boolean {
+  return [
+    "/usr/sbin/clamd",
+    "/usr/local/sbin/clamd",
+    ...(process.env.PATH ?? "").split(":").map((directory) => `${directory}/clamd`),
+  ].some((path) => path !== "/clamd" && existsSync(path));
+}
+
+/**
+ * Builds the engine's scanners from the settings. With ENGINE_BACKENDS unset, the embedded
+ * default: YARA (WebAssembly) with RULES_DIR or the bundled rules, plus ClamAV when CLAMD_*
+ * points at a reachable clamd or, failing that, a managed clamd when the binary is installed
+ * (with the shipped signatures and the system database when it has one). A backend named in
+ * ENGINE_BACKENDS that cannot start is an error; an optional one is reported and left out.
+ */
+export async function buildBackends(config: EngineConfig, logger: Logger): Promise<EngineBackends> {
+  const wanted = new Set<BackendName>(config.ENGINE_BACKENDS ?? ["yara", "clamav"]);
+  const explicit = config.ENGINE_BACKENDS !== undefined;
+  const statuses: BackendStatus[] = [];
+  const scanners: Scanner[] = [];
+  let managed: ManagedClamd | undefined;
+  let clamav: ClamavScanner | undefined;
+  let yara: YaraScanner | undefined;
+  const cleanup = async (): Promise<void> => {
+    await Promise.allSettled(scanners.map((scanner) => scanner.close?.()));
+    await managed?.[Symbol.asyncDispose]();
+  };
+
+  try {
+    if (wanted.has("eicar")) {
+      scanners.push(createEicarScanner());
+      statuses.push({ name: "eicar", running: true, reason: "EICAR string detection" });
+    }
+    if (wanted.has("yara")) {
+      yara = createYaraScanner({
+        ...(config.RULES_DIR ? { rulesDir: config.RULES_DIR } : {}),
+        engine: config.YARA_ENGINE,
+        onDiagnostics: (diagnostics) => {
+          const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
+          if (errors.length > 0)
+            logger.warn(
+              { skipped: errors.length, first: errors[0] },
+              "some YARA rule files do not compile and were skipped",
+            );
+        },
+      });
+      await yara.setup?.();
+      scanners.push(yara);
+      statuses.push({
+        name: "yara",
+        running: true,
+        reason: `${config.YARA_ENGINE} engine, ${yara.ruleFileCount} rule file(s) from ${config.RULES_DIR ?? "the bundled rules"}, rules ${yara.signaturesVersion}`,
+      });
+    } else {
+      statuses.push({ name: "yara", running: false, reason: "not in ENGINE_BACKENDS" });
+    }
+
+    if (wanted.has("clamav")) {
+      const configured = config.CLAMD_SOCKET
+        ? { socket: config.CLAMD_SOCKET }
+        : config.CLAMD_HOST || config.CLAMD_PORT
+          ? { host: config.CLAMD_HOST ?? "127.0.0.1", port: config.CLAMD_PORT ?? 3310 }
+          : undefined;
+      let reason: string | undefined;
+      if (configured) {
+        const candidate = createClamavScanner(configured);
+        try {
+          await candidate.setup?.();
+          clamav = candidate;
+          reason = `clamd at ${"socket" in configured ? configured.socket : `${configured.host}:${configured.port}`}`;
+        } catch (error) {
+          if (explicit) throw error;
+          statuses.push({
+            name: "clamav",
+            running: false,
+            reason: `clamd from CLAMD_* is not reachable: ${(error as Error).message}`,
+          });
+        }
+      } else if (clamdInstalled()) {
+        const withSystem = systemHasDatabases();
+        managed = await startManagedClamd({
+          tcp: false,
+          ...(withSystem ? { databaseDirectories: [systemDatabaseDirectory] } : {}),
+        });
+        clamav = createClamavScanner({
+          ...managed.clientOptions(),
+          signaturesVersion: managed.signaturesVersion,
+        });
+        await clamav.setup?.();
+        reason = `managed clamd (shipped signatures${withSystem ? ` + ${systemDatabaseDirectory}` : "; no official database found"})`;
+      } else if (explicit) {
+        throw new Error(
+          "ENGINE_BACKENDS asks for clamav, but CLAMD_HOST/CLAMD_PORT/CLAMD_SOCKET are unset and clamd is not installed (apt-get install clamav-daemon)",
+        );
+      } else {
+        statuses.push({
+          name: "clamav",
+          running: false,
+          reason: "clamd not installed (apt-get install clamav-daemon) and CLAMD_* unset",
+        });
+      }
+      if (clamav && reason) {
+        scanners.push(clamav);
+        const version = await clamav.version();
+        statuses.push({
+          name: "clamav",
+          running: true,
+          reason: `${reason}, ClamAV ${version.engineVersion}${version.databaseVersion ? `/${version.databaseVersion}` : ""}`,
+        });
+      }
+    } else {
+      statuses.push({ name: "clamav", running: false, reason: "not in ENGINE_BACKENDS" });
+    }
+    if (scanners.length === 0) throw new Error("no backend could start; see the reasons above");
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+
+  const scanner = createMultiScanner(scanners, {
+    name: "microengine",
+    policy: policyFromConfig(config.VERDICT_POLICY),
+  });
+  return {
+    scanner,
+    statuses,
+    ...(clamav ? { clamav } : {}),
+    ...(yara ? { yara } : {}),
+    dispose: async () => {
+      await scanner.close?.();
+      await managed?.[Symbol.asyncDispose]();
+    },
+  };
+}

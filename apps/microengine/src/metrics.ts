@@ -1,0 +1,61 @@
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+/** The engine's Prometheus metrics, in their own registry. */
+export interface EngineMetrics {
+  registry: Registry;
+  scans: Counter<"backend" | "verdict">;
+  scanDuration: Histogram<"backend">;
+  scanErrors: Counter<"backend" | "code">;
+  inFlight: Gauge;
+  bounties: Counter<"phase" | "outcome">;
+  answeredLate: Counter;
+  dropped: Counter;
+}
+
+/** Creates the metrics: scans by backend and verdict, durations, errors by code, in-flight, bounties answered late or dropped (which must stay 0). */
+export function createMetrics(): EngineMetrics {
+  const registry = new Registry();
+  return {
+    registry,
+    scans: new Counter({
+      name: "engine_scans_total",
+      help: "Scans by backend and verdict",
+      labelNames: ["backend", "verdict"],
+      registers: [registry],
+    }),
+    scanDuration: new Histogram({
+      name: "engine_scan_duration_seconds",
+      help: "Scan duration by backend",
+      labelNames: ["backend"],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
+      registers: [registry],
+    }),
+    scanErrors: new Counter({
+      name: "engine_scan_errors_total",
+      help: "Backend errors by code",
+      labelNames: ["backend", "code"],
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: "engine_scans_in_flight",
+      help: "Scans running now",
+      registers: [registry],
+    }),
+    bounties: new Counter({
+      name: "engine_bounties_total",
+      help: "Bounties by phase and outcome",
+      labelNames: ["phase", "outcome"],
+      registers: [registry],
+    }),
+    answeredLate: new Counter({
+      name: "engine_bounties_answered_late_total",
+      help: "Answers delivered after expiration (must stay 0)",
+      registers: [registry],
+    }),
+    dropped: new Counter({
+      name: "engine_bounties_dropped_total",
+      help: "Bounties never answered (must stay 0)",
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,66 @@
+import type { Logger } from "pino";
+import { BountyProcessor } from "./bounty-processor.js";
+import { ConfigError, type EngineConfig } from "./config.js";
+import { buildBackends } from "./engine-backends.js";
+import { createMetrics } from "./metrics.js";
+import { createServer } from "./server.js";
+import { engineVersion } from "./version.js";
+
+/** A running engine. */
+export interface RunningEngine {
+  /** `http://host:port` it listens on. */
+  url: string;
+  /** Graceful stop: stop accepting, answer what is in flight, stop the backends. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the engine: backends (the start banner says which run and why the others do not),
+ * the webhook receiver and the scan API. Refuses to start without WEBHOOK_SECRET unless
+ * INSECURE_NO_WEBHOOK_SECRET is set, and then warns.
+ */
+export async function startEngine(config: EngineConfig, logger: Logger): Promise<RunningEngine> {
+  if (!config.WEBHOOK_SECRET && !config.INSECURE_NO_WEBHOOK_SECRET) {
+    throw new ConfigError([
+      "WEBHOOK_SECRET: required to check X-POLYSWARM-SIGNATURE; set it to the secret shared with the marketplace (or pass --insecure-no-webhook-secret for local tests only)",
+    ]);
+  }
+  if (!config.WEBHOOK_SECRET)
+    logger.warn(
+      "INSECURE: webhook signatures are NOT checked (INSECURE_NO_WEBHOOK_SECRET); anyone who can reach this port can post bounties",
+    );
+  const backends = await buildBackends(config, logger);
+  for (const status of backends.statuses) {
+    logger.info(
+      { backend: status.name, running: status.running },
+      `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
+    );
+  }
+  const metrics = createMetrics();
+  const processor = new BountyProcessor({ scanner: backends.scanner, config, logger, metrics });
+  const app = await createServer({ config, backends, processor, metrics, logger });
+  try {
+    await app.listen({ port: config.PORT, host: config.HOST });
+  } catch (error) {
+    await backends.dispose();
+    throw error;
+  }
+  const address = app.server.address();
+  const url =
+    typeof address === "object" && address
+      ? `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${address.port}`
+      : `http://${config.HOST}:${config.PORT}`;
+  logger.info({ url, version: engineVersion }, `microengine ${engineVersion} listening on ${url}`);
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    close: () => {
+      closing ??= (async () => {
+        await app.close();
+        await processor.drain();
+        await backends.dispose();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,168 @@
+import { createHash } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { ArtifactTooLargeError, ArtifactUnavailableError, ScanTimeoutError } from "@engine/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fetchArtifact } from "../src/artifact-fetcher.js";
+
+let server: Server;
+let port: number;
+const payload = Buffer.from("artifact content for the fetcher tests");
+beforeAll(async () => {
+  server = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://x");
+    if (url.pathname === "/file")
+      return void response.writeHead(200, { "content-length": payload.length }).end(payload);
+    if (url.pathname === "/big-declared")
+      return void response.writeHead(200, { "content-length": 10_000 }).end(Buffer.alloc(10_000));
+    if (url.pathname === "/big-chunked") {
+      response.writeHead(200);
+      for (let index = 0; index < 10; index += 1) response.write(Buffer.alloc(1000));
+      return void response.end();
+    }
+    if (url.pathname === "/to-other")
+      return void response.writeHead(302, { location: `http://127.0.0.2:${port}/file` }).end();
+    if (url.pathname === "/to-unlisted")
+      return void response.writeHead(302, { location: `http://localhost:${port}/file` }).end();
+    if (url.pathname === "/stall") {
+      response.writeHead(200, { "content-length": 100 });
+      response.write("partial");
+      return; // never ends
+    }
+    response.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "0.0.0.0", resolve));
+  port = (server.address() as { port: number }).port;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const loopbackAllowed = {
+  allowedHosts: ["127.0.0.1"],
+  allowPrivateAddresses: true,
+  allowFileUris: false,
+  maxBytes: 1000,
+};
+const signal = () => AbortSignal.timeout(5_000);
+
+describe("fetchArtifact", () => {
+  it("downloads an allowed artifact to a temp file, with its sha256, and deletes it on dispose", async () => {
+    const sha256 = createHash("sha256").update(payload).digest("hex");
+    const fetched = await fetchArtifact(`http://127.0.0.1:${port}/file`, {
+      ...loopbackAllowed,
+      signal: signal(),
+      expectedSha256: sha256,
+    });
+    expect(fetched.sha256).toBe(sha256);
+    expect(Buffer.from(await fetched.artifact.bytes()).equals(payload)).toBe(true);
+    const path = fetched.artifact.path as string;
+    await fetched.dispose();
+    await expect(readdir(path.replace(/\/artifact$/, ""))).rejects.toThrow();
+  });
+
+  it("refuses a host that is not allowed", async () => {
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/file`, {
+        ...loopbackAllowed,
+        allowedHosts: [],
+        signal: signal(),
+      }),
+    ).rejects.toThrow(/host 127.0.0.1 is not in ARTIFACT_ALLOWED_HOSTS/);
+  });
+
+  it("refuses loopback and private addresses unless explicitly allowed", async () => {
+    const policy = {
+      ...loopbackAllowed,
+      allowedHosts: ["127.0.0.1", "localhost"],
+      allowPrivateAddresses: false,
+    };
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/file`, { ...policy, signal: signal() }),
+    ).rejects.toThrow(/private, loopback or link-local/);
+    await expect(
+      fetchArtifact(`http://localhost:${port}/file`, { ...policy, signal: signal() }),
+    ).rejects.toThrow(/resolves only to private addresses/);
+  });
+
+  it("checks every redirect: a redirect to a private address or an unlisted host is refused", async () => {
+    const staged = {
+      ...loopbackAllowed,
+      allowedHosts: ["127.0.0.1", "127.0.0.2"],
+      allowPrivateAddresses: false,
+      isBlockedAddress: (address: string) => address === "127.0.0.2",
+    };
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/to-other`, { ...staged, signal: signal() }),
+    ).rejects.toThrow(/127.0.0.2 is a private/);
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/to-unlisted`, {
+        ...loopbackAllowed,
+        signal: signal(),
+      }),
+    ).rejects.toThrow(/host localhost is not in/);
+  });
+
+  it("enforces the size cap with and without Content-Length, leaving no temp file behind", async () => {
+    const before = (await readdir(tmpdir())).filter((name) =>
+      name.startsWith("engine-artifact-"),
+    ).length;
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/big-declared`, {
+        ...loopbackAllowed,
+        signal: signal(),
+      }),
+    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/big-chunked`, {
+        ...loopbackAllowed,
+        signal: signal(),
+      }),
+    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+    expect(
+      (await readdir(tmpdir())).filter((name) => name.startsWith("engine-artifact-")).length,
+    ).toBe(before);
+  });
+
+  it("refuses a sha256 mismatch", async () => {
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/file`, {
+        ...loopbackAllowed,
+        signal: signal(),
+        expectedSha256: "0".repeat(64),
+      }),
+    ).rejects.toThrow(/sha256 mismatch/);
+  });
+
+  it("gives up on a stalling server at the deadline", async () => {
+    const started = Date.now();
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/stall`, {
+        ...loopbackAllowed,
+        signal: AbortSignal.timeout(300),
+      }),
+    ).rejects.toBeInstanceOf(ScanTimeoutError);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it("reads data: URIs and refuses file: URIs unless allowed", async () => {
+    const fetched = await fetchArtifact(`data:text/plain;base64,${payload.toString("base64")}`, {
+      ...loopbackAllowed,
+      signal: signal(),
+    });
+    expect(Buffer.from(await fetched.artifact.bytes()).equals(payload)).toBe(true);
+    expect(fetched.artifact.mimetype).toBe("text/plain");
+    await fetched.dispose();
+    await expect(
+      fetchArtifact("data:,too%20large".padEnd(5000, "x"), {
+        ...loopbackAllowed,
+        signal: signal(),
+      }),
+    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+    await expect(
+      fetchArtifact("file:///etc/passwd", { ...loopbackAllowed, signal: signal() }),
+    ).rejects.toBeInstanceOf(ArtifactUnavailableError);
+  });
+});

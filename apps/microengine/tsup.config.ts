@@ -1,0 +1,15 @@
+import { readFileSync } from "node:fs";
+import { defineConfig } from "tsup";
+
+const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+
+export default defineConfig({
+  entry: { cli: "src/cli.ts", index: "src/index.ts" },
+  format: ["esm"],
+  target: "node20",
+  dts: false,
+  sourcemap: true,
+  clean: true,
+  banner: { js: "" },
+  define: { __ENGINE_MICROENGINE_VERSION__: JSON.stringify(version) },
+});
