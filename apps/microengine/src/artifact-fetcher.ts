@@ -5,13 +5,14 @@ import { mkdtemp, rm, stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import {
   type Artifact,
   ArtifactTooLargeError,
   ArtifactUnavailableError,
+  artifactFromBytes,
   artifactFromFile,
   artifactFromUrl,
   EngineError,
@@ -29,6 +30,11 @@ export interface FetchPolicy {
   temporaryDirectory?: string;
   /** Which addresses count as private; default {@link isPrivateAddress}. (Tests stage "private" hosts with it.) */
   isBlockedAddress?: (address: string) => boolean;
+  /**
+   * Artifacts whose size is known up front and at most this many bytes are kept in memory
+   * instead of a temp file (each file costs several file-system trips). Default 1 MiB.
+   */
+  memoryLimitBytes?: number;
 }
 
 /** A downloaded artifact on disk; `dispose()` deletes it (also call it on every error path). */
@@ -115,16 +121,23 @@ class ByteCounter extends Transform {
   }
 }
 
+let fileCounter = 0;
+
 async function toTemporaryFile(
   source: NodeJS.ReadableStream,
-  policy: FetchPolicy,
+  policy: FetchPolicy & { sharedDirectory?: string },
   signal: AbortSignal,
   info: { filename?: string; mimetype?: string },
 ): Promise<FetchedArtifact> {
-  const directory = await mkdtemp(join(policy.temporaryDirectory ?? tmpdir(), "engine-artifact-"));
-  const dispose = () => rm(directory, { recursive: true, force: true });
+  // One private directory per engine (or per download without one); one file per artifact.
+  const directory =
+    policy.sharedDirectory ??
+    (await mkdtemp(join(policy.temporaryDirectory ?? tmpdir(), "engine-artifact-")));
+  fileCounter += 1;
+  const path = join(directory, `artifact-${process.pid}-${fileCounter}`);
+  const dispose = () =>
+    rm(policy.sharedDirectory ? path : directory, { recursive: true, force: true });
   try {
-    const path = join(directory, "artifact");
     const counter = new ByteCounter(policy.maxBytes);
     await pipeline(source, counter, createWriteStream(path, { mode: 0o600 }), { signal });
     const sha256 = counter.hash.digest("hex");
@@ -138,6 +151,31 @@ async function toTemporaryFile(
     await dispose();
     throw error;
   }
+}
+
+/** Reads a small body whose size is known into memory, with the same cap and hash. */
+async function toMemory(
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  maxBytes: number,
+  info: { filename?: string; mimetype?: string },
+): Promise<FetchedArtifact> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const hash = createHash("sha256");
+  for await (const chunk of source) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw tooLarge(maxBytes);
+    hash.update(chunk);
+    chunks.push(Buffer.from(chunk));
+  }
+  const bytes = Buffer.concat(chunks);
+  const sha256 = hash.digest("hex");
+  return {
+    artifact: artifactFromBytes(bytes, { ...info, sha256 }),
+    bytes: bytes.length,
+    sha256,
+    dispose: async () => {},
+  };
 }
 
 function decodeDataUri(uri: string, maxBytes: number): { bytes: Buffer; mimetype?: string } {
@@ -154,124 +192,172 @@ function decodeDataUri(uri: string, maxBytes: number): { bytes: Buffer; mimetype
   return { bytes, ...(mimetype ? { mimetype: mimetype.split(";")[0] } : {}) };
 }
 
+/** Options of one fetch. */
+export interface FetchOptions {
+  signal: AbortSignal;
+  expectedSha256?: string | null | undefined;
+  mimetype?: string | null | undefined;
+}
+
 /**
- * Fetches a bounty's artifact to a temp file (never into memory): `https`/`http` only from
- * allowed hosts and public addresses (checked after DNS resolution and at every redirect),
- * `data:` URIs, `file:` only when allowed. The size cap is enforced while streaming, not only
- * by Content-Length; the sha256 is computed on the way and checked when one is expected.
+ * Fetches bounties' artifacts (never large ones into memory): `https`/`http` only from allowed
+ * hosts and public addresses (checked after DNS resolution, on the address connected to, and at
+ * every redirect), `data:` URIs, `file:` only when allowed. The size cap is enforced while
+ * streaming, not only by Content-Length; the sha256 is computed on the way and checked when one
+ * is expected. Small artifacts of known size stay in memory, others go to a private temp file.
+ * One fetcher keeps its connections alive (one guarded agent) and its temp directory.
  * Throws typed errors: `ArtifactUnavailableError` (refused, failed, sha256 mismatch),
  * `ArtifactTooLargeError`, or the signal's reason (timeout).
  */
+export class ArtifactFetcher {
+  readonly #policy: FetchPolicy;
+  readonly #agent: Agent;
+  #directory: Promise<string> | undefined;
+
+  constructor(policy: FetchPolicy) {
+    this.#policy = policy;
+    this.#agent = guardedAgent(policy);
+  }
+
+  /** Fetches one artifact; dispose the result (also on error paths, which this does itself). */
+  async fetch(uri: string, options: FetchOptions): Promise<FetchedArtifact> {
+    const { signal } = options;
+    this.#directory ??= mkdtemp(
+      join(this.#policy.temporaryDirectory ?? tmpdir(), "engine-artifacts-"),
+    );
+    const policy = { ...this.#policy, sharedDirectory: await this.#directory };
+    const memoryLimit = policy.memoryLimitBytes ?? 1024 * 1024;
+    const info = options.mimetype ? { mimetype: options.mimetype } : {};
+    let fetched: FetchedArtifact;
+    try {
+      if (uri.startsWith("data:")) {
+        const decoded = decodeDataUri(uri, policy.maxBytes);
+        const dataInfo = {
+          ...info,
+          ...(decoded.mimetype && !options.mimetype ? { mimetype: decoded.mimetype } : {}),
+        };
+        fetched =
+          decoded.bytes.length <= memoryLimit
+            ? await toMemory([decoded.bytes], policy.maxBytes, dataInfo)
+            : await toTemporaryFile(Readable.from([decoded.bytes]), policy, signal, dataInfo);
+      } else if (uri.startsWith("file:")) {
+        if (!policy.allowFileUris) throw refused("file: URIs are off (ARTIFACT_ALLOW_FILE_URIS)");
+        const path = fileURLToPath(uri);
+        const size = (
+          await stat(path).catch((error) => {
+            throw new ArtifactUnavailableError({
+              message: `@engine/microengine: cannot read ${path}`,
+              cause: error,
+            });
+          })
+        ).size;
+        if (size > policy.maxBytes) throw tooLarge(policy.maxBytes, size);
+        fetched = await toTemporaryFile(createReadStream(path), policy, signal, {
+          ...info,
+          filename: path.split("/").pop() ?? "",
+        });
+      } else {
+        fetched = await download(uri, policy, this.#agent, signal, info, memoryLimit);
+      }
+    } catch (error) {
+      if (signal.aborted) throw errorFromSignal(signal, "microengine");
+      if (EngineError.isInstance(error)) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EPRIVATEADDRESS") throw refused((error as Error).message);
+      throw new ArtifactUnavailableError({
+        message: `@engine/microengine: the artifact download failed: ${(error as Error)?.message ?? String(error)}`,
+        cause: error,
+      });
+    }
+    if (options.expectedSha256 && fetched.sha256 !== options.expectedSha256.toLowerCase()) {
+      await fetched.dispose();
+      throw new ArtifactUnavailableError({
+        message: `@engine/microengine: sha256 mismatch: the bounty says ${options.expectedSha256}, the artifact is ${fetched.sha256}`,
+        hint: "The artifact changed or was tampered with; it was not scanned.",
+      });
+    }
+    return fetched;
+  }
+
+  /** Closes kept connections and removes the temp directory. */
+  async close(): Promise<void> {
+    await this.#agent.close().catch(() => {});
+    const directory = await this.#directory?.catch(() => undefined);
+    if (directory) await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Fetches one artifact with a one-off {@link ArtifactFetcher}. */
 export async function fetchArtifact(
   uri: string,
-  options: FetchPolicy & {
-    signal: AbortSignal;
-    expectedSha256?: string | null;
-    mimetype?: string | null;
-  },
+  options: FetchPolicy & FetchOptions,
 ): Promise<FetchedArtifact> {
-  const { signal } = options;
-  const info = options.mimetype ? { mimetype: options.mimetype } : {};
-  let fetched: FetchedArtifact;
+  const fetcher = new ArtifactFetcher(options);
   try {
-    if (uri.startsWith("data:")) {
-      const decoded = decodeDataUri(uri, options.maxBytes);
-      const { Readable } = await import("node:stream");
-      fetched = await toTemporaryFile(Readable.from([decoded.bytes]), options, signal, {
-        ...info,
-        ...(decoded.mimetype && !options.mimetype ? { mimetype: decoded.mimetype } : {}),
-      });
-    } else if (uri.startsWith("file:")) {
-      if (!options.allowFileUris) throw refused("file: URIs are off (ARTIFACT_ALLOW_FILE_URIS)");
-      const path = fileURLToPath(uri);
-      const size = (
-        await stat(path).catch((error) => {
-          throw new ArtifactUnavailableError({
-            message: `@engine/microengine: cannot read ${path}`,
-            cause: error,
-          });
-        })
-      ).size;
-      if (size > options.maxBytes) throw tooLarge(options.maxBytes, size);
-      fetched = await toTemporaryFile(createReadStream(path), options, signal, {
-        ...info,
-        filename: path.split("/").pop() ?? "",
-      });
-    } else {
-      fetched = await download(uri, options, signal, info);
-    }
+    const fetched = await fetcher.fetch(uri, options);
+    // Keep the temp directory until the artifact is disposed.
+    return {
+      ...fetched,
+      dispose: async () => {
+        await fetched.dispose();
+        await fetcher.close();
+      },
+    };
   } catch (error) {
-    if (signal.aborted) throw errorFromSignal(signal, "microengine");
-    if (EngineError.isInstance(error)) throw error;
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EPRIVATEADDRESS") throw refused((error as Error).message);
-    throw new ArtifactUnavailableError({
-      message: `@engine/microengine: the artifact download failed: ${(error as Error)?.message ?? String(error)}`,
-      cause: error,
-    });
+    await fetcher.close();
+    throw error;
   }
-  if (options.expectedSha256 && fetched.sha256 !== options.expectedSha256.toLowerCase()) {
-    await fetched.dispose();
-    throw new ArtifactUnavailableError({
-      message: `@engine/microengine: sha256 mismatch: the bounty says ${options.expectedSha256}, the artifact is ${fetched.sha256}`,
-      hint: "The artifact changed or was tampered with; it was not scanned.",
-    });
-  }
-  return fetched;
 }
 
 async function download(
   uri: string,
-  policy: FetchPolicy,
+  policy: FetchPolicy & { sharedDirectory?: string },
+  agent: Agent,
   signal: AbortSignal,
   info: { mimetype?: string },
+  memoryLimit: number,
 ): Promise<FetchedArtifact> {
-  const agent = guardedAgent(policy);
-  try {
-    let current = new URL(uri);
-    for (let redirects = 0; ; redirects += 1) {
-      if (current.protocol !== "https:" && current.protocol !== "http:")
-        throw refused(`${current.protocol} is not allowed`);
-      if (!isAllowedHost(current.hostname, policy.allowedHosts))
-        throw refused(`host ${current.hostname} is not in ARTIFACT_ALLOWED_HOSTS`);
-      const literal = current.hostname.replace(/^\[|\]$/g, "");
-      if (
-        isIP(literal) &&
-        !policy.allowPrivateAddresses &&
-        (policy.isBlockedAddress ?? isPrivateAddress)(literal)
-      ) {
-        throw refused(`${literal} is a private, loopback or link-local address`);
-      }
-      const response = await request(current, {
-        dispatcher: agent,
-        signal,
-        maxRedirections: 0,
-      } as Parameters<typeof request>[1]);
-      if (response.statusCode >= 300 && response.statusCode < 400 && response.headers.location) {
-        await response.body.dump();
-        if (redirects >= maximumRedirects) throw refused(`more than ${maximumRedirects} redirects`);
-        current = new URL(String(response.headers.location), current);
-        continue;
-      }
-      if (response.statusCode !== 200) {
-        await response.body.dump();
-        throw new ArtifactUnavailableError({
-          message: `@engine/microengine: the artifact server answered HTTP ${response.statusCode}`,
-        });
-      }
-      const declared = Number(response.headers["content-length"]);
-      if (Number.isFinite(declared) && declared > policy.maxBytes) {
-        await response.body.dump().catch(() => {});
-        throw tooLarge(policy.maxBytes, declared);
-      }
-      const filename = current.pathname.split("/").pop() || undefined;
-      return await toTemporaryFile(response.body, policy, signal, {
-        ...info,
-        ...(filename ? { filename } : {}),
+  let current = new URL(uri);
+  for (let redirects = 0; ; redirects += 1) {
+    if (current.protocol !== "https:" && current.protocol !== "http:")
+      throw refused(`${current.protocol} is not allowed`);
+    if (!isAllowedHost(current.hostname, policy.allowedHosts))
+      throw refused(`host ${current.hostname} is not in ARTIFACT_ALLOWED_HOSTS`);
+    const literal = current.hostname.replace(/^\[|\]$/g, "");
+    if (
+      isIP(literal) &&
+      !policy.allowPrivateAddresses &&
+      (policy.isBlockedAddress ?? isPrivateAddress)(literal)
+    ) {
+      throw refused(`${literal} is a private, loopback or link-local address`);
+    }
+    const response = await request(current, {
+      dispatcher: agent,
+      signal,
+      maxRedirections: 0,
+    } as Parameters<typeof request>[1]);
+    if (response.statusCode >= 300 && response.statusCode < 400 && response.headers.location) {
+      await response.body.dump();
+      if (redirects >= maximumRedirects) throw refused(`more than ${maximumRedirects} redirects`);
+      current = new URL(String(response.headers.location), current);
+      continue;
+    }
+    if (response.statusCode !== 200) {
+      await response.body.dump();
+      throw new ArtifactUnavailableError({
+        message: `@engine/microengine: the artifact server answered HTTP ${response.statusCode}`,
       });
     }
-  } finally {
-    await agent.close().catch(() => {});
+    const declared = Number(response.headers["content-length"]);
+    if (Number.isFinite(declared) && declared > policy.maxBytes) {
+      await response.body.dump({ limit: 0 }).catch(() => {});
+      throw tooLarge(policy.maxBytes, declared);
+    }
+    const filename = current.pathname.split("/").pop() || undefined;
+    const fileInfo = { ...info, ...(filename ? { filename } : {}) };
+    if (Number.isFinite(declared) && declared <= memoryLimit)
+      return await toMemory(response.body, policy.maxBytes, fileInfo);
+    return await toTemporaryFile(response.body, policy, signal, fileInfo);
   }
 }
 

@@ -8,7 +8,7 @@ import {
   scanResultForError,
 } from "@engine/core";
 import type { Logger } from "pino";
-import { type FetchedArtifact, fetchArtifact } from "./artifact-fetcher.js";
+import { ArtifactFetcher, type FetchedArtifact } from "./artifact-fetcher.js";
 import { computeBid, matchesFilter, stringifyWithBigInt } from "./bid.js";
 import type { Bounty } from "./bounty.js";
 import type { EngineConfig } from "./config.js";
@@ -53,6 +53,7 @@ export function withEngineMetadata(result: ScanResult): ScanResult {
 export class BountyProcessor {
   readonly #replays = new ReplayCache();
   readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  readonly #fetcher: ArtifactFetcher;
 
   constructor(
     private readonly options: {
@@ -61,7 +62,15 @@ export class BountyProcessor {
       logger: Logger;
       metrics: EngineMetrics;
     },
-  ) {}
+  ) {
+    const { config } = options;
+    this.#fetcher = new ArtifactFetcher({
+      allowedHosts: config.ARTIFACT_ALLOWED_HOSTS,
+      allowPrivateAddresses: config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
+      allowFileUris: config.ARTIFACT_ALLOW_FILE_URIS,
+      maxBytes: config.ARTIFACT_MAX_BYTES,
+    });
+  }
 
   /** Number of bounties being scanned or answered. */
   get inFlight(): number {
@@ -91,6 +100,7 @@ export class BountyProcessor {
     for (const { controller } of this.#running.values())
       controller.abort(new Error("the engine is shutting down"));
     await Promise.allSettled([...this.#running.values()].map((entry) => entry.done));
+    await this.#fetcher.close();
   }
 
   async #process(bounty: Bounty, shutdown: AbortSignal): Promise<void> {
@@ -119,11 +129,7 @@ export class BountyProcessor {
           shutdown,
           AbortSignal.timeout(Math.max(1, deadline - Date.now())),
         ]);
-        fetched = await fetchArtifact(bounty.artifact_uri, {
-          allowedHosts: config.ARTIFACT_ALLOWED_HOSTS,
-          allowPrivateAddresses: config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
-          allowFileUris: config.ARTIFACT_ALLOW_FILE_URIS,
-          maxBytes: config.ARTIFACT_MAX_BYTES,
+        fetched = await this.#fetcher.fetch(bounty.artifact_uri, {
           signal,
           expectedSha256: bounty.sha256 ?? null,
           mimetype: bounty.mimetype ?? null,

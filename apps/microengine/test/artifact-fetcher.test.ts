@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
+import { dirname } from "node:path";
 import { ArtifactTooLargeError, ArtifactUnavailableError, ScanTimeoutError } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fetchArtifact } from "../src/artifact-fetcher.js";
@@ -53,14 +54,26 @@ describe("fetchArtifact", () => {
     const sha256 = createHash("sha256").update(payload).digest("hex");
     const fetched = await fetchArtifact(`http://127.0.0.1:${port}/file`, {
       ...loopbackAllowed,
+      memoryLimitBytes: 0,
       signal: signal(),
       expectedSha256: sha256,
     });
     expect(fetched.sha256).toBe(sha256);
     expect(Buffer.from(await fetched.artifact.bytes()).equals(payload)).toBe(true);
     const path = fetched.artifact.path as string;
+    expect(path).toMatch(/engine-artifacts-/);
     await fetched.dispose();
-    await expect(readdir(path.replace(/\/artifact$/, ""))).rejects.toThrow();
+    await expect(readdir(dirname(path))).rejects.toThrow();
+  });
+
+  it("keeps a small artifact of known size in memory", async () => {
+    const fetched = await fetchArtifact(`http://127.0.0.1:${port}/file`, {
+      ...loopbackAllowed,
+      signal: signal(),
+    });
+    expect(fetched.artifact.path).toBeUndefined();
+    expect(Buffer.from(await fetched.artifact.bytes()).equals(payload)).toBe(true);
+    await fetched.dispose();
   });
 
   it("refuses a host that is not allowed", async () => {
@@ -107,7 +120,7 @@ describe("fetchArtifact", () => {
 
   it("enforces the size cap with and without Content-Length, leaving no temp file behind", async () => {
     const before = (await readdir(tmpdir())).filter((name) =>
-      name.startsWith("engine-artifact-"),
+      name.startsWith("engine-artifact"),
     ).length;
     await expect(
       fetchArtifact(`http://127.0.0.1:${port}/big-declared`, {
@@ -122,7 +135,7 @@ describe("fetchArtifact", () => {
       }),
     ).rejects.toBeInstanceOf(ArtifactTooLargeError);
     expect(
-      (await readdir(tmpdir())).filter((name) => name.startsWith("engine-artifact-")).length,
+      (await readdir(tmpdir())).filter((name) => name.startsWith("engine-artifact")).length,
     ).toBe(before);
   });
 
