@@ -1,12 +1,11 @@
 import {
   BackendUnavailableError,
   defineScanner,
-  InvalidOptionsError,
+  parseOptions,
   type Scanner,
   type ScanResult,
   verdictMetadata,
 } from "@engine/core";
-import { z } from "zod";
 import { type ClamavScannerOptions, clamavScannerOptionsSchema } from "./clamav-scanner-options.js";
 import { ClamdClient, type ClamdScanOutcome } from "./clamd-client.js";
 import { clamdConnectionOptionsSchema } from "./clamd-client-options.js";
@@ -48,14 +47,10 @@ interface CachedVersion {
  * const result = await scanner.scan(artifactFromFile("upload.bin"));
  */
 export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavScanner {
-  const parsed = clamavScannerOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new InvalidOptionsError({
-      message: `@engine/clamav: createClamavScanner: ${z.prettifyError(parsed.error)}`,
-      hint: "See the @engine/clamav README for the options.",
-      cause: parsed.error,
-    });
-  }
+  const settings = parseOptions(clamavScannerOptionsSchema, options, {
+    where: "@engine/clamav: createClamavScanner",
+    hint: "See the @engine/clamav README for the options.",
+  });
   const {
     name,
     confidence,
@@ -63,10 +58,10 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
     heuristicConfidence,
     versionMaxAgeMs,
     signaturesVersion,
-  } = parsed.data;
+  } = settings;
   const clientOptionKeys = Object.keys(clamdConnectionOptionsSchema.shape);
   const clientOptions = Object.fromEntries(
-    Object.entries(parsed.data).filter(([key]) => clientOptionKeys.includes(key)),
+    Object.entries(settings).filter(([key]) => clientOptionKeys.includes(key)),
   );
   const client = new ClamdClient(clientOptions);
 

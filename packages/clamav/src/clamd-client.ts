@@ -7,12 +7,11 @@ import {
   createScanSignal,
   EngineError,
   errorFromSignal,
-  InvalidOptionsError,
   ProtocolError,
+  parseOptions,
   type ScanOptions,
   ScanTimeoutError,
 } from "@engine/core";
-import { z } from "zod";
 import {
   type ClamdClientOptions,
   clamdClientOptionsSchema,
@@ -72,14 +71,6 @@ interface ScanAttempt {
 const probeTimeoutMs = 1000;
 const instreamCommand = Buffer.from("zINSTREAM\0");
 
-function invalidOptions(error: z.ZodError): InvalidOptionsError {
-  return new InvalidOptionsError({
-    message: `@engine/clamav: invalid clamd client options: ${z.prettifyError(error)}`,
-    hint: "Give socket (a unix socket path) or host and port; see the @engine/clamav README.",
-    cause: error,
-  });
-}
-
 /**
  * A small, typed clamd client. Every call has a connect timeout, a read timeout and honours
  * an `AbortSignal` and an absolute `deadline` (the socket is destroyed). Scans run on a pool of
@@ -102,13 +93,14 @@ export class ClamdClient {
   readonly #busy = new Set<Session>();
 
   constructor(options: ClamdClientOptions = {}) {
-    const parsed = clamdClientOptionsSchema.safeParse(options);
-    if (!parsed.success) throw invalidOptions(parsed.error);
-    this.options = parsed.data;
-    this.endpoint = parsed.data.socket
-      ? { socket: parsed.data.socket }
-      : { host: parsed.data.host ?? "127.0.0.1", port: parsed.data.port ?? 3310 };
-    this.#slots = new ConnectionSlots(parsed.data.maxConnections);
+    this.options = parseOptions(clamdClientOptionsSchema, options, {
+      where: "@engine/clamav: invalid clamd client options",
+      hint: "Give socket (a unix socket path) or host and port; see the @engine/clamav README.",
+    });
+    this.endpoint = this.options.socket
+      ? { socket: this.options.socket }
+      : { host: this.options.host ?? "127.0.0.1", port: this.options.port ?? 3310 };
+    this.#slots = new ConnectionSlots(this.options.maxConnections);
   }
 
   /** `PING`: resolves when clamd answers `PONG`, throws a typed error otherwise. */

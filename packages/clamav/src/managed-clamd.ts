@@ -15,7 +15,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BackendUnavailableError, InvalidOptionsError } from "@engine/core";
+import { BackendUnavailableError, InvalidOptionsError, parseOptions } from "@engine/core";
 import { z } from "zod";
 import { ClamdClient } from "./clamd-client.js";
 
@@ -152,14 +152,9 @@ function configText(settings: Record<string, string | number | boolean>): string
  * const scanner = createClamavScanner(clamd.clientOptions());
  */
 export async function startManagedClamd(options: ManagedClamdOptions = {}): Promise<ManagedClamd> {
-  const parsed = managedClamdOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new InvalidOptionsError({
-      message: `@engine/clamav: startManagedClamd: ${z.prettifyError(parsed.error)}`,
-      cause: parsed.error,
-    });
-  }
-  const settings = parsed.data;
+  const settings = parseOptions(managedClamdOptionsSchema, options, {
+    where: "@engine/clamav: startManagedClamd",
+  });
   if (!settings.socket && settings.tcp === false) {
     throw new InvalidOptionsError({
       message: "@engine/clamav: startManagedClamd needs socket or tcp",

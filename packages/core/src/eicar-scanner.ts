@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { defineScanner } from "./define-scanner.js";
 import { eicarBytes } from "./eicar.js";
-import { InvalidOptionsError } from "./errors/invalid-options-error.js";
+import { parseOptions } from "./parse-options.js";
 import type { ScanResult } from "./scan-result.js";
 import type { Scanner } from "./scanner.js";
 import { verdictMetadata } from "./verdict-metadata.js";
@@ -35,14 +35,9 @@ export const eicarMalwareFamily = "EICAR-Test-File";
  * // result.verdict === "malicious"
  */
 export function createEicarScanner(options?: EicarScannerOptions): Scanner {
-  const parsed = eicarScannerOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new InvalidOptionsError({
-      message: `@engine/core: createEicarScanner: ${z.prettifyError(parsed.error)}`,
-      cause: parsed.error,
-    });
-  }
-  const { name, confidence } = parsed.data;
+  const { name, confidence } = parseOptions(eicarScannerOptionsSchema, options, {
+    where: "@engine/core: createEicarScanner",
+  });
   const needle = eicarBytes();
   const overlap = needle.length - 1;
   const scannerInfo = {

@@ -43,6 +43,7 @@ export {
   type LegacyTupleInput,
   toLegacyTuple,
 } from "./legacy-tuple.js";
+export { parseOptions } from "./parse-options.js";
 export { parseScanResult, type ScanResult, scanResultSchema } from "./scan-result.js";
 export {
   createScanSignal,

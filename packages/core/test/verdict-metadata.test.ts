@@ -133,3 +133,25 @@ describe("parseScanResult", () => {
     }
   });
 });
+
+describe("parseOptions", () => {
+  it("returns the options with defaults, or throws InvalidOptionsError naming the factory and the option", async () => {
+    const { parseOptions, InvalidOptionsError } = await import("../src/index.js");
+    const { z } = await import("zod");
+    const schema = z.strictObject({ port: z.number().int().default(3310) });
+    expect(parseOptions(schema, {}, { where: "@engine/x: createX" })).toEqual({ port: 3310 });
+    expect(() =>
+      parseOptions(schema, { port: "a" }, { where: "@engine/x: createX", hint: "see README" }),
+    ).toThrow(/@engine\/x: createX: .*port/s);
+    const error = (() => {
+      try {
+        parseOptions(schema, { colour: 1 }, { where: "w", hint: "see README" });
+      } catch (caught) {
+        return caught;
+      }
+      return undefined;
+    })();
+    expect(InvalidOptionsError.isInstance(error)).toBe(true);
+    expect((error as InstanceType<typeof InvalidOptionsError>).hint).toBe("see README");
+  });
+});

@@ -7,6 +7,7 @@ import {
   EngineError,
   InvalidOptionsError,
   InvalidResultError,
+  parseOptions,
   parseScanResult,
   raceSignal,
   type Scanner,
@@ -66,14 +67,9 @@ export function createMultiScanner(
   scanners: readonly Scanner[],
   options?: MultiScannerOptions,
 ): MultiScanner {
-  const parsed = multiScannerOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new InvalidOptionsError({
-      message: `@engine/multi: createMultiScanner: ${z.prettifyError(parsed.error)}`,
-      cause: parsed.error,
-    });
-  }
-  const settings = parsed.data;
+  const settings = parseOptions(multiScannerOptionsSchema, options, {
+    where: "@engine/multi: createMultiScanner",
+  });
   if (!Array.isArray(scanners) || scanners.length === 0) {
     throw new InvalidOptionsError({
       message: "@engine/multi: createMultiScanner needs at least one scanner",

@@ -9,10 +9,10 @@ import {
   BackendUnavailableError,
   defineScanner,
   InvalidOptionsError,
+  parseOptions,
   type Scanner,
   verdictMetadata,
 } from "@engine/core";
-import { z } from "zod";
 import { verdictFromMatches } from "./match-verdict.js";
 import {
   diagnosticFromCompiler,
@@ -108,15 +108,10 @@ function artifactExternalValues(artifact: Artifact): Record<string, ExternalValu
  * const result = await scanner.scan(artifactFromFile("upload.bin"), { deadline: Date.now() + 5000 });
  */
 export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner {
-  const parsed = yaraScannerOptionsSchema.safeParse(options);
-  if (!parsed.success) {
-    throw new InvalidOptionsError({
-      message: `@engine/yara: createYaraScanner: ${z.prettifyError(parsed.error)}`,
-      hint: "See the @engine/yara README for the options.",
-      cause: parsed.error,
-    });
-  }
-  const settings = parsed.data;
+  const settings = parseOptions(yaraScannerOptionsSchema, options, {
+    where: "@engine/yara: createYaraScanner",
+    hint: "See the @engine/yara README for the options.",
+  });
   const externals: Record<string, ExternalValue> = {
     ...Object.fromEntries(artifactExternals.map((name) => [name, ""])),
     ...settings.externals,
