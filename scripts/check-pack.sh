@@ -59,6 +59,17 @@ console.log(`@engine/yara from its tarball: ${malicious.verdict} (${malicious.me
 if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
 TS
 
+cat > check-yara-native.ts <<'TS'
+import { artifactFromBytes, eicarBytes } from "@engine/core";
+import { createYaraScanner } from "@engine/yara";
+
+await using scanner = createYaraScanner({ engine: "native" }); // @engine/yara-native, built by npm install
+const malicious = await scanner.scan(artifactFromBytes(eicarBytes()));
+const benign = await scanner.scan(artifactFromBytes("hello"));
+console.log(`@engine/yara-native from its tarball: libyara ${malicious.metadata.scanner?.vendor_version}, ${malicious.verdict}, ${benign.verdict}`);
+if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
+TS
+
 cat > check-multi.ts <<'TS'
 import { artifactFromBytes, createEicarScanner, eicarBytes } from "@engine/core";
 import { createMultiScanner, quorum } from "@engine/multi";

@@ -13,4 +13,6 @@ export default defineConfig({
   clean: true,
   splitting: true,
   define: { __ENGINE_YARA_VERSION__: JSON.stringify(version) },
+  // Optional and native: loaded at run time when installed, never bundled.
+  external: ["@engine/yara-native"],
 });

@@ -120,6 +120,32 @@ try {
     );
     const oursSeconds = (performance.now() - started) / 1000;
 
+    // Native engine (libyara through @engine/yara-native), same rules, same concurrency.
+    let nativeSeconds;
+    let nativeMatches = 0;
+    try {
+      const native = createYaraScanner({
+        rules: Object.fromEntries(cliRules.map((file) => [file.namespace, file.source.source])),
+        engine: "native",
+        onDiagnostics: () => {},
+      });
+      await native.setup();
+      started = performance.now();
+      const nativeQueue = [...targetFiles];
+      await Promise.all(
+        Array.from({ length: cores * 2 }, async () => {
+          for (let path = nativeQueue.shift(); path; path = nativeQueue.shift()) {
+            const result = await native.scan(artifactFromFile(path));
+            nativeMatches += result.metadata.yara.matchCount;
+          }
+        }),
+      );
+      nativeSeconds = (performance.now() - started) / 1000;
+      await native.close();
+    } catch (error) {
+      console.log(`native engine unavailable: ${error.message}`);
+    }
+
     started = performance.now();
     const { stdout } = await run(
       "yara",
@@ -175,17 +201,23 @@ try {
       cliSeconds,
       matches,
       cliMatches,
+      nativeSeconds,
+      nativeMatches,
     });
   }
 
   console.log(
-    `| rules | files read | compile with YARA-X | compile time | files scanned by both | @engine/yara wasm | yara -p ${cores} | ratio (ours / yara) | matches (ours / yara) |`,
+    `| rules | files read | compile with YARA-X | compile time | files scanned by all | @engine/yara wasm | @engine/yara native | yara -p ${cores} | wasm / yara | native / yara | matches (wasm / native / yara) |`,
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const row of rows) {
     const mb = total / 2 ** 20;
+    const rate = (seconds) =>
+      seconds === undefined ? "n/a" : `${(mb / seconds).toFixed(1)} MB/s (${seconds.toFixed(1)} s)`;
+    const ratio = (seconds) =>
+      seconds === undefined ? "n/a" : `${(row.cliSeconds / seconds).toFixed(2)}x`;
     console.log(
-      `| ${row.label} | ${row.read} | ${row.compiled} | ${row.compileSeconds.toFixed(1)} s | ${row.both} | ${(mb / row.oursSeconds).toFixed(1)} MB/s (${row.oursSeconds.toFixed(1)} s) | ${(mb / row.cliSeconds).toFixed(1)} MB/s (${row.cliSeconds.toFixed(1)} s) | ${(row.cliSeconds / row.oursSeconds).toFixed(2)}x | ${row.matches} / ${row.cliMatches} |`,
+      `| ${row.label} | ${row.read} | ${row.compiled} | ${row.compileSeconds.toFixed(1)} s | ${row.both} | ${rate(row.oursSeconds)} | ${rate(row.nativeSeconds)} | ${rate(row.cliSeconds)} | ${ratio(row.oursSeconds)} | ${ratio(row.nativeSeconds)} | ${row.matches} / ${row.nativeMatches} / ${row.cliMatches} |`,
     );
   }
   console.log("\n| rules | rule files | WebAssembly per-scan time, 4 KB artifact |");

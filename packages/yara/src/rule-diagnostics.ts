@@ -29,11 +29,30 @@ export function diagnosticFromCompiler(
   const header = /^(?:error|warning)\[([^\]]+)\]:\s*(.*)$/m.exec(text);
   const location = /-->\s*line:(\d+):(\d+)/.exec(text);
   const message = (header?.[2] ?? text.split("\n")[0] ?? text).trim();
-  const diagnostic: RuleDiagnostic = { path: fallbackPath, message, severity };
-  if (header?.[1]) diagnostic.code = header[1];
-  if (location?.[1] && location[2]) {
-    const combinedLine = Number(location[1]);
-    diagnostic.column = Number(location[2]);
+  return diagnosticAt(
+    { message, severity, ...(header?.[1] ? { code: header[1] } : {}) },
+    fallbackPath,
+    segments,
+    location?.[1] ? Number(location[1]) : undefined,
+    location?.[2] ? Number(location[2]) : undefined,
+  );
+}
+
+/**
+ * A diagnostic at a line of a combined (include-inlined) source, mapped back through the include
+ * segments to the file and line it came from.
+ */
+export function diagnosticAt(
+  base: Pick<RuleDiagnostic, "message" | "severity" | "code">,
+  fallbackPath: string,
+  segments: readonly LineSegment[],
+  combinedLine: number | undefined,
+  column?: number,
+): RuleDiagnostic {
+  const diagnostic: RuleDiagnostic = { path: fallbackPath, ...base };
+  if (diagnostic.code === undefined) delete diagnostic.code;
+  if (column !== undefined) diagnostic.column = column;
+  if (combinedLine !== undefined && combinedLine > 0) {
     const segment = segments.find(
       (candidate) =>
         combinedLine >= candidate.combinedStartLine &&

@@ -1,7 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import { dirname, extname, join } from "node:path";
+import { extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type Artifact,
@@ -14,16 +12,14 @@ import {
   verdictMetadata,
 } from "@engine/core";
 import { verdictFromMatches } from "./match-verdict.js";
-import {
-  diagnosticFromCompiler,
-  formatDiagnostic,
-  type RuleDiagnostic,
-} from "./rule-diagnostics.js";
+import { compileWithNative, loadNativeEngine } from "./native-engine.js";
+import { formatDiagnostic, type RuleDiagnostic } from "./rule-diagnostics.js";
 import { isDirectory, loadRuleSources } from "./rule-sources.js";
+import type { EngineKind, ScanEngine } from "./scan-engine.js";
 import { yaraPackageVersion } from "./version.js";
+import { compileWithWasm } from "./wasm-engine.js";
 import { type YaraScannerOptions, yaraScannerOptionsSchema } from "./yara-scanner-options.js";
-import { compileInWorker, YaraWorkerPool } from "./yara-worker-pool.js";
-import type { CompiledWasm, ExternalValue } from "./yara-worker-protocol.js";
+import type { ExternalValue } from "./yara-worker-protocol.js";
 
 /** The rules shipped with this package (an EICAR rule), used when no rules are given. */
 export const bundledRulesDirectory: string = fileURLToPath(new URL("../rules/", import.meta.url));
@@ -39,6 +35,8 @@ export interface YaraScanner extends Scanner {
   readonly signaturesVersion: string | undefined;
   /** Number of rule files (namespaces) compiled, once set up. */
   readonly ruleFileCount: number;
+  /** The engine in use once set up: `"wasm"` or `"native"` (what `"auto"` chose). */
+  readonly engine: EngineKind | undefined;
   /**
    * Reads and compiles the rules again in the background, then swaps them in atomically;
    * scans keep running on the old rules meanwhile. On failure the old rules stay and the
@@ -48,41 +46,12 @@ export interface YaraScanner extends Scanner {
 }
 
 interface LoadedRules {
-  pool: YaraWorkerPool;
+  engine: ScanEngine;
   diagnostics: RuleDiagnostic[];
   signaturesVersion: string;
   fileCount: number;
   inFlight: number;
   retired: boolean;
-}
-
-const require = createRequire(import.meta.url);
-let wasmModule: Promise<CompiledWasm> | undefined;
-let yaraXVersion: string | undefined;
-
-function yaraXDirectory(): string {
-  return dirname(require.resolve("@virustotal/yara-x/package.json"));
-}
-
-/** Compiles YARA-X's WebAssembly once per process, off the event loop (`WebAssembly.compile`). */
-function loadWasmModule(): Promise<CompiledWasm> {
-  // @types/node declares the WebAssembly types but not the global value.
-  const { WebAssembly: wasm } = globalThis as unknown as {
-    WebAssembly: { compile(bytes: Uint8Array): Promise<CompiledWasm> };
-  };
-  wasmModule ??= readFile(join(yaraXDirectory(), "pkg", "yara_x_js_bg.wasm")).then((bytes) =>
-    wasm.compile(bytes),
-  );
-  return wasmModule;
-}
-
-async function loadYaraXVersion(): Promise<string> {
-  yaraXVersion ??= (
-    JSON.parse(await readFile(join(yaraXDirectory(), "package.json"), "utf8")) as {
-      version: string;
-    }
-  ).version;
-  return yaraXVersion;
 }
 
 function artifactExternalValues(artifact: Artifact): Record<string, ExternalValue> {
@@ -134,15 +103,21 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     }
   };
 
-  const load = async (): Promise<LoadedRules> => {
-    const engine = settings.engine;
-    if (engine === "native") {
-      throw new BackendUnavailableError({
-        message: "@engine/yara: the native engine is not available in this version",
-        hint: 'Use engine: "wasm" (the default) or "auto", which falls back to wasm.',
-        scanner: settings.name,
-      });
+  /** Which engine to compile with: native when asked (or when it loads, for "auto"). */
+  const chooseEngine = async (): Promise<
+    Awaited<ReturnType<typeof loadNativeEngine>> | undefined
+  > => {
+    if (settings.engine === "wasm") return undefined;
+    try {
+      return await loadNativeEngine();
+    } catch (error) {
+      if (settings.engine === "native") throw error;
+      return undefined; // auto: the WebAssembly engine works everywhere
     }
+  };
+
+  const load = async (): Promise<LoadedRules> => {
+    const native = await chooseEngine();
     const rulesDir = noRulesGiven ? bundledRulesDirectory : settings.rulesDir;
     if (rulesDir !== undefined && !(await isDirectory(rulesDir))) {
       throw new InvalidOptionsError({
@@ -156,25 +131,17 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
       ruleFiles: settings.ruleFiles,
       rules: settings.rules,
     });
-    const module = await loadWasmModule();
-    const workerSources = sources.map(({ namespace, source }) => ({ namespace, source }));
-    const { worker, report: compiled } = await compileInWorker(module, workerSources, externals);
-    for (const { index, text } of compiled.errors) {
-      const source = sources[index];
-      if (source)
-        diagnostics.push(diagnosticFromCompiler(text, source.origin, source.segments, "error"));
-    }
-    for (const { index, text } of compiled.warnings) {
-      const source = sources[index];
-      if (source)
-        diagnostics.push(diagnosticFromCompiler(text, source.origin, source.segments, "warning"));
-    }
+    const compilation = native
+      ? await compileWithNative(native, sources, externals)
+      : await compileWithWasm(sources, externals, settings.workers);
+    diagnostics.push(...compilation.diagnostics);
     const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
-    const accepted = compiled.accepted
-      .map((index) => sources[index])
-      .filter((source) => source !== undefined);
+    const accepted = compilation.accepted.flatMap((index) => {
+      const source = sources[index];
+      return source ? [source] : [];
+    });
     if (accepted.length === 0 || (settings.onCompileError === "fail" && errors.length > 0)) {
-      await worker.terminate();
+      await compilation.abandon();
       const listing = errors.slice(0, 5).map(formatDiagnostic).join("; ");
       throw new InvalidOptionsError({
         message:
@@ -191,18 +158,10 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     const hash = createHash("sha256");
     for (const source of accepted)
       hash.update(source.namespace).update("\0").update(source.source).update("\0");
-    const pool = await YaraWorkerPool.start(
-      {
-        module,
-        sources: accepted.map(({ namespace, source }) => ({ namespace, source })),
-        externals,
-      },
-      worker,
-      settings.workers,
-    );
+    const engine = await compilation.start();
     report(diagnostics);
     return {
-      pool,
+      engine,
       diagnostics,
       signaturesVersion: hash.digest("hex").slice(0, 16),
       fileCount: accepted.length,
@@ -213,7 +172,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
 
   const retire = async (rules: LoadedRules): Promise<void> => {
     rules.retired = true;
-    if (rules.inFlight === 0) await rules.pool.close();
+    if (rules.inFlight === 0) await rules.engine.close();
   };
 
   const scanner = defineScanner({
@@ -226,7 +185,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
       current = undefined;
       if (rules) await retire(rules);
     },
-    scan: async (artifact, { signal }) => {
+    scan: async (artifact, { signal, deadline }) => {
       const rules = current;
       if (!rules)
         throw new BackendUnavailableError({
@@ -243,21 +202,23 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
       }
       rules.inFlight += 1;
       try {
-        const matches = await rules.pool.scan(
+        const matches = await rules.engine.scan(
           artifact,
           artifactExternalValues(artifact),
           settings.maxScanBytes,
           signal,
+          deadline,
         );
         const outcome = verdictFromMatches(matches, settings);
         const metadata = verdictMetadata(outcome.family)
           .product("yara")
           .scanner({
             version: yaraPackageVersion,
-            vendor_version: await loadYaraXVersion(),
+            vendor_version: rules.engine.vendorVersion,
             signatures_version: rules.signaturesVersion,
           })
           .set("yara", {
+            engine: rules.engine.kind,
             matches: outcome.summaries.slice(0, 50),
             matchCount: outcome.summaries.length,
           })
@@ -265,7 +226,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
         return { verdict: outcome.verdict, confidence: outcome.confidence, metadata };
       } finally {
         rules.inFlight -= 1;
-        if (rules.retired && rules.inFlight === 0) await rules.pool.close();
+        if (rules.retired && rules.inFlight === 0) await rules.engine.close();
       }
     },
   });
@@ -285,6 +246,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     diagnostics: { get: () => current?.diagnostics ?? [], enumerable: true },
     signaturesVersion: { get: () => current?.signaturesVersion, enumerable: true },
     ruleFileCount: { get: () => current?.fileCount ?? 0, enumerable: true },
+    engine: { get: () => current?.engine.kind, enumerable: true },
     reload: { value: reload, enumerable: true },
   }) as YaraScanner;
 }

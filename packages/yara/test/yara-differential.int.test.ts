@@ -64,6 +64,7 @@ const markers = [
 
 let directory: string;
 let scanner: YaraScanner;
+let native: YaraScanner;
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), "engine-yara-differential-"));
   await mkdir(join(directory, "files"));
@@ -108,13 +109,21 @@ beforeAll(async () => {
     onDiagnostics: () => {},
   });
   await scanner.setup?.();
+  native = createYaraScanner({
+    ruleFiles: [join(directory, "differential.yar")],
+    engine: "native",
+    onCompileError: "fail",
+    onDiagnostics: () => {},
+  });
+  await native.setup?.();
 });
 afterAll(async () => {
   await scanner?.close?.();
+  await native?.close?.();
   await rm(directory, { recursive: true, force: true });
 });
 
-it("matches exactly what the Debian yara CLI matches, on every generated file", async () => {
+it("matches exactly what the Debian yara CLI matches, on every generated file, with both engines", async () => {
   const { stdout } = await run(
     "yara",
     ["--no-warnings", join(directory, "differential.yar"), join(directory, "files")],
@@ -133,23 +142,28 @@ it("matches exactly what the Debian yara CLI matches, on every generated file", 
   expect(names.length).toBe(250);
   const differences: string[] = [];
   let matched = 0;
-  for (const name of names) {
-    const result = await scanner.scan(artifactFromFile(join(directory, "files", name)));
-    const ours = new Set(
-      ((result.metadata.yara as { matches: Array<{ rule: string }> }).matches ?? []).map(
-        (match) => match.rule,
-      ),
-    );
-    const theirs = expected.get(name) ?? new Set<string>();
-    matched += ours.size;
-    const a = [...ours].sort().join(",");
-    const b = [...theirs].sort().join(",");
-    if (a !== b) differences.push(`${name}: ours [${a}] yara [${b}]`);
-  }
+  for (const [engine, subject] of [
+    ["wasm", scanner],
+    ["native", native],
+  ] as const)
+    for (const name of names) {
+      const result = await subject.scan(artifactFromFile(join(directory, "files", name)));
+      const ours = new Set(
+        ((result.metadata.yara as { matches: Array<{ rule: string }> }).matches ?? []).map(
+          (match) => match.rule,
+        ),
+      );
+      const theirs = expected.get(name) ?? new Set<string>();
+      matched += ours.size;
+      const a = [...ours].sort().join(",");
+      const b = [...theirs].sort().join(",");
+      if (a !== b) differences.push(`${engine} ${name}: ours [${a}] yara [${b}]`);
+    }
   console.log(
     `${matched} matches; rules seen: ${[...new Set([...expected.values()].flatMap((set) => [...set]))].sort().join(" ")}`,
   );
   expect(differences).toEqual([]);
-  expect(matched).toBeGreaterThan(250); // the generated files do exercise the rules
+  expect(matched).toBeGreaterThan(500); // the generated files do exercise the rules (both engines)
+  expect(native.engine).toBe("native");
   expect([...expected.values()].some((set) => set.has("uses_private"))).toBe(true);
 });

@@ -1,0 +1,120 @@
+import {
+  ArtifactUnavailableError,
+  BackendUnavailableError,
+  EngineError,
+  errorFromSignal,
+  ScanTimeoutError,
+} from "@engine/core";
+import { diagnosticAt } from "./rule-diagnostics.js";
+import type { RuleSource } from "./rule-sources.js";
+import type { EngineCompilation, ScanEngine } from "./scan-engine.js";
+import type { ExternalValue } from "./yara-worker-protocol.js";
+
+type NativeBinding = typeof import("@engine/yara-native");
+
+let binding: Promise<NativeBinding> | undefined;
+
+/**
+ * Loads the optional native engine (`@engine/yara-native`, an N-API addon over libyara) once.
+ * Throws `BackendUnavailableError` saying how to install it when it is missing or not built.
+ */
+export function loadNativeEngine(): Promise<NativeBinding> {
+  binding ??= import("@engine/yara-native").catch((error: unknown) => {
+    binding = undefined;
+    throw new BackendUnavailableError({
+      message: `@engine/yara: the native engine is not available: ${(error as Error)?.message ?? String(error)}`,
+      hint: 'Install libyara-dev and a C++ toolchain (Debian: apt-get install libyara-dev g++ make python3), then reinstall @engine/yara-native (npm rebuild @engine/yara-native); or use engine: "wasm".',
+      cause: error,
+      scanner: "yara",
+    });
+  });
+  return binding;
+}
+
+/**
+ * Compiles with libyara on the libuv thread pool, each file alone first; `start()` returns an
+ * engine whose scans also run on the thread pool (never on the event loop). libyara cannot be
+ * interrupted from outside, so each scan gets libyara's own timeout (whole seconds, rounded up,
+ * from the deadline) and the caller is answered at the deadline by the scanner's race.
+ */
+export async function compileWithNative(
+  native: NativeBinding,
+  sources: RuleSource[],
+  externals: Record<string, ExternalValue>,
+): Promise<EngineCompilation> {
+  const compiled = await native.compile(
+    sources.map((source) => source.namespace),
+    sources.map((source) => source.source),
+    externals,
+    true,
+  );
+  const diagnostics = compiled.diagnostics.flatMap((entry) => {
+    const source = sources[entry.index];
+    if (!source) return [];
+    return [
+      diagnosticAt(
+        {
+          message: entry.message,
+          severity: entry.level === 0 ? "error" : "warning",
+          code: "libyara",
+        },
+        source.origin,
+        source.segments,
+        entry.line,
+      ),
+    ];
+  });
+  const rules = compiled.rules;
+  return {
+    accepted: compiled.accepted,
+    diagnostics,
+    start: async (): Promise<ScanEngine> => {
+      if (!rules)
+        throw new BackendUnavailableError({
+          message: "@engine/yara: libyara produced no rules",
+          scanner: "yara",
+        });
+      return {
+        kind: "native",
+        vendorVersion: native.version(),
+        scan: async (artifact, scanExternals, maxBytes, signal, deadline) => {
+          const timeoutSeconds =
+            deadline === undefined ? 0 : Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
+          // libyara maps local files itself; other artifacts are read into memory once.
+          const target =
+            artifact.path !== undefined && artifact.replayable
+              ? artifact.path
+              : await artifact.bytes({ signal, maxBytes });
+          try {
+            const matches = await native.scan(rules, target, scanExternals, timeoutSeconds);
+            return matches.map((match) => ({ ...match, patternMatches: 0 }));
+          } catch (error) {
+            if (signal.aborted) throw errorFromSignal(signal, "yara");
+            const message = (error as Error)?.message ?? String(error);
+            if (/timed out/.test(message)) {
+              throw new ScanTimeoutError({
+                message: `@engine/yara: libyara stopped the scan at its ${timeoutSeconds} s timeout`,
+                cause: error,
+                scanner: "yara",
+              });
+            }
+            if (/cannot read/.test(message)) {
+              throw new ArtifactUnavailableError({
+                message: `@engine/yara: libyara cannot read ${String(target)}`,
+                cause: error,
+                scanner: "yara",
+              });
+            }
+            throw new EngineError({
+              message: `@engine/yara: libyara failed: ${message}`,
+              cause: error,
+              scanner: "yara",
+            });
+          }
+        },
+        close: async () => {},
+      };
+    },
+    abandon: async () => {},
+  };
+}

@@ -1,0 +1,92 @@
+import { artifactFromBytes, eicarBytes, ScanTimeoutError } from "@engine/core";
+import { describeScanner } from "@engine/core/testing";
+import { describe, expect, it } from "vitest";
+import { createYaraScanner } from "../src/index.js";
+import { ruleDirectory } from "./rule-files.js";
+
+// The native engine needs @engine/yara-native built against libyara-dev, which
+// scripts/install-test-dependencies.sh installs.
+const quiet = { onDiagnostics: () => {} };
+
+describeScanner(
+  "yara (native engine, bundled rules)",
+  () => createYaraScanner({ engine: "native", ...quiet }),
+  {
+    largeArtifactBytes: 16 * 1024 * 1024,
+    createUnreachableScanner: () =>
+      createYaraScanner({ engine: "native", rulesDir: "/nonexistent/rules", ...quiet }),
+  },
+);
+
+describe("the native engine", () => {
+  it("is what auto picks when it loads, and says so in the metadata", async () => {
+    await using scanner = createYaraScanner({ engine: "auto", ...quiet });
+    const result = await scanner.scan(artifactFromBytes(eicarBytes()));
+    expect(scanner.engine).toBe("native");
+    expect(result.metadata.yara).toMatchObject({ engine: "native" });
+    expect(result.metadata.scanner?.vendor_version).toMatch(/^4\./);
+  });
+
+  it("reports broken files with path and line, mapped through includes, and keeps the good ones", async () => {
+    const directory = await ruleDirectory({
+      "good.yar": 'rule good { strings: $a = "GOOD" condition: $a }\n',
+      "broken/main.yar": 'include "inner.yar"\nrule ok { condition: true }\n',
+      "broken/inner.yar": "rule fine { condition: true }\n\nrule bad { condition: $nope }\n",
+    });
+    await using scanner = createYaraScanner({
+      engine: "native",
+      rulesDir: directory.path,
+      ...quiet,
+    });
+    await scanner.setup?.();
+    const error = scanner.diagnostics.find((diagnostic) => diagnostic.severity === "error");
+    expect(error).toMatchObject({ path: expect.stringMatching(/broken\/inner\.yar$/), line: 3 });
+    expect(
+      (
+        (await scanner.scan(artifactFromBytes("GOOD"))).metadata.yara as {
+          matches: Array<{ rule: string }>;
+        }
+      ).matches.map((match) => match.rule),
+    ).toEqual(["good"]);
+    await directory.remove();
+  });
+
+  it("ends a pathological scan at the deadline, stops it by libyara's own timeout, and keeps working", async () => {
+    const directory = await ruleDirectory({
+      "slow.yar":
+        "rule slow { condition: for all i in (0..filesize) : ( for all j in (0..filesize) : ( uint8(i) != uint8(j) + 1 ) ) }",
+      "eicar.yar": `rule eicar { strings: $a = { ${[...eicarBytes()].map((byte) => byte.toString(16).padStart(2, "0")).join(" ")} } condition: $a }`,
+    });
+    await using scanner = createYaraScanner({
+      engine: "native",
+      rulesDir: directory.path,
+      ...quiet,
+    });
+    await scanner.setup?.();
+    const started = Date.now();
+    await expect(
+      scanner.scan(artifactFromBytes(Buffer.alloc(4 * 1024 * 1024, 1)), {
+        deadline: Date.now() + 500,
+      }),
+    ).rejects.toBeInstanceOf(ScanTimeoutError);
+    expect(Date.now() - started).toBeLessThan(1500);
+    expect((await scanner.scan(artifactFromBytes(eicarBytes()))).verdict).toBe("malicious");
+    await directory.remove();
+  });
+
+  it("keeps the event loop responsive while libyara scans 200 MB", async () => {
+    await using scanner = createYaraScanner({ engine: "native", ...quiet });
+    await scanner.setup?.();
+    const buffer = Buffer.alloc(200 * 1024 * 1024, 0x41);
+    let worstLag = 0;
+    let last = performance.now();
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      worstLag = Math.max(worstLag, now - last - 5);
+      last = now;
+    }, 5);
+    expect((await scanner.scan(artifactFromBytes(buffer))).verdict).toBe("benign");
+    clearInterval(ticker);
+    expect(worstLag).toBeLessThan(20);
+  });
+});
