@@ -69,6 +69,8 @@ interface ScanAttempt {
 }
 
 const probeTimeoutMs = 1000;
+/** A dropped upload at least this large, with clamd alive, is read as its StreamMaxLength refusal. */
+const sizeRefusalFloorBytes = 1024 * 1024;
 const instreamCommand = Buffer.from("zINSTREAM\0");
 
 /**
@@ -389,8 +391,14 @@ export class ClamdClient {
     progress: ScanAttempt,
     size: number | undefined,
   ): Promise<EngineError> {
-    const cutWhileSending = progress.started && !progress.finishedSending;
-    if (cutWhileSending && (failure.kind === "write-failed" || failure.kind === "closed")) {
+    // clamd closes the socket at StreamMaxLength, while we still send (EPIPE, a close) or after
+    // the kernel took the whole upload; closing with unread data makes the kernel send a reset
+    // that can discard its "size limit exceeded" reply. A PING tells a refusal (clamd alive)
+    // from a crash. A drop after a small complete upload is not a size refusal.
+    const dropped =
+      progress.started && (failure.kind === "write-failed" || failure.kind === "closed");
+    const largeEnough = !progress.finishedSending || progress.bytesSent >= sizeRefusalFloorBytes;
+    if (dropped && largeEnough) {
       const alive = await this.ping({ deadline: Date.now() + probeTimeoutMs }).then(
         () => true,
         () => false,

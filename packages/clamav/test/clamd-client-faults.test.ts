@@ -147,6 +147,23 @@ describe("ClamdClient against scripted faults", () => {
     await expect(client.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(ArtifactTooLargeError);
   });
 
+  it("reads a large upload dropped without a reply by a live clamd as its size refusal, a small one as unavailable", async () => {
+    // clamd closing with unread data resets the connection, which can swallow its reply.
+    const dropping = await fake((socket, received) => {
+      if (received.toString("latin1").startsWith("zPING")) return void socket.end("PONG\0");
+      const text = received.toString("latin1");
+      if (text.startsWith("zIDSESSION\0zINSTREAM\0") && decodeInstreamFrames(received.subarray(21)))
+        socket.destroy();
+    });
+    const client = new ClamdClient({ socket: dropping.socketPath });
+    await expect(
+      client.scan(artifactFromBytes(Buffer.alloc(2 * 1024 * 1024))),
+    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+    await expect(client.scan(artifactFromBytes(Buffer.alloc(100 * 1024)))).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
+  });
+
   it("aborts mid-stream: the scan rejects at once and the socket is destroyed", async () => {
     const server = await fake(() => {});
     const client = new ClamdClient({ socket: server.socketPath });
