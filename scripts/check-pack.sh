@@ -38,14 +38,15 @@ TS
 cat > check-clamav.ts <<'TS'
 import { createClamavScanner } from "@engine/clamav";
 import { startManagedClamd } from "@engine/clamav/testing";
-import { artifactFromBytes, eicarBytes } from "@engine/core";
+import { artifactFromBytes, artifactFromFile, eicarBytes } from "@engine/core";
 
 await using clamd = await startManagedClamd(); // uses the signatures shipped in the tarball
 await using scanner = createClamavScanner(clamd.clientOptions());
 const malicious = await scanner.scan(artifactFromBytes(eicarBytes()));
 const benign = await scanner.scan(artifactFromBytes("hello"));
-console.log(`@engine/clamav from its tarball: ${malicious.verdict} (${malicious.metadata.malware_family}), ${benign.verdict}`);
-if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
+const local = await scanner.client.scan(artifactFromFile("package.json")); // FILDES via @engine/clamav-native
+console.log(`@engine/clamav from its tarball: ${malicious.verdict} (${malicious.metadata.malware_family}), ${benign.verdict}, local files by ${local.mode}`);
+if (malicious.verdict !== "malicious" || benign.verdict !== "benign" || local.mode !== "fildes") process.exit(1);
 TS
 
 cat > check-yara.ts <<'TS'

@@ -12,4 +12,6 @@ export default defineConfig({
   clean: true,
   splitting: true,
   define: { __ENGINE_CLAMAV_VERSION__: JSON.stringify(version) },
+  // Optional and native: loaded at run time when installed, never bundled.
+  external: ["@engine/clamav-native"],
 });

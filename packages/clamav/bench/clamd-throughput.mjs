@@ -62,7 +62,8 @@ try {
     const client = new ClamdClient({
       socket: clamd.socketPath,
       maxConnections: concurrency,
-      scanLocalFiles: mode === "path",
+      scanLocalFiles: mode !== "instream",
+      passFileDescriptors: mode === "fildes",
       maxStreamBytes: 1000 * 1024 * 1024,
     });
     await client.ping();
@@ -105,6 +106,7 @@ try {
     ["clamdscan --fdpass", (paths, concurrency) => clamdscan("--fdpass", paths, concurrency)],
     ["@engine/clamav INSTREAM", (paths, concurrency) => ours("instream", paths, concurrency)],
     ["@engine/clamav SCAN path", (paths, concurrency) => ours("path", paths, concurrency)],
+    ["@engine/clamav FILDES", (paths, concurrency) => ours("fildes", paths, concurrency)],
   ];
   const rows = [];
   const workloads = [

@@ -45,6 +45,12 @@ export const clamdConnectionOptionsSchema = z.strictObject({
    * Default true.
    */
   scanLocalFiles: z.boolean().default(true),
+  /**
+   * On a unix socket, pass local files to clamd as open file descriptors (`FILDES`), which
+   * works whatever clamd's permissions on the path. Needs the optional `@engine/clamav-native`
+   * addon; without it, `SCAN <path>` or `INSTREAM`. Default true.
+   */
+  passFileDescriptors: z.boolean().default(true),
 });
 
 /** Rejects options that name both a unix socket and a TCP host/port. */

@@ -3,12 +3,14 @@ import { resolve } from "node:path";
 import {
   type Artifact,
   ArtifactTooLargeError,
+  ArtifactUnavailableError,
   BackendUnavailableError,
   createScanSignal,
   EngineError,
   errorFromSignal,
   ProtocolError,
   parseOptions,
+  raceSignal,
   type ScanOptions,
   ScanTimeoutError,
 } from "@engine/core";
@@ -36,13 +38,13 @@ import { ConnectionSlots } from "./connection-slots.js";
 import { chunkHeader, endOfStreamFrame } from "./instream-framing.js";
 
 /** How a scan reached clamd. */
-export type ClamdScanMode = "instream" | "path";
+export type ClamdScanMode = "instream" | "path" | "fildes";
 
 /** What {@link ClamdClient.scan} returns: clamd's verdict reply and how it was obtained. */
 export interface ClamdScanOutcome {
   /** The parsed reply: `ok`, `found`, or an `error` clamd reported about the content. */
   reply: Extract<ClamdReply, { kind: "ok" | "found" | "error" }>;
-  /** `instream` (streamed to clamd) or `path` (clamd read the local file). */
+  /** `instream` (streamed to clamd), `path` (clamd opened the local file) or `fildes` (we passed it open). */
   mode: ClamdScanMode;
   /** Bytes sent to clamd (0 in `path` mode). */
   bytesSent: number;
@@ -69,6 +71,15 @@ interface ScanAttempt {
 }
 
 const probeTimeoutMs = 1000;
+
+type FileDescriptorPassing = typeof import("@engine/clamav-native");
+let fileDescriptorPassing: Promise<FileDescriptorPassing | undefined> | undefined;
+
+/** The optional FILDES addon, loaded once; `undefined` when it is not installed or not built. */
+function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | undefined> {
+  fileDescriptorPassing ??= import("@engine/clamav-native").catch(() => undefined);
+  return fileDescriptorPassing;
+}
 /** A dropped upload at least this large, with clamd alive, is read as its StreamMaxLength refusal. */
 const sizeRefusalFloorBytes = 1024 * 1024;
 const instreamCommand = Buffer.from("zINSTREAM\0");
@@ -154,6 +165,11 @@ export class ClamdClient {
     if (size !== undefined && size > this.options.maxStreamBytes) throw this.#tooLarge(size);
     let mode = prepared.mode;
 
+    if (mode === "fildes") {
+      const reply = await this.#scanFileDescriptor(artifact.path as string, signal);
+      if (reply) return { reply, mode, bytesSent: 0 };
+      mode = "instream"; // clamd refused FILDES (an old or remote clamd): stream instead
+    }
     for (let attempt = 0; ; attempt += 1) {
       const session = await this.#acquire(signal);
       const reused = session.nextId > 1;
@@ -201,6 +217,53 @@ export class ClamdClient {
     await this.close();
   }
 
+  /**
+   * FILDES through the optional addon: the reply, or `undefined` when clamd answered FILDES
+   * with an error (then the caller streams). Typed errors for connection problems.
+   */
+  async #scanFileDescriptor(
+    path: string,
+    signal: AbortSignal,
+  ): Promise<Extract<ClamdReply, { kind: "ok" | "found" }> | undefined> {
+    const native = await loadFileDescriptorPassing();
+    if (!native) return undefined;
+    const socket = (this.endpoint as { socket: string }).socket;
+    let text: string;
+    try {
+      text = await raceSignal(
+        native.scanFileDescriptor(socket, resolve(path), this.options.readTimeoutMs),
+        signal,
+        "clamav",
+      );
+    } catch (error) {
+      if (signal.aborted || EngineError.isInstance(error))
+        throw signal.aborted ? errorFromSignal(signal, "clamav") : error;
+      const code = (error as NodeJS.ErrnoException).code;
+      const kind =
+        code === "ETIMEOUT" ? "read-timeout" : code === "ECONNECT" ? "connect-failed" : "closed";
+      if (code === "EFILE") {
+        throw new ArtifactUnavailableError({
+          message: `@engine/clamav: ${(error as Error).message}`,
+          cause: error,
+          scanner: "clamav",
+        });
+      }
+      throw this.#connectionError(
+        new ClamdConnectionFailure(kind, (error as Error).message, { cause: error }),
+        "FILDES",
+      );
+    }
+    const reply = parseClamdReply(text);
+    if (reply.kind === "ok" || reply.kind === "found") return reply;
+    if (text.length === 0) {
+      throw this.#connectionError(
+        new ClamdConnectionFailure("closed", "no reply to FILDES"),
+        "FILDES",
+      );
+    }
+    return undefined;
+  }
+
   async #command(name: string, options: ScanOptions): Promise<string> {
     using stop = createScanSignal({ ...options, scanner: "clamav" });
     stop.throwIfStopped();
@@ -239,7 +302,13 @@ export class ClamdClient {
       !/[\0\n\r]/.test(path)
     ) {
       const stats = await stat(path).catch(() => undefined); // a read error surfaces when streaming
-      if (stats?.isFile()) return { mode: "path", size: artifact.size ?? stats.size };
+      if (stats?.isFile()) {
+        const mode =
+          this.options.passFileDescriptors && (await loadFileDescriptorPassing())
+            ? "fildes"
+            : "path";
+        return { mode, size: artifact.size ?? stats.size };
+      }
     }
     if (artifact.size !== undefined || path === undefined) {
       return { mode: "instream", size: artifact.size ?? (await artifact.byteLength()) };

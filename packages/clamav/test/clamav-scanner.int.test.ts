@@ -91,12 +91,32 @@ describe("the shipped signature database, through a managed clamd", () => {
             signatures_version: clamd.signaturesVersion,
           });
           const mode = (result.metadata.clamav as { mode: string }).mode;
-          expect(mode).toBe(transport === "socket" && artifact.path ? "path" : "instream");
+          expect(mode).toBe(transport === "socket" && artifact.path ? "fildes" : "instream");
         }
       }
       await scanner.close?.();
     });
   }
+
+  it("scans local files by FILDES, by SCAN <path>, or streamed, as configured, with the same answers", async () => {
+    const path = join(directory, "modes-ndb.bin");
+    await writeFile(path, signatureSamples().ndb);
+    const modes: Array<[Record<string, boolean>, string]> = [
+      [{}, "fildes"],
+      [{ passFileDescriptors: false }, "path"],
+      [{ scanLocalFiles: false }, "instream"],
+    ];
+    for (const [options, expected] of modes) {
+      const client = new ClamdClient({ ...clamd.clientOptions("socket"), ...options });
+      const outcome = await client.scan(artifactFromFile(path));
+      expect(outcome.mode).toBe(expected);
+      expect(outcome.reply).toMatchObject({ kind: "found", signature: sampleSignatures.ndb });
+      await expect(client.scan(artifactFromFile(join(directory, "missing.bin")))).rejects.toThrow(
+        /missing\.bin/,
+      );
+      await client.close();
+    }
+  });
 
   it("parses VERSION, VERSIONCOMMANDS and STATS of the real clamd", async () => {
     const client = new ClamdClient(clamd.clientOptions());

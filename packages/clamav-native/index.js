@@ -1,0 +1,9 @@
+// Loads the compiled addon (build/Release/clamav_native.node). Importing this module throws when
+// it was not built; @engine/clamav then falls back to SCAN <path> or INSTREAM.
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const binding = require("./build/Release/clamav_native.node");
+
+/** Sends `zFILDES` and the open file to clamd's unix socket; resolves with clamd's reply. */
+export const scanFileDescriptor = binding.scanFileDescriptor;
