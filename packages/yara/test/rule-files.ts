@@ -13,3 +13,24 @@ export async function ruleDirectory(
   }
   return { path, remove: () => rm(path, { recursive: true, force: true }) };
 }
+
+/**
+ * Runs `work` while a 5 ms ticker measures how late the event loop lets it fire; resolves
+ * with the work's result and the worst lag in ms.
+ */
+export async function withEventLoopLag<T>(
+  work: () => Promise<T>,
+): Promise<{ result: T; worstLagMs: number }> {
+  let worstLagMs = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    worstLagMs = Math.max(worstLagMs, now - last - 5);
+    last = now;
+  }, 5);
+  try {
+    return { result: await work(), worstLagMs };
+  } finally {
+    clearInterval(ticker);
+  }
+}
