@@ -269,6 +269,69 @@ describe("the webhook", () => {
   });
 });
 
+describe("bounty handling", () => {
+  it("answers what is in flight with unknown when the engine shuts down", async () => {
+    const stuck: Scanner = {
+      name: "stuck",
+      scan: () => new Promise(() => {}),
+      [Symbol.asyncDispose]: async () => {},
+    };
+    const { app, processor } = await engineWith([stuck]);
+    const { id, text } = bounty({}, 20_000);
+    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await vi.waitFor(() => expect(processor.inFlight).toBe(1));
+    const started = Date.now();
+    await processor.drain();
+    expect(Date.now() - started).toBeLessThan(2000);
+    const answer = JSON.parse(answersFor(id)[0]?.body ?? "{}");
+    expect(answer).toMatchObject({ verdict: "unknown", bid: 0 });
+    expect(answer.metadata.comments.join(" ")).toMatch(/shut down/);
+    await app.close();
+  });
+
+  it("answers filtered bounties unknown without scanning them", async () => {
+    const scan = vi.fn(async () => ({
+      verdict: "malicious" as const,
+      confidence: 1,
+      metadata: { malware_family: "X" },
+    }));
+    const { app } = await engineWith([defineScanner({ name: "counted", scan })], {
+      BOUNTY_REJECT: "mimetype=application/x-dosexec",
+    });
+    const { id, text } = bounty({ mimetype: "application/x-dosexec" });
+    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
+    const answer = JSON.parse(answersFor(id)[0]?.body ?? "{}");
+    expect(answer).toMatchObject({ verdict: "unknown", bid: 0 });
+    expect(answer.metadata.comments[0]).toMatch(
+      /SKIPPED:FILTERED by BOUNTY_REJECT mimetype=application\/x-dosexec/,
+    );
+    expect(scan).not.toHaveBeenCalled();
+    await app.close();
+  });
+
+  it("scans a URL bounty as a URL artifact whose content is the URL", async () => {
+    const seen: Array<{ kind: string; text: string }> = [];
+    const scanner = defineScanner({
+      name: "url-aware",
+      scan: async (artifact) => {
+        seen.push({ kind: artifact.kind, text: Buffer.from(await artifact.bytes()).toString() });
+        return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+      },
+    });
+    const { app } = await engineWith([scanner]);
+    const url = "https://phishing.example/login";
+    const { id, text } = bounty({
+      artifact_type: "URL",
+      artifact_uri: `data:text/plain,${encodeURIComponent(url)}`,
+    });
+    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
+    expect(seen).toEqual([{ kind: "url", text: url }]);
+    await app.close();
+  });
+});
+
 describe("the scan API and operations", () => {
   it("scans a raw body and a multipart upload, and reports health, readiness and metrics", async () => {
     const { app } = await engineWith([createEicarScanner()], { SCAN_API_TOKEN: "token" });
