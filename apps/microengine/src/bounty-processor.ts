@@ -43,6 +43,21 @@ export function withEngineMetadata(result: ScanResult): ScanResult {
   };
 }
 
+/** The keys under which a bounty counts as seen: its id and phase, and the delivery id. */
+export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | undefined> {
+  return [`${bounty.id}:${bounty.phase}`, deliveryId ? `delivery:${deliveryId}` : undefined];
+}
+
+/** Where accepted bounties go: processed in this process, or queued for workers. */
+export interface BountyIntake {
+  /** Takes a bounty; `"duplicate"` when it (or this delivery) was seen before its expiration. */
+  submit(bounty: Bounty, deliveryId?: string): Promise<"accepted" | "duplicate">;
+  /** Bounties being handled here. */
+  readonly inFlight: number;
+  /** Stops taking work and finishes (or answers) what is in flight. */
+  drain(): Promise<void>;
+}
+
 /**
  * Takes accepted bounties and always answers them before expiration: fetch the artifact,
  * scan it with a deadline of `expiration - ANSWER_MARGIN_MS`, and post the assertion (verdict,
@@ -50,7 +65,7 @@ export function withEngineMetadata(result: ScanResult): ScanResult {
  * (download, size, sha256, backend, timeout, shutdown) becomes an `unknown` answer with a
  * comment saying why, never silence.
  */
-export class BountyProcessor {
+export class BountyProcessor implements BountyIntake {
   readonly #replays = new ReplayCache();
   readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
   readonly #fetcher: ArtifactFetcher;
@@ -78,21 +93,22 @@ export class BountyProcessor {
   }
 
   /** Schedules a bounty; `"duplicate"` when this delivery or this bounty and phase was seen before. */
-  submit(bounty: Bounty, deliveryId?: string): "accepted" | "duplicate" {
-    const key = `${bounty.id}:${bounty.phase}`;
-    if (
-      !this.#replays.remember(
-        [key, deliveryId ? `delivery:${deliveryId}` : undefined],
-        bounty.expiresAt,
-      )
-    ) {
+  async submit(bounty: Bounty, deliveryId?: string): Promise<"accepted" | "duplicate"> {
+    if (!this.#replays.remember(replayKeys(bounty, deliveryId), bounty.expiresAt)) {
       this.options.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
       return "duplicate";
     }
+    void this.run(bounty);
+    return "accepted";
+  }
+
+  /** Handles one bounty (no replay check: queue workers get each bounty once). Resolves when answered. */
+  run(bounty: Bounty): Promise<void> {
+    const key = `${bounty.id}:${bounty.phase}`;
     const controller = new AbortController();
     const done = this.#process(bounty, controller.signal).finally(() => this.#running.delete(key));
     this.#running.set(key, { controller, done });
-    return "accepted";
+    return done;
   }
 
   /** Graceful shutdown: running scans stop now and are answered `unknown`; resolves when every answer went out. */

@@ -5,7 +5,7 @@ import { ConfigError, type EngineConfig, loadConfig } from "./config.js";
 import { buildBackends } from "./engine-backends.js";
 import { createLogger } from "./logger.js";
 import { scanPaths } from "./scan-command.js";
-import { startEngine } from "./serve.js";
+import { startEngine, startWorker } from "./serve.js";
 import { simulate } from "./simulate.js";
 import { engineVersion } from "./version.js";
 
@@ -22,6 +22,8 @@ const flagVariables: Record<string, keyof EngineConfig> = {
   insecureNoWebhookSecret: "INSECURE_NO_WEBHOOK_SECRET",
   logLevel: "LOG_LEVEL",
   logFormat: "LOG_FORMAT",
+  queueUrl: "QUEUE_URL",
+  workerConcurrency: "WORKER_CONCURRENCY",
 };
 
 function configFrom(flags: Flags): EngineConfig {
@@ -85,6 +87,32 @@ async function main(): Promise<void> {
       };
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
+    });
+
+  withEngineOptions(
+    program
+      .command("worker")
+      .description("queue mode: scan and answer the bounties that serve queued in QUEUE_URL"),
+  )
+    .option("--queue-url <url>", "QUEUE_URL: redis://host:6379")
+    .option("--concurrency <n>", "WORKER_CONCURRENCY (4)")
+    .action(async (flags: Flags) => {
+      const config = configFrom({ ...flags, workerConcurrency: flags.concurrency });
+      const logger = createLogger(config);
+      const worker = await startWorker(config, logger);
+      const stop = (signal: string) => {
+        logger.info({ signal }, "stopping: answering the bounties in hand");
+        worker.close().then(
+          () => process.exit(0),
+          (error: unknown) => {
+            logger.error({ err: error }, "error while stopping");
+            process.exit(1);
+          },
+        );
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+      await worker.done;
     });
 
   withEngineOptions(program.command("scan").description("scan files and directories (recursively)"))

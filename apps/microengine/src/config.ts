@@ -72,6 +72,15 @@ export const engineConfigSchema = z.object({
   BID_PENALIZE: list.default([]),
   /** Time kept before a bounty's expiration to deliver the answer, in ms. Default 3000. */
   ANSWER_MARGIN_MS: integer(100, 600_000).default(3000),
+  /** Queue mode: Redis URL (redis://host:6379). serve then queues bounties; microengine worker scans them. */
+  QUEUE_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "a redis:// or rediss:// URL")
+    .optional(),
+  /** Redis list of queued bounties. Default engine:bounties. */
+  QUEUE_NAME: z.string().min(1).default("engine:bounties"),
+  /** Bounties a worker handles at once. Default 4. */
+  WORKER_CONCURRENCY: integer(1, 256).default(4),
   /** Bearer token for POST /scan. Default: none (open on the listening address). */
   SCAN_API_TOKEN: z.string().min(1).optional(),
   /** pino level. Default info. */

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
-import { BountyProcessor } from "./bounty-processor.js";
+import { type BountyIntake, BountyProcessor } from "./bounty-processor.js";
+import { connectQueue, RedisBountyQueue, runQueueWorkers } from "./bounty-queue.js";
 import { ConfigError, type EngineConfig } from "./config.js";
 import { buildBackends } from "./engine-backends.js";
 import { createMetrics } from "./metrics.js";
@@ -37,7 +38,24 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     );
   }
   const metrics = createMetrics();
-  const processor = new BountyProcessor({ scanner: backends.scanner, config, logger, metrics });
+  let processor: BountyIntake;
+  try {
+    processor = config.QUEUE_URL
+      ? new RedisBountyQueue(
+          await connectQueue(config.QUEUE_URL, logger),
+          config.QUEUE_NAME,
+          metrics,
+        )
+      : new BountyProcessor({ scanner: backends.scanner, config, logger, metrics });
+  } catch (error) {
+    await backends.dispose();
+    throw error;
+  }
+  if (config.QUEUE_URL)
+    logger.info(
+      { queue: config.QUEUE_NAME },
+      `queue mode: bounties go to ${config.QUEUE_NAME}; run microengine worker to scan them`,
+    );
   const app = await createServer({ config, backends, processor, metrics, logger });
   try {
     await app.listen({ port: config.PORT, host: config.HOST });
@@ -61,6 +79,53 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
         await backends.dispose();
       })();
       return closing;
+    },
+  };
+}
+
+/** A running queue worker. */
+export interface RunningWorker {
+  /** Graceful stop: in-flight bounties are answered (unknown when cut short), then it exits. */
+  close(): Promise<void>;
+  /** Resolves when the worker loops have ended. */
+  done: Promise<void>;
+}
+
+/** Starts `microengine worker`: backends, then WORKER_CONCURRENCY loops taking bounties from QUEUE_URL. */
+export async function startWorker(config: EngineConfig, logger: Logger): Promise<RunningWorker> {
+  if (!config.QUEUE_URL)
+    throw new ConfigError([
+      "QUEUE_URL: required by microengine worker (e.g. redis://127.0.0.1:6379)",
+    ]);
+  await connectQueue(config.QUEUE_URL, logger).then((redis) => redis.quit());
+  const backends = await buildBackends(config, logger);
+  for (const status of backends.statuses) {
+    logger.info(
+      { backend: status.name, running: status.running },
+      `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
+    );
+  }
+  const processor = new BountyProcessor({
+    scanner: backends.scanner,
+    config,
+    logger,
+    metrics: createMetrics(),
+  });
+  const stop = new AbortController();
+  const done = runQueueWorkers({
+    url: config.QUEUE_URL,
+    queue: config.QUEUE_NAME,
+    concurrency: config.WORKER_CONCURRENCY,
+    processor,
+    logger,
+    signal: stop.signal,
+  }).finally(() => backends.dispose());
+  return {
+    done,
+    close: async () => {
+      stop.abort();
+      await processor.drain();
+      await done;
     },
   };
 }

@@ -10,7 +10,7 @@ import fastifyMultipart from "@fastify/multipart";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { BountyBodyError, parseBountyBody } from "./bounty.js";
-import type { BountyProcessor } from "./bounty-processor.js";
+import type { BountyIntake } from "./bounty-processor.js";
 import { recordScan, withEngineMetadata } from "./bounty-processor.js";
 import type { EngineConfig } from "./config.js";
 import type { EngineBackends } from "./engine-backends.js";
@@ -51,7 +51,7 @@ function sizeLimited(maxBytes: number): Transform {
 export async function createServer(options: {
   config: EngineConfig;
   backends: EngineBackends;
-  processor: BountyProcessor;
+  processor: BountyIntake;
   metrics: EngineMetrics;
   logger: Logger;
 }) {
@@ -100,7 +100,10 @@ export async function createServer(options: {
       throw error;
     }
     const delivery = request.headers["x-polyswarm-delivery"];
-    const outcome = processor.submit(bounty, typeof delivery === "string" ? delivery : undefined);
+    const outcome = await processor.submit(
+      bounty,
+      typeof delivery === "string" ? delivery : undefined,
+    );
     return reply
       .code(202)
       .send({ status: "ACCEPTED", ...(outcome === "duplicate" ? { duplicate: true } : {}) });
