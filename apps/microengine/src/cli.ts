@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
+import type { Logger } from "pino";
 import { checkEngine } from "./check-command.js";
 import { ConfigError, type EngineConfig, loadConfig } from "./config.js";
 import { buildBackends } from "./engine-backends.js";
@@ -31,6 +32,22 @@ function configFrom(flags: Flags): EngineConfig {
   for (const [flag, variable] of Object.entries(flagVariables))
     if (flags[flag] !== undefined) overrides[variable] = flags[flag];
   return loadConfig(process.env, overrides);
+}
+
+/** On SIGTERM or SIGINT: log `message`, run the graceful `close`, exit 0 (1 if closing failed). */
+function stopOnSignals(logger: Logger, message: string, close: () => Promise<void>): void {
+  const stop = (signal: string): void => {
+    logger.info({ signal }, message);
+    close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error({ err: error }, "error while stopping");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => stop("SIGTERM"));
+  process.once("SIGINT", () => stop("SIGINT"));
 }
 
 function withEngineOptions(command: Command): Command {
@@ -75,18 +92,7 @@ async function main(): Promise<void> {
       const config = configFrom(flags);
       const logger = createLogger(config);
       const engine = await startEngine(config, logger);
-      const stop = (signal: string) => {
-        logger.info({ signal }, "stopping: no new bounties; answering what is in flight");
-        engine.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, "error while stopping");
-            process.exit(1);
-          },
-        );
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
+      stopOnSignals(logger, "stopping: no new bounties; answering what is in flight", engine.close);
     });
 
   withEngineOptions(
@@ -100,18 +106,7 @@ async function main(): Promise<void> {
       const config = configFrom({ ...flags, workerConcurrency: flags.concurrency });
       const logger = createLogger(config);
       const worker = await startWorker(config, logger);
-      const stop = (signal: string) => {
-        logger.info({ signal }, "stopping: answering the bounties in hand");
-        worker.close().then(
-          () => process.exit(0),
-          (error: unknown) => {
-            logger.error({ err: error }, "error while stopping");
-            process.exit(1);
-          },
-        );
-      };
-      process.once("SIGTERM", () => stop("SIGTERM"));
-      process.once("SIGINT", () => stop("SIGINT"));
+      stopOnSignals(logger, "stopping: answering the bounties in hand", worker.close);
       await worker.done;
     });
 

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { eicarBytes } from "@engine/core";
 
 /** Writes `files` (relative path -> content) into a fresh temp directory. */
 export async function ruleDirectory(
@@ -33,4 +34,14 @@ export async function withEventLoopLag<T>(
   } finally {
     clearInterval(ticker);
   }
+}
+
+/** A rule that loops for ever on large inputs, and an EICAR rule to prove the next scan works. */
+export function pathologicalRules(): Record<string, string> {
+  const eicarHex = [...eicarBytes()].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
+  return {
+    "slow.yar":
+      "rule slow { condition: for all i in (0..filesize) : ( for all j in (0..filesize) : ( uint8(i) != uint8(j) + 1 ) ) }",
+    "eicar.yar": `rule eicar { strings: $a = { ${eicarHex} } condition: $a }`,
+  };
 }

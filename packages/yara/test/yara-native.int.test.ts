@@ -2,7 +2,7 @@ import { artifactFromBytes, eicarBytes, ScanTimeoutError } from "@engine/core";
 import { describeScanner } from "@engine/core/testing";
 import { describe, expect, it } from "vitest";
 import { createYaraScanner } from "../src/index.js";
-import { ruleDirectory, withEventLoopLag } from "./rule-files.js";
+import { pathologicalRules, ruleDirectory, withEventLoopLag } from "./rule-files.js";
 
 // The native engine needs @engine/yara-native built against libyara-dev, which
 // scripts/install-test-dependencies.sh installs.
@@ -52,11 +52,7 @@ describe("the native engine", () => {
   });
 
   it("ends a pathological scan at the deadline, stops it by libyara's own timeout, and keeps working", async () => {
-    const directory = await ruleDirectory({
-      "slow.yar":
-        "rule slow { condition: for all i in (0..filesize) : ( for all j in (0..filesize) : ( uint8(i) != uint8(j) + 1 ) ) }",
-      "eicar.yar": `rule eicar { strings: $a = { ${[...eicarBytes()].map((byte) => byte.toString(16).padStart(2, "0")).join(" ")} } condition: $a }`,
-    });
+    const directory = await ruleDirectory(pathologicalRules());
     await using scanner = createYaraScanner({
       engine: "native",
       rulesDir: directory.path,

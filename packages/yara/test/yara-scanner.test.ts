@@ -10,7 +10,7 @@ import {
 import { describeScanner } from "@engine/core/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { createYaraScanner, type YaraScanner } from "../src/index.js";
-import { ruleDirectory, withEventLoopLag } from "./rule-files.js";
+import { pathologicalRules, ruleDirectory, withEventLoopLag } from "./rule-files.js";
 
 const quiet = { onDiagnostics: () => {}, workers: 2 };
 const open: Array<{ scanner?: YaraScanner; remove?: () => Promise<void> }> = [];
@@ -201,11 +201,7 @@ describe("reload", () => {
 
 describe("hard deadlines and the event loop", () => {
   it("ends a pathological scan at its deadline with ScanTimeoutError, and the next scan works", async () => {
-    const { scanner } = await scannerFor({
-      "slow.yar":
-        "rule slow { condition: for all i in (0..filesize) : ( for all j in (0..filesize) : ( uint8(i) != uint8(j) + 1 ) ) }",
-      "eicar.yar": `rule eicar { strings: $a = "${eicarBytes().toString("latin1").replace(/\\/g, "\\\\")}" condition: $a }`,
-    });
+    const { scanner } = await scannerFor(pathologicalRules());
     await scanner.setup?.();
     const started = Date.now();
     await expect(
