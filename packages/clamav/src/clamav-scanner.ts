@@ -35,9 +35,14 @@ interface CachedVersion {
  * | `OK` | `benign` | 1 | |
  * | `<Signature> FOUND` | `malicious` | `confidence` (1) | `malware_family` = signature |
  * | `Heuristics.* FOUND` | `heuristicVerdict` (`suspicious`) | `heuristicConfidence` (0.5) | `heuristic: true` |
- * | `Heuristics.Limits.Exceeded.* FOUND` | `unknown` | 0 | comment `SKIPPED:LIMITS_EXCEEDED` |
- * | `Heuristics.Encrypted.* FOUND` | `unknown` | 0 | comment `SKIPPED:ENCRYPTED` |
+ * | `Heuristics.Limits.Exceeded.* FOUND` | `unknown` | 0 | comments `SKIPPED:LIMITS`, `clamd: <signature>` |
+ * | `Heuristics.Encrypted.* FOUND` | `unknown` | 0 | comments `SKIPPED:ENCRYPTED`, `clamd: <signature>` |
  * | size limit, clamd down, timeout, garbage | throws a typed error | | |
+ *
+ * The `unknown` rows are inconclusive: clamd could not look inside, so a multi-engine never
+ * lets another backend's `benign` stand for it. clamd only reports them with the alert
+ * settings (`requiredClamdAlertSettings`; the managed clamd has them, `checkClamdAlerts`
+ * tests a clamd of yours); without them it answers `OK` for what it could not inspect.
  *
  * `scanner.vendor_version` is the ClamAV engine version and `signatures_version` the
  * database version, from `VERSION`, cached (see `versionMaxAgeMs`) and never fetched per scan.
@@ -106,7 +111,7 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
       });
     }
     if (reply.limitsExceeded || reply.encrypted) {
-      const comment = reply.encrypted ? "SKIPPED:ENCRYPTED" : "SKIPPED:LIMITS_EXCEEDED";
+      const comment = reply.encrypted ? "SKIPPED:ENCRYPTED" : "SKIPPED:LIMITS";
       const metadata = builder.comment(comment, `clamd: ${reply.signature}`).build();
       return { verdict: "unknown", confidence: 0, metadata };
     }

@@ -5,6 +5,7 @@ import {
   ArtifactTooLargeError,
   ArtifactUnavailableError,
   BackendUnavailableError,
+  ConcurrencyLimit,
   createScanSignal,
   EngineError,
   errorFromSignal,
@@ -34,7 +35,6 @@ import {
   parseClamdStats,
   parseClamdVersion,
 } from "./clamd-reply.js";
-import { ConnectionSlots } from "./connection-slots.js";
 import { chunkHeader, endOfStreamFrame } from "./instream-framing.js";
 
 /** How a scan reached clamd. */
@@ -101,7 +101,7 @@ export class ClamdClient {
   readonly options: ResolvedClamdClientOptions;
   /** Where clamd is. */
   readonly endpoint: ClamdEndpoint;
-  readonly #slots: ConnectionSlots;
+  readonly #slots: ConcurrencyLimit;
   readonly #idle: Session[] = [];
   readonly #busy = new Set<Session>();
 
@@ -113,7 +113,16 @@ export class ClamdClient {
     this.endpoint = this.options.socket
       ? { socket: this.options.socket }
       : { host: this.options.host ?? "127.0.0.1", port: this.options.port ?? 3310 };
-    this.#slots = new ConnectionSlots(this.options.maxConnections);
+    this.#slots = new ConcurrencyLimit({
+      concurrency: this.options.maxConnections,
+      what: "clamd connections",
+    });
+  }
+
+  /** Connection slots in use (scans, FILDES calls), callers waiting for one, and the maximum. */
+  get usage(): { inUse: number; waiting: number; max: number } {
+    const max = this.options.maxConnections;
+    return { inUse: this.#slots.running, waiting: this.#slots.waiting, max };
   }
 
   /** `PING`: resolves when clamd answers `PONG`, throws a typed error otherwise. */
@@ -228,13 +237,18 @@ export class ClamdClient {
     const native = await loadFileDescriptorPassing();
     if (!native) return undefined;
     const socket = (this.endpoint as { socket: string }).socket;
+    await this.#takeSlot(signal);
     let text: string;
     try {
-      text = await raceSignal(
-        native.scanFileDescriptor(socket, resolve(path), this.options.readTimeoutMs),
-        signal,
-        "clamav",
+      // The addon holds a libuv thread and a clamd connection until clamd answers (or its read
+      // timeout): the slot goes back only then, even when the caller stops waiting earlier, so
+      // FILDES calls stay within maxConnections and never fill the thread pool.
+      const call = native.scanFileDescriptor(socket, resolve(path), this.options.readTimeoutMs);
+      call.then(
+        () => this.#slots.release(),
+        () => this.#slots.release(),
       );
+      text = await raceSignal(call, signal, "clamav");
     } catch (error) {
       if (signal.aborted || EngineError.isInstance(error))
         throw signal.aborted ? errorFromSignal(signal, "clamav") : error;
@@ -322,8 +336,22 @@ export class ClamdClient {
     }
   }
 
+  /** Takes a connection slot; never for a signal that is already aborted. */
+  async #takeSlot(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw errorFromSignal(signal, "clamav");
+    try {
+      await this.#slots.acquire(signal);
+    } catch {
+      throw errorFromSignal(signal, "clamav");
+    }
+    if (signal.aborted) {
+      this.#slots.release();
+      throw errorFromSignal(signal, "clamav");
+    }
+  }
+
   async #acquire(signal: AbortSignal): Promise<Session> {
-    await this.#slots.acquire(signal);
+    await this.#takeSlot(signal);
     try {
       for (let session = this.#idle.pop(); session; session = this.#idle.pop()) {
         clearTimeout(session.idleTimer);

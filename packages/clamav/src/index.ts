@@ -1,5 +1,10 @@
 export { type ClamavScanner, createClamavScanner } from "./clamav-scanner.js";
 export { type ClamavScannerOptions, clamavScannerOptionsSchema } from "./clamav-scanner-options.js";
+export {
+  type ClamdAlertProbe,
+  checkClamdAlerts,
+  requiredClamdAlertSettings,
+} from "./clamd-alert-check.js";
 export { ClamdClient, type ClamdScanMode, type ClamdScanOutcome } from "./clamd-client.js";
 export {
   type ClamdClientOptions,

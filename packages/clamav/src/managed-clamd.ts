@@ -17,6 +17,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BackendUnavailableError, InvalidOptionsError, parseOptions } from "@engine/core";
 import { z } from "zod";
+import { requiredClamdAlertSettings } from "./clamd-alert-check.js";
 import { ClamdClient } from "./clamd-client.js";
 
 /**
@@ -42,7 +43,11 @@ export const managedClamdOptionsSchema = z.strictObject({
   socket: z.boolean().default(true),
   /** Listen on a free loopback TCP port (or this port). Default true. */
   tcp: z.union([z.boolean(), z.number().int().min(1).max(65535)]).default(true),
-  /** Extra `clamd.conf` settings, e.g. `{ StreamMaxLength: "1M", DisableCache: true }`. */
+  /**
+   * Extra `clamd.conf` settings, e.g. `{ StreamMaxLength: "1M", DisableCache: true }`. They
+   * override the defaults, which include the alert settings ({@link requiredClamdAlertSettings}:
+   * encrypted archives and documents, and limits exceeded, are reported instead of `OK`).
+   */
   config: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   /** Path of the clamd binary. Default: `clamd` on PATH, else `/usr/sbin/clamd`. */
   clamdPath: z.string().min(1).optional(),
@@ -144,7 +149,8 @@ function configText(settings: Record<string, string | number | boolean>): string
 /**
  * Starts a private clamd for tests and for the engine's embedded default: writes a
  * `clamd.conf` in a temp directory (Foreground, its own unix socket and/or loopback port, a
- * database directory with the shipped signatures plus the directories you give), spawns the
+ * database directory with the shipped signatures plus the directories you give, and the alert
+ * settings so that encrypted or too-deep archives are reported, never `OK`), spawns the
  * Debian `clamd` binary, and resolves once it answers PONG.
  *
  * @example
@@ -184,6 +190,8 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
       LogTime: true,
       ...(socketPath ? { LocalSocket: socketPath, LocalSocketMode: "660" } : {}),
       ...(port ? { TCPSocket: port, TCPAddr: "127.0.0.1" } : {}),
+      // What clamd cannot look inside is reported, never "OK" (the scanner answers unknown).
+      ...requiredClamdAlertSettings,
       ...settings.config,
     })}\n`,
   );

@@ -6,3 +6,4 @@ export {
   startManagedClamd,
 } from "./managed-clamd.js";
 export { type SignatureSamples, sampleSignatures, signatureSamples } from "./signature-samples.js";
+export { crc32, nestedZip, type ZipEntry, zipArchive } from "./zip-archive.js";

@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   ArtifactTooLargeError,
   artifactFromBytes,
+  artifactFromFile,
   BackendUnavailableError,
   InvalidOptionsError,
   ProtocolError,
@@ -173,6 +174,43 @@ describe("ClamdClient against scripted faults", () => {
     controller.abort();
     await expect(scan).rejects.toBeInstanceOf(ScanAbortedError);
     await vi.waitFor(() => expect(server.open.size).toBe(0));
+  });
+
+  it("gives FILDES calls a connection slot each: never more than maxConnections at once", async () => {
+    let open = 0;
+    let most = 0;
+    const answered = new WeakSet<Socket>();
+    const server = await fake((socket, received) => {
+      if (answered.has(socket) || !received.subarray(0, 8).equals(Buffer.from("zFILDES\0"))) return;
+      answered.add(socket);
+      open += 1;
+      most = Math.max(most, open);
+      socket.once("close", () => {
+        open -= 1;
+      });
+      setTimeout(() => socket.end("fd[10]: OK\0"), 60);
+    });
+    const directory = await mkdtemp(join(tmpdir(), "engine-fildes-"));
+    try {
+      const path = join(directory, "a.txt");
+      await writeFile(path, "hello");
+      const client = new ClamdClient({ socket: server.socketPath, maxConnections: 2 });
+      const outcomes = await Promise.all(
+        Array.from({ length: 6 }, () => client.scan(artifactFromFile(path))),
+      );
+      expect(outcomes.map((outcome) => [outcome.mode, outcome.reply.kind])).toEqual(
+        Array.from({ length: 6 }, () => ["fildes", "ok"]),
+      );
+      expect(most).toBe(2);
+      expect(client.usage).toEqual({ inUse: 0, waiting: 0, max: 2 });
+      // A signal that is already aborted never takes a slot.
+      await expect(
+        client.scan(artifactFromFile(path), { signal: AbortSignal.abort() }),
+      ).rejects.toBeInstanceOf(ScanAbortedError);
+      expect(client.usage.inUse).toBe(0);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   it("validates its options", () => {

@@ -1,4 +1,4 @@
-import { EngineError, type EngineErrorCode } from "./errors/engine-error.js";
+import { type EngineErrorCode, publicError } from "./errors/engine-error.js";
 import type { ScanResult } from "./scan-result.js";
 import type { Verdict } from "./verdict.js";
 import type { VerdictMetadata } from "./verdict-metadata.js";
@@ -23,6 +23,7 @@ export const errorVerdictComments: Readonly<Record<EngineErrorCode, string>> = {
   UNSUPPORTED_ARTIFACT: "SKIPPED:UNSUPPORTED",
   ENCRYPTED_ARTIFACT: "SKIPPED:ENCRYPTED",
   CORRUPT_ARTIFACT: "SKIPPED:CORRUPT",
+  OVERLOADED: "SKIPPED:OVERLOADED",
 };
 
 /** The verdict every error maps to. */
@@ -31,7 +32,9 @@ export const errorVerdict: Verdict = "unknown";
 /**
  * Turns any thrown value into the `unknown` answer an engine sends when it cannot scan:
  * confidence 0, `comments` holding the code comment (`SKIPPED:ENCRYPTED`, `ERROR:TIMEOUT`, ...)
- * and the error message. Non-engine errors map to `ERROR:INTERNAL`.
+ * and the error's short public reason (`publicMessage`), never its detailed message, which
+ * may name paths, sockets or hosts: log the error itself. Non-engine errors map to
+ * `ERROR:INTERNAL` / "internal error".
  * @param error what was thrown
  * @param metadata extra metadata to keep (scanner versions, provenance)
  */
@@ -39,8 +42,7 @@ export function scanResultForError(
   error: unknown,
   metadata: Partial<VerdictMetadata> = {},
 ): ScanResult {
-  const code: EngineErrorCode = EngineError.isInstance(error) ? error.code : "ENGINE_ERROR";
-  const message = error instanceof Error ? error.message : String(error);
+  const { code, message } = publicError(error);
   return {
     verdict: errorVerdict,
     confidence: 0,

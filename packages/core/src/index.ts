@@ -10,6 +10,7 @@ export {
   artifactFromUrl,
   artifactInfoSchema,
 } from "./artifact.js";
+export { ConcurrencyLimit, type ConcurrencyLimitOptions } from "./concurrency-limit.js";
 export { defineScanner, type ScanContext, type ScannerDefinition } from "./define-scanner.js";
 export { eicarBytes, eicarTestString } from "./eicar.js";
 export {
@@ -28,9 +29,12 @@ export {
   EngineError,
   type EngineErrorCode,
   type EngineErrorOptions,
+  publicError,
+  publicErrorMessages,
 } from "./errors/engine-error.js";
 export { InvalidOptionsError } from "./errors/invalid-options-error.js";
 export { InvalidResultError } from "./errors/invalid-result-error.js";
+export { OverloadedError } from "./errors/overloaded-error.js";
 export { ProtocolError } from "./errors/protocol-error.js";
 export { ScanAbortedError } from "./errors/scan-aborted-error.js";
 export { ScanTimeoutError } from "./errors/scan-timeout-error.js";

@@ -45,8 +45,16 @@ export const backendProvenanceSchema = z.looseObject({
   duration_ms: z.number().nonnegative(),
   /** The `EngineError` code when it failed. */
   error_code: z.string().optional(),
-  /** The error message when it failed. */
+  /** The error's short public reason when it failed (details go to logs, not answers). */
   error: z.string().optional(),
+  /**
+   * True when the backend answered but could not look inside the artifact (an encrypted
+   * archive, a scan limit hit: `unknown` with a `SKIPPED:*` comment). A multi-engine never
+   * answers `benign` over an inconclusive backend.
+   */
+  inconclusive: z.boolean().optional(),
+  /** Why it was inconclusive: its first `SKIPPED:*` or `ERROR:*` comment, e.g. `SKIPPED:ENCRYPTED`. */
+  reason: z.string().optional(),
   /** Its full verdict metadata when it answered. */
   metadata: z.record(z.string(), z.unknown()).optional(),
 });

@@ -7,6 +7,7 @@ import {
   type EngineErrorCode,
   errorVerdictComments,
   ProtocolError,
+  publicError,
   ScanAbortedError,
   ScanTimeoutError,
   scanResultForError,
@@ -93,5 +94,33 @@ describe("scanResultForError", () => {
     ];
     for (const code of codes)
       expect(errorVerdictComments[code]).toMatch(/^(ERROR|SKIPPED):[A-Z_]+$/);
+  });
+});
+
+describe("public reasons", () => {
+  it("answers carry the code and a short public reason, never the detailed message", () => {
+    const error = new BackendUnavailableError({
+      message: "@engine/clamav: cannot connect to /tmp/engine-clamd-x/clamd.sock: ECONNREFUSED",
+    });
+    const result = scanResultForError(error);
+    expect(result.metadata.comments).toEqual([
+      "ERROR:BACKEND_UNAVAILABLE",
+      "a scanning backend is unavailable",
+    ]);
+    expect(JSON.stringify(result)).not.toMatch(/tmp|sock|ECONNREFUSED/);
+    expect(error.toPublicJSON()).toEqual({
+      code: "BACKEND_UNAVAILABLE",
+      message: "a scanning backend is unavailable",
+    });
+    const specific = new ArtifactTooLargeError({
+      message: "@engine/x: /var/spool/a.bin is 3 GB",
+      publicMessage: "the artifact is larger than 1 MiB",
+    });
+    expect(scanResultForError(specific).metadata.comments?.[1]).toBe(
+      "the artifact is larger than 1 MiB",
+    );
+    expect(publicError(new TypeError("Cannot read properties of undefined (reading 'x')"))).toEqual(
+      { code: "ENGINE_ERROR", message: "internal error" },
+    );
   });
 });

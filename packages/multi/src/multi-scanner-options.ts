@@ -36,12 +36,31 @@ export const multiScannerOptionsSchema = z
       .default(8 * 1024 * 1024),
     /** Where spooled streams go. Default: the OS temp directory. */
     temporaryDirectory: z.string().min(1).optional(),
+    /**
+     * Opt out of the inconclusive rule. By default (false) the combined verdict is `benign`
+     * only when every backend looked and answered: a backend that failed, or answered
+     * `unknown` because it could not look inside (an encrypted archive, a limit hit), turns a
+     * `benign` into `unknown`. With true, an inconclusive backend is ignored when the others
+     * say benign (a failed backend still is not). Only for backends whose `unknown` means "no
+     * opinion" rather than "could not see".
+     */
+    benignWhenInconclusive: z.boolean().default(false),
+    /**
+     * Called with each backend's failure (its full error, with paths and causes) for your logs;
+     * the combined answer only carries the error's code and short public reason. Default: none.
+     */
+    onBackendError: z
+      .custom<(backend: string, error: import("@engine/core").EngineError) => void>(
+        (value) => typeof value === "function",
+      )
+      .optional(),
   })
   .default({
     name: "multi",
     policy: "any",
     deadlineMarginMs: 20,
     memoryLimitBytes: 8 * 1024 * 1024,
+    benignWhenInconclusive: false,
   });
 
 /** Options of `createMultiScanner`; see {@link multiScannerOptionsSchema}. */

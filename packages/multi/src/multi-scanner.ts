@@ -9,6 +9,7 @@ import {
   InvalidResultError,
   parseOptions,
   parseScanResult,
+  publicError,
   raceSignal,
   type Scanner,
   type ScanResult,
@@ -39,6 +40,18 @@ function asEngineError(error: unknown, scanner: string): EngineError {
   });
 }
 
+type AnsweredOutcome = Extract<BackendOutcome, { status: "answered" }>;
+
+/** A backend that answered but gave no verdict: `unknown`, e.g. it could not look inside. */
+function isInconclusive(outcome: AnsweredOutcome): boolean {
+  return outcome.result.verdict === "unknown";
+}
+
+/** The first `SKIPPED:*` or `ERROR:*` comment of an answer (`SKIPPED:ENCRYPTED`), if any. */
+function inconclusiveReason(outcome: AnsweredOutcome): string | undefined {
+  return outcome.result.metadata.comments?.find((comment) => /^(SKIPPED|ERROR):/.test(comment));
+}
+
 const policyResultSchema = z.object({
   verdict: verdictSchema,
   confidence: z.number().min(0).max(1),
@@ -49,12 +62,16 @@ const policyResultSchema = z.object({
  * inside the caller's deadline, and the answer comes by the deadline even if a backend hangs
  * and ignores its signal. The policy (`any` by default) combines the answers, then the
  * fail-closed rules apply to every policy:
- * - a failed backend never lets `benign` through: the verdict becomes `unknown`, with a comment
- *   naming the failed backends;
+ * - `benign` only when every backend looked: a backend that failed, or answered `unknown` (it
+ *   could not look inside: an encrypted archive, a limit hit), turns `benign` into `unknown`,
+ *   with comments naming them (`SKIPPED:ENCRYPTED`, `INCOMPLETE: ...`); a `malicious` answer
+ *   still wins under `any`. `benignWhenInconclusive: true` opts out for `unknown` answers;
+ *   failures always count;
  * - when every backend failed, the scan throws (the shared error, or `BackendUnavailableError`).
  *
  * `metadata.backends` keeps one entry per backend (name, verdict, confidence, family, duration,
- * error code); `malware_family` comes from the most confident detecting backend (ties: order
+ * error code and public reason, `inconclusive` with its reason); full errors go to
+ * `onBackendError` for your logs. `malware_family` comes from the most confident detecting backend (ties: order
  * given). Artifacts are read once: streams are buffered (small) or spooled to a temp file.
  *
  * @example
@@ -121,34 +138,46 @@ export function createMultiScanner(
         durationMs: performance.now() - started,
       };
     } catch (error) {
+      const failure = asEngineError(error, backend.name);
+      try {
+        settings.onBackendError?.(backend.name, failure);
+      } catch {
+        // A logging hook must not change the answer.
+      }
       return {
         name: backend.name,
         status: "failed",
-        error: asEngineError(error, backend.name),
+        error: failure,
         durationMs: performance.now() - started,
       };
     }
   };
 
-  const provenance = (outcome: BackendOutcome): BackendProvenance =>
-    outcome.status === "answered"
-      ? {
-          name: outcome.name,
-          verdict: outcome.result.verdict,
-          confidence: outcome.result.confidence,
-          malware_family: outcome.result.metadata.malware_family,
-          duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
-          metadata: outcome.result.metadata,
-        }
-      : {
-          name: outcome.name,
-          verdict: "unknown",
-          confidence: 0,
-          malware_family: "",
-          duration_ms: Math.round(outcome.durationMs * 1000) / 1000,
-          error_code: outcome.error.code,
-          error: outcome.error.message,
-        };
+  const provenance = (outcome: BackendOutcome): BackendProvenance => {
+    const durationMs = Math.round(outcome.durationMs * 1000) / 1000;
+    if (outcome.status === "failed") {
+      return {
+        name: outcome.name,
+        verdict: "unknown",
+        confidence: 0,
+        malware_family: "",
+        duration_ms: durationMs,
+        error_code: outcome.error.code,
+        error: publicError(outcome.error).message,
+      };
+    }
+    const reason = isInconclusive(outcome) ? inconclusiveReason(outcome) : undefined;
+    return {
+      name: outcome.name,
+      verdict: outcome.result.verdict,
+      confidence: outcome.result.confidence,
+      malware_family: outcome.result.metadata.malware_family,
+      duration_ms: durationMs,
+      ...(isInconclusive(outcome) ? { inconclusive: true } : {}),
+      ...(reason ? { reason } : {}),
+      metadata: outcome.result.metadata,
+    };
+  };
 
   const synthesize = (outcomes: BackendOutcome[]): ScanResult => {
     const working = answered(outcomes);
@@ -174,13 +203,24 @@ export function createMultiScanner(
     }
     let { verdict, confidence } = decided.data;
     const builder = verdictMetadata();
-    if (broken.length > 0 && verdict === "benign") {
-      // Fail closed: a backend that could not answer might have detected something.
+    const blind = settings.benignWhenInconclusive ? [] : working.filter(isInconclusive);
+    if ((broken.length > 0 || blind.length > 0) && verdict === "benign") {
+      // Fail closed: a backend that could not answer, or could not look inside, might have
+      // detected something. Benign only when every backend looked and said so.
       verdict = "unknown";
       confidence = 0;
-      builder.comment(
-        `INCOMPLETE: ${broken.map((outcome) => `${outcome.name} failed (${outcome.error.code})`).join(", ")}; no working backend detected anything`,
-      );
+      const missing = [
+        ...broken.map((outcome) => `${outcome.name} failed (${outcome.error.code})`),
+        ...blind.map((outcome) => {
+          const reason = inconclusiveReason(outcome);
+          return `${outcome.name} could not look inside${reason ? ` (${reason})` : ""}`;
+        }),
+      ];
+      const skipped = blind
+        .map(inconclusiveReason)
+        .find((reason) => reason?.startsWith("SKIPPED:"));
+      if (skipped) builder.comment(skipped);
+      builder.comment(`INCOMPLETE: ${missing.join(", ")}; no other backend detected anything`);
     }
     const detecting = working.filter(
       (outcome) =>

@@ -14,7 +14,7 @@ import {
 } from "@engine/core";
 import { describeScanner } from "@engine/core/testing";
 import { describe, expect, it } from "vitest";
-import { createMultiScanner, majority } from "../src/index.js";
+import { createMultiScanner, majority, quorum, weighted } from "../src/index.js";
 import { answering, hanging, invalid, result, throwing } from "./fake-scanners.js";
 
 const backendsOf = (scan: { metadata: Record<string, unknown> }) =>
@@ -63,6 +63,89 @@ describe("fail closed", () => {
       ["clean", "benign", undefined],
       ["clamav", "unknown", "BACKEND_UNAVAILABLE"],
     ]);
+  });
+
+  it("never answers benign over a backend that could not look inside, under every policy", async () => {
+    const encrypted = {
+      verdict: "unknown" as const,
+      confidence: 0,
+      metadata: {
+        malware_family: "",
+        comments: ["SKIPPED:ENCRYPTED", "clamd: Heuristics.Encrypted.Zip"],
+      },
+    };
+    for (const policy of ["any", "majority", quorum(1), weighted({ clamav: 2 }, 2)] as const) {
+      const scan = await createMultiScanner(
+        [answering("yara", result("benign")), answering("clamav", encrypted)],
+        { policy },
+      ).scan(artifactFromBytes("x"));
+      expect(scan.verdict).toBe("unknown");
+      expect(scan.confidence).toBe(0);
+      expect(scan.metadata.comments).toEqual([
+        "SKIPPED:ENCRYPTED",
+        "INCOMPLETE: clamav could not look inside (SKIPPED:ENCRYPTED); no other backend detected anything",
+      ]);
+      expect(backendsOf(scan)[1]).toMatchObject({
+        name: "clamav",
+        verdict: "unknown",
+        inconclusive: true,
+        reason: "SKIPPED:ENCRYPTED",
+      });
+      expect(backendsOf(scan)[0]).not.toHaveProperty("inconclusive");
+    }
+    // A detection still wins under any.
+    const detected = await createMultiScanner([
+      answering("yara", result("malicious", 0.9, "Zip.Dropper")),
+      answering("clamav", encrypted),
+    ]).scan(artifactFromBytes("x"));
+    expect(detected).toMatchObject({ verdict: "malicious", confidence: 0.9 });
+    // benign only when every backend looked and said benign.
+    const clean = await createMultiScanner([
+      answering("yara", result("benign")),
+      answering("clamav", result("benign")),
+    ]).scan(artifactFromBytes("x"));
+    expect(clean.verdict).toBe("benign");
+    // The documented opt-out ignores unknown answers, never failures.
+    const optedOut = createMultiScanner(
+      [answering("yara", result("benign")), answering("clamav", encrypted)],
+      { benignWhenInconclusive: true },
+    );
+    expect((await optedOut.scan(artifactFromBytes("x"))).verdict).toBe("benign");
+    const stillFailed = createMultiScanner(
+      [answering("yara", result("benign")), throwing("clamav")],
+      { benignWhenInconclusive: true },
+    );
+    expect((await stillFailed.scan(artifactFromBytes("x"))).verdict).toBe("unknown");
+  });
+
+  it("hands full errors to onBackendError and keeps only the public reason in the answer", async () => {
+    const seen: Array<[string, string]> = [];
+    const scan = await createMultiScanner(
+      [
+        answering("yara", result("benign")),
+        throwing(
+          "clamav",
+          new BackendUnavailableError({
+            message: "@engine/clamav: cannot connect to clamd at unix:/tmp/secret-dir/clamd.sock",
+          }),
+        ),
+      ],
+      {
+        onBackendError: (name, error) => {
+          seen.push([name, error.message]);
+          throw new Error("a broken logger changes nothing");
+        },
+      },
+    ).scan(artifactFromBytes("x"));
+    expect(seen).toEqual([
+      ["clamav", "@engine/clamav: cannot connect to clamd at unix:/tmp/secret-dir/clamd.sock"],
+    ]);
+    expect(scan.verdict).toBe("unknown");
+    expect(backendsOf(scan)[1]).toMatchObject({
+      error_code: "BACKEND_UNAVAILABLE",
+      error: "a scanning backend is unavailable",
+    });
+    expect(JSON.stringify(scan)).not.toMatch(/secret-dir|clamd\.sock/);
   });
 
   it("keeps a detection when another backend failed", async () => {

@@ -21,6 +21,8 @@ export {
   bundledRulesDirectory,
   createYaraScanner,
   type YaraScanner,
+  type YaraScannerStatus,
 } from "./yara-scanner.js";
 export { type YaraScannerOptions, yaraScannerOptionsSchema } from "./yara-scanner-options.js";
+export type { PoolStatus } from "./yara-worker-pool.js";
 export type { ExternalValue, RawMatch } from "./yara-worker-protocol.js";

@@ -1,13 +1,14 @@
 import {
   ArtifactUnavailableError,
   BackendUnavailableError,
+  ConcurrencyLimit,
   EngineError,
   errorFromSignal,
   ScanTimeoutError,
 } from "@engine/core";
 import { diagnosticAt } from "./rule-diagnostics.js";
 import type { RuleSource } from "./rule-sources.js";
-import type { EngineCompilation, ScanEngine } from "./scan-engine.js";
+import type { EngineCompilation, EngineLimits, ScanEngine } from "./scan-engine.js";
 import type { ExternalValue } from "./yara-worker-protocol.js";
 
 type NativeBinding = typeof import("@engine/yara-native");
@@ -41,6 +42,7 @@ export async function compileWithNative(
   native: NativeBinding,
   sources: RuleSource[],
   externals: Record<string, ExternalValue>,
+  limits: EngineLimits,
 ): Promise<EngineCompilation> {
   const compiled = await native.compile(
     sources.map((source) => source.namespace),
@@ -74,19 +76,43 @@ export async function compileWithNative(
           message: "@engine/yara: libyara produced no rules",
           scanner: "yara",
         });
+      // Each native scan holds a libuv thread until libyara returns: at most `workers` at once,
+      // at most `maxQueuedScans` waiting, so scans never fill the thread pool that file
+      // reads and DNS lookups need too.
+      const slots = new ConcurrencyLimit({
+        concurrency: limits.workers,
+        maxWaiting: limits.maxQueuedScans,
+        what: "native YARA scan slots",
+      });
       return {
         kind: "native",
         vendorVersion: native.version(),
+        status: () => ({
+          workers: limits.workers,
+          size: limits.workers,
+          busy: slots.running,
+          queued: slots.waiting,
+          maxQueued: limits.maxQueuedScans,
+        }),
         scan: async (artifact, scanExternals, maxBytes, signal, deadline) => {
+          try {
+            await slots.acquire(signal);
+          } catch (error) {
+            if (signal.aborted) throw errorFromSignal(signal, "yara");
+            throw error;
+          }
+          let call: Promise<unknown> | undefined;
           const timeoutSeconds =
             deadline === undefined ? 0 : Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
-          // libyara maps local files itself; other artifacts are read into memory once.
-          const target =
-            artifact.path !== undefined && artifact.replayable
-              ? artifact.path
-              : await artifact.bytes({ signal, maxBytes });
           try {
-            const matches = await native.scan(rules, target, scanExternals, timeoutSeconds);
+            // libyara maps local files itself; other artifacts are read into memory once.
+            const target =
+              artifact.path !== undefined && artifact.replayable
+                ? artifact.path
+                : await artifact.bytes({ signal, maxBytes });
+            const scanning = native.scan(rules, target, scanExternals, timeoutSeconds);
+            call = scanning;
+            const matches = await scanning;
             return matches.map((match) => ({ ...match, patternMatches: 0 }));
           } catch (error) {
             if (signal.aborted) throw errorFromSignal(signal, "yara");
@@ -100,7 +126,7 @@ export async function compileWithNative(
             }
             if (/cannot read/.test(message)) {
               throw new ArtifactUnavailableError({
-                message: `@engine/yara: libyara cannot read ${String(target)}`,
+                message: `@engine/yara: libyara cannot read ${artifact.path ?? "the artifact"}`,
                 cause: error,
                 scanner: "yara",
               });
@@ -110,6 +136,14 @@ export async function compileWithNative(
               cause: error,
               scanner: "yara",
             });
+          } finally {
+            // The slot goes back when libyara is done with the thread, not when we stop waiting.
+            if (call)
+              call.then(
+                () => slots.release(),
+                () => slots.release(),
+              );
+            else slots.release();
           }
         },
         close: async () => {},

@@ -1,5 +1,6 @@
 import type { Artifact } from "@engine/core";
 import type { RuleDiagnostic } from "./rule-diagnostics.js";
+import type { PoolStatus } from "./yara-worker-pool.js";
 import type { ExternalValue, RawMatch } from "./yara-worker-protocol.js";
 
 /** Which engine runs the rules. */
@@ -20,6 +21,19 @@ export interface ScanEngine {
   ): Promise<RawMatch[]>;
   /** Releases workers or compiled rules. */
   close(): Promise<void>;
+  /**
+   * Workers (wasm threads, or native scans allowed at once on the thread pool), busy ones,
+   * the queue and its bound: readiness and saturation.
+   */
+  status(): PoolStatus;
+}
+
+/** How many scans run at once and how many may wait: the bounds of a started engine. */
+export interface EngineLimits {
+  /** WebAssembly worker threads, or native scans at once on the libuv thread pool. */
+  workers: number;
+  /** Scans that may wait; the next is refused with `OverloadedError`. */
+  maxQueuedScans: number;
 }
 
 /** The result of compiling rule sources with an engine, before it is started. */

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { diagnosticFromCompiler } from "./rule-diagnostics.js";
 import type { RuleSource } from "./rule-sources.js";
-import type { EngineCompilation, ScanEngine } from "./scan-engine.js";
+import type { EngineCompilation, EngineLimits, ScanEngine } from "./scan-engine.js";
 import { compileInWorker, YaraWorkerPool } from "./yara-worker-pool.js";
 import type { CompiledWasm, ExternalValue } from "./yara-worker-protocol.js";
 
@@ -37,12 +37,12 @@ export function loadYaraXVersion(): Promise<string> {
 
 /**
  * Compiles with YARA-X (WebAssembly) in a worker (each file alone first: a failed `addSource`
- * poisons a YARA-X compiler); `start()` runs the pool of `workers` worker threads.
+ * poisons a YARA-X compiler); `start()` runs the pool of `limits.workers` worker threads.
  */
 export async function compileWithWasm(
   sources: RuleSource[],
   externals: Record<string, ExternalValue>,
-  workers: number,
+  limits: EngineLimits,
 ): Promise<EngineCompilation> {
   const module = await loadWasmModule();
   const { worker, report } = await compileInWorker(
@@ -68,7 +68,8 @@ export async function compileWithWasm(
       const pool = await YaraWorkerPool.start(
         { module, sources: accepted, externals },
         worker,
-        workers,
+        limits.workers,
+        { maxQueuedScans: limits.maxQueuedScans },
       );
       return {
         kind: "wasm",
@@ -76,6 +77,7 @@ export async function compileWithWasm(
         scan: (artifact, scanExternals, maxBytes, signal) =>
           pool.scan(artifact, scanExternals, maxBytes, signal),
         close: () => pool.close(),
+        status: () => pool.status(),
       };
     },
     abandon: async () => {

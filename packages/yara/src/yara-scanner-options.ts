@@ -30,13 +30,21 @@ export const yaraScannerOptionsSchema = z.strictObject({
     .default({}),
   /** `"skip"` (default): a file that does not compile is reported and left out; `"fail"`: setup fails. */
   onCompileError: z.enum(["skip", "fail"]).default("skip"),
-  /** Worker threads. Default: the number of cores. */
+  /**
+   * Worker threads (wasm), or native scans at once on the libuv thread pool (native: keep
+   * UV_THREADPOOL_SIZE above it). Default: the number of cores.
+   */
   workers: z
     .number()
     .int()
     .min(1)
     .max(64)
     .default(() => availableParallelism()),
+  /**
+   * Scans that may wait for a worker (or, natively, for a thread-pool slot); the next one fails
+   * at once with `OverloadedError` instead of queueing without bound. Default 256.
+   */
+  maxQueuedScans: z.number().int().min(0).max(1_000_000).default(256),
   /** Largest artifact scanned, in bytes (YARA-X scans whole buffers). Default 256 MiB. */
   maxScanBytes: z
     .number()

@@ -19,6 +19,7 @@ import type { EngineKind, ScanEngine } from "./scan-engine.js";
 import { yaraPackageVersion } from "./version.js";
 import { compileWithWasm } from "./wasm-engine.js";
 import { type YaraScannerOptions, yaraScannerOptionsSchema } from "./yara-scanner-options.js";
+import type { PoolStatus } from "./yara-worker-pool.js";
 import type { ExternalValue } from "./yara-worker-protocol.js";
 
 /** The rules shipped with this package (an EICAR rule), used when no rules are given. */
@@ -38,11 +39,22 @@ export interface YaraScanner extends Scanner {
   /** The engine in use once set up: `"wasm"` or `"native"` (what `"auto"` chose). */
   readonly engine: EngineKind | undefined;
   /**
+   * Workers, busy ones, the queue and its bound, and `ready` (false before setup, after close,
+   * and while the pool has no worker: replacements are being retried).
+   */
+  status(): YaraScannerStatus;
+  /**
    * Reads and compiles the rules again in the background, then swaps them in atomically;
    * scans keep running on the old rules meanwhile. On failure the old rules stay and the
    * error says why.
    */
   reload(): Promise<void>;
+}
+
+/** {@link YaraScanner.status}: readiness and saturation. */
+export interface YaraScannerStatus extends PoolStatus {
+  /** True when scans can run now (at least one worker). */
+  ready: boolean;
 }
 
 interface LoadedRules {
@@ -131,9 +143,10 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
       ruleFiles: settings.ruleFiles,
       rules: settings.rules,
     });
+    const limits = { workers: settings.workers, maxQueuedScans: settings.maxQueuedScans };
     const compilation = native
-      ? await compileWithNative(native, sources, externals)
-      : await compileWithWasm(sources, externals, settings.workers);
+      ? await compileWithNative(native, sources, externals, limits)
+      : await compileWithWasm(sources, externals, limits);
     diagnostics.push(...compilation.diagnostics);
     const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
     const accepted = compilation.accepted.flatMap((index) => {
@@ -192,16 +205,18 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
           message: "@engine/yara: the scanner is closed",
           scanner: settings.name,
         });
-      const size = await artifact.byteLength();
-      if (size !== undefined && size > settings.maxScanBytes) {
-        throw new ArtifactTooLargeError({
-          message: `@engine/yara: the artifact (${size} bytes) is over maxScanBytes (${settings.maxScanBytes} bytes)`,
-          hint: "Raise maxScanBytes; YARA-X scans whole buffers in memory.",
-          scanner: settings.name,
-        });
-      }
+      // Counted before the first await: a reload that swaps rules meanwhile must not close them
+      // under this scan.
       rules.inFlight += 1;
       try {
+        const size = await artifact.byteLength();
+        if (size !== undefined && size > settings.maxScanBytes) {
+          throw new ArtifactTooLargeError({
+            message: `@engine/yara: the artifact (${size} bytes) is over maxScanBytes (${settings.maxScanBytes} bytes)`,
+            hint: "Raise maxScanBytes; YARA-X scans whole buffers in memory.",
+            scanner: settings.name,
+          });
+        }
         const matches = await rules.engine.scan(
           artifact,
           artifactExternalValues(artifact),
@@ -231,15 +246,24 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     },
   });
 
-  const reload = async (): Promise<void> => {
-    if (!current) {
-      await scanner.setup?.();
-      return;
-    }
-    const next = await load();
-    const previous = current;
-    current = next;
-    if (previous) await retire(previous);
+  // One reload at a time: a second caller waits for the running one, then reloads again
+  // (the files may have changed after the first one read them).
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = (): Promise<void> => {
+    const next = reloading
+      .catch(() => {})
+      .then(async () => {
+        if (!current) {
+          await scanner.setup?.();
+          return;
+        }
+        const loaded = await load();
+        const previous = current;
+        current = loaded;
+        if (previous) await retire(previous);
+      });
+    reloading = next;
+    return next;
   };
   // Getters (not Object.assign, which would copy today's values) so they follow reloads.
   return Object.defineProperties(scanner, {
@@ -247,6 +271,15 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     signaturesVersion: { get: () => current?.signaturesVersion, enumerable: true },
     ruleFileCount: { get: () => current?.fileCount ?? 0, enumerable: true },
     engine: { get: () => current?.engine.kind, enumerable: true },
+    status: {
+      value: (): YaraScannerStatus => {
+        if (!current)
+          return { ready: false, workers: 0, size: 0, busy: 0, queued: 0, maxQueued: 0 };
+        const status = current.engine.status();
+        return { ...status, ready: status.workers > 0 };
+      },
+      enumerable: true,
+    },
     reload: { value: reload, enumerable: true },
   }) as YaraScanner;
 }

@@ -6,6 +6,7 @@ import {
   BackendUnavailableError,
   EngineError,
   errorFromSignal,
+  OverloadedError,
 } from "@engine/core";
 import type {
   CompiledWasm,
@@ -39,9 +40,36 @@ interface Job {
 
 interface Slot {
   worker: Worker;
-  ready: boolean;
   job: Job | undefined;
 }
+
+/** Limits and hooks of a {@link YaraWorkerPool}. */
+export interface PoolOptions {
+  /** Scans waiting for a worker before new ones are refused (`BackendUnavailableError`). */
+  maxQueuedScans: number;
+  /** Starts one worker thread (tests stage failures with it). Default: the YARA worker script. */
+  spawnWorker?: (rules: PoolRules) => Worker;
+  /** First delay before a failed worker start is retried, in ms; doubles up to 5 s. Default 100. */
+  retryDelayMs?: number;
+}
+
+/** What a pool is doing: for readiness checks and saturation metrics. */
+export interface PoolStatus {
+  /** Workers ready to scan (busy or idle). */
+  workers: number;
+  /** Workers the pool keeps running. */
+  size: number;
+  /** Workers scanning now. */
+  busy: number;
+  /** Scans waiting for a worker. */
+  queued: number;
+  /** The most scans that may wait. */
+  maxQueued: number;
+  /** Why the last worker start failed, while replacements keep failing. */
+  lastFailure?: string;
+}
+
+const maximumRetryDelayMs = 5_000;
 
 /** What the pool needs to (re)start a worker: the compiled module, the sources that compile, the externals. */
 export interface PoolRules {
@@ -50,7 +78,7 @@ export interface PoolRules {
   externals: Record<string, ExternalValue>;
 }
 
-function spawn(rules: PoolRules): Worker {
+function spawnYaraWorker(rules: PoolRules): Worker {
   const worker = new Worker(workerUrl, { workerData: { module: rules.module } });
   worker.unref();
   return worker;
@@ -99,7 +127,7 @@ export async function compileInWorker(
   sources: WorkerRuleSource[],
   externals: Record<string, ExternalValue>,
 ): Promise<{ worker: Worker; report: CompileReply }> {
-  const worker = spawn({ module, sources, externals });
+  const worker = spawnYaraWorker({ module, sources, externals });
   try {
     const compiled = once(worker, "compiled");
     worker.postMessage({
@@ -117,32 +145,60 @@ export async function compileInWorker(
 
 /**
  * A fixed-size pool of YARA worker threads that share nothing but the compiled WebAssembly
- * module. Scans queue FIFO; an abort or deadline terminates the worker running that scan (the
- * only way to stop a WebAssembly scan) and starts a fresh one, so the pool stays whole.
+ * module. Scans queue FIFO, at most `maxQueuedScans` of them; an abort or deadline terminates
+ * the worker running that scan (the only way to stop a WebAssembly scan). A worker that stops
+ * is replaced, and a replacement that fails is retried with backoff for as long as the pool is
+ * open, so the pool heals; while it has no worker at all, scans fail at once with
+ * `BackendUnavailableError` instead of waiting for their deadline.
  */
 export class YaraWorkerPool {
   readonly #rules: PoolRules;
   readonly #slots: Slot[] = [];
   readonly #queue: Job[] = [];
+  readonly #size: number;
+  readonly #options: PoolOptions;
+  #starting = 0;
+  #failures = 0;
+  #lastFailure: Error | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
   #nextId = 1;
   #closed = false;
 
   /** @param first a worker that already holds the compiled rules (from {@link compileInWorker}) */
-  private constructor(rules: PoolRules, first: Worker) {
+  private constructor(rules: PoolRules, first: Worker, size: number, options: PoolOptions) {
     this.#rules = rules;
-    this.#adopt(first, true);
+    this.#size = size;
+    this.#options = options;
+    this.#adopt(first);
   }
 
   /** Starts `size` workers; the first is given, the others compile the accepted sources in parallel. */
-  static async start(rules: PoolRules, first: Worker, size: number): Promise<YaraWorkerPool> {
-    const pool = new YaraWorkerPool(rules, first);
+  static async start(
+    rules: PoolRules,
+    first: Worker,
+    size: number,
+    options: PoolOptions,
+  ): Promise<YaraWorkerPool> {
+    const pool = new YaraWorkerPool(rules, first, size, options);
     await Promise.all(Array.from({ length: size - 1 }, () => pool.#startWorker()));
     return pool;
   }
 
-  /** Number of workers. */
-  get size(): number {
+  /** Workers, busy or idle. */
+  get workers(): number {
     return this.#slots.length;
+  }
+
+  /** Workers, queue and the last start failure, for readiness and saturation. */
+  status(): PoolStatus {
+    return {
+      workers: this.#slots.length,
+      size: this.#size,
+      busy: this.#slots.filter((slot) => slot.job !== undefined).length,
+      queued: this.#queue.length,
+      maxQueued: this.#options.maxQueuedScans,
+      ...(this.#lastFailure ? { lastFailure: this.#lastFailure.message } : {}),
+    };
   }
 
   /** Scans an artifact; rejects with the signal's typed reason when it fires. */
@@ -161,6 +217,16 @@ export class YaraWorkerPool {
       );
     }
     if (signal.aborted) return Promise.reject(errorFromSignal(signal, "yara"));
+    if (this.#slots.length === 0 && this.#lastFailure) return Promise.reject(this.#noWorker());
+    if (this.#queue.length >= this.#options.maxQueuedScans) {
+      return Promise.reject(
+        new OverloadedError({
+          message: `@engine/yara: ${this.#queue.length} scans are already waiting for a YARA worker (maxQueuedScans)`,
+          hint: "The scanner is saturated: retry later, add workers, or raise maxQueuedScans.",
+          scanner: "yara",
+        }),
+      );
+    }
     return new Promise((resolve, reject) => {
       const job: Job = {
         id: this.#nextId++,
@@ -189,6 +255,7 @@ export class YaraWorkerPool {
   /** Terminates every worker; queued and running scans reject. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#retryTimer);
     const error = new BackendUnavailableError({
       message: "@engine/yara: the scanner was closed during the scan",
       scanner: "yara",
@@ -203,24 +270,76 @@ export class YaraWorkerPool {
   }
 
   async #startWorker(): Promise<void> {
-    const worker = spawn(this.#rules);
-    const compiled = once(worker, "compiled");
-    worker.postMessage({
-      type: "compile",
-      sources: this.#rules.sources,
-      externals: this.#rules.externals,
-      validate: false,
-    } satisfies WorkerRequest);
-    await compiled;
+    const worker = (this.#options.spawnWorker ?? spawnYaraWorker)(this.#rules);
+    try {
+      const compiled = once(worker, "compiled");
+      worker.postMessage({
+        type: "compile",
+        sources: this.#rules.sources,
+        externals: this.#rules.externals,
+        validate: false,
+      } satisfies WorkerRequest);
+      await compiled;
+    } catch (error) {
+      await worker.terminate().catch(() => {});
+      throw error;
+    }
     if (this.#closed) {
       await worker.terminate();
       return;
     }
-    this.#adopt(worker, true);
+    this.#adopt(worker);
   }
 
-  #adopt(worker: Worker, ready: boolean): void {
-    const slot: Slot = { worker, ready, job: undefined };
+  /**
+   * Starts workers until the pool is whole again. A failed start is retried after a delay that
+   * doubles up to 5 s, for as long as the pool is open: the pool never stays short of workers.
+   */
+  #replenish(): void {
+    if (this.#closed || this.#retryTimer) return;
+    while (this.#slots.length + this.#starting < this.#size) {
+      this.#starting += 1;
+      this.#startWorker().then(
+        () => {
+          this.#starting -= 1;
+          this.#failures = 0;
+          this.#lastFailure = undefined;
+        },
+        (error: unknown) => {
+          this.#starting -= 1;
+          this.#failures += 1;
+          this.#lastFailure = error instanceof Error ? error : new Error(String(error));
+          if (this.#slots.length === 0) {
+            // Nothing can run the queued scans now: fail them instead of letting them time out.
+            const failure = this.#noWorker();
+            for (const job of this.#queue.splice(0)) job.reject(failure);
+          }
+          if (this.#closed || this.#retryTimer) return;
+          const delay = Math.min(
+            (this.#options.retryDelayMs ?? 100) * 2 ** (this.#failures - 1),
+            maximumRetryDelayMs,
+          );
+          this.#retryTimer = setTimeout(() => {
+            this.#retryTimer = undefined;
+            this.#replenish();
+          }, delay);
+          this.#retryTimer.unref();
+        },
+      );
+    }
+  }
+
+  #noWorker(): BackendUnavailableError {
+    return new BackendUnavailableError({
+      message: `@engine/yara: no YARA worker is running (starting one failed: ${this.#lastFailure?.message ?? "unknown"}); retrying with backoff`,
+      hint: "Check memory limits and the worker script; the pool keeps trying to start workers.",
+      cause: this.#lastFailure,
+      scanner: "yara",
+    });
+  }
+
+  #adopt(worker: Worker): void {
+    const slot: Slot = { worker, job: undefined };
     this.#slots.push(slot);
     worker.on("message", (message: WorkerResponse) => this.#onMessage(slot, message));
     worker.on("error", (error) => this.#replace(slot, error));
@@ -261,7 +380,7 @@ export class YaraWorkerPool {
 
   #dispatch(): void {
     for (const slot of this.#slots) {
-      if (!slot.ready || slot.job) continue;
+      if (slot.job) continue;
       const job = this.#queue.shift();
       if (!job) return;
       slot.job = job;
@@ -328,7 +447,7 @@ export class YaraWorkerPool {
     slot.job = undefined;
     slot.worker.removeAllListeners("exit");
     slot.worker.terminate().catch(() => {});
-    if (!this.#closed) this.#startWorker().catch(() => this.#startWorker().catch(() => {}));
+    this.#replenish();
   }
 
   #replace(slot: Slot, error: Error): void {

@@ -1,4 +1,4 @@
-import { artifactFromBytes, eicarBytes, ScanTimeoutError } from "@engine/core";
+import { artifactFromBytes, eicarBytes, OverloadedError, ScanTimeoutError } from "@engine/core";
 import { describeScanner } from "@engine/core/testing";
 import { describe, expect, it } from "vitest";
 import { createYaraScanner } from "../src/index.js";
@@ -19,6 +19,25 @@ describeScanner(
 );
 
 describe("the native engine", () => {
+  it("bounds its scans on the thread pool: `workers` at once, `maxQueuedScans` waiting, then OverloadedError", async () => {
+    await using scanner = createYaraScanner({
+      engine: "native",
+      workers: 1,
+      maxQueuedScans: 1,
+      rules: 'rule slowish { strings: $a = "AAAAB" condition: $a }',
+      ...quiet,
+    });
+    await scanner.setup?.();
+    const big = artifactFromBytes(Buffer.alloc(16 * 1024 * 1024, 0x41));
+    const first = scanner.scan(big);
+    const second = scanner.scan(big);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(scanner.status()).toMatchObject({ ready: true, workers: 1, busy: 1, queued: 1, maxQueued: 1 });
+    await expect(scanner.scan(big)).rejects.toBeInstanceOf(OverloadedError);
+    await expect(Promise.all([first, second])).resolves.toHaveLength(2);
+    expect(scanner.status()).toMatchObject({ busy: 0, queued: 0 });
+  }, 60_000);
+
   it("is what auto picks when it loads, and says so in the metadata", async () => {
     await using scanner = createYaraScanner({ engine: "auto", ...quiet });
     const result = await scanner.scan(artifactFromBytes(eicarBytes()));

@@ -199,6 +199,36 @@ describe("reload", () => {
   });
 });
 
+describe("reload during scans", () => {
+  it("never closes the rules under a scan that started before the swap", async () => {
+    const { scanner } = await scannerFor({
+      "r.yar": 'rule first { strings: $a = "ONE" condition: $a }',
+    });
+    await scanner.setup?.();
+    // An artifact whose size is known only later: the scan waits there while the rules are swapped.
+    let sizeKnown: (size: number) => void = () => {};
+    const slow = Object.assign(artifactFromBytes("ONE"), {
+      byteLength: () => new Promise<number>((resolve) => (sizeKnown = resolve)),
+    });
+    const scanning = scanner.scan(slow);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await scanner.reload();
+    sizeKnown(3);
+    expect(rulesOf(await scanning)).toEqual(["r:first"]);
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE")))).toEqual(["r:first"]);
+  });
+
+  it("runs concurrent reloads one after the other", async () => {
+    const { scanner } = await scannerFor({
+      "r.yar": 'rule first { strings: $a = "ONE" condition: $a }',
+    });
+    await scanner.setup?.();
+    await Promise.all([scanner.reload(), scanner.reload(), scanner.reload()]);
+    expect(scanner.status()).toMatchObject({ ready: true, workers: 2 });
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE")))).toEqual(["r:first"]);
+  });
+});
+
 describe("hard deadlines and the event loop", () => {
   it("ends a pathological scan at its deadline with ScanTimeoutError, and the next scan works", async () => {
     const { scanner } = await scannerFor(pathologicalRules());

@@ -13,7 +13,8 @@ export type EngineErrorCode =
   | "INVALID_RESULT"
   | "UNSUPPORTED_ARTIFACT"
   | "ENCRYPTED_ARTIFACT"
-  | "CORRUPT_ARTIFACT";
+  | "CORRUPT_ARTIFACT"
+  | "OVERLOADED";
 
 /** What every engine error constructor accepts. */
 export interface EngineErrorOptions {
@@ -25,7 +26,33 @@ export interface EngineErrorOptions {
   cause?: unknown;
   /** The `Scanner.name` of the backend that failed, when one did. */
   scanner?: string;
+  /**
+   * A short reason safe to show to whoever sent the artifact (a webhook answer, an HTTP error):
+   * no paths, addresses, hosts, stacks or library internals. Default: the generic reason of the
+   * code ({@link publicErrorMessages}).
+   */
+  publicMessage?: string;
 }
+
+/**
+ * The short public reason of each code: what an engine may tell the outside world about a
+ * failure. The detailed `message` (paths, sockets, addresses) belongs in logs only.
+ */
+export const publicErrorMessages: Readonly<Record<EngineErrorCode, string>> = {
+  ENGINE_ERROR: "internal error",
+  INVALID_OPTIONS: "invalid request",
+  BACKEND_UNAVAILABLE: "a scanning backend is unavailable",
+  SCAN_TIMEOUT: "the scan did not finish in time",
+  SCAN_ABORTED: "the scan was stopped",
+  ARTIFACT_TOO_LARGE: "the artifact is larger than the size limit",
+  ARTIFACT_UNAVAILABLE: "the artifact could not be read",
+  PROTOCOL_ERROR: "a scanning backend answered unexpectedly",
+  INVALID_RESULT: "a scanning backend gave an invalid answer",
+  UNSUPPORTED_ARTIFACT: "this kind of artifact is not supported",
+  ENCRYPTED_ARTIFACT: "the artifact is encrypted",
+  CORRUPT_ARTIFACT: "the artifact is corrupt",
+  OVERLOADED: "the engine is overloaded; retry later",
+};
 
 /**
  * Base class of every error thrown by `@engine/*` packages.
@@ -45,6 +72,8 @@ export class EngineError extends Error {
   readonly hint: string | undefined;
   /** Name of the scanner that failed, when known. */
   readonly scanner: string | undefined;
+  /** A short reason safe to show outside (see {@link EngineErrorOptions.publicMessage}). */
+  readonly publicMessage: string;
 
   constructor(options: EngineErrorOptions) {
     super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -53,6 +82,7 @@ export class EngineError extends Error {
     this.code = errorClass.code;
     this.hint = options.hint;
     this.scanner = options.scanner;
+    this.publicMessage = options.publicMessage ?? publicErrorMessages[this.code];
     Object.defineProperty(this, engineErrorMarker, { value: true });
   }
 
@@ -70,7 +100,10 @@ export class EngineError extends Error {
     return this.code === "ENGINE_ERROR" || (value as { code?: unknown }).code === this.code;
   }
 
-  /** A plain JSON view (name, code, message, hint, scanner) for logs and HTTP answers. */
+  /**
+   * A plain JSON view (name, code, message, hint, scanner) for logs. Answers to the outside
+   * use {@link EngineError.toPublicJSON}: the message may name paths, sockets and hosts.
+   */
   toJSON(): {
     name: string;
     code: EngineErrorCode;
@@ -86,4 +119,19 @@ export class EngineError extends Error {
       ...(this.scanner === undefined ? {} : { scanner: this.scanner }),
     };
   }
+
+  /** What may be shown outside the process: the code and the short public reason. */
+  toPublicJSON(): { code: EngineErrorCode; message: string } {
+    return { code: this.code, message: this.publicMessage };
+  }
+}
+
+/**
+ * The public view of anything thrown: an engine error's code and public reason, or
+ * `ENGINE_ERROR` / "internal error" for anything else (never its message).
+ */
+export function publicError(error: unknown): { code: EngineErrorCode; message: string } {
+  return EngineError.isInstance(error)
+    ? { code: error.code, message: error.publicMessage ?? publicErrorMessages[error.code] }
+    : { code: "ENGINE_ERROR", message: publicErrorMessages.ENGINE_ERROR };
 }

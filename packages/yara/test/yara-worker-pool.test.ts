@@ -1,0 +1,100 @@
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { Worker } from "node:worker_threads";
+import {
+  artifactFromBytes,
+  BackendUnavailableError,
+  eicarBytes,
+  OverloadedError,
+} from "@engine/core";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { compileInWorker, type PoolRules, YaraWorkerPool } from "../src/yara-worker-pool.js";
+
+const require = createRequire(import.meta.url);
+const eicarHex = [...eicarBytes()].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
+const sources = [
+  { namespace: "r", source: `rule eicar { strings: $a = { ${eicarHex} } condition: $a }` },
+];
+
+async function compiledModule(): Promise<object> {
+  const directory = dirname(require.resolve("@virustotal/yara-x/package.json"));
+  const bytes = await readFile(join(directory, "pkg", "yara_x_js_bg.wasm"));
+  const { WebAssembly: wasm } = globalThis as unknown as {
+    WebAssembly: { compile(bytes: Uint8Array): Promise<object> };
+  };
+  return wasm.compile(bytes);
+}
+
+const pools: YaraWorkerPool[] = [];
+afterEach(async () => {
+  for (const pool of pools.splice(0)) await pool.close();
+});
+
+async function poolOf(options: Parameters<typeof YaraWorkerPool.start>[3]) {
+  const module = await compiledModule();
+  const { worker } = await compileInWorker(module, sources, {});
+  const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, worker, 1, options);
+  pools.push(pool);
+  return { pool, first: worker };
+}
+
+/** A worker that dies before it compiles anything: a replacement that fails. */
+const dyingWorker = () => new Worker("process.exit(3)", { eval: true });
+
+describe("the YARA worker pool heals", () => {
+  it("keeps retrying a replacement with backoff, fails scans at once while it has no worker, and comes back", async () => {
+    let failuresLeft = 4;
+    let realSpawns = 0;
+    const { pool, first } = await poolOf({
+      maxQueuedScans: 8,
+      retryDelayMs: 20,
+      spawnWorker: (rules: PoolRules) => {
+        if (failuresLeft > 0) {
+          failuresLeft -= 1;
+          return dyingWorker();
+        }
+        realSpawns += 1;
+        return new Worker(new URL("../dist/yara-worker.js", import.meta.url), {
+          workerData: { module: rules.module },
+        });
+      },
+    });
+    expect(pool.status()).toMatchObject({ workers: 1, size: 1 });
+    await first.terminate(); // the only worker dies (out of memory, a crash)
+    await vi.waitFor(() => expect(pool.status().lastFailure).toMatch(/exited with code 3/));
+    expect(pool.status().workers).toBe(0);
+    // No worker: a scan fails now with a typed error instead of waiting for its deadline.
+    await expect(
+      pool.scan(artifactFromBytes(eicarBytes()), {}, 1024, new AbortController().signal),
+    ).rejects.toBeInstanceOf(BackendUnavailableError);
+    // Four failed starts (20, 40, 80, 160 ms apart), then a worker again: the pool never gives up.
+    await vi.waitFor(() => expect(pool.status().workers).toBe(1), { timeout: 5000 });
+    expect(failuresLeft).toBe(0);
+    expect(realSpawns).toBe(1);
+    expect(pool.status().lastFailure).toBeUndefined();
+    const matches = await pool.scan(
+      artifactFromBytes(eicarBytes()),
+      {},
+      1024,
+      new AbortController().signal,
+    );
+    expect(matches.map((match) => match.identifier)).toEqual(["eicar"]);
+  });
+
+  it("bounds its queue: one scan past maxQueuedScans is refused with OverloadedError", async () => {
+    const { pool } = await poolOf({ maxQueuedScans: 2 });
+    const signal = new AbortController().signal;
+    const big = artifactFromBytes(Buffer.alloc(8 * 1024 * 1024, 0x41));
+    const running = [pool.scan(big, {}, 16 * 1024 * 1024, signal)];
+    // The first scan holds the only worker; two may wait.
+    running.push(pool.scan(big, {}, 16 * 1024 * 1024, signal));
+    running.push(pool.scan(big, {}, 16 * 1024 * 1024, signal));
+    expect(pool.status()).toMatchObject({ busy: 1, queued: 2, maxQueued: 2 });
+    await expect(pool.scan(big, {}, 16 * 1024 * 1024, signal)).rejects.toBeInstanceOf(
+      OverloadedError,
+    );
+    await expect(Promise.all(running)).resolves.toHaveLength(3);
+    expect(pool.status()).toMatchObject({ busy: 0, queued: 0 });
+  });
+});
