@@ -32,7 +32,13 @@ describe("the native engine", () => {
     const first = scanner.scan(big);
     const second = scanner.scan(big);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(scanner.status()).toMatchObject({ ready: true, workers: 1, busy: 1, queued: 1, maxQueued: 1 });
+    expect(scanner.status()).toMatchObject({
+      ready: true,
+      workers: 1,
+      busy: 1,
+      queued: 1,
+      maxQueued: 1,
+    });
     await expect(scanner.scan(big)).rejects.toBeInstanceOf(OverloadedError);
     await expect(Promise.all([first, second])).resolves.toHaveLength(2);
     expect(scanner.status()).toMatchObject({ busy: 0, queued: 0 });
