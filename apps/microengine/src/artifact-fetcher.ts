@@ -1,8 +1,6 @@
 import { createHash } from "node:crypto";
-import { lookup } from "node:dns";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
-import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
@@ -18,18 +16,20 @@ import {
   EngineError,
   errorFromSignal,
 } from "@engine/core";
-import { Agent, request } from "undici";
-import { isAllowedHost, isPrivateAddress } from "./address-policy.js";
+import { type Agent, request } from "undici";
+import {
+  type AddressPolicy,
+  createGuardedAgent,
+  isAllowedHost,
+  literalAddressRefusal,
+} from "./address-policy.js";
 
 /** Where artifacts may come from, and how much of them. */
-export interface FetchPolicy {
+export interface FetchPolicy extends AddressPolicy {
   allowedHosts: readonly string[];
-  allowPrivateAddresses: boolean;
   allowFileUris: boolean;
   maxBytes: number;
   temporaryDirectory?: string;
-  /** Which addresses count as private; default {@link isPrivateAddress}. (Tests stage "private" hosts with it.) */
-  isBlockedAddress?: (address: string) => boolean;
   /**
    * Artifacts whose size is known up front and at most this many bytes are kept in memory
    * instead of a temp file (each file costs several file-system trips). Default 1 MiB.
@@ -47,10 +47,15 @@ export interface FetchedArtifact {
 
 const maximumRedirects = 5;
 
-function refused(reason: string): ArtifactUnavailableError {
+/**
+ * A refused download. `publicReason` goes into the answer (no addresses or paths); `detail`
+ * (hosts, resolved addresses) only into the logs.
+ */
+function refused(publicReason: string, detail = publicReason): ArtifactUnavailableError {
   return new ArtifactUnavailableError({
-    message: `@engine/microengine: artifact download refused: ${reason}`,
+    message: `@engine/microengine: artifact download refused: ${detail}`,
     hint: "Allow the host with ARTIFACT_ALLOWED_HOSTS (and ARTIFACT_ALLOW_PRIVATE_ADDRESSES for private networks).",
+    publicMessage: `artifact download refused: ${publicReason}`,
   });
 }
 
@@ -58,45 +63,7 @@ function tooLarge(maxBytes: number, size?: number): ArtifactTooLargeError {
   return new ArtifactTooLargeError({
     message: `@engine/microengine: the artifact is larger than ARTIFACT_MAX_BYTES (${maxBytes} bytes)${size === undefined ? "" : `: ${size} bytes`}`,
     hint: "Raise ARTIFACT_MAX_BYTES to scan larger artifacts.",
-  });
-}
-
-/**
- * An undici agent whose DNS lookups refuse private addresses: the check happens on the
- * address actually connected to, so DNS rebinding cannot slip past it.
- */
-function guardedAgent(policy: FetchPolicy): Agent {
-  return new Agent({
-    connect: {
-      lookup: (hostname, options, callback) => {
-        lookup(hostname, { ...options, all: true }, (error, addresses) => {
-          if (error) return callback(error, "", 4);
-          const list = addresses as unknown as Array<{ address: string; family: number }>;
-          const blocked = policy.isBlockedAddress ?? isPrivateAddress;
-          const usable = policy.allowPrivateAddresses
-            ? list
-            : list.filter((entry) => !blocked(entry.address));
-          const chosen = usable[0];
-          if (!chosen) {
-            return callback(
-              Object.assign(
-                new Error(
-                  `${hostname} resolves only to private addresses (${list.map((entry) => entry.address).join(", ")})`,
-                ),
-                {
-                  code: "EPRIVATEADDRESS",
-                },
-              ),
-              "",
-              4,
-            );
-          }
-          if ((options as { all?: boolean }).all)
-            return (callback as unknown as (e: null, a: typeof usable) => void)(null, usable);
-          return callback(null, chosen.address, chosen.family);
-        });
-      },
-    },
+    publicMessage: `the artifact is larger than ARTIFACT_MAX_BYTES (${maxBytes} bytes)`,
   });
 }
 
@@ -181,7 +148,10 @@ async function toMemory(
 function decodeDataUri(uri: string, maxBytes: number): { bytes: Buffer; mimetype?: string } {
   const match = /^data:([^,]*?)(;base64)?,(.*)$/s.exec(uri);
   if (!match)
-    throw new ArtifactUnavailableError({ message: "@engine/microengine: malformed data: URI" });
+    throw new ArtifactUnavailableError({
+      message: "@engine/microengine: malformed data: URI",
+      publicMessage: "malformed data: URI",
+    });
   const [, mimetype, base64, payload = ""] = match;
   const estimated = base64 ? Math.floor((payload.length * 3) / 4) : payload.length;
   if (estimated > maxBytes * 3 + 16) throw tooLarge(maxBytes);
@@ -216,7 +186,7 @@ export class ArtifactFetcher {
 
   constructor(policy: FetchPolicy) {
     this.#policy = policy;
-    this.#agent = guardedAgent(policy);
+    this.#agent = createGuardedAgent(policy);
   }
 
   /** Fetches one artifact; dispose the result (also on error paths, which this does itself). */
@@ -242,7 +212,16 @@ export class ArtifactFetcher {
             : await toTemporaryFile(Readable.from([decoded.bytes]), policy, signal, dataInfo);
       } else if (uri.startsWith("file:")) {
         if (!policy.allowFileUris) throw refused("file: URIs are off (ARTIFACT_ALLOW_FILE_URIS)");
-        const path = fileURLToPath(uri);
+        let path: string;
+        try {
+          path = fileURLToPath(uri);
+        } catch (error) {
+          throw new ArtifactUnavailableError({
+            message: `@engine/microengine: malformed file: URI: ${(error as Error).message}`,
+            publicMessage: "malformed file: URI",
+            cause: error,
+          });
+        }
         const size = (
           await stat(path).catch((error) => {
             throw new ArtifactUnavailableError({
@@ -263,7 +242,8 @@ export class ArtifactFetcher {
       if (signal.aborted) throw errorFromSignal(signal, "microengine");
       if (EngineError.isInstance(error)) throw error;
       const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EPRIVATEADDRESS") throw refused((error as Error).message);
+      if (code === "EPRIVATEADDRESS")
+        throw refused("the host resolves to a private address", (error as Error).message);
       throw new ArtifactUnavailableError({
         message: `@engine/microengine: the artifact download failed: ${(error as Error)?.message ?? String(error)}`,
         cause: error,
@@ -274,6 +254,7 @@ export class ArtifactFetcher {
       throw new ArtifactUnavailableError({
         message: `@engine/microengine: sha256 mismatch: the bounty says ${options.expectedSha256}, the artifact is ${fetched.sha256}`,
         hint: "The artifact changed or was tampered with; it was not scanned.",
+        publicMessage: `sha256 mismatch: the artifact is ${fetched.sha256}`,
       });
     }
     return fetched;
@@ -322,15 +303,12 @@ async function download(
     if (current.protocol !== "https:" && current.protocol !== "http:")
       throw refused(`${current.protocol} is not allowed`);
     if (!isAllowedHost(current.hostname, policy.allowedHosts))
-      throw refused(`host ${current.hostname} is not in ARTIFACT_ALLOWED_HOSTS`);
-    const literal = current.hostname.replace(/^\[|\]$/g, "");
-    if (
-      isIP(literal) &&
-      !policy.allowPrivateAddresses &&
-      (policy.isBlockedAddress ?? isPrivateAddress)(literal)
-    ) {
-      throw refused(`${literal} is a private, loopback or link-local address`);
-    }
+      throw refused(
+        "the host is not in ARTIFACT_ALLOWED_HOSTS",
+        `host ${current.hostname} is not in ARTIFACT_ALLOWED_HOSTS`,
+      );
+    const literalRefusal = literalAddressRefusal(current, policy);
+    if (literalRefusal) throw refused(literalRefusal, `${current.hostname}: ${literalRefusal}`);
     const response = await request(current, {
       dispatcher: agent,
       signal,
@@ -346,6 +324,7 @@ async function download(
       await response.body.dump();
       throw new ArtifactUnavailableError({
         message: `@engine/microengine: the artifact server answered HTTP ${response.statusCode}`,
+        publicMessage: `the artifact server answered HTTP ${response.statusCode}`,
       });
     }
     const declared = Number(response.headers["content-length"]);

@@ -1,74 +1,104 @@
 import {
   type Artifact,
   artifactFromUrl,
+  ConcurrencyLimit,
   EngineError,
+  OverloadedError,
   type Scanner,
   type ScanResult,
-  scannerEnvironment,
   scanResultForError,
 } from "@engine/core";
 import type { Logger } from "pino";
 import { ArtifactFetcher, type FetchedArtifact } from "./artifact-fetcher.js";
-import { computeBid, matchesFilter, stringifyWithBigInt } from "./bid.js";
+import { computeBid } from "./bid.js";
+import { stringifyWithBigInts } from "./bigint-json.js";
 import type { Bounty } from "./bounty.js";
+import { matchesFilter } from "./bounty-filter.js";
 import type { EngineConfig } from "./config.js";
-import type { EngineMetrics } from "./metrics.js";
+import { withEngineMetadata } from "./engine-metadata.js";
+import { type EngineMetrics, recordScan } from "./metrics.js";
+import { redactUrls } from "./redact.js";
 import { ReplayCache } from "./replay-cache.js";
-import { deliverResponse } from "./response-delivery.js";
-import { engineVersion } from "./version.js";
-
-/** Records a finished scan in the metrics, per backend from the provenance. */
-export function recordScan(metrics: EngineMetrics, result: ScanResult): void {
-  for (const backend of result.metadata.backends ?? []) {
-    metrics.scans.inc({ backend: backend.name, verdict: backend.verdict });
-    metrics.scanDuration.observe({ backend: backend.name }, backend.duration_ms / 1000);
-    if (backend.error_code)
-      metrics.scanErrors.inc({ backend: backend.name, code: backend.error_code });
-  }
-}
-
-/** Our engine's part of the metadata: engine version, environment, product. */
-export function withEngineMetadata(result: ScanResult): ScanResult {
-  return {
-    ...result,
-    metadata: {
-      ...result.metadata,
-      product: "engine-microengine",
-      scanner: {
-        ...result.metadata.scanner,
-        version: engineVersion,
-        environment: { ...scannerEnvironment() },
-      },
-    },
-  };
-}
+import { ResponseDelivery } from "./response-delivery.js";
 
 /** The keys under which a bounty counts as seen: its id and phase, and the delivery id. */
 export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | undefined> {
   return [`${bounty.id}:${bounty.phase}`, deliveryId ? `delivery:${deliveryId}` : undefined];
 }
 
+/** How busy the intake is, against its bounds: for `/readyz` and the metrics. */
+export interface IntakeLoad {
+  /** Bounties downloading or scanning now, and the most at once (BOUNTY_CONCURRENCY). */
+  running: number;
+  concurrency: number;
+  /** Bounties waiting for a slot, and the most (BOUNTY_BACKLOG). */
+  waiting: number;
+  backlog: number;
+  /** Accepted bounties not answered yet (waiting, running, or their answer being posted). */
+  open: number;
+  /** True when new work is answered SKIPPED:OVERLOADED or refused. */
+  saturated: boolean;
+}
+
+/** What {@link BountyIntake.submit} did with a bounty. */
+export type SubmitOutcome = "accepted" | "duplicate" | "overloaded";
+
 /** Where accepted bounties go: processed in this process, or queued for workers. */
 export interface BountyIntake {
-  /** Takes a bounty; `"duplicate"` when it (or this delivery) was seen before its expiration. */
-  submit(bounty: Bounty, deliveryId?: string): Promise<"accepted" | "duplicate">;
+  /**
+   * Takes a bounty: `"duplicate"` when it (or this delivery) was seen before its expiration,
+   * `"overloaded"` when even its SKIPPED:OVERLOADED answer cannot be taken on (the webhook
+   * answers 503 and the marketplace retries; the bounty is not remembered as seen).
+   */
+  submit(bounty: Bounty, deliveryId?: string): Promise<SubmitOutcome>;
+  /** Why this `response_url` would be refused (undefined when it may be used). */
+  responseRefusal(url: string): string | undefined;
   /** Bounties being handled here. */
   readonly inFlight: number;
+  /** Load against the bounds. */
+  load(): IntakeLoad;
   /** Stops taking work and finishes (or answers) what is in flight. */
   drain(): Promise<void>;
+}
+
+/** The answer of a bounty the engine did not scan (filtered, overloaded). */
+function skipped(comment: string): ScanResult {
+  return {
+    verdict: "unknown",
+    confidence: 0,
+    metadata: { malware_family: "", comments: [comment] },
+  };
+}
+
+/** Bytes a waiting bounty holds: its artifact URI (a `data:` URI carries the artifact) and the rest. */
+function bountyBytes(bounty: Bounty): number {
+  return bounty.artifact_uri.length + bounty.response_url.length + 2048;
 }
 
 /**
  * Takes accepted bounties and always answers them before expiration: fetch the artifact,
  * scan it with a deadline of `expiration - ANSWER_MARGIN_MS`, and post the assertion (verdict,
  * integer bid, metadata) or the arbitration vote to `response_url`. Anything that goes wrong
- * (download, size, sha256, backend, timeout, shutdown) becomes an `unknown` answer with a
- * comment saying why, never silence.
+ * (download, size, sha256, backend, timeout, shutdown, a bug) becomes an `unknown` answer with
+ * a code and a public reason, never silence and never a crash: each bounty runs inside one
+ * error boundary.
+ *
+ * Work is bounded: at most BOUNTY_CONCURRENCY bounties download or scan at once, at most
+ * BOUNTY_BACKLOG (and BOUNTY_BACKLOG_BYTES) wait. A bounty that finds the backlog full, or
+ * whose deadline passes while it waits, is answered `unknown` with `SKIPPED:OVERLOADED`. When
+ * the answers still to post pass BOUNTY_CONCURRENCY + 2 x BOUNTY_BACKLOG, `submit` says
+ * `"overloaded"` (the webhook answers 503 and the marketplace retries).
  */
 export class BountyProcessor implements BountyIntake {
   readonly #replays = new ReplayCache();
-  readonly #running = new Map<string, { controller: AbortController; done: Promise<void> }>();
+  readonly #running = new Map<number, { controller: AbortController; done: Promise<void> }>();
+  #nextKey = 0;
   readonly #fetcher: ArtifactFetcher;
+  readonly #delivery: ResponseDelivery;
+  readonly #slots: ConcurrencyLimit;
+  readonly #maximumOpen: number;
+  #waitingBytes = 0;
+  #draining = false;
 
   constructor(
     private readonly options: {
@@ -79,133 +109,247 @@ export class BountyProcessor implements BountyIntake {
     },
   ) {
     const { config } = options;
-    this.#fetcher = new ArtifactFetcher({
-      allowedHosts: config.ARTIFACT_ALLOWED_HOSTS,
+    const addresses = {
       allowPrivateAddresses: config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
+    };
+    this.#fetcher = new ArtifactFetcher({
+      ...addresses,
+      allowedHosts: config.ARTIFACT_ALLOWED_HOSTS,
       allowFileUris: config.ARTIFACT_ALLOW_FILE_URIS,
       maxBytes: config.ARTIFACT_MAX_BYTES,
     });
+    this.#delivery = new ResponseDelivery({
+      ...addresses,
+      allowedHosts: config.RESPONSE_ALLOWED_HOSTS,
+    });
+    this.#slots = new ConcurrencyLimit({
+      concurrency: config.BOUNTY_CONCURRENCY,
+      maxWaiting: config.BOUNTY_BACKLOG,
+      what: "bounty slots (BOUNTY_CONCURRENCY)",
+    });
+    this.#maximumOpen = config.BOUNTY_CONCURRENCY + 2 * config.BOUNTY_BACKLOG;
   }
 
-  /** Number of bounties being scanned or answered. */
+  /** Number of accepted bounties not answered yet. */
   get inFlight(): number {
     return this.#running.size;
   }
 
-  /** Schedules a bounty; `"duplicate"` when this delivery or this bounty and phase was seen before. */
-  async submit(bounty: Bounty, deliveryId?: string): Promise<"accepted" | "duplicate"> {
+  /** The shared slots: the scan API takes its scans from the same bound. */
+  get slots(): ConcurrencyLimit {
+    return this.#slots;
+  }
+
+  load(): IntakeLoad {
+    const { config } = this.options;
+    const open = this.#running.size;
+    return {
+      running: this.#slots.running,
+      concurrency: this.#slots.concurrency,
+      waiting: this.#slots.waiting,
+      backlog: config.BOUNTY_BACKLOG,
+      open,
+      saturated: this.#slots.waiting >= config.BOUNTY_BACKLOG || open >= this.#maximumOpen,
+    };
+  }
+
+  responseRefusal(url: string): string | undefined {
+    return this.#delivery.refusal(url);
+  }
+
+  async submit(bounty: Bounty, deliveryId?: string): Promise<SubmitOutcome> {
+    if (this.#running.size >= this.#maximumOpen || this.#draining) {
+      this.options.metrics.overloaded.inc({ action: "refused_503" });
+      return "overloaded";
+    }
     if (!this.#replays.remember(replayKeys(bounty, deliveryId), bounty.expiresAt)) {
       this.options.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
       return "duplicate";
     }
-    void this.run(bounty);
+    void this.#track(bounty, true);
     return "accepted";
   }
 
-  /** Handles one bounty (no replay check: queue workers get each bounty once). Resolves when answered. */
+  /** Handles one bounty (no replay check or backlog: queue workers bound their own intake). Resolves when answered. */
   run(bounty: Bounty): Promise<void> {
-    const key = `${bounty.id}:${bounty.phase}`;
+    return this.#track(bounty, false);
+  }
+
+  /** Graceful shutdown: running and waiting scans stop now and are answered `unknown`; resolves when every answer went out. */
+  async drain(): Promise<void> {
+    this.#draining = true;
+    for (const { controller } of this.#running.values())
+      controller.abort(new Error("the engine is shutting down"));
+    await Promise.allSettled([...this.#running.values()].map((entry) => entry.done));
+    await Promise.allSettled([this.#fetcher.close(), this.#delivery.close()]);
+  }
+
+  #track(bounty: Bounty, bounded: boolean): Promise<void> {
+    const key = this.#nextKey++;
     const controller = new AbortController();
-    const done = this.#process(bounty, controller.signal).finally(() => this.#running.delete(key));
+    const logger = this.options.logger.child({ bounty: bounty.id, phase: bounty.phase });
+    const done = this.#handle(bounty, controller.signal, bounded, logger)
+      .catch((error: unknown) => {
+        // The boundary below answers every failure; this only guards against a bug in it.
+        logger.error({ err: error }, "unexpected failure outside the bounty's error boundary");
+        this.options.metrics.dropped.inc();
+      })
+      .finally(() => this.#running.delete(key));
     this.#running.set(key, { controller, done });
     return done;
   }
 
-  /** Graceful shutdown: running scans stop now and are answered `unknown`; resolves when every answer went out. */
-  async drain(): Promise<void> {
-    for (const { controller } of this.#running.values())
-      controller.abort(new Error("the engine is shutting down"));
-    await Promise.allSettled([...this.#running.values()].map((entry) => entry.done));
-    await this.#fetcher.close();
-  }
-
-  async #process(bounty: Bounty, shutdown: AbortSignal): Promise<void> {
-    const { config, metrics, scanner } = this.options;
-    const logger = this.options.logger.child({ bounty: bounty.id, phase: bounty.phase });
-    const deadline = bounty.expiresAt - config.ANSWER_MARGIN_MS;
-    metrics.inFlight.inc();
-    let fetched: FetchedArtifact | undefined;
+  /** The error boundary of one bounty: whatever happens, one answer goes out. */
+  async #handle(
+    bounty: Bounty,
+    shutdown: AbortSignal,
+    bounded: boolean,
+    logger: Logger,
+  ): Promise<void> {
     let result: ScanResult;
     try {
-      const rejectedBy = config.BOUNTY_REJECT.find((filter) => matchesFilter(filter, bounty));
-      const unmatched = config.BOUNTY_ACCEPT.find((filter) => !matchesFilter(filter, bounty));
-      if (rejectedBy || unmatched) {
-        result = {
-          verdict: "unknown",
-          confidence: 0,
-          metadata: {
-            malware_family: "",
-            comments: [
-              `SKIPPED:FILTERED by ${rejectedBy ? `BOUNTY_REJECT ${rejectedBy}` : `BOUNTY_ACCEPT ${unmatched}`}`,
-            ],
-          },
-        };
-      } else {
-        const signal = AbortSignal.any([
-          shutdown,
-          AbortSignal.timeout(Math.max(1, deadline - Date.now())),
-        ]);
-        fetched = await this.#fetcher.fetch(bounty.artifact_uri, {
-          signal,
-          expectedSha256: bounty.sha256 ?? null,
-          mimetype: bounty.mimetype ?? null,
-        });
-        let artifact: Artifact = fetched.artifact;
-        if (bounty.artifact_type === "url") {
-          const text = Buffer.from(await fetched.artifact.bytes({ maxBytes: 64 * 1024 }))
-            .toString("utf8")
-            .trim();
-          artifact = artifactFromUrl(text);
-        }
-        result = await scanner.scan(artifact, { deadline, signal: shutdown });
-      }
+      result = await this.#scanBounty(bounty, shutdown, bounded, logger);
     } catch (error) {
+      const cause = shutdown.aborted
+        ? new EngineError({
+            message: "the engine shut down before the scan finished",
+            publicMessage: "the engine shut down before the scan finished",
+          })
+        : error;
       if (!EngineError.isInstance(error))
         logger.error({ err: error }, "unexpected failure while handling a bounty");
-      result = scanResultForError(
-        shutdown.aborted
-          ? new EngineError({ message: "the engine shut down before the scan finished" })
-          : error,
-      );
+      if (OverloadedError.isInstance(cause))
+        this.options.metrics.overloaded.inc({ action: "answered_unknown" });
       logger.warn(
         {
-          code: EngineError.isInstance(error) ? error.code : "ENGINE_ERROR",
-          message: (error as Error)?.message,
+          code: EngineError.isInstance(cause) ? cause.code : "ENGINE_ERROR",
+          message: redactUrls((cause as Error)?.message ?? String(cause)),
         },
         "answering unknown",
       );
-    } finally {
-      await fetched?.dispose().catch(() => {});
-      metrics.inFlight.dec();
+      result = scanResultForError(cause);
     }
-    result = withEngineMetadata(result);
-    recordScan(metrics, result);
+    await this.#answer(bounty, withEngineMetadata(result), logger);
+  }
 
-    const favor = config.BID_FAVOR.some((filter) => matchesFilter(filter, bounty));
-    const penalize = config.BID_PENALIZE.some((filter) => matchesFilter(filter, bounty));
-    const body =
-      bounty.phase === "assertion"
-        ? {
-            verdict: result.verdict,
-            bid: computeBid({
+  /** Filters, a slot (waiting in the bounded backlog), the download, the scan. */
+  async #scanBounty(
+    bounty: Bounty,
+    shutdown: AbortSignal,
+    bounded: boolean,
+    logger: Logger,
+  ): Promise<ScanResult> {
+    const { config, metrics, scanner } = this.options;
+    const rejectedBy = config.BOUNTY_REJECT.find((filter) => matchesFilter(filter, bounty));
+    const unmatched = config.BOUNTY_ACCEPT.find((filter) => !matchesFilter(filter, bounty));
+    if (rejectedBy || unmatched) {
+      return skipped(
+        `SKIPPED:FILTERED by ${rejectedBy ? `BOUNTY_REJECT ${rejectedBy}` : `BOUNTY_ACCEPT ${unmatched}`}`,
+      );
+    }
+    const deadline = bounty.expiresAt - config.ANSWER_MARGIN_MS;
+    if (bounded) await this.#admit(bounty, deadline, shutdown);
+    else await this.#slots.acquire(shutdown);
+    this.#updateGauges();
+    let fetched: FetchedArtifact | undefined;
+    metrics.inFlight.inc();
+    try {
+      const signal = AbortSignal.any([
+        shutdown,
+        AbortSignal.timeout(Math.max(1, deadline - Date.now())),
+      ]);
+      fetched = await this.#fetcher.fetch(bounty.artifact_uri, {
+        signal,
+        expectedSha256: bounty.sha256 ?? null,
+        mimetype: bounty.mimetype ?? null,
+      });
+      let artifact: Artifact = fetched.artifact;
+      if (bounty.artifact_type === "url") {
+        const text = Buffer.from(await fetched.artifact.bytes({ maxBytes: 64 * 1024 }))
+          .toString("utf8")
+          .trim();
+        artifact = artifactFromUrl(text);
+      }
+      const result = await scanner.scan(artifact, { deadline, signal: shutdown });
+      recordScan(metrics, result);
+      return result;
+    } finally {
+      metrics.inFlight.dec();
+      this.#slots.release();
+      this.#updateGauges();
+      await fetched?.dispose().catch((error: unknown) => {
+        logger.warn({ err: error }, "could not remove a downloaded artifact");
+      });
+    }
+  }
+
+  /**
+   * Takes a slot now, or waits in the bounded backlog until one frees up. Throws
+   * `OverloadedError` when the backlog (count or bytes) is full or the deadline passes first.
+   */
+  async #admit(bounty: Bounty, deadline: number, shutdown: AbortSignal): Promise<void> {
+    if (this.#slots.tryAcquire()) return;
+    const { config } = this.options;
+    const bytes = bountyBytes(bounty);
+    if (this.#waitingBytes + bytes > config.BOUNTY_BACKLOG_BYTES) {
+      throw new OverloadedError({
+        message: `@engine/microengine: the backlog holds ${this.#waitingBytes} bytes of bounties (BOUNTY_BACKLOG_BYTES ${config.BOUNTY_BACKLOG_BYTES})`,
+      });
+    }
+    this.#waitingBytes += bytes;
+    const waited = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    try {
+      this.#updateGauges();
+      await this.#slots.acquire(AbortSignal.any([shutdown, waited]));
+    } catch (error) {
+      if (shutdown.aborted) throw shutdown.reason;
+      if (OverloadedError.isInstance(error)) throw error;
+      throw new OverloadedError({
+        message: `@engine/microengine: no slot freed up before the bounty's deadline (BOUNTY_CONCURRENCY ${config.BOUNTY_CONCURRENCY})`,
+      });
+    } finally {
+      this.#waitingBytes -= bytes;
+    }
+  }
+
+  #updateGauges(): void {
+    this.options.metrics.bountiesRunning.set(this.#slots.running);
+    this.options.metrics.bountiesWaiting.set(this.#slots.waiting);
+  }
+
+  /** Computes the bid and posts the answer; logs and counts, never throws. */
+  async #answer(bounty: Bounty, result: ScanResult, logger: Logger): Promise<void> {
+    const { config, metrics } = this.options;
+    let delivered = false;
+    try {
+      const favor = config.BID_FAVOR.some((filter) => matchesFilter(filter, bounty));
+      const penalize = config.BID_PENALIZE.some((filter) => matchesFilter(filter, bounty));
+      const body =
+        bounty.phase === "assertion"
+          ? {
               verdict: result.verdict,
-              confidence: result.confidence,
-              strategy: config.BID_STRATEGY,
-              min: bounty.rules?.min_allowed_bid,
-              max: bounty.rules?.max_allowed_bid,
-              favor,
-              penalize,
-            }),
-            metadata: result.metadata,
-          }
-        : { verdict: result.verdict, metadata: result.metadata };
-    const delivered = await deliverResponse({
-      url: bounty.response_url,
-      body: stringifyWithBigInt(body),
-      idempotencyKey: `${bounty.id}:${bounty.phase}`,
-      expiresAt: bounty.expiresAt,
-      logger,
-    });
+              bid: computeBid({
+                verdict: result.verdict,
+                confidence: result.confidence,
+                strategy: config.BID_STRATEGY,
+                min: bounty.rules?.min_allowed_bid,
+                max: bounty.rules?.max_allowed_bid,
+                favor,
+                penalize,
+              }),
+              metadata: result.metadata,
+            }
+          : { verdict: result.verdict, metadata: result.metadata };
+      delivered = await this.#delivery.deliver({
+        url: bounty.response_url,
+        body: stringifyWithBigInts(body),
+        idempotencyKey: `${bounty.id}:${bounty.phase}`,
+        expiresAt: bounty.expiresAt,
+        logger,
+      });
+    } catch (error) {
+      logger.error({ err: error }, "could not build or send the answer");
+    }
     if (delivered && Date.now() <= bounty.expiresAt) {
       metrics.bounties.inc({ phase: bounty.phase, outcome: result.verdict });
       logger.info({ verdict: result.verdict, confidence: result.confidence }, "answered");

@@ -1,21 +1,30 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import type { Bounty } from "./bounty.js";
-import { type BountyIntake, type BountyProcessor, replayKeys } from "./bounty-processor.js";
+import { parseJsonWithBigInts, stringifyWithBigInts } from "./bigint-json.js";
+import { type Bounty, reviveBounty } from "./bounty.js";
+import {
+  type BountyIntake,
+  type BountyProcessor,
+  type IntakeLoad,
+  replayKeys,
+  type SubmitOutcome,
+} from "./bounty-processor.js";
+import type { EngineConfig } from "./config.js";
 import type { EngineMetrics } from "./metrics.js";
+import { redactUrls } from "./redact.js";
+import { responseUrlRefusal } from "./response-delivery.js";
 
 /** Heartbeat of a worker: it refreshes this key; when it expires, its jobs go back to the queue. */
 const heartbeatMs = 10_000;
 
+/** A queued bounty: JSON with exact integers (bids), validated again when taken. */
 function serialize(bounty: Bounty): string {
-  return JSON.stringify(bounty, (_key, value) => (typeof value === "bigint" ? `${value}n` : value));
+  return stringifyWithBigInts(bounty);
 }
 
 function deserialize(text: string): Bounty {
-  return JSON.parse(text, (_key, value) =>
-    typeof value === "string" && /^\d+n$/.test(value) ? BigInt(value.slice(0, -1)) : value,
-  ) as Bounty;
+  return reviveBounty(parseJsonWithBigInts(text));
 }
 
 /**
@@ -31,9 +40,24 @@ export class RedisBountyQueue implements BountyIntake {
     private readonly redis: Redis,
     private readonly queue: string,
     private readonly metrics: EngineMetrics,
+    private readonly config: Pick<
+      EngineConfig,
+      "RESPONSE_ALLOWED_HOSTS" | "ARTIFACT_ALLOW_PRIVATE_ADDRESSES"
+    >,
   ) {}
 
-  async submit(bounty: Bounty, deliveryId?: string): Promise<"accepted" | "duplicate"> {
+  responseRefusal(url: string): string | undefined {
+    return responseUrlRefusal(url, {
+      allowedHosts: this.config.RESPONSE_ALLOWED_HOSTS,
+      allowPrivateAddresses: this.config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
+    });
+  }
+
+  load(): IntakeLoad {
+    return { running: 0, concurrency: 0, waiting: 0, backlog: 0, open: 0, saturated: false };
+  }
+
+  async submit(bounty: Bounty, deliveryId?: string): Promise<SubmitOutcome> {
     const keys = replayKeys(bounty, deliveryId).filter((key): key is string => key !== undefined);
     const expiresAt = bounty.expiresAt + 60_000;
     const claims = await Promise.all(
@@ -98,7 +122,15 @@ export async function runQueueWorkers(options: {
       while (!signal.aborted) {
         const job = await connection.blmove(queue, processing, "RIGHT", "LEFT", 1);
         if (!job) continue;
-        const bounty = deserialize(job);
+        let bounty: Bounty;
+        try {
+          bounty = deserialize(job);
+        } catch (error) {
+          // Not a bounty serve queued (written by hand?): no valid response_url to answer.
+          logger.error({ error: (error as Error).message }, "dropped an invalid queued job");
+          await connection.lrem(processing, 1, job);
+          continue;
+        }
         if (Date.now() >= bounty.expiresAt)
           logger.error({ bounty: bounty.id }, "a queued bounty expired before a worker took it");
         await processor.run(bounty);
@@ -137,6 +169,8 @@ export async function connectQueue(url: string, logger?: Logger): Promise<Redis>
     return redis;
   } catch (error) {
     redis.disconnect();
-    throw new Error(`QUEUE_URL: cannot reach Redis at ${url}: ${(error as Error).message}`);
+    throw new Error(
+      redactUrls(`QUEUE_URL: cannot reach Redis at ${url}: ${(error as Error).message}`),
+    );
   }
 }

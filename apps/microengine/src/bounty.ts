@@ -1,30 +1,45 @@
 import { z } from "zod";
-
-const bigintText = z.union([
-  z.bigint(),
-  z
-    .number()
-    .int()
-    .transform((value) => BigInt(value)),
-  z
-    .string()
-    .regex(/^\d+$/, "an integer")
-    .transform((value) => BigInt(value)),
-]);
+import { parseJsonWithBigInts } from "./bigint-json.js";
 
 /** Default time to answer when a bounty has no expiration: 30 s after receipt, as the SDKs assume. */
 export const defaultBountySeconds = 30;
 
 /**
+ * The latest expiration a bounty may have, from its receipt: 24 hours. A marketplace gives
+ * engines seconds to minutes; a later one only holds a timer and memory for an attacker.
+ */
+export const maximumBountyLifetimeMs = 24 * 60 * 60 * 1000;
+
+/** Bounty ids: decimal digits (uint256 has at most 78), kept exactly as given. */
+const idDigits = /^\d{1,78}$/;
+
+/** A non-negative integer amount in wei, however it was written: JSON integer (any size) or digits. */
+const wei = z.union([
+  z.bigint().nonnegative(),
+  z
+    .number()
+    .int()
+    .nonnegative()
+    .transform((value) => BigInt(value)),
+  z
+    .string()
+    .regex(/^\d{1,78}$/, "a non-negative integer")
+    .transform((value) => BigInt(value)),
+]);
+
+/**
  * A bounty as the marketplace posts it. Tolerant where the SDKs are (extra fields ignored,
- * `artifact_type` in any case, missing expiration defaulted) and strict where it matters
- * (types, URLs, ids). Bids in `rules` are parsed from the raw JSON text as integers (they
- * exceed JavaScript's safe integers), see {@link parseBountyBody}.
+ * `artifact_type` and `phase` in any case, missing expiration defaulted) and strict where it
+ * matters: ids are kept exactly as given (a string of digits, or a JSON integer of any size,
+ * so that two ids never merge), bids are exact integers, and times are bounded.
+ * Parse raw bodies with {@link parseBountyBody}, which keeps large integers exact.
  */
 export const bountySchema = z.object({
-  id: z
-    .union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).transform(Number)])
-    .transform(String),
+  id: z.union([
+    z.string().regex(idDigits, "a string of decimal digits"),
+    z.bigint().nonnegative().transform(String),
+    z.number().int().nonnegative().transform(String),
+  ]),
   artifact_type: z
     .string()
     .transform((value) => value.toLowerCase())
@@ -46,10 +61,15 @@ export const bountySchema = z.object({
     .default("assertion"),
   metadata: z.record(z.string(), z.unknown()).optional().nullable(),
   rules: z
-    .object({ min_allowed_bid: bigintText.optional(), max_allowed_bid: bigintText.optional() })
+    .object({ min_allowed_bid: wei.optional(), max_allowed_bid: wei.optional() })
     .optional()
     .nullable(),
-  duration: z.number().positive().optional().nullable(),
+  duration: z
+    .number()
+    .positive()
+    .max(maximumBountyLifetimeMs / 1000, "at most 86400 seconds")
+    .optional()
+    .nullable(),
 });
 
 /** A validated bounty with its expiration resolved (epoch milliseconds). */
@@ -63,26 +83,13 @@ export class BountyBodyError extends Error {
   }
 }
 
-/** Replaces large integer literals of the bid fields with strings before JSON.parse loses precision. */
-function protectBids(text: string): string {
-  return text.replace(
-    /"(min_allowed_bid|max_allowed_bid)"\s*:\s*(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g,
-    '"$1":"$2"',
-  );
-}
-
 /**
- * Parses and validates a raw bounty body. Throws {@link BountyBodyError} naming the field.
- * @param body the raw request body
- * @param receivedAt when it arrived (epoch ms), for a missing expiration
+ * Validates a parsed bounty (a webhook body, a queued job): the schema, then what it cannot
+ * say alone. Throws {@link BountyBodyError} naming the field.
+ * @param json the parsed body (large integers as bigint, see {@link parseBountyBody})
+ * @param receivedAt when it arrived (epoch ms), for a missing expiration and the bounds
  */
-export function parseBountyBody(body: Buffer | string, receivedAt = Date.now()): Bounty {
-  let json: unknown;
-  try {
-    json = JSON.parse(protectBids(typeof body === "string" ? body : body.toString("utf8")));
-  } catch (error) {
-    throw new BountyBodyError(`the body is not JSON: ${(error as Error).message}`);
-  }
+export function validateBounty(json: unknown, receivedAt = Date.now()): Bounty {
   const parsed = bountySchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -96,5 +103,40 @@ export function parseBountyBody(body: Buffer | string, receivedAt = Date.now()):
   const expiresAt = bounty.expiration
     ? Date.parse(bounty.expiration)
     : receivedAt + (bounty.duration ?? defaultBountySeconds) * 1000;
+  if (expiresAt > receivedAt + maximumBountyLifetimeMs)
+    throw new BountyBodyError("expiration: more than 24 hours ahead");
+  if (expiresAt <= receivedAt) throw new BountyBodyError("expiration: already passed");
   return { ...bounty, expiresAt };
+}
+
+/**
+ * Parses and validates a raw bounty body (integers beyond 2^53 kept exact). Throws
+ * {@link BountyBodyError} naming the field.
+ * @param body the raw request body
+ * @param receivedAt when it arrived (epoch ms), for a missing expiration and the bounds
+ */
+export function parseBountyBody(body: Buffer | string, receivedAt = Date.now()): Bounty {
+  let json: unknown;
+  try {
+    json = parseJsonWithBigInts(typeof body === "string" ? body : body.toString("utf8"));
+  } catch (error) {
+    throw new BountyBodyError(`the body is not JSON: ${(error as Error).message}`);
+  }
+  return validateBounty(json, receivedAt);
+}
+
+/**
+ * A bounty that was validated on receipt and passed through a queue: the schema again (a
+ * queue is a boundary too), and its resolved expiration, without the receipt-time bounds.
+ */
+export function reviveBounty(json: unknown): Bounty {
+  const parsed = bountySchema.safeParse(json);
+  const expiresAt = (json as { expiresAt?: unknown } | null)?.expiresAt;
+  if (!parsed.success || typeof expiresAt !== "number" || !Number.isFinite(expiresAt)) {
+    const issue = parsed.success ? undefined : parsed.error.issues[0];
+    throw new BountyBodyError(
+      `queued bounty: ${issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "expiresAt is missing"}`,
+    );
+  }
+  return { ...parsed.data, expiresAt };
 }

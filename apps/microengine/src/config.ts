@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { redactUrls } from "./redact.js";
 
 const booleanText = z
   .union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", ""])])
@@ -60,6 +61,23 @@ export const engineConfigSchema = z.object({
   ARTIFACT_ALLOW_FILE_URIS: booleanText.default(false),
   /** Largest artifact, in bytes (downloads, the scan API body). Default 100 MiB. */
   ARTIFACT_MAX_BYTES: integer(1, 2 ** 40).default(100 * 1024 * 1024),
+  /**
+   * Largest webhook body, in bytes, refused with 413 before it is parsed or its signature
+   * checked. A `data:` artifact travels inside the body and counts (base64 adds a third).
+   * Default 1 MiB.
+   */
+  WEBHOOK_MAX_BYTES: integer(1024, 256 * 1024 * 1024).default(1024 * 1024),
+  /** Hosts `response_url` may name (comma list; `*.example.com` for subdomains). Default: any public host. */
+  RESPONSE_ALLOWED_HOSTS: list.optional(),
+  /** Bounties downloading or scanning at once (the scan API shares them). Default 16. */
+  BOUNTY_CONCURRENCY: integer(1, 4096).default(16),
+  /**
+   * Bounties that may wait for a slot. Past it (or past their deadline while waiting) a bounty
+   * is answered unknown with SKIPPED:OVERLOADED; the scan API answers 503. Default 1000.
+   */
+  BOUNTY_BACKLOG: integer(0, 1_000_000).default(1000),
+  /** Bytes the waiting bounties may hold (their bodies: a data: artifact counts). Default 64 MiB. */
+  BOUNTY_BACKLOG_BYTES: integer(0, 2 ** 40).default(64 * 1024 * 1024),
   /** Bid strategy: linear (default), conservative, aggressive. */
   BID_STRATEGY: z.enum(["linear", "conservative", "aggressive"]).default("linear"),
   /** Bounty filters: only bounties matching every key=value (metadata or mimetype, artifact_type) are scanned. */
@@ -118,7 +136,8 @@ export function loadConfig(
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const variable = String(issue.path[0] ?? "configuration");
-        return `${variable}: ${issue.message} (got ${JSON.stringify(input[variable])})`;
+        const got = input[variable];
+        return `${variable}: ${issue.message} (got ${redactUrls(JSON.stringify(got) ?? String(got))})`;
       }),
     );
   }

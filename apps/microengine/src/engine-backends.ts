@@ -14,6 +14,7 @@ import {
 import { createYaraScanner, type YaraScanner } from "@engine/yara";
 import type { Logger } from "pino";
 import type { BackendName, EngineConfig } from "./config.js";
+import { redactUrls } from "./redact.js";
 
 /** Whether a backend runs, and why (or why not): the start banner's lines. */
 export interface BackendStatus {
@@ -183,6 +184,12 @@ export async function buildBackends(config: EngineConfig, logger: Logger): Promi
   const scanner = createMultiScanner(scanners, {
     name: "microengine",
     policy: policyFromConfig(config.VERDICT_POLICY),
+    // Answers carry each failure's code and public reason; the details go to the log.
+    onBackendError: (backend, error) =>
+      logger.warn(
+        { backend, code: error.code, error: redactUrls(error.message) },
+        "a backend could not scan an artifact",
+      ),
   });
   return {
     scanner,

@@ -1,6 +1,8 @@
 export { fetchArtifact } from "./artifact-fetcher.js";
-export { computeBid, matchesFilter, stringifyWithBigInt } from "./bid.js";
+export { computeBid } from "./bid.js";
+export { parseJsonWithBigInts, stringifyWithBigInts } from "./bigint-json.js";
 export { type Bounty, BountyBodyError, parseBountyBody } from "./bounty.js";
+export { matchesFilter } from "./bounty-filter.js";
 export { BountyProcessor } from "./bounty-processor.js";
 export { ConfigError, type EngineConfig, engineConfigSchema, loadConfig } from "./config.js";
 export { buildBackends, type EngineBackends, policyFromConfig } from "./engine-backends.js";

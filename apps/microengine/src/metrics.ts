@@ -1,3 +1,4 @@
+import type { ScanResult } from "@engine/core";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** The engine's Prometheus metrics, in their own registry. */
@@ -10,9 +11,16 @@ export interface EngineMetrics {
   bounties: Counter<"phase" | "outcome">;
   answeredLate: Counter;
   dropped: Counter;
+  bountiesWaiting: Gauge;
+  bountiesRunning: Gauge;
+  overloaded: Counter<"action">;
 }
 
-/** Creates the metrics: scans by backend and verdict, durations, errors by code, in-flight, bounties answered late or dropped (which must stay 0). */
+/**
+ * Creates the metrics: scans by backend and verdict, durations, errors by code, in-flight,
+ * bounties answered late or dropped (which must stay 0), and the bounds' saturation (bounties
+ * waiting and running, work turned away).
+ */
 export function createMetrics(): EngineMetrics {
   const registry = new Registry();
   return {
@@ -57,5 +65,31 @@ export function createMetrics(): EngineMetrics {
       help: "Bounties never answered (must stay 0)",
       registers: [registry],
     }),
+    bountiesWaiting: new Gauge({
+      name: "engine_bounties_waiting",
+      help: "Bounties waiting for a slot (at most BOUNTY_BACKLOG)",
+      registers: [registry],
+    }),
+    bountiesRunning: new Gauge({
+      name: "engine_bounties_running",
+      help: "Bounties downloading or scanning now (at most BOUNTY_CONCURRENCY)",
+      registers: [registry],
+    }),
+    overloaded: new Counter({
+      name: "engine_overloaded_total",
+      help: "Work turned away by the bounds: answered_unknown (SKIPPED:OVERLOADED), refused_503 (webhook or /scan)",
+      labelNames: ["action"],
+      registers: [registry],
+    }),
   };
+}
+
+/** Records a finished scan in the metrics, per backend from the provenance. */
+export function recordScan(metrics: EngineMetrics, result: ScanResult): void {
+  for (const backend of result.metadata.backends ?? []) {
+    metrics.scans.inc({ backend: backend.name, verdict: backend.verdict });
+    metrics.scanDuration.observe({ backend: backend.name }, backend.duration_ms / 1000);
+    if (backend.error_code)
+      metrics.scanErrors.inc({ backend: backend.name, code: backend.error_code });
+  }
 }

@@ -1,3 +1,4 @@
+import { ConcurrencyLimit } from "@engine/core";
 import type { Logger } from "pino";
 import { type BountyIntake, BountyProcessor } from "./bounty-processor.js";
 import { connectQueue, RedisBountyQueue, runQueueWorkers } from "./bounty-queue.js";
@@ -39,14 +40,25 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   }
   const metrics = createMetrics();
   let processor: BountyIntake;
+  let scanSlots: ConcurrencyLimit;
   try {
-    processor = config.QUEUE_URL
-      ? new RedisBountyQueue(
-          await connectQueue(config.QUEUE_URL, logger),
-          config.QUEUE_NAME,
-          metrics,
-        )
-      : new BountyProcessor({ scanner: backends.scanner, config, logger, metrics });
+    if (config.QUEUE_URL) {
+      processor = new RedisBountyQueue(
+        await connectQueue(config.QUEUE_URL, logger),
+        config.QUEUE_NAME,
+        metrics,
+        config,
+      );
+      scanSlots = new ConcurrencyLimit({
+        concurrency: config.BOUNTY_CONCURRENCY,
+        maxWaiting: config.BOUNTY_BACKLOG,
+        what: "scan slots (BOUNTY_CONCURRENCY)",
+      });
+    } else {
+      const local = new BountyProcessor({ scanner: backends.scanner, config, logger, metrics });
+      processor = local;
+      scanSlots = local.slots; // the scan API shares the bounties' bound
+    }
   } catch (error) {
     await backends.dispose();
     throw error;
@@ -56,7 +68,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
       { queue: config.QUEUE_NAME },
       `queue mode: bounties go to ${config.QUEUE_NAME}; run microengine worker to scan them`,
     );
-  const app = await createServer({ config, backends, processor, metrics, logger });
+  const app = await createServer({ config, backends, processor, scanSlots, metrics, logger });
   try {
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (error) {

@@ -1,174 +1,301 @@
-import { Transform } from "node:stream";
+import type { Readable } from "node:stream";
 import {
   type Artifact,
   ArtifactTooLargeError,
   artifactFromStream,
+  type ConcurrencyLimit,
   EngineError,
+  type EngineErrorCode,
+  OverloadedError,
+  publicError,
   scanResultForError,
 } from "@engine/core";
 import fastifyMultipart from "@fastify/multipart";
-import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { BountyBodyError, parseBountyBody } from "./bounty.js";
 import type { BountyIntake } from "./bounty-processor.js";
-import { recordScan, withEngineMetadata } from "./bounty-processor.js";
 import type { EngineConfig } from "./config.js";
 import type { EngineBackends } from "./engine-backends.js";
-import type { EngineMetrics } from "./metrics.js";
+import { withEngineMetadata } from "./engine-metadata.js";
+import { type EngineMetrics, recordScan } from "./metrics.js";
+import { redactUrls } from "./redact.js";
 import { verifySignature } from "./webhook-signature.js";
 
-/** Webhook bodies are small JSON documents (a data: URI may carry a small artifact). */
-function webhookBodyLimit(config: EngineConfig): number {
-  return Math.max(
-    1024 * 1024,
-    Math.min(Math.ceil(config.ARTIFACT_MAX_BYTES * 1.4) + 65_536, 64 * 1024 * 1024),
-  );
-}
+/** What a multipart body may add around its file: boundaries, part headers, a few small fields. */
+const multipartOverheadBytes = 64 * 1024;
+/** Seconds a client is told to wait before retrying when the engine is saturated. */
+const retryAfterSeconds = 5;
+/** Longest scan the scan API allows (`timeout_ms`), and its default, in ms. */
+const scanTimeout = { maximum: 600_000, default: 30_000 };
 
-/** Fails a stream with ArtifactTooLargeError once it passes `maxBytes`. */
-function sizeLimited(maxBytes: number): Transform {
-  let total = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      total += chunk.length;
-      if (total > maxBytes) {
-        callback(
-          new ArtifactTooLargeError({
-            message: `@engine/microengine: the body is larger than ARTIFACT_MAX_BYTES (${maxBytes} bytes)`,
-          }),
-        );
-        return;
-      }
-      callback(null, chunk);
-    },
+/** HTTP status of each error code on the scan API. */
+const scanStatus: Partial<Record<EngineErrorCode, number>> = {
+  ARTIFACT_TOO_LARGE: 413,
+  INVALID_OPTIONS: 400,
+  ARTIFACT_UNAVAILABLE: 400,
+  SCAN_TIMEOUT: 504,
+  OVERLOADED: 503,
+};
+
+function tooLarge(maxBytes: number): ArtifactTooLargeError {
+  return new ArtifactTooLargeError({
+    message: `@engine/microengine: the body is larger than ARTIFACT_MAX_BYTES (${maxBytes} bytes)`,
+    publicMessage: `the artifact is larger than ARTIFACT_MAX_BYTES (${maxBytes} bytes)`,
   });
 }
 
 /**
+ * The chunks of `source`, failing with ArtifactTooLargeError as soon as they pass `maxBytes`:
+ * an oversize body is refused, never scanned as its prefix. A source that stops early because
+ * its own limit cut it (`truncated()`) fails the same way.
+ */
+async function* limitedChunks(
+  source: AsyncIterable<Uint8Array>,
+  maxBytes: number,
+  truncated: () => boolean = () => false,
+): AsyncGenerator<Uint8Array> {
+  let total = 0;
+  for await (const chunk of source) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw tooLarge(maxBytes);
+    yield chunk;
+  }
+  if (truncated()) throw tooLarge(maxBytes);
+}
+
+async function* emptyBody(): AsyncGenerator<Uint8Array> {}
+
+/** Public error body: a code and a short reason, never a path, an address or a stack. */
+function publicBody(code: string, message: string) {
+  return { status: "ERROR", code, error: message };
+}
+
+/**
  * The engine's HTTP server: the PolySwarm webhook (`POST /`), the scan API (`POST /scan`),
- * `GET /healthz`, `GET /readyz` and `GET /metrics`.
+ * `GET /healthz`, `GET /readyz` and `GET /metrics`. Each body is bounded before it is read
+ * (WEBHOOK_MAX_BYTES for webhooks, ARTIFACT_MAX_BYTES for scans), and errors answer a code and
+ * a public reason while the details go to the log.
  */
 export async function createServer(options: {
   config: EngineConfig;
   backends: EngineBackends;
   processor: BountyIntake;
+  /** Scans at once and waiting for the scan API (the bounties' own slots when they run here). */
+  scanSlots: ConcurrencyLimit;
   metrics: EngineMetrics;
   logger: Logger;
 }) {
-  const { config, backends, processor, metrics } = options;
+  const { config, backends, processor, metrics, logger, scanSlots: slots } = options;
   // Fastify logs every request at info: its own logger stays at warn, the engine logs bounties itself.
-  const httpLogger = options.logger.child(
+  const httpLogger = logger.child(
     { component: "http" },
-    { level: options.logger.levelVal > 40 ? options.logger.level : "warn" },
+    { level: logger.levelVal > 40 ? logger.level : "warn" },
   );
-  const app = Fastify({ loggerInstance: httpLogger, bodyLimit: webhookBodyLimit(config) });
-  await app.register(fastifyMultipart, {
-    limits: { fileSize: config.ARTIFACT_MAX_BYTES, files: 1 },
+  const app = Fastify({
+    loggerInstance: httpLogger,
+    bodyLimit: config.WEBHOOK_MAX_BYTES,
   });
 
-  // Raw bodies: the signature is over the exact bytes received.
-  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, body, done) =>
-    done(null, body),
-  );
-  app.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status =
+      typeof error.statusCode === "number" && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500)
+      request.log.error({ err: error, message: redactUrls(error.message) }, "request failed");
+    else request.log.info({ code: error.code, status }, "request refused");
+    const message =
+      status === 413
+        ? "the body is too large"
+        : status === 415
+          ? "unsupported content type"
+          : status < 500
+            ? "bad request"
+            : "internal error";
+    return reply
+      .code(status)
+      .send(
+        publicBody(
+          status === 413 ? "BODY_TOO_LARGE" : status < 500 ? "BAD_REQUEST" : "ENGINE_ERROR",
+          message,
+        ),
+      );
+  });
 
-  app.post("/", async (request: FastifyRequest, reply: FastifyReply) => {
-    const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-    if (config.WEBHOOK_SECRET) {
-      const signature = request.headers["x-polyswarm-signature"];
-      if (typeof signature !== "string" || signature.length === 0) {
-        return reply.code(400).send({ status: "ERROR", error: "missing X-POLYSWARM-SIGNATURE" });
-      }
-      if (!verifySignature(config.WEBHOOK_SECRET, body, signature)) {
+  await app.register(async (webhook: FastifyInstance) => {
+    // The signature is over the exact bytes received: every content type arrives raw, bounded.
+    webhook.removeAllContentTypeParsers();
+    webhook.addContentTypeParser(
+      "*",
+      { parseAs: "buffer", bodyLimit: config.WEBHOOK_MAX_BYTES },
+      (_request, body, done) => done(null, body),
+    );
+    webhook.post(
+      "/",
+      {
+        // Refused before the body is read: a request without a signature costs nothing.
+        onRequest: async (request, reply) => {
+          if (!config.WEBHOOK_SECRET) return;
+          const signature = request.headers["x-polyswarm-signature"];
+          if (typeof signature !== "string" || signature.length === 0)
+            return reply
+              .code(400)
+              .send(publicBody("MISSING_SIGNATURE", "missing X-POLYSWARM-SIGNATURE"));
+        },
+      },
+      async (request: FastifyRequest, reply: FastifyReply) => {
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        if (config.WEBHOOK_SECRET) {
+          const signature = String(request.headers["x-polyswarm-signature"]);
+          if (!verifySignature(config.WEBHOOK_SECRET, body, signature)) {
+            return reply
+              .code(401)
+              .send(publicBody("BAD_SIGNATURE", "X-POLYSWARM-SIGNATURE does not match the body"));
+          }
+        }
+        const event = String(request.headers["x-polyswarm-event"] ?? "").toLowerCase();
+        if (event === "ping") return reply.code(200).send({ status: "OK" });
+        if (event !== "bounty")
+          return reply
+            .code(400)
+            .send(
+              publicBody(
+                "UNKNOWN_EVENT",
+                `unknown X-POLYSWARM-EVENT ${JSON.stringify(event.slice(0, 64))}`,
+              ),
+            );
+        let bounty: ReturnType<typeof parseBountyBody>;
+        try {
+          bounty = parseBountyBody(body);
+        } catch (error) {
+          if (error instanceof BountyBodyError)
+            return reply.code(400).send(publicBody("BAD_BOUNTY", error.message));
+          throw error;
+        }
+        const refusal = processor.responseRefusal(bounty.response_url);
+        if (refusal)
+          return reply.code(400).send(publicBody("BAD_BOUNTY", `response_url: ${refusal}`));
+        const delivery = request.headers["x-polyswarm-delivery"];
+        const outcome = await processor.submit(
+          bounty,
+          typeof delivery === "string" ? delivery : undefined,
+        );
+        if (outcome === "overloaded")
+          return reply
+            .code(503)
+            .header("retry-after", String(retryAfterSeconds))
+            .send(publicBody("OVERLOADED", "the engine is overloaded; retry later"));
+        return reply
+          .code(202)
+          .send({ status: "ACCEPTED", ...(outcome === "duplicate" ? { duplicate: true } : {}) });
+      },
+    );
+  });
+
+  await app.register(async (scanApi: FastifyInstance) => {
+    // Bodies stream through, bounded by ARTIFACT_MAX_BYTES as they arrive.
+    scanApi.removeAllContentTypeParsers();
+    // One byte over the cap reaches our counter, so an oversize file fails instead of being cut.
+    await scanApi.register(fastifyMultipart, {
+      limits: {
+        fileSize: config.ARTIFACT_MAX_BYTES + 1,
+        files: 1,
+        fields: 16,
+        fieldSize: 4096,
+        parts: 32,
+        headerPairs: 64,
+      },
+    });
+    scanApi.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
+    scanApi.post("/scan", async (request, reply) => {
+      if (
+        config.SCAN_API_TOKEN &&
+        request.headers.authorization !== `Bearer ${config.SCAN_API_TOKEN}`
+      ) {
         return reply
           .code(401)
-          .send({ status: "ERROR", error: "X-POLYSWARM-SIGNATURE does not match the body" });
+          .send(publicBody("UNAUTHORIZED", "a bearer token (SCAN_API_TOKEN) is required"));
       }
-    }
-    const event = String(request.headers["x-polyswarm-event"] ?? "").toLowerCase();
-    if (event === "ping") return reply.code(200).send({ status: "OK" });
-    if (event !== "bounty")
-      return reply
-        .code(400)
-        .send({ status: "ERROR", error: `unknown X-POLYSWARM-EVENT ${JSON.stringify(event)}` });
-    let bounty: ReturnType<typeof parseBountyBody>;
-    try {
-      bounty = parseBountyBody(body);
-    } catch (error) {
-      if (error instanceof BountyBodyError)
-        return reply.code(400).send({ status: "ERROR", error: error.message });
-      throw error;
-    }
-    const delivery = request.headers["x-polyswarm-delivery"];
-    const outcome = await processor.submit(
-      bounty,
-      typeof delivery === "string" ? delivery : undefined,
-    );
-    return reply
-      .code(202)
-      .send({ status: "ACCEPTED", ...(outcome === "duplicate" ? { duplicate: true } : {}) });
-  });
+      const query = request.query as Record<string, string | undefined>;
+      const declared = Number(request.headers["content-length"]);
+      const multipart = request.isMultipart();
+      const allowance = config.ARTIFACT_MAX_BYTES + (multipart ? multipartOverheadBytes : 0);
+      if (Number.isFinite(declared) && declared > allowance) {
+        return reply
+          .code(413)
+          .send(
+            publicBody("ARTIFACT_TOO_LARGE", tooLarge(config.ARTIFACT_MAX_BYTES).publicMessage),
+          );
+      }
+      const requested = Number(query.timeout_ms);
+      const timeoutMs =
+        Number.isFinite(requested) && requested >= 1
+          ? Math.min(requested, scanTimeout.maximum)
+          : scanTimeout.default;
+      const deadline = Date.now() + timeoutMs;
 
-  app.post("/scan", async (request, reply) => {
-    if (
-      config.SCAN_API_TOKEN &&
-      request.headers.authorization !== `Bearer ${config.SCAN_API_TOKEN}`
-    ) {
-      return reply.code(401).send({ error: "a bearer token (SCAN_API_TOKEN) is required" });
-    }
-    const declared = Number(request.headers["content-length"]);
-    if (Number.isFinite(declared) && declared > config.ARTIFACT_MAX_BYTES) {
-      return reply.code(413).send({
-        error: `the body is larger than ARTIFACT_MAX_BYTES (${config.ARTIFACT_MAX_BYTES} bytes)`,
-      });
-    }
-    let artifact: Artifact;
-    if (request.isMultipart()) {
-      const file = await request.file();
-      if (!file) return reply.code(400).send({ error: "multipart body without a file" });
-      artifact = artifactFromStream(file.file.pipe(sizeLimited(config.ARTIFACT_MAX_BYTES)), {
-        ...(file.filename ? { filename: file.filename } : {}),
-        ...(file.mimetype ? { mimetype: file.mimetype } : {}),
-      });
-    } else {
-      const payload = request.body as NodeJS.ReadableStream | Buffer | undefined;
-      const stream = Buffer.isBuffer(payload)
-        ? [payload].values()
-        : (payload as NodeJS.ReadableStream).pipe(sizeLimited(config.ARTIFACT_MAX_BYTES));
-      const filename = (request.query as Record<string, string | undefined>).filename;
-      artifact = artifactFromStream(stream as never, {
-        ...(Number.isFinite(declared) ? { size: declared } : {}),
-        ...(filename ? { filename } : {}),
-      });
-    }
-    const timeoutMs = Math.min(
-      Number((request.query as Record<string, string | undefined>).timeout_ms ?? 30_000) || 30_000,
-      600_000,
-    );
-    metrics.inFlight.inc();
-    try {
-      const result = withEngineMetadata(
-        await backends.scanner.scan(artifact, { deadline: Date.now() + timeoutMs }),
-      );
-      recordScan(metrics, result);
-      return reply.send(result);
-    } catch (error) {
-      const code = EngineError.isInstance(error) ? error.code : "ENGINE_ERROR";
-      const status =
-        code === "ARTIFACT_TOO_LARGE"
-          ? 413
-          : code === "INVALID_OPTIONS"
-            ? 400
-            : code === "SCAN_TIMEOUT"
-              ? 504
-              : 503;
-      return reply.code(status).send({
-        error: EngineError.isInstance(error) ? error.toJSON() : { code, message: String(error) },
-        ...withEngineMetadata(scanResultForError(error)),
-      });
-    } finally {
-      metrics.inFlight.dec();
-    }
+      let holding = false;
+      try {
+        if (!slots.tryAcquire()) {
+          await slots.acquire(AbortSignal.timeout(timeoutMs)).catch((error: unknown) => {
+            throw OverloadedError.isInstance(error)
+              ? error
+              : new OverloadedError({
+                  message: "@engine/microengine: no scan slot freed up before timeout_ms",
+                });
+          });
+        }
+        holding = true;
+        let artifact: Artifact;
+        if (multipart) {
+          const file = await request.file();
+          if (!file)
+            return reply.code(400).send(publicBody("BAD_REQUEST", "multipart body without a file"));
+          const stream = file.file as Readable & { truncated?: boolean };
+          artifact = artifactFromStream(
+            limitedChunks(stream, config.ARTIFACT_MAX_BYTES, () => stream.truncated === true),
+            {
+              ...(file.filename ? { filename: file.filename.slice(0, 255) } : {}),
+              ...(file.mimetype ? { mimetype: file.mimetype.slice(0, 255) } : {}),
+            },
+          );
+        } else {
+          const payload = request.body as Readable | undefined;
+          const filename = typeof query.filename === "string" ? query.filename.slice(0, 255) : "";
+          artifact = artifactFromStream(
+            limitedChunks(payload ?? emptyBody(), config.ARTIFACT_MAX_BYTES),
+            {
+              ...(Number.isFinite(declared) && declared >= 0 ? { size: declared } : {}),
+              ...(filename ? { filename } : {}),
+            },
+          );
+        }
+        metrics.inFlight.inc();
+        try {
+          const result = withEngineMetadata(await backends.scanner.scan(artifact, { deadline }));
+          recordScan(metrics, result);
+          return reply.send(result);
+        } finally {
+          metrics.inFlight.dec();
+        }
+      } catch (error) {
+        const { code, message } = publicError(error);
+        const status = scanStatus[code] ?? 503;
+        if (!EngineError.isInstance(error) || status === 503)
+          request.log.warn(
+            { code, error: redactUrls((error as Error)?.message ?? String(error)) },
+            "scan failed",
+          );
+        if (code === "OVERLOADED") {
+          metrics.overloaded.inc({ action: "refused_503" });
+          reply.header("retry-after", String(retryAfterSeconds));
+        }
+        return reply
+          .code(status)
+          .send({ error: { code, message }, ...withEngineMetadata(scanResultForError(error)) });
+      } finally {
+        if (holding) slots.release();
+      }
+    });
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
@@ -188,24 +315,33 @@ export async function createServer(options: {
           engine: version.engineVersion,
           database: version.databaseVersion ?? "custom",
           ...(age === undefined ? {} : { databaseAgeHours: age }),
+          connections: backends.clamav.client.usage,
         };
       } catch (error) {
         ready = false;
-        checks.clamav = { ok: false, error: (error as Error).message };
+        checks.clamav = { ok: false, ...publicError(error) };
       }
     }
     if (backends.yara) {
-      const ok = backends.yara.ruleFileCount > 0;
+      const status = backends.yara.status();
+      const ok = status.ready && backends.yara.ruleFileCount > 0;
       ready &&= ok;
       checks.yara = {
         ok,
         ruleFiles: backends.yara.ruleFileCount,
         rules: backends.yara.signaturesVersion,
+        workers: status.workers,
+        busy: status.busy,
+        queued: status.queued,
+        maxQueued: status.maxQueued,
+        ...(status.lastFailure ? { problem: "no worker could start; retrying" } : {}),
       };
     }
+    const load = processor.load();
+    const status = !ready ? "not ready" : load.saturated ? "saturated" : "ready";
     return reply
-      .code(ready ? 200 : 503)
-      .send({ status: ready ? "ready" : "not ready", inFlight: processor.inFlight, checks });
+      .code(ready && !load.saturated ? 200 : 503)
+      .send({ status, inFlight: processor.inFlight, load, checks });
   });
 
   app.get("/metrics", async (_request, reply) => {

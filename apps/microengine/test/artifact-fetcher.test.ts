@@ -94,7 +94,7 @@ describe("fetchArtifact", () => {
     };
     await expect(
       fetchArtifact(`http://127.0.0.1:${port}/file`, { ...policy, signal: signal() }),
-    ).rejects.toThrow(/private, loopback or link-local/);
+    ).rejects.toThrow(/127.0.0.1: the host is a private, loopback, link-local or reserved address/);
     await expect(
       fetchArtifact(`http://localhost:${port}/file`, { ...policy, signal: signal() }),
     ).rejects.toThrow(/resolves only to private addresses/);
@@ -109,7 +109,7 @@ describe("fetchArtifact", () => {
     };
     await expect(
       fetchArtifact(`http://127.0.0.1:${port}/to-other`, { ...staged, signal: signal() }),
-    ).rejects.toThrow(/127.0.0.2 is a private/);
+    ).rejects.toThrow(/127.0.0.2: the host is a private/);
     await expect(
       fetchArtifact(`http://127.0.0.1:${port}/to-unlisted`, {
         ...loopbackAllowed,

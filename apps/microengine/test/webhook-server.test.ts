@@ -41,13 +41,26 @@ afterAll(async () => {
 });
 
 async function engineWith(scanners: Scanner[], environment: Record<string, string> = {}) {
-  const config = loadConfig({ WEBHOOK_SECRET: secret, ANSWER_MARGIN_MS: "500", ...environment });
+  // The collector (the marketplace's response_url) listens on loopback: allowed explicitly.
+  const config = loadConfig({
+    WEBHOOK_SECRET: secret,
+    ANSWER_MARGIN_MS: "500",
+    ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
+    ...environment,
+  });
   const logger = pino({ level: "silent" });
   const metrics = createMetrics();
   const scanner = createMultiScanner(scanners);
   const backends: EngineBackends = { scanner, statuses: [], dispose: async () => {} };
   const processor = new BountyProcessor({ scanner, config, logger, metrics });
-  const app = await createServer({ config, backends, processor, metrics, logger });
+  const app = await createServer({
+    config,
+    backends,
+    processor,
+    scanSlots: processor.slots,
+    metrics,
+    logger,
+  });
   await app.ready();
   return { app, metrics, processor };
 }

@@ -1,0 +1,7 @@
+/**
+ * `text` with the credentials of every URL in it replaced by `***` (`redis://:secret@host` ->
+ * `redis://***@host`): for error messages, logs and configuration errors.
+ */
+export function redactUrls(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, "$1***@");
+}
