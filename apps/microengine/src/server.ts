@@ -111,6 +111,8 @@ export async function createServer(options: {
           : status < 500
             ? "bad request"
             : "internal error";
+    // A refused body may still be on its way: close instead of reading it.
+    if (status === 413) reply.header("connection", "close");
     return reply
       .code(status)
       .send(
@@ -139,6 +141,7 @@ export async function createServer(options: {
           if (typeof signature !== "string" || signature.length === 0)
             return reply
               .code(400)
+              .header("connection", "close") // the body is never read: drop the connection
               .send(publicBody("MISSING_SIGNATURE", "missing X-POLYSWARM-SIGNATURE"));
         },
       },
@@ -222,6 +225,7 @@ export async function createServer(options: {
       if (Number.isFinite(declared) && declared > allowance) {
         return reply
           .code(413)
+          .header("connection", "close")
           .send(
             publicBody("ARTIFACT_TOO_LARGE", tooLarge(config.ARTIFACT_MAX_BYTES).publicMessage),
           );
@@ -289,6 +293,8 @@ export async function createServer(options: {
           metrics.overloaded.inc({ action: "refused_503" });
           reply.header("retry-after", String(retryAfterSeconds));
         }
+        // The body may be partly unread (refused early, too large): close rather than drain it.
+        reply.header("connection", "close");
         return reply
           .code(status)
           .send({ error: { code, message }, ...withEngineMetadata(scanResultForError(error)) });

@@ -1,4 +1,3 @@
-import { createServer as createHttpServer, type Server } from "node:http";
 import {
   BackendUnavailableError,
   createEicarScanner,
@@ -6,89 +5,25 @@ import {
   eicarBytes,
   type Scanner,
 } from "@engine/core";
-import { createMultiScanner } from "@engine/multi";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { BountyProcessor } from "../src/bounty-processor.js";
-import { loadConfig } from "../src/config.js";
-import type { EngineBackends } from "../src/engine-backends.js";
-import { createMetrics } from "../src/metrics.js";
-import { createServer } from "../src/server.js";
-import { signBody } from "../src/webhook-signature.js";
+import {
+  bountyBody,
+  type Collector,
+  engineWith,
+  signed,
+  startCollector,
+} from "./engine-harness.js";
 
-const secret = "test-secret";
-let collector: Server;
-let collectorUrl: string;
-const answers: Array<{ path: string; body: string; at: number }> = [];
+let collector: Collector;
 beforeAll(async () => {
-  collector = createHttpServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      answers.push({
-        path: request.url ?? "",
-        body: Buffer.concat(chunks).toString(),
-        at: Date.now(),
-      });
-      response.writeHead(200).end("{}");
-    });
-  });
-  await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
-  collectorUrl = `http://127.0.0.1:${(collector.address() as { port: number }).port}`;
+  collector = await startCollector();
 });
 afterAll(async () => {
-  await new Promise((resolve) => collector.close(resolve));
+  await collector.close();
 });
-
-async function engineWith(scanners: Scanner[], environment: Record<string, string> = {}) {
-  // The collector (the marketplace's response_url) listens on loopback: allowed explicitly.
-  const config = loadConfig({
-    WEBHOOK_SECRET: secret,
-    ANSWER_MARGIN_MS: "500",
-    ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
-    ...environment,
-  });
-  const logger = pino({ level: "silent" });
-  const metrics = createMetrics();
-  const scanner = createMultiScanner(scanners);
-  const backends: EngineBackends = { scanner, statuses: [], dispose: async () => {} };
-  const processor = new BountyProcessor({ scanner, config, logger, metrics });
-  const app = await createServer({
-    config,
-    backends,
-    processor,
-    scanSlots: processor.slots,
-    metrics,
-    logger,
-  });
-  await app.ready();
-  return { app, metrics, processor };
-}
-
-let nextId = 1000;
-function bounty(overrides: Record<string, unknown> = {}, expiresInMs = 4000) {
-  const id = nextId++;
-  return {
-    id,
-    text: JSON.stringify({
-      id,
-      artifact_type: "file",
-      artifact_uri: `data:application/octet-stream;base64,${eicarBytes().toString("base64")}`,
-      expiration: new Date(Date.now() + expiresInMs).toISOString(),
-      response_url: `${collectorUrl}/answers/${id}`,
-      phase: "assertion",
-      rules: { min_allowed_bid: 1000, max_allowed_bid: 5000 },
-      ...overrides,
-    }),
-  };
-}
-const signed = (body: string, event = "bounty", delivery?: string) => ({
-  "content-type": "application/json",
-  "x-polyswarm-event": event,
-  "x-polyswarm-signature": signBody(secret, body),
-  ...(delivery ? { "x-polyswarm-delivery": delivery } : {}),
-});
-const answersFor = (id: number) => answers.filter((answer) => answer.path === `/answers/${id}`);
+const bounty = (overrides: Record<string, unknown> = {}, expiresInMs = 4000) =>
+  bountyBody(collector, overrides, expiresInMs);
+const answersFor = (id: number) => collector.answersFor(id);
 
 describe("the webhook", () => {
   it("answers ping, and refuses unsigned, wrongly signed and unknown requests with the protocol's codes", async () => {

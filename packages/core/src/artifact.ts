@@ -4,6 +4,7 @@ import { Readable } from "node:stream";
 import { z } from "zod";
 import { ArtifactTooLargeError } from "./errors/artifact-too-large-error.js";
 import { ArtifactUnavailableError } from "./errors/artifact-unavailable-error.js";
+import { EngineError } from "./errors/engine-error.js";
 import { InvalidOptionsError } from "./errors/invalid-options-error.js";
 import { errorFromSignal } from "./scan-signal.js";
 
@@ -352,7 +353,8 @@ export function artifactFromStream(stream: ArtifactStreamSource, info?: Artifact
         }
       } catch (error) {
         if (signal?.aborted) throw errorFromSignal(signal);
-        if (ArtifactUnavailableError.isInstance(error)) throw error;
+        // A source that enforces its own limits (ArtifactTooLargeError) keeps its typed error.
+        if (EngineError.isInstance(error)) throw error;
         throw new ArtifactUnavailableError({
           message: `@engine/core: the artifact stream failed: ${(error as Error)?.message ?? String(error)}`,
           cause: error,

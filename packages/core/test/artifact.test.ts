@@ -178,3 +178,22 @@ describe("artifactFromUrl", () => {
     expect(() => artifactFromUrl(url)).toThrow(InvalidOptionsError);
   });
 });
+
+describe("a stream source's typed errors", () => {
+  it("keep their type (a size limit stays ArtifactTooLargeError), other failures become ArtifactUnavailableError", async () => {
+    async function* limited() {
+      yield Buffer.from("abc");
+      throw new ArtifactTooLargeError({ message: "over the cap" });
+    }
+    await expect(artifactFromStream(limited()).bytes()).rejects.toBeInstanceOf(
+      ArtifactTooLargeError,
+    );
+    async function* broken() {
+      yield Buffer.from("abc");
+      throw new Error("socket hang up");
+    }
+    await expect(artifactFromStream(broken()).bytes()).rejects.toBeInstanceOf(
+      ArtifactUnavailableError,
+    );
+  });
+});
