@@ -1,9 +1,12 @@
+import { checkClamdAlerts } from "@engine/clamav";
 import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
 import type { EngineBackends } from "./engine-backends.js";
 
 /**
  * The engine's self-test, like the SDK's --check-eicar/--check-empty: EICAR must be malicious,
- * an empty and a benign file benign. Prints each backend's version and rules/database version.
+ * an empty and a benign file benign. With ClamAV, it also probes clamd with an encrypted zip of
+ * EICAR and a nest past its limits, and fails naming the clamd.conf setting when clamd answers
+ * OK. Prints each backend's version and rules/database version.
  * Resolves true when the engine is healthy.
  */
 export async function checkEngine(
@@ -45,6 +48,24 @@ export async function checkEngine(
     } catch (error) {
       healthy = false;
       out.write(`FAIL ${label}: ${(error as Error).message}\n`);
+    }
+  }
+  if (backends.clamav) {
+    // What clamd cannot look inside must not come back OK (a clamd of yours may lack the settings).
+    const probes = await checkClamdAlerts(backends.clamav.client, {
+      deadline: Date.now() + 30_000,
+    });
+    for (const probe of probes) {
+      healthy &&= probe.passed;
+      const what =
+        probe.probe === "encrypted-archive"
+          ? "a password-protected zip of EICAR"
+          : "EICAR nested 40 zips deep";
+      out.write(
+        probe.passed
+          ? `PASS clamav reports ${what}: ${probe.answer}\n`
+          : `FAIL clamav answers ${probe.answer} for ${what}, so such files would pass as clean: ${probe.fix}\n`,
+      );
     }
   }
   out.write(healthy ? "engine healthy\n" : "engine NOT healthy\n");

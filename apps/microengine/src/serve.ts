@@ -31,6 +31,10 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     logger.warn(
       "INSECURE: webhook signatures are NOT checked (INSECURE_NO_WEBHOOK_SECRET); anyone who can reach this port can post bounties",
     );
+  if (config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES)
+    logger.warn(
+      "ARTIFACT_ALLOW_PRIVATE_ADDRESSES: artifact downloads and answers may reach private, loopback and link-local addresses (for a local marketplace or a private network only)",
+    );
   const backends = await buildBackends(config, logger);
   for (const status of backends.statuses) {
     logger.info(

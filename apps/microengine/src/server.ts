@@ -345,9 +345,14 @@ export async function createServer(options: {
     }
     const load = processor.load();
     const status = !ready ? "not ready" : load.saturated ? "saturated" : "ready";
-    return reply
-      .code(ready && !load.saturated ? 200 : 503)
-      .send({ status, inFlight: processor.inFlight, load, checks });
+    return reply.code(ready && !load.saturated ? 200 : 503).send({
+      status,
+      inFlight: processor.inFlight,
+      load,
+      checks,
+      // libuv's threads for file reads, DNS and the native scans (see cli.ts).
+      threadPool: Number(process.env.UV_THREADPOOL_SIZE) || 4,
+    });
   });
 
   app.get("/metrics", async (_request, reply) => {

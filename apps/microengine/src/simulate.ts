@@ -138,7 +138,13 @@ export async function simulate(options: SimulateOptions): Promise<SimulatedBount
           const posted = await request(options.engineUrl, { method: "POST", headers, body });
           const text = await posted.body.text();
           if (posted.statusCode !== 202)
-            problems.push(`the engine answered the bounty with HTTP ${posted.statusCode}: ${text}`);
+            problems.push(
+              `the engine answered the bounty with HTTP ${posted.statusCode}: ${text}${
+                /response_url: the host is a private/.test(text)
+                  ? " (this simulator answers on loopback: start the engine with ARTIFACT_ALLOW_PRIVATE_ADDRESSES=true to try it locally)"
+                  : ""
+              }`,
+            );
         } catch (error) {
           problems.push(`cannot post to ${options.engineUrl}: ${(error as Error).message}`);
         }

@@ -1,8 +1,9 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { startManagedClamd } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -61,7 +62,73 @@ describe("microengine", () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/PASS EICAR: malicious/);
     expect(stdout).toMatch(/yara: version \S+, signatures \S+/);
+    expect(stdout).toMatch(
+      /PASS clamav reports a password-protected zip of EICAR: Heuristics\.Encrypted\.Zip FOUND/,
+    );
+    expect(stdout).toMatch(
+      /PASS clamav reports EICAR nested 40 zips deep: Heuristics\.Limits\.Exceeded/,
+    );
     expect(stdout).toMatch(/engine healthy/);
+  });
+
+  it("check: fails, naming the clamd.conf settings, against a clamd that answers OK for what it cannot inspect", async () => {
+    await using bare = await startManagedClamd({
+      tcp: false,
+      config: {
+        AlertEncrypted: false,
+        AlertEncryptedArchive: false,
+        AlertEncryptedDoc: false,
+        AlertExceedsMax: false,
+      },
+    });
+    const { code, stdout } = await microengine(["check"], {
+      CLAMD_SOCKET: bare.socketPath ?? "",
+    });
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/PASS EICAR: malicious/);
+    expect(stdout).toMatch(
+      /FAIL clamav answers OK for a password-protected zip of EICAR.*AlertEncryptedArchive yes/,
+    );
+    expect(stdout).toMatch(
+      /FAIL clamav answers OK for EICAR nested 40 zips deep.*AlertExceedsMax yes/,
+    );
+    expect(stdout).toMatch(/engine NOT healthy/);
+  });
+
+  it("serve: sizes the libuv thread pool for the native calls before anything uses it", async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const child = spawn(
+      process.execPath,
+      [cli, "serve", "--backends", "eicar", "--port", String(port)],
+      {
+        env: { ...process.env, WEBHOOK_SECRET: "x", LOG_LEVEL: "warn", UV_THREADPOOL_SIZE: "" },
+        stdio: "ignore",
+      },
+    );
+    try {
+      let ready: { threadPool?: number } = {};
+      for (let attempt = 0; attempt < 100 && ready.threadPool === undefined; attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        ready = await fetch(`http://127.0.0.1:${port}/readyz`)
+          .then((response) => response.json() as Promise<{ threadPool?: number }>)
+          .catch(() => ({}));
+      }
+      expect(ready.threadPool).toBe(8 + availableParallelism());
+    } finally {
+      child.kill("SIGTERM");
+    }
+  });
+
+  it("serve: never echoes a QUEUE_URL password", async () => {
+    const queue = await microengine(["serve", "--backends", "eicar", "--port", "0"], {
+      WEBHOOK_SECRET: "x",
+      QUEUE_URL: "redis://:s3cretpass@127.0.0.1:1",
+    });
+    expect(queue.code).toBe(2);
+    expect(queue.stderr).toMatch(
+      /QUEUE_URL: cannot reach Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1/,
+    );
+    expect(`${queue.stdout}${queue.stderr}`).not.toContain("s3cretpass");
   });
 
   it("refuses bad configuration naming the variable, and serve without WEBHOOK_SECRET", async () => {
