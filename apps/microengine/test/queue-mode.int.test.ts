@@ -69,6 +69,7 @@ const settings = (queue: string) => ({
   QUEUE_NAME: queue,
   ENGINE_BACKENDS: "eicar,yara",
   WORKER_CONCURRENCY: "2",
+  ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true", // the simulated marketplace answers on loopback
 });
 
 describe("queue mode (serve queues, worker scans)", () => {

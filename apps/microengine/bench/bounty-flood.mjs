@@ -1,0 +1,222 @@
+// Benchmark: a flood of bounties against `serve` with its embedded default (YARA + managed clamd).
+// 1,500 bounties of 256 KB posted by 50 senders, artifacts served after 0.5 s, expiration 25 s.
+// Reports accepted, answered once, late, lost, /healthz worst latency (polled from its own
+// process every 50 ms) and the engine's peak RSS. Goals: all answered once before expiration,
+// /healthz under 100 ms, peak RSS under 320 MB.
+// Usage: pnpm --filter @engine/microengine bench:flood   (after pnpm build; needs clamd installed)
+// Environment: FLOOD_BOUNTIES (1500), FLOOD_SENDERS (50), FLOOD_ARTIFACT_KB (256),
+// FLOOD_DELAY_MS (500), FLOOD_EXPIRATION_S (25); any engine variable (BOUNTY_CONCURRENCY, ...).
+import { spawn } from "node:child_process";
+import { createHash, createHmac, randomBytes, randomInt } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Agent, createServer, request } from "node:http";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const bounties = Number(process.env.FLOOD_BOUNTIES ?? 1500);
+const senders = Number(process.env.FLOOD_SENDERS ?? 50);
+const artifactBytes = Number(process.env.FLOOD_ARTIFACT_KB ?? 256) * 1024;
+const artifactDelayMs = Number(process.env.FLOOD_DELAY_MS ?? 500);
+const expirationMs = Number(process.env.FLOOD_EXPIRATION_S ?? 25) * 1000;
+const secret = "flood-secret";
+const sign = (body) => createHmac("sha256", secret).update(body).digest("hex");
+const say = (message) => process.stderr.write(`[flood] ${message}\n`);
+const megabytes = (kilobytes) => `${(kilobytes / 1024).toFixed(0)} MB`;
+
+function memoryOf(pid) {
+  const text = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0);
+  return { rss: field("VmRSS"), peak: field("VmHWM") };
+}
+
+// Distinct random artifacts, served after a delay; answers collected on loopback.
+const artifacts = Array.from({ length: bounties }, () => {
+  const bytes = randomBytes(artifactBytes);
+  return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
+});
+const answers = new Map();
+const server = createServer((incoming, outgoing) => {
+  const artifact = /^\/a\/(\d+)$/.exec(incoming.url ?? "");
+  if (artifact) {
+    const item = artifacts[Number(artifact[1])];
+    setTimeout(() => {
+      if (!outgoing.destroyed)
+        outgoing.writeHead(200, { "content-length": item.bytes.length }).end(item.bytes);
+    }, artifactDelayMs);
+    return;
+  }
+  const answer = /^\/r\/(\d+)$/.exec(incoming.url ?? "");
+  if (!answer) return void outgoing.writeHead(404).end();
+  const chunks = [];
+  incoming.on("data", (chunk) => chunks.push(chunk));
+  incoming.on("end", () => {
+    const list = answers.get(answer[1]) ?? [];
+    list.push({ at: Date.now(), body: Buffer.concat(chunks).toString() });
+    answers.set(answer[1], list);
+    outgoing.writeHead(200).end("{}");
+  });
+});
+server.keepAliveTimeout = 60_000;
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+// The engine as operators run it, in its own process (its RSS is its own).
+const port = 20_000 + randomInt(20_000);
+const engine = spawn(process.execPath, [join(import.meta.dirname, "../dist/cli.js"), "serve"], {
+  env: {
+    ...process.env,
+    WEBHOOK_SECRET: secret,
+    PORT: String(port),
+    ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
+    ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
+  },
+  stdio: ["ignore", "ignore", "inherit"],
+});
+const engineUrl = `http://127.0.0.1:${port}`;
+try {
+  for (let attempt = 0; ; attempt += 1) {
+    const ready = await fetch(`${engineUrl}/readyz`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) break;
+    if (attempt > 600) throw new Error("the engine did not become ready");
+    await sleep(100);
+  }
+  await sleep(1000);
+  const idle = memoryOf(engine.pid);
+
+  // /healthz from its own process, so the driver's load does not delay the polls.
+  const poller = spawn(
+    process.execPath,
+    [
+      "--input-type=module",
+      "-e",
+      `const latencies = []; let on = true; process.stdin.on("data", () => {}); process.stdin.on("end", () => { on = false; });
+       while (on) { const began = performance.now();
+         await fetch(process.argv[1]).then((r) => r.arrayBuffer(), () => {});
+         latencies.push(performance.now() - began); await new Promise((r) => setTimeout(r, 50)); }
+       process.stdout.write(JSON.stringify(latencies));`,
+      `${engineUrl}/healthz`,
+    ],
+    { stdio: ["pipe", "pipe", "inherit"] },
+  );
+  let pollerOutput = "";
+  poller.stdout.on("data", (chunk) => {
+    pollerOutput += chunk;
+  });
+  let peakRss = idle.rss;
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, memoryOf(engine.pid).rss);
+  }, 100);
+
+  const agent = new Agent({ keepAlive: true, maxSockets: senders });
+  const sent = [];
+  const firstId = randomInt(1_000_000, 1_000_000_000);
+  const post = (index) =>
+    new Promise((resolve) => {
+      const id = String(firstId + index);
+      const expiresAt = Date.now() + expirationMs;
+      const body = JSON.stringify({
+        id,
+        artifact_type: "file",
+        artifact_uri: `${base}/a/${index}`,
+        expiration: new Date(expiresAt).toISOString(),
+        response_url: `${base}/r/${id}`,
+        sha256: artifacts[index].sha256,
+        phase: "assertion",
+      });
+      const bounty = { id, expiresAt, status: 0 };
+      sent.push(bounty);
+      const outgoing = request(
+        `${engineUrl}/`,
+        {
+          method: "POST",
+          agent,
+          headers: {
+            "content-type": "application/json",
+            "x-polyswarm-event": "bounty",
+            "x-polyswarm-signature": sign(body),
+          },
+        },
+        (response) => {
+          bounty.status = response.statusCode;
+          response.resume().on("end", resolve);
+        },
+      );
+      outgoing.on("error", (error) => {
+        bounty.status = error.code ?? "error";
+        resolve();
+      });
+      outgoing.end(body);
+    });
+  const floodStarted = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: senders }, async () => {
+      for (let index = next++; index < bounties; index = next++) await post(index);
+    }),
+  );
+  say(`posted ${sent.length} in ${((Date.now() - floodStarted) / 1000).toFixed(1)} s`);
+  const lastExpiration = Math.max(...sent.map((bounty) => bounty.expiresAt));
+  while (Date.now() < lastExpiration + 2000) await sleep(500);
+  clearInterval(sampler);
+  poller.stdin.end();
+  await new Promise((resolve) => poller.once("exit", resolve));
+  const health = JSON.parse(pollerOutput || "[]").sort((a, b) => a - b);
+  const end = memoryOf(engine.pid);
+  agent.destroy();
+
+  const accepted = sent.filter((bounty) => bounty.status === 202);
+  const refused = sent.length - accepted.length;
+  let once = 0;
+  let more = 0;
+  let late = 0;
+  let lost = 0;
+  let overloaded = 0;
+  const verdicts = {};
+  for (const bounty of accepted) {
+    const list = answers.get(bounty.id) ?? [];
+    if (list.length === 0) lost += 1;
+    else if (list.length === 1) once += 1;
+    else more += 1;
+    if (list.some((answer) => answer.at > bounty.expiresAt)) late += 1;
+    const first = list[0] ? JSON.parse(list[0].body) : undefined;
+    if (first) verdicts[first.verdict] = (verdicts[first.verdict] ?? 0) + 1;
+    if (first?.metadata?.comments?.includes("SKIPPED:OVERLOADED")) overloaded += 1;
+  }
+  const percentile = (share) =>
+    health[Math.min(health.length - 1, Math.floor(health.length * share))];
+  const rows = [
+    ["bounties posted (senders)", `${sent.length} (${senders})`],
+    ["accepted 202 / refused", `${accepted.length} / ${refused}`],
+    ["answered once", once],
+    ["answered more than once", more],
+    ["answered late", late],
+    ["lost (accepted, never answered)", lost],
+    [
+      "verdicts",
+      Object.entries(verdicts)
+        .map(([verdict, count]) => `${verdict} ${count}`)
+        .join(", "),
+    ],
+    ["answered SKIPPED:OVERLOADED", overloaded],
+    [
+      "/healthz p50 / p99 / worst",
+      `${percentile(0.5)?.toFixed(1)} / ${percentile(0.99)?.toFixed(1)} / ${health.at(-1)?.toFixed(1)} ms (${health.length} polls)`,
+    ],
+    [
+      "engine RSS idle / peak",
+      `${megabytes(idle.rss)} / ${megabytes(Math.max(peakRss, end.peak))}`,
+    ],
+  ];
+  process.stdout.write(
+    `\n| flood: ${bounties} x ${artifactBytes / 1024} KB, served after ${artifactDelayMs} ms, expiration ${expirationMs / 1000} s | |\n| --- | --- |\n${rows.map(([name, value]) => `| ${name} | ${value} |`).join("\n")}\n`,
+  );
+} finally {
+  engine.kill("SIGTERM");
+  await new Promise((resolve) => engine.once("exit", resolve));
+  server.closeAllConnections();
+  server.close();
+}
