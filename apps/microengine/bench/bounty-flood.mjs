@@ -5,7 +5,8 @@
 // /healthz under 100 ms, peak RSS under 320 MB.
 // Usage: pnpm --filter @engine/microengine bench:flood   (after pnpm build; needs clamd installed)
 // Environment: FLOOD_BOUNTIES (1500), FLOOD_SENDERS (50), FLOOD_ARTIFACT_KB (256),
-// FLOOD_DELAY_MS (500), FLOOD_EXPIRATION_S (25); any engine variable (BOUNTY_CONCURRENCY, ...).
+// FLOOD_DELAY_MS (500), FLOOD_EXPIRATION_S (25), FLOOD_NODE_ARGS (node flags for the engine,
+// e.g. "--cpu-prof"); any engine variable (BOUNTY_CONCURRENCY, ...).
 import { spawn } from "node:child_process";
 import { createHash, createHmac, randomBytes, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -62,17 +63,22 @@ const base = `http://127.0.0.1:${server.address().port}`;
 
 // The engine as operators run it, in its own process (its RSS is its own).
 const port = 20_000 + randomInt(20_000);
-const engine = spawn(process.execPath, [join(import.meta.dirname, "../dist/cli.js"), "serve"], {
-  env: {
-    ...process.env,
-    WEBHOOK_SECRET: secret,
-    PORT: String(port),
-    ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
-    ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
-    LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
+const nodeArguments = (process.env.FLOOD_NODE_ARGS ?? "").split(" ").filter(Boolean); // e.g. --cpu-prof
+const engine = spawn(
+  process.execPath,
+  [...nodeArguments, join(import.meta.dirname, "../dist/cli.js"), "serve"],
+  {
+    env: {
+      ...process.env,
+      WEBHOOK_SECRET: secret,
+      PORT: String(port),
+      ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
+      ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
+      LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
+    },
+    stdio: ["ignore", process.env.FLOOD_NODE_ARGS ? "inherit" : "ignore", "inherit"],
   },
-  stdio: ["ignore", "ignore", "inherit"],
-});
+);
 const engineUrl = `http://127.0.0.1:${port}`;
 try {
   for (let attempt = 0; ; attempt += 1) {
@@ -86,6 +92,7 @@ try {
   }
   await sleep(1000);
   const idle = memoryOf(engine.pid);
+  await fetch(`${engineUrl}/metrics`).then((response) => response.text()); // resets the lag histogram
 
   // /healthz from its own process, so the driver's load does not delay the polls.
   const poller = spawn(
@@ -162,6 +169,10 @@ try {
   const lastExpiration = Math.max(...sent.map((bounty) => bounty.expiresAt));
   while (Date.now() < lastExpiration + 2000) await sleep(500);
   clearInterval(sampler);
+  const metricsText = await fetch(`${engineUrl}/metrics`).then((response) => response.text());
+  const loopLag = Number(
+    /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(metricsText)?.[1] ?? Number.NaN,
+  );
   poller.stdin.end();
   await new Promise((resolve) => poller.once("exit", resolve));
   const health = JSON.parse(pollerOutput || "[]").sort((a, b) => a - b);
@@ -176,6 +187,7 @@ try {
   let lost = 0;
   let overloaded = 0;
   const verdicts = {};
+  const reasons = {};
   for (const bounty of accepted) {
     const list = answers.get(bounty.id) ?? [];
     if (list.length === 0) lost += 1;
@@ -185,6 +197,10 @@ try {
     const first = list[0] ? JSON.parse(list[0].body) : undefined;
     if (first) verdicts[first.verdict] = (verdicts[first.verdict] ?? 0) + 1;
     if (first?.metadata?.comments?.includes("SKIPPED:OVERLOADED")) overloaded += 1;
+    if (first?.verdict === "unknown") {
+      const reason = first.metadata?.comments?.[0] ?? "(none)";
+      reasons[reason] = (reasons[reason] ?? 0) + 1;
+    }
   }
   const percentile = (share) =>
     health[Math.min(health.length - 1, Math.floor(health.length * share))];
@@ -203,9 +219,16 @@ try {
     ],
     ["answered SKIPPED:OVERLOADED", overloaded],
     [
+      "unknown, by first comment",
+      Object.entries(reasons)
+        .map(([reason, count]) => `${reason} ${count}`)
+        .join(", ") || "-",
+    ],
+    [
       "/healthz p50 / p99 / worst",
       `${percentile(0.5)?.toFixed(1)} / ${percentile(0.99)?.toFixed(1)} / ${health.at(-1)?.toFixed(1)} ms (${health.length} polls)`,
     ],
+    ["engine event-loop delay, worst (prom-client)", `${(loopLag * 1000).toFixed(1)} ms`],
     [
       "engine RSS idle / peak",
       `${megabytes(idle.rss)} / ${megabytes(Math.max(peakRss, end.peak))}`,

@@ -66,10 +66,15 @@ export function literalAddressRefusal(url: URL, policy: AddressPolicy): string |
 /**
  * An undici agent whose DNS lookups refuse private addresses: the check happens on the
  * address actually connected to, so DNS rebinding cannot slip past it. A refused lookup fails
- * with code `EPRIVATEADDRESS`.
+ * with code `EPRIVATEADDRESS`. At most `connectionsPerOrigin` (32) sockets per origin.
  */
-export function createGuardedAgent(policy: AddressPolicy): Agent {
+export function createGuardedAgent(
+  policy: AddressPolicy,
+  options: { connectionsPerOrigin?: number } = {},
+): Agent {
   return new Agent({
+    // Bounded sockets per origin: requests beyond them wait in undici's queue.
+    connections: options.connectionsPerOrigin ?? 32,
     connect: {
       lookup: (hostname, options, callback) => {
         lookup(hostname, { ...options, all: true }, (error, addresses) => {

@@ -1,6 +1,13 @@
 import { randomBytes } from "node:crypto";
 
 /**
+ * Marks big integers while they pass through a string: a nonce drawn once per process, never
+ * sent anywhere, so no sender can write a string that reads as one.
+ */
+const marker = `\u2063bigint:${randomBytes(12).toString("hex")}:`;
+const markedInteger = new RegExp(`"${marker}(-?\\d+)"`, "g");
+
+/**
  * Integer literals outside JavaScript's safe range, found by a scan of the JSON text that
  * skips strings, and whether each stands where a value may (not as an object key, which JSON
  * does not allow: those are left for JSON.parse to refuse).
@@ -63,8 +70,7 @@ function unsafeIntegerLiterals(text: string): Array<{ start: number; end: number
 export function parseJsonWithBigInts(text: string): unknown {
   const literals = unsafeIntegerLiterals(text);
   if (literals.length === 0) return JSON.parse(text);
-  // Each big literal becomes a string marked with a nonce no sender can guess, then a bigint.
-  const marker = `\u2063bigint:${randomBytes(8).toString("hex")}:`;
+  // Each big literal becomes a marked string, then a bigint.
   let rewritten = "";
   let position = 0;
   for (const { start, end } of literals) {
@@ -81,9 +87,11 @@ export function parseJsonWithBigInts(text: string): unknown {
 
 /** `JSON.stringify` writing `bigint` values as plain JSON integers (never strings, floats or exponents). */
 export function stringifyWithBigInts(value: unknown): string {
-  const marker = `\u2063bigint:${randomBytes(8).toString("hex")}:`;
-  const text = JSON.stringify(value, (_key, item) =>
-    typeof item === "bigint" ? `${marker}${item.toString()}` : item,
-  );
-  return text.replaceAll(new RegExp(`"${marker}(-?\\d+)"`, "g"), "$1");
+  let marked = false;
+  const text = JSON.stringify(value, (_key, item) => {
+    if (typeof item !== "bigint") return item;
+    marked = true;
+    return `${marker}${item.toString()}`;
+  });
+  return marked ? text.replaceAll(markedInteger, "$1") : text;
 }

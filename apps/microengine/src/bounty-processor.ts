@@ -84,8 +84,10 @@ function bountyBytes(bounty: Bounty): number {
  * error boundary.
  *
  * Work is bounded: at most BOUNTY_CONCURRENCY bounties download or scan at once, at most
- * BOUNTY_BACKLOG (and BOUNTY_BACKLOG_BYTES) wait. A bounty that finds the backlog full, or
- * whose deadline passes while it waits, is answered `unknown` with `SKIPPED:OVERLOADED`. When
+ * BOUNTY_BACKLOG (and BOUNTY_BACKLOG_BYTES) wait. A bounty that finds the backlog full, whose
+ * deadline passes while it waits, or that would not be reached in time (judged by the moving
+ * average of a bounty's download + scan time) is answered `unknown` with `SKIPPED:OVERLOADED`
+ * at once, instead of holding a slot until it times out. When
  * the answers still to post pass BOUNTY_CONCURRENCY + 2 x BOUNTY_BACKLOG, `submit` says
  * `"overloaded"` (the webhook answers 503 and the marketplace retries).
  */
@@ -99,6 +101,8 @@ export class BountyProcessor implements BountyIntake {
   readonly #maximumOpen: number;
   #waitingBytes = 0;
   #draining = false;
+  /** Moving average of how long a bounty holds a slot (download + scan), in ms. */
+  #serviceMs: number | undefined;
 
   constructor(
     private readonly options: {
@@ -253,6 +257,7 @@ export class BountyProcessor implements BountyIntake {
     this.#updateGauges();
     let fetched: FetchedArtifact | undefined;
     metrics.inFlight.inc();
+    const started = performance.now();
     try {
       const signal = AbortSignal.any([
         shutdown,
@@ -274,6 +279,8 @@ export class BountyProcessor implements BountyIntake {
       recordScan(metrics, result);
       return result;
     } finally {
+      const held = performance.now() - started;
+      this.#serviceMs = this.#serviceMs === undefined ? held : this.#serviceMs * 0.9 + held * 0.1;
       metrics.inFlight.dec();
       this.#slots.release();
       this.#updateGauges();
@@ -290,6 +297,17 @@ export class BountyProcessor implements BountyIntake {
   async #admit(bounty: Bounty, deadline: number, shutdown: AbortSignal): Promise<void> {
     if (this.#slots.tryAcquire()) return;
     const { config } = this.options;
+    // Work that cannot finish before its deadline is answered now, not started: a doomed
+    // bounty would hold a slot until it times out while others wait.
+    const expectedWaitMs =
+      this.#serviceMs === undefined
+        ? 0
+        : ((this.#slots.waiting + 1) / this.#slots.concurrency + 1) * this.#serviceMs;
+    if (Date.now() + expectedWaitMs > deadline) {
+      throw new OverloadedError({
+        message: `@engine/microengine: ${this.#slots.waiting} bounties wait for ${this.#slots.concurrency} slots (about ${Math.round(this.#serviceMs ?? 0)} ms each): this one would not be scanned before its deadline`,
+      });
+    }
     const bytes = bountyBytes(bounty);
     if (this.#waitingBytes + bytes > config.BOUNTY_BACKLOG_BYTES) {
       throw new OverloadedError({
@@ -309,6 +327,13 @@ export class BountyProcessor implements BountyIntake {
       });
     } finally {
       this.#waitingBytes -= bytes;
+    }
+    if (this.#serviceMs !== undefined && Date.now() + this.#serviceMs > deadline) {
+      // A slot, but too late to use it: give it to the next bounty.
+      this.#slots.release();
+      throw new OverloadedError({
+        message: `@engine/microengine: a slot freed up ${deadline - Date.now()} ms before the bounty's deadline, less than a scan takes (about ${Math.round(this.#serviceMs)} ms)`,
+      });
     }
   }
 

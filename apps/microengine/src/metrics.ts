@@ -1,5 +1,5 @@
 import type { ScanResult } from "@engine/core";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** The engine's Prometheus metrics, in their own registry. */
 export interface EngineMetrics {
@@ -23,6 +23,8 @@ export interface EngineMetrics {
  */
 export function createMetrics(): EngineMetrics {
   const registry = new Registry();
+  // Process and runtime metrics (CPU, memory, event-loop lag, GC, handles), prefixed nodejs_/process_.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   return {
     registry,
     scans: new Counter({
