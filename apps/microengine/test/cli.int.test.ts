@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { startManagedClamd } from "@engine/clamav/testing";
+import { clamdAlertsOff, startManagedClamd } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -74,12 +74,7 @@ describe("microengine", () => {
   it("check: fails, naming the clamd.conf settings, against a clamd that answers OK for what it cannot inspect", async () => {
     await using bare = await startManagedClamd({
       tcp: false,
-      config: {
-        AlertEncrypted: false,
-        AlertEncryptedArchive: false,
-        AlertEncryptedDoc: false,
-        AlertExceedsMax: false,
-      },
+      config: clamdAlertsOff,
     });
     const { code, stdout } = await microengine(["check"], {
       CLAMD_SOCKET: bare.socketPath ?? "",

@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { eicarBytes, type Scanner } from "@engine/core";
 import { createMultiScanner } from "@engine/multi";
 import pino from "pino";
+import { afterAll, beforeAll, expect, vi } from "vitest";
 import { BountyProcessor } from "../src/bounty-processor.js";
 import { loadConfig } from "../src/config.js";
 import type { EngineBackends } from "../src/engine-backends.js";
@@ -52,6 +53,43 @@ export async function startCollector(options: { delayMs?: number } = {}): Promis
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     },
+  };
+}
+
+/** A collector started before the file's tests and closed after them. */
+export function useCollector(options: { delayMs?: number } = {}): Collector {
+  let started: Collector | undefined;
+  beforeAll(async () => {
+    started = await startCollector(options);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+  const current = (): Collector => {
+    if (!started) throw new Error("the collector starts in beforeAll");
+    return started;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get answers() {
+      return current().answers;
+    },
+    answersFor: (key) => current().answersFor(key),
+    close: async () => {},
+  };
+}
+
+/** Waits for the one answer to `key` and returns it parsed, with its raw text and arrival time. */
+export async function answerOf(collector: Collector, key: string | number, timeoutMs = 4000) {
+  await vi.waitFor(() => expect(collector.answersFor(key)).toHaveLength(1), { timeout: timeoutMs });
+  const answer = collector.answersFor(key)[0] as ReceivedAnswer;
+  return { ...JSON.parse(answer.body), text: answer.body, at: answer.at } as {
+    verdict: string;
+    metadata: { comments?: string[]; [key: string]: unknown };
+    text: string;
+    at: number;
   };
 }
 

@@ -6,11 +6,11 @@ import { promisify } from "node:util";
 import { nestedZip, zipArchive } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { type RunningEngine, startEngine } from "../src/serve.js";
 import { signBody } from "../src/webhook-signature.js";
-import { type Collector, startCollector } from "./engine-harness.js";
+import { answerOf, type Collector, startCollector } from "./engine-harness.js";
 
 // The embedded default (managed clamd + bundled YARA) behind serve, attacked with archives.
 const run = promisify(execFile);
@@ -59,9 +59,8 @@ async function answerFor(
     body,
   });
   expect(response.status).toBe(202);
-  await vi.waitFor(() => expect(collector.answersFor(id)).toHaveLength(1), { timeout: 14_000 });
-  const text = collector.answersFor(id)[0]?.body ?? "";
-  return { ...JSON.parse(text), bid: /"bid":(\d+)/.exec(text)?.[1] ?? "" };
+  const answer = await answerOf(collector, id, 14_000);
+  return { ...answer, bid: /"bid":(\d+)/.exec(answer.text)?.[1] ?? "" };
 }
 
 async function zipWithPassword(data: Buffer): Promise<Buffer> {

@@ -5,22 +5,10 @@ import {
   eicarBytes,
   type Scanner,
 } from "@engine/core";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  bountyBody,
-  type Collector,
-  engineWith,
-  signed,
-  startCollector,
-} from "./engine-harness.js";
+import { describe, expect, it, vi } from "vitest";
+import { bountyBody, engineWith, signed, useCollector } from "./engine-harness.js";
 
-let collector: Collector;
-beforeAll(async () => {
-  collector = await startCollector();
-});
-afterAll(async () => {
-  await collector.close();
-});
+const collector = useCollector();
 const bounty = (overrides: Record<string, unknown> = {}, expiresInMs = 4000) =>
   bountyBody(collector, overrides, expiresInMs);
 const answersFor = (id: number) => collector.answersFor(id);

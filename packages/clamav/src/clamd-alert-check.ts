@@ -15,6 +15,17 @@ export const requiredClamdAlertSettings = {
   AlertExceedsMax: "yes",
 } as const;
 
+/**
+ * The alert settings switched off, as a clamd without them behaves (for tests that show the
+ * attack, and for `checkClamdAlerts` to catch): pass as `startManagedClamd({ config })`.
+ */
+export const clamdAlertsOff: Readonly<Record<keyof typeof requiredClamdAlertSettings, boolean>> = {
+  AlertEncrypted: false,
+  AlertEncryptedArchive: false,
+  AlertEncryptedDoc: false,
+  AlertExceedsMax: false,
+};
+
 /** Nesting depth of the probe: past clamd's default `MaxRecursion` (17) with room to spare. */
 const probeNestingDepth = 40;
 

@@ -1,3 +1,4 @@
+export { clamdAlertsOff } from "./clamd-alert-check.js";
 export {
   type ManagedClamd,
   type ManagedClamdOptions,

@@ -6,7 +6,13 @@ import { promisify } from "node:util";
 import { artifactFromBytes, eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClamavScanner, checkClamdAlerts, createClamavScanner } from "../src/index.js";
-import { type ManagedClamd, nestedZip, startManagedClamd, zipArchive } from "../src/testing.js";
+import {
+  clamdAlertsOff,
+  type ManagedClamd,
+  nestedZip,
+  startManagedClamd,
+  zipArchive,
+} from "../src/testing.js";
 
 const run = promisify(execFile);
 const text = (line: string) => Buffer.from(`${line}\n`.repeat(40));
@@ -87,12 +93,7 @@ describe("checkClamdAlerts against a clamd without the alert settings", () => {
   it("fails each probe on OK and names the clamd.conf setting to add", async () => {
     await using bare = await startManagedClamd({
       tcp: false,
-      config: {
-        AlertEncrypted: false,
-        AlertEncryptedArchive: false,
-        AlertEncryptedDoc: false,
-        AlertExceedsMax: false,
-      },
+      config: clamdAlertsOff,
     });
     const client = createClamavScanner(bare.clientOptions());
     try {
