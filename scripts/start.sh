@@ -13,4 +13,4 @@ if [ "$(pnpm --version 2>/dev/null || true)" != "$pnpm_version" ]; then
 fi
 pnpm install --frozen-lockfile >&2
 pnpm build >&2
-exec node apps/microengine/dist/cli.js serve "$@"
+exec node apps/microengine/bin/microengine.cjs serve "$@"

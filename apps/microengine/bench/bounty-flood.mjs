@@ -66,7 +66,7 @@ const port = 20_000 + randomInt(20_000);
 const nodeArguments = (process.env.FLOOD_NODE_ARGS ?? "").split(" ").filter(Boolean); // e.g. --cpu-prof
 const engine = spawn(
   process.execPath,
-  [...nodeArguments, join(import.meta.dirname, "../dist/cli.js"), "serve"],
+  [...nodeArguments, join(import.meta.dirname, "../bin/microengine.cjs"), "serve"],
   {
     env: {
       ...process.env,

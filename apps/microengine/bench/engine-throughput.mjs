@@ -66,17 +66,21 @@ const base = `http://127.0.0.1:${server.address().port}`;
 
 // The engine, as operators run it, in its own process (so its RSS is its own).
 const port = 20000 + randomInt(10000);
-const engine = spawn(process.execPath, [join(import.meta.dirname, "../dist/cli.js"), "serve"], {
-  env: {
-    ...process.env,
-    WEBHOOK_SECRET: secret,
-    PORT: String(port),
-    ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
-    ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
-    LOG_LEVEL: "warn",
+const engine = spawn(
+  process.execPath,
+  [join(import.meta.dirname, "../bin/microengine.cjs"), "serve"],
+  {
+    env: {
+      ...process.env,
+      WEBHOOK_SECRET: secret,
+      PORT: String(port),
+      ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
+      ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
+      LOG_LEVEL: "warn",
+    },
+    stdio: ["ignore", "ignore", "inherit"],
   },
-  stdio: ["ignore", "ignore", "inherit"],
-});
+);
 const engineUrl = `http://127.0.0.1:${port}/`;
 for (let attempt = 0; ; attempt += 1) {
   try {

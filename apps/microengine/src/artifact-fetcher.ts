@@ -194,7 +194,13 @@ export class ArtifactFetcher {
     const { signal } = options;
     this.#directory ??= mkdtemp(
       join(this.#policy.temporaryDirectory ?? tmpdir(), "engine-artifacts-"),
-    );
+    ).catch((error: unknown) => {
+      this.#directory = undefined; // a full disk now must not fail every fetch later
+      throw new ArtifactUnavailableError({
+        message: `@engine/microengine: cannot create a temp directory: ${(error as Error).message}`,
+        cause: error,
+      });
+    });
     const policy = { ...this.#policy, sharedDirectory: await this.#directory };
     const memoryLimit = policy.memoryLimitBytes ?? 1024 * 1024;
     const info = options.mimetype ? { mimetype: options.mimetype } : {};
@@ -239,9 +245,11 @@ export class ArtifactFetcher {
         fetched = await download(uri, policy, this.#agent, signal, info, memoryLimit);
       }
     } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      // The temp directory was removed under us (tmpfiles cleaning): the next fetch makes it again.
+      if (code === "ENOENT") this.#directory = undefined;
       if (signal.aborted) throw errorFromSignal(signal, "microengine");
       if (EngineError.isInstance(error)) throw error;
-      const code = (error as NodeJS.ErrnoException).code;
       if (code === "EPRIVATEADDRESS")
         throw refused("the host resolves to a private address", (error as Error).message);
       throw new ArtifactUnavailableError({

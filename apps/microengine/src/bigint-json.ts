@@ -8,6 +8,12 @@ const marker = `\u2063bigint:${randomBytes(12).toString("hex")}:`;
 const markedInteger = new RegExp(`"${marker}(-?\\d+)"`, "g");
 
 /**
+ * Longest integer kept exact, in digits: a uint256 (ids, wei) has 78. Longer literals stay
+ * numbers (and fail validation), so a million-digit literal costs no BigInt parse.
+ */
+const maximumDigits = 80;
+
+/**
  * Integer literals outside JavaScript's safe range, found by a scan of the JSON text that
  * skips strings, and whether each stands where a value may (not as an object key, which JSON
  * does not allow: those are left for JSON.parse to refuse).
@@ -50,6 +56,7 @@ function unsafeIntegerLiterals(text: string): Array<{ start: number; end: number
       const literal = text.slice(start, index);
       if (
         !expectingKey &&
+        literal.length <= maximumDigits + 1 &&
         /^-?(0|[1-9]\d*)$/.test(literal) &&
         !Number.isSafeInteger(Number(literal))
       ) {

@@ -61,6 +61,28 @@ export interface BountyIntake {
   drain(): Promise<void>;
 }
 
+/** Longest a shutdown waits for answers still being retried, in ms. */
+const shutdownGraceMs = 30_000;
+
+/** What answering a bounty needs once its artifact is scanned (not the artifact URI or metadata). */
+interface AnswerTarget {
+  id: string;
+  phase: Bounty["phase"];
+  response_url: string;
+  expiresAt: number;
+  rules: Bounty["rules"];
+  favor: boolean;
+  penalize: boolean;
+}
+
+/** Hands the bounty over and forgets it. */
+function takeBounty(holder: { bounty?: Bounty }): Bounty {
+  const { bounty } = holder;
+  holder.bounty = undefined;
+  if (!bounty) throw new Error("@engine/microengine: a bounty was taken twice");
+  return bounty;
+}
+
 /** The answer of a bounty the engine did not scan (filtered, overloaded). */
 function skipped(comment: string): ScanResult {
   return {
@@ -85,8 +107,8 @@ function bountyBytes(bounty: Bounty): number {
  *
  * Work is bounded: at most BOUNTY_CONCURRENCY bounties download or scan at once, at most
  * BOUNTY_BACKLOG (and BOUNTY_BACKLOG_BYTES) wait. A bounty that finds the backlog full, whose
- * deadline passes while it waits, or that would not be reached in time (judged by the moving
- * average of a bounty's download + scan time) is answered `unknown` with `SKIPPED:OVERLOADED`
+ * deadline passes while it waits, or that would not be reached in time (judged by the median
+ * download + scan time of the last 64 bounties) is answered `unknown` with `SKIPPED:OVERLOADED`
  * at once, instead of holding a slot until it times out. When
  * the answers still to post pass BOUNTY_CONCURRENCY + 2 x BOUNTY_BACKLOG, `submit` says
  * `"overloaded"` (the webhook answers 503 and the marketplace retries).
@@ -101,8 +123,10 @@ export class BountyProcessor implements BountyIntake {
   readonly #maximumOpen: number;
   #waitingBytes = 0;
   #draining = false;
-  /** Moving average of how long a bounty holds a slot (download + scan), in ms. */
-  #serviceMs: number | undefined;
+  /** How long recent bounties held a slot (download + scan), in ms: the last 64. */
+  readonly #serviceSamples: number[] = [];
+  /** Set when the engine shuts down: answers stop retrying then. */
+  readonly #shutdown = new AbortController();
 
   constructor(
     private readonly options: {
@@ -153,7 +177,10 @@ export class BountyProcessor implements BountyIntake {
       waiting: this.#slots.waiting,
       backlog: config.BOUNTY_BACKLOG,
       open,
-      saturated: this.#slots.waiting >= config.BOUNTY_BACKLOG || open >= this.#maximumOpen,
+      saturated:
+        (this.#slots.running >= this.#slots.concurrency &&
+          this.#slots.waiting >= config.BOUNTY_BACKLOG) ||
+        open >= this.#maximumOpen,
     };
   }
 
@@ -184,6 +211,12 @@ export class BountyProcessor implements BountyIntake {
     this.#draining = true;
     for (const { controller } of this.#running.values())
       controller.abort(new Error("the engine is shutting down"));
+    // Answers are retried until their expiration, but a shutdown waits 30 s at most.
+    const grace = setTimeout(
+      () => this.#shutdown.abort(new Error("shutdown grace period over")),
+      shutdownGraceMs,
+    );
+    grace.unref();
     await Promise.allSettled([...this.#running.values()].map((entry) => entry.done));
     await Promise.allSettled([this.#fetcher.close(), this.#delivery.close()]);
   }
@@ -192,7 +225,18 @@ export class BountyProcessor implements BountyIntake {
     const key = this.#nextKey++;
     const controller = new AbortController();
     const logger = this.options.logger.child({ bounty: bounty.id, phase: bounty.phase });
-    const done = this.#handle(bounty, controller.signal, bounded, logger)
+    const { config } = this.options;
+    const target: AnswerTarget = {
+      id: bounty.id,
+      phase: bounty.phase,
+      response_url: bounty.response_url,
+      expiresAt: bounty.expiresAt,
+      rules: bounty.rules,
+      favor: config.BID_FAVOR.some((filter) => matchesFilter(filter, bounty)),
+      penalize: config.BID_PENALIZE.some((filter) => matchesFilter(filter, bounty)),
+    };
+    // The bounty itself (a data: URI may hold a megabyte) is let go once it is scanned.
+    const done = this.#handle({ bounty }, target, controller.signal, bounded, logger)
       .catch((error: unknown) => {
         // The boundary below answers every failure; this only guards against a bug in it.
         logger.error({ err: error }, "unexpected failure outside the bounty's error boundary");
@@ -205,14 +249,16 @@ export class BountyProcessor implements BountyIntake {
 
   /** The error boundary of one bounty: whatever happens, one answer goes out. */
   async #handle(
-    bounty: Bounty,
+    holder: { bounty?: Bounty },
+    target: AnswerTarget,
     shutdown: AbortSignal,
     bounded: boolean,
     logger: Logger,
   ): Promise<void> {
     let result: ScanResult;
     try {
-      result = await this.#scanBounty(bounty, shutdown, bounded, logger);
+      // Only #scanBounty's frame holds the bounty: once it returns, nothing here keeps it.
+      result = await this.#scanBounty(takeBounty(holder), shutdown, bounded, logger);
     } catch (error) {
       const cause = shutdown.aborted
         ? new EngineError({
@@ -233,7 +279,7 @@ export class BountyProcessor implements BountyIntake {
       );
       result = scanResultForError(cause);
     }
-    await this.#answer(bounty, withEngineMetadata(result), logger);
+    await this.#answer(target, withEngineMetadata(result), logger);
   }
 
   /** Filters, a slot (waiting in the bounded backlog), the download, the scan. */
@@ -279,8 +325,8 @@ export class BountyProcessor implements BountyIntake {
       recordScan(metrics, result);
       return result;
     } finally {
-      const held = performance.now() - started;
-      this.#serviceMs = this.#serviceMs === undefined ? held : this.#serviceMs * 0.9 + held * 0.1;
+      this.#serviceSamples.push(performance.now() - started);
+      if (this.#serviceSamples.length > 64) this.#serviceSamples.shift();
       metrics.inFlight.dec();
       this.#slots.release();
       this.#updateGauges();
@@ -294,18 +340,23 @@ export class BountyProcessor implements BountyIntake {
    * Takes a slot now, or waits in the bounded backlog until one frees up. Throws
    * `OverloadedError` when the backlog (count or bytes) is full or the deadline passes first.
    */
+  /** The median time a bounty holds a slot (robust to one huge artifact), in ms; 0 before any. */
+  #typicalServiceMs(): number {
+    if (this.#serviceSamples.length === 0) return 0;
+    const sorted = [...this.#serviceSamples].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)] as number;
+  }
+
   async #admit(bounty: Bounty, deadline: number, shutdown: AbortSignal): Promise<void> {
     if (this.#slots.tryAcquire()) return;
     const { config } = this.options;
     // Work that cannot finish before its deadline is answered now, not started: a doomed
     // bounty would hold a slot until it times out while others wait.
-    const expectedWaitMs =
-      this.#serviceMs === undefined
-        ? 0
-        : ((this.#slots.waiting + 1) / this.#slots.concurrency + 1) * this.#serviceMs;
+    const serviceMs = this.#typicalServiceMs();
+    const expectedWaitMs = ((this.#slots.waiting + 1) / this.#slots.concurrency + 1) * serviceMs;
     if (Date.now() + expectedWaitMs > deadline) {
       throw new OverloadedError({
-        message: `@engine/microengine: ${this.#slots.waiting} bounties wait for ${this.#slots.concurrency} slots (about ${Math.round(this.#serviceMs ?? 0)} ms each): this one would not be scanned before its deadline`,
+        message: `@engine/microengine: ${this.#slots.waiting} bounties wait for ${this.#slots.concurrency} slots (about ${Math.round(serviceMs)} ms each): this one would not be scanned before its deadline`,
       });
     }
     const bytes = bountyBytes(bounty);
@@ -328,11 +379,11 @@ export class BountyProcessor implements BountyIntake {
     } finally {
       this.#waitingBytes -= bytes;
     }
-    if (this.#serviceMs !== undefined && Date.now() + this.#serviceMs > deadline) {
+    if (Date.now() + this.#typicalServiceMs() > deadline) {
       // A slot, but too late to use it: give it to the next bounty.
       this.#slots.release();
       throw new OverloadedError({
-        message: `@engine/microengine: a slot freed up ${deadline - Date.now()} ms before the bounty's deadline, less than a scan takes (about ${Math.round(this.#serviceMs)} ms)`,
+        message: `@engine/microengine: a slot freed up ${deadline - Date.now()} ms before the bounty's deadline, less than a scan takes (about ${Math.round(this.#typicalServiceMs())} ms)`,
       });
     }
   }
@@ -343,12 +394,11 @@ export class BountyProcessor implements BountyIntake {
   }
 
   /** Computes the bid and posts the answer; logs and counts, never throws. */
-  async #answer(bounty: Bounty, result: ScanResult, logger: Logger): Promise<void> {
+  async #answer(bounty: AnswerTarget, result: ScanResult, logger: Logger): Promise<void> {
     const { config, metrics } = this.options;
     let delivered = false;
     try {
-      const favor = config.BID_FAVOR.some((filter) => matchesFilter(filter, bounty));
-      const penalize = config.BID_PENALIZE.some((filter) => matchesFilter(filter, bounty));
+      const { favor, penalize } = bounty;
       const body =
         bounty.phase === "assertion"
           ? {
@@ -370,6 +420,7 @@ export class BountyProcessor implements BountyIntake {
         body: stringifyWithBigInts(body),
         idempotencyKey: `${bounty.id}:${bounty.phase}`,
         expiresAt: bounty.expiresAt,
+        stop: this.#shutdown.signal,
         logger,
       });
     } catch (error) {

@@ -13,9 +13,12 @@ export const maximumBountyLifetimeMs = 24 * 60 * 60 * 1000;
 /** Bounty ids: decimal digits (uint256 has at most 78), kept exactly as given. */
 const idDigits = /^\d{1,78}$/;
 
-/** A non-negative integer amount in wei, however it was written: JSON integer (any size) or digits. */
+/** The largest uint256: ids and amounts on the marketplace's chain are at most this. */
+const uint256Max = 2n ** 256n - 1n;
+
+/** A non-negative integer amount in wei, however it was written: JSON integer (up to uint256) or digits. */
 const wei = z.union([
-  z.bigint().nonnegative(),
+  z.bigint().nonnegative().max(uint256Max, "at most 2^256 - 1"),
   z
     .number()
     .int()
@@ -37,7 +40,7 @@ const wei = z.union([
 export const bountySchema = z.object({
   id: z.union([
     z.string().regex(idDigits, "a string of decimal digits"),
-    z.bigint().nonnegative().transform(String),
+    z.bigint().nonnegative().max(uint256Max, "at most 2^256 - 1").transform(String),
     z.number().int().nonnegative().transform(String),
   ]),
   artifact_type: z
@@ -132,10 +135,16 @@ export function parseBountyBody(body: Buffer | string, receivedAt = Date.now()):
 export function reviveBounty(json: unknown): Bounty {
   const parsed = bountySchema.safeParse(json);
   const expiresAt = (json as { expiresAt?: unknown } | null)?.expiresAt;
-  if (!parsed.success || typeof expiresAt !== "number" || !Number.isFinite(expiresAt)) {
+  // The receipt-time bound again, so that no timer set for a queued bounty can overflow.
+  if (
+    !parsed.success ||
+    typeof expiresAt !== "number" ||
+    !Number.isFinite(expiresAt) ||
+    expiresAt > Date.now() + maximumBountyLifetimeMs
+  ) {
     const issue = parsed.success ? undefined : parsed.error.issues[0];
     throw new BountyBodyError(
-      `queued bounty: ${issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "expiresAt is missing"}`,
+      `queued bounty: ${issue ? `${issue.path.join(".") || "body"}: ${issue.message}` : "expiresAt is missing or more than 24 hours ahead"}`,
     );
   }
   return { ...parsed.data, expiresAt };

@@ -39,6 +39,12 @@ export const engineConfigSchema = z.object({
   CLAMD_HOST: z.string().min(1).optional(),
   /** clamd port (TCP). Default 3310 when CLAMD_HOST is set. */
   CLAMD_PORT: integer(1, 65535).optional(),
+  /**
+   * Start even when the clamd of CLAMD_* answers OK for an encrypted zip or a nest past its
+   * limits (its clamd.conf lacks AlertEncrypted* / AlertExceedsMax): warned at every start.
+   * Default false: the engine refuses such a clamd.
+   */
+  INSECURE_CLAMD_WITHOUT_ALERTS: booleanText.default(false),
   /** clamd unix socket. */
   CLAMD_SOCKET: z.string().min(1).optional(),
   /** Directory of YARA rules. Default: the rules bundled with @engine/yara. */
@@ -69,6 +75,8 @@ export const engineConfigSchema = z.object({
   WEBHOOK_MAX_BYTES: integer(1024, 256 * 1024 * 1024).default(1024 * 1024),
   /** Hosts `response_url` may name (comma list; `*.example.com` for subdomains). Default: any public host. */
   RESPONSE_ALLOWED_HOSTS: list.optional(),
+  /** Open HTTP connections at most; more are refused by the socket layer. Default 1024. */
+  HTTP_MAX_CONNECTIONS: integer(1, 1_000_000).default(1024),
   /** Bounties downloading or scanning at once (the scan API shares them). Default 16. */
   BOUNTY_CONCURRENCY: integer(1, 4096).default(16),
   /**
@@ -99,7 +107,11 @@ export const engineConfigSchema = z.object({
   QUEUE_NAME: z.string().min(1).default("engine:bounties"),
   /** Bounties a worker handles at once. Default 4. */
   WORKER_CONCURRENCY: integer(1, 256).default(4),
-  /** Bearer token for POST /scan. Default: none (open on the listening address). */
+  /**
+   * Bearer token for POST /scan. Default: none, and then the scan API answers only when HOST is
+   * loopback (it shares the bounties' slots: an open scan API on a public address would let
+   * anyone take them).
+   */
   SCAN_API_TOKEN: z.string().min(1).optional(),
   /** pino level. Default info. */
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),

@@ -1,5 +1,5 @@
 import { existsSync, readdirSync } from "node:fs";
-import { type ClamavScanner, createClamavScanner } from "@engine/clamav";
+import { type ClamavScanner, checkClamdAlerts, createClamavScanner } from "@engine/clamav";
 import { type ManagedClamd, startManagedClamd } from "@engine/clamav/testing";
 import { createEicarScanner, type Scanner } from "@engine/core";
 import {
@@ -13,7 +13,7 @@ import {
 } from "@engine/multi";
 import { createYaraScanner, type YaraScanner } from "@engine/yara";
 import type { Logger } from "pino";
-import type { BackendName, EngineConfig } from "./config.js";
+import { type BackendName, ConfigError, type EngineConfig } from "./config.js";
 import { redactUrls } from "./redact.js";
 
 /** Whether a backend runs, and why (or why not): the start banner's lines. */
@@ -32,6 +32,38 @@ export interface EngineBackends {
   yara?: YaraScanner;
   /** Stops the scanners and a managed clamd. */
   dispose(): Promise<void>;
+}
+
+/**
+ * Refuses a clamd that answers OK for what it could not inspect (encrypted archives, nests past
+ * its limits): with it, such files would come back benign. INSECURE_CLAMD_WITHOUT_ALERTS turns
+ * the refusal into a warning at every start.
+ */
+async function verifyAlerts(
+  scanner: ClamavScanner,
+  where: string,
+  config: EngineConfig,
+  logger: Logger,
+): Promise<void> {
+  const failing = (
+    await checkClamdAlerts(scanner.client, { deadline: Date.now() + 30_000 })
+  ).filter((probe) => !probe.passed);
+  if (failing.length === 0) return;
+  const problems = failing.map(
+    (probe) =>
+      `the clamd at ${where} answers ${probe.answer} for the ${probe.probe} probe: ${probe.fix}`,
+  );
+  if (!config.INSECURE_CLAMD_WITHOUT_ALERTS) {
+    await scanner.close?.();
+    throw new ConfigError([
+      ...problems.map((problem) => `CLAMD_*: ${problem}`),
+      "INSECURE_CLAMD_WITHOUT_ALERTS=true starts anyway (encrypted or too-deep archives may then be answered benign)",
+    ]);
+  }
+  for (const problem of problems)
+    logger.warn(
+      `INSECURE (INSECURE_CLAMD_WITHOUT_ALERTS): ${problem}; such files may be answered benign`,
+    );
 }
 
 /** Turns VERDICT_POLICY into a policy: any, majority, quorum:N, weighted:a=2,b=1:threshold. */
@@ -77,7 +109,19 @@ function clamdInstalled(): boolean {
  * (with the shipped signatures and the system database when it has one). A backend named in
  * ENGINE_BACKENDS that cannot start is an error; an optional one is reported and left out.
  */
-export async function buildBackends(config: EngineConfig, logger: Logger): Promise<EngineBackends> {
+export async function buildBackends(
+  config: EngineConfig,
+  logger: Logger,
+  options: {
+    /**
+     * Probe a clamd given by CLAMD_* with an encrypted zip and a deep nest, and refuse to start
+     * when it answers OK (unless INSECURE_CLAMD_WITHOUT_ALERTS). Default true; `check` reports
+     * the probes itself instead.
+     */
+    verifyClamdAlerts?: boolean;
+  } = {},
+): Promise<EngineBackends> {
+  options.verifyClamdAlerts ??= true;
   const wanted = new Set<BackendName>(config.ENGINE_BACKENDS ?? ["yara", "clamav"]);
   const explicit = config.ENGINE_BACKENDS !== undefined;
   const statuses: BackendStatus[] = [];
@@ -127,18 +171,31 @@ export async function buildBackends(config: EngineConfig, logger: Logger): Promi
           : undefined;
       let reason: string | undefined;
       if (configured) {
+        const where =
+          "socket" in configured
+            ? String(configured.socket)
+            : `${configured.host}:${configured.port}`;
         const candidate = createClamavScanner(configured);
+        let reachable = true;
         try {
           await candidate.setup?.();
-          clamav = candidate;
-          reason = `clamd at ${"socket" in configured ? configured.socket : `${configured.host}:${configured.port}`}`;
         } catch (error) {
           if (explicit) throw error;
+          reachable = false;
+          // Configured, so wanted: it stays in and fails closed (unknown, never a benign from the
+          // other backends alone) until clamd answers; each scan tries to reach it again.
+          scanners.push(candidate);
+          clamav = candidate;
           statuses.push({
             name: "clamav",
-            running: false,
-            reason: `clamd from CLAMD_* is not reachable: ${(error as Error).message}`,
+            running: true,
+            reason: `clamd at ${where} is NOT reachable (${(error as Error).message}): answers are unknown until it is; its alert settings could not be checked`,
           });
+        }
+        if (reachable) {
+          if (options.verifyClamdAlerts) await verifyAlerts(candidate, where, config, logger);
+          clamav = candidate;
+          reason = `clamd at ${where}`;
         }
       } else if (clamdInstalled()) {
         const withSystem = systemHasDatabases();
@@ -164,6 +221,7 @@ export async function buildBackends(config: EngineConfig, logger: Logger): Promi
         });
       }
       if (clamav && reason) {
+        // (Only reachable backends: an unreachable configured clamd has its line above.)
         scanners.push(clamav);
         const version = await clamav.version();
         statuses.push({

@@ -3,5 +3,6 @@
  * `redis://***@host`): for error messages, logs and configuration errors.
  */
 export function redactUrls(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s@]*@/gi, "$1***@");
+  // Up to the last "@" of the authority: a password may contain "@" itself.
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/\s]*@/gi, "$1***@");
 }

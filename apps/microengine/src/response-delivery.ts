@@ -67,6 +67,8 @@ export class ResponseDelivery {
     body: string;
     idempotencyKey: string;
     expiresAt: number;
+    /** Stops retrying (a shutdown's grace period is over). */
+    stop?: AbortSignal;
     logger: Logger;
   }): Promise<boolean> {
     const refusal = this.refusal(options.url);
@@ -75,7 +77,7 @@ export class ResponseDelivery {
       return false;
     }
     let delay = 100;
-    for (let attempt = 1; Date.now() < options.expiresAt; attempt += 1) {
+    for (let attempt = 1; Date.now() < options.expiresAt && !options.stop?.aborted; attempt += 1) {
       const remaining = options.expiresAt - Date.now();
       try {
         const response = await request(options.url, {

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Readable } from "node:stream";
 import {
   type Artifact,
@@ -6,6 +7,7 @@ import {
   type ConcurrencyLimit,
   EngineError,
   type EngineErrorCode,
+  InvalidOptionsError,
   OverloadedError,
   publicError,
   scanResultForError,
@@ -66,6 +68,29 @@ async function* limitedChunks(
 
 async function* emptyBody(): AsyncGenerator<Uint8Array> {}
 
+/** Longest time to receive one request, headers and body, in ms. */
+const requestTimeoutMs = 120_000;
+
+/** True for a listening address that only this machine can reach. */
+function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
+/** Constant-time comparison of a bearer token (digests, so the lengths never differ). */
+function sameToken(given: string | undefined, expected: string): boolean {
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return given !== undefined && timingSafeEqual(digest(given), digest(`Bearer ${expected}`));
+}
+
+/** An AbortSignal that fires when the client goes away before it got the answer. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) controller.abort(new Error("the client went away"));
+  });
+  return controller.signal;
+}
+
 /** Public error body: a code and a short reason, never a path, an address or a stack. */
 function publicBody(code: string, message: string) {
   return { status: "ERROR", code, error: message };
@@ -95,7 +120,13 @@ export async function createServer(options: {
   const app = Fastify({
     loggerInstance: httpLogger,
     bodyLimit: config.WEBHOOK_MAX_BYTES,
+    // A request (headers and body) must arrive within this time, and sockets are counted:
+    // a slow sender holds neither memory nor a connection for ever.
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: requestTimeoutMs,
   });
+  app.server.maxConnections = config.HTTP_MAX_CONNECTIONS;
+  const scanApiOpen = config.SCAN_API_TOKEN !== undefined || isLoopbackHost(config.HOST);
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     const status =
@@ -138,11 +169,17 @@ export async function createServer(options: {
         onRequest: async (request, reply) => {
           if (!config.WEBHOOK_SECRET) return;
           const signature = request.headers["x-polyswarm-signature"];
+          // Refused before the body is read: the body is never read, so drop the connection.
           if (typeof signature !== "string" || signature.length === 0)
             return reply
               .code(400)
-              .header("connection", "close") // the body is never read: drop the connection
+              .header("connection", "close")
               .send(publicBody("MISSING_SIGNATURE", "missing X-POLYSWARM-SIGNATURE"));
+          if (!/^[0-9a-fA-F]{64}$/.test(signature))
+            return reply
+              .code(401)
+              .header("connection", "close")
+              .send(publicBody("BAD_SIGNATURE", "X-POLYSWARM-SIGNATURE does not match the body"));
         },
       },
       async (request: FastifyRequest, reply: FastifyReply) => {
@@ -210,12 +247,24 @@ export async function createServer(options: {
     });
     scanApi.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
     scanApi.post("/scan", async (request, reply) => {
+      if (!scanApiOpen) {
+        return reply
+          .code(403)
+          .header("connection", "close")
+          .send(
+            publicBody(
+              "SCAN_API_CLOSED",
+              "the scan API needs SCAN_API_TOKEN when the engine listens beyond loopback",
+            ),
+          );
+      }
       if (
         config.SCAN_API_TOKEN &&
-        request.headers.authorization !== `Bearer ${config.SCAN_API_TOKEN}`
+        !sameToken(request.headers.authorization, config.SCAN_API_TOKEN)
       ) {
         return reply
           .code(401)
+          .header("connection", "close")
           .send(publicBody("UNAUTHORIZED", "a bearer token (SCAN_API_TOKEN) is required"));
       }
       const query = request.query as Record<string, string | undefined>;
@@ -238,20 +287,32 @@ export async function createServer(options: {
       const deadline = Date.now() + timeoutMs;
 
       let holding = false;
+      // A waiter whose client went away leaves the queue at once.
+      const gone = clientGone(reply);
       try {
         if (!slots.tryAcquire()) {
-          await slots.acquire(AbortSignal.timeout(timeoutMs)).catch((error: unknown) => {
-            throw OverloadedError.isInstance(error)
-              ? error
-              : new OverloadedError({
-                  message: "@engine/microengine: no scan slot freed up before timeout_ms",
-                });
-          });
+          await slots
+            .acquire(AbortSignal.any([AbortSignal.timeout(timeoutMs), gone]))
+            .catch((error: unknown) => {
+              if (gone.aborted)
+                throw new EngineError({ message: "@engine/microengine: the client went away" });
+              throw OverloadedError.isInstance(error)
+                ? error
+                : new OverloadedError({
+                    message: "@engine/microengine: no scan slot freed up before timeout_ms",
+                  });
+            });
         }
         holding = true;
         let artifact: Artifact;
         if (multipart) {
-          const file = await request.file();
+          const file = await request.file().catch((error: unknown) => {
+            throw new InvalidOptionsError({
+              message: `@engine/microengine: a malformed multipart body: ${(error as Error)?.message ?? String(error)}`,
+              publicMessage: "a malformed multipart body",
+              cause: error,
+            });
+          });
           if (!file)
             return reply.code(400).send(publicBody("BAD_REQUEST", "multipart body without a file"));
           const stream = file.file as Readable & { truncated?: boolean };
@@ -283,8 +344,14 @@ export async function createServer(options: {
         }
       } catch (error) {
         const { code, message } = publicError(error);
-        const status = scanStatus[code] ?? 503;
-        if (!EngineError.isInstance(error) || status === 503)
+        // A client error from the parsers (busboy limits, prototype keys) is the client's.
+        const clientStatus = (error as { statusCode?: number })?.statusCode;
+        const status = EngineError.isInstance(error)
+          ? (scanStatus[code] ?? 503)
+          : typeof clientStatus === "number" && clientStatus >= 400 && clientStatus < 500
+            ? clientStatus
+            : 500;
+        if (status >= 500)
           request.log.warn(
             { code, error: redactUrls((error as Error)?.message ?? String(error)) },
             "scan failed",
@@ -306,7 +373,11 @@ export async function createServer(options: {
 
   app.get("/healthz", async () => ({ status: "ok" }));
 
-  app.get("/readyz", async (_request, reply) => {
+  // One readiness probe at a time, reused for a second: /readyz floods never reach clamd.
+  let probe:
+    | { at: number; result: Promise<{ ready: boolean; checks: Record<string, unknown> }> }
+    | undefined;
+  const probeBackends = async (): Promise<{ ready: boolean; checks: Record<string, unknown> }> => {
     const checks: Record<string, unknown> = {};
     let ready = true;
     if (backends.clamav) {
@@ -343,6 +414,12 @@ export async function createServer(options: {
         ...(status.lastFailure ? { problem: "no worker could start; retrying" } : {}),
       };
     }
+    return { ready, checks };
+  };
+
+  app.get("/readyz", async (_request, reply) => {
+    if (!probe || Date.now() - probe.at > 1000) probe = { at: Date.now(), result: probeBackends() };
+    const { ready, checks } = await probe.result;
     const load = processor.load();
     const status = !ready ? "not ready" : load.saturated ? "saturated" : "ready";
     return reply.code(ready && !load.saturated ? 200 : 503).send({

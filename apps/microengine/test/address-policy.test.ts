@@ -101,5 +101,8 @@ describe("redaction", () => {
       redactUrls("cannot reach redis://:s3cret@10.0.0.5:6379/0 or https://user:pw@x.example/a"),
     ).toBe("cannot reach redis://***@10.0.0.5:6379/0 or https://***@x.example/a");
     expect(redactUrls("no url here")).toBe("no url here");
+    expect(redactUrls("redis://default:p@ssw0rd@10.0.0.5:6379 down")).toBe(
+      "redis://***@10.0.0.5:6379 down",
+    );
   });
 });

@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { readdir } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { ArtifactTooLargeError, ArtifactUnavailableError, ScanTimeoutError } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fetchArtifact } from "../src/artifact-fetcher.js";
+import { ArtifactFetcher, fetchArtifact } from "../src/artifact-fetcher.js";
 
 let server: Server;
 let port: number;
@@ -177,5 +177,32 @@ describe("fetchArtifact", () => {
     await expect(
       fetchArtifact("file:///etc/passwd", { ...loopbackAllowed, signal: signal() }),
     ).rejects.toBeInstanceOf(ArtifactUnavailableError);
+  });
+});
+
+describe("ArtifactFetcher", () => {
+  it("makes its temp directory again after it was removed under it", async () => {
+    const root = await mkdtemp(join(tmpdir(), "engine-fetcher-root-"));
+    const fetcher = new ArtifactFetcher({
+      allowedHosts: [],
+      allowPrivateAddresses: false,
+      allowFileUris: false,
+      maxBytes: 8 * 1024 * 1024,
+      temporaryDirectory: root,
+      memoryLimitBytes: 16, // every artifact goes through a temp file
+    });
+    const uri = `data:application/octet-stream;base64,${Buffer.alloc(4096, 7).toString("base64")}`;
+    const fetch = () => fetcher.fetch(uri, { signal: AbortSignal.timeout(5000) });
+    try {
+      await (await fetch()).dispose();
+      for (const entry of await readdir(root)) await rm(join(root, entry), { recursive: true });
+      await expect(fetch()).rejects.toBeInstanceOf(ArtifactUnavailableError);
+      const again = await fetch();
+      expect(again.bytes).toBe(4096);
+      await again.dispose();
+    } finally {
+      await fetcher.close();
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // The built CLI, as operators run it (turbo builds it before test:int).
-const cli = join(import.meta.dirname, "../dist/cli.js");
+const cli = join(import.meta.dirname, "../bin/microengine.cjs");
 const run = promisify(execFile);
 async function microengine(args: string[], environment: Record<string, string> = {}) {
   try {
@@ -90,28 +90,18 @@ describe("microengine", () => {
     expect(stdout).toMatch(/engine NOT healthy/);
   });
 
-  it("serve: sizes the libuv thread pool for the native calls before anything uses it", async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const child = spawn(
-      process.execPath,
-      [cli, "serve", "--backends", "eicar", "--port", String(port)],
-      {
-        env: { ...process.env, WEBHOOK_SECRET: "x", LOG_LEVEL: "warn", UV_THREADPOOL_SIZE: "" },
-        stdio: "ignore",
-      },
-    );
-    try {
-      let ready: { threadPool?: number } = {};
-      for (let attempt = 0; attempt < 100 && ready.threadPool === undefined; attempt += 1) {
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        ready = await fetch(`http://127.0.0.1:${port}/readyz`)
-          .then((response) => response.json() as Promise<{ threadPool?: number }>)
-          .catch(() => ({}));
-      }
-      expect(ready.threadPool).toBe(8 + availableParallelism());
-    } finally {
-      child.kill("SIGTERM");
-    }
+  it("sizes the libuv thread pool before Node's loader starts it (4 blocked threads leave others free)", async () => {
+    const probe = join(import.meta.dirname, "fixtures/thread-pool-probe.mjs");
+    const launched = await microengine([], {
+      MICROENGINE_ENTRY_FOR_TESTS: probe,
+      UV_THREADPOOL_SIZE: "",
+    });
+    expect(launched.stdout.trim()).toBe(`free ${8 + availableParallelism()}`);
+    // The contrast: sizing it from an ES module's body is too late, the pool already has 4.
+    const { stdout } = await run(process.execPath, [
+      join(import.meta.dirname, "fixtures/module-body-sizing.mjs"),
+    ]);
+    expect(stdout.trim()).toBe("starved 16");
   });
 
   it("serve: never echoes a QUEUE_URL password", async () => {

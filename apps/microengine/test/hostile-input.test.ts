@@ -544,3 +544,138 @@ describe("a signature is checked on the bytes as sent", () => {
     await app.close();
   });
 });
+
+describe("review findings: the edges of each bound", () => {
+  it("closes the scan API on a non-loopback address without SCAN_API_TOKEN, and compares tokens in constant time", async () => {
+    const open = await engineWith([createEicarScanner()], { HOST: "0.0.0.0" });
+    const closed = await open.app.inject({
+      method: "POST",
+      url: "/scan",
+      payload: eicarBytes(),
+      headers: { "content-type": "application/octet-stream" },
+    });
+    expect(closed.statusCode).toBe(403);
+    expect(closed.json().code).toBe("SCAN_API_CLOSED");
+    await open.app.close();
+    const guarded = await engineWith([createEicarScanner()], {
+      HOST: "0.0.0.0",
+      SCAN_API_TOKEN: "s3cret",
+    });
+    const scan = (authorization?: string) =>
+      guarded.app.inject({
+        method: "POST",
+        url: "/scan",
+        payload: eicarBytes(),
+        headers: {
+          "content-type": "application/octet-stream",
+          ...(authorization ? { authorization } : {}),
+        },
+      });
+    expect((await scan()).statusCode).toBe(401);
+    expect((await scan("Bearer s3cre")).statusCode).toBe(401);
+    expect((await scan("Bearer s3cret")).json().verdict).toBe("malicious");
+    await guarded.app.close();
+  });
+
+  it("lets a /scan waiter whose client went away leave the backlog at once", async () => {
+    const { app, processor } = await engineWith([slowBenign(1500)], { BOUNTY_CONCURRENCY: "1" });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/scan`;
+    const holder = postChunked(url, { "content-type": "application/octet-stream" }, [
+      Buffer.from("a"),
+    ]);
+    await vi.waitFor(() => expect(processor.load().running).toBe(1));
+    const waiter = httpRequest(url, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream", "content-length": "1" },
+    });
+    waiter.on("error", () => {});
+    waiter.end("b");
+    await vi.waitFor(() => expect(processor.load().waiting).toBe(1));
+    waiter.destroy();
+    await vi.waitFor(() => expect(processor.load().waiting).toBe(0), { timeout: 500 });
+    expect((await holder).status).toBe(200);
+    await app.close();
+  });
+
+  it("refuses a malformed signature with 401 before reading the body", async () => {
+    const { app } = await engineWith([createEicarScanner()]);
+    const { text } = bountyBody(collector);
+    const response = await app.inject({
+      method: "POST",
+      url: "/",
+      payload: text,
+      headers: { ...signed(text), "x-polyswarm-signature": "x" },
+    });
+    expect(response.statusCode).toBe(401);
+    await app.close();
+  });
+
+  it("refuses ids and bids beyond uint256, and a million-digit id quickly", async () => {
+    const { app } = await engineWith([createEicarScanner()]);
+    const template = JSON.parse(bountyBody(collector).text);
+    const beyond = (2n ** 256n).toString();
+    for (const text of [
+      JSON.stringify({ ...template, id: 0 }).replace('"id":0', `"id":${beyond}`),
+      JSON.stringify({ ...template, rules: { max_allowed_bid: 0 } }).replace(
+        '"max_allowed_bid":0',
+        `"max_allowed_bid":${beyond}`,
+      ),
+    ]) {
+      const response = await app.inject({
+        method: "POST",
+        url: "/",
+        payload: text,
+        headers: signed(text),
+      });
+      expect(response.statusCode).toBe(400);
+    }
+    const huge = JSON.stringify({ ...template, id: 0 }).replace(
+      '"id":0',
+      `"id":${"9".repeat(1_000_000)}`,
+    );
+    const { app: roomy } = await engineWith([createEicarScanner()], {
+      WEBHOOK_MAX_BYTES: "2000000",
+    });
+    const started = performance.now();
+    const response = await roomy.inject({
+      method: "POST",
+      url: "/",
+      payload: huge,
+      headers: signed(huge),
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json().error).toMatch(/^id: /);
+    expect(performance.now() - started).toBeLessThan(200);
+    await roomy.close();
+    await app.close();
+  });
+
+  it("is ready, not saturated, when idle with BOUNTY_BACKLOG=0", async () => {
+    const { app } = await engineWith([createEicarScanner()], { BOUNTY_BACKLOG: "0" });
+    const ready = await app.inject({ method: "GET", url: "/readyz" });
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json().status).toBe("ready");
+    await app.close();
+  });
+
+  it("answers a malformed multipart body 400, never 5xx", async () => {
+    const { app } = await engineWith([createEicarScanner()]);
+    for (const headers of [
+      { "content-type": "multipart/form-data" }, // no boundary
+      { "content-type": "multipart/form-data; boundary=x" },
+    ]) {
+      const response = await app.inject({
+        method: "POST",
+        url: "/scan",
+        payload: Buffer.from(
+          '--x\r\nContent-Disposition: form-data; name="__proto__"\r\n\r\nv\r\n--x--\r\n',
+        ),
+        headers,
+      });
+      expect(response.statusCode).toBeGreaterThanOrEqual(400);
+      expect(response.statusCode).toBeLessThan(500);
+    }
+    await app.close();
+  });
+});

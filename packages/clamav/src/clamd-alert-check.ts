@@ -33,7 +33,7 @@ const probeNestingDepth = 40;
 export interface ClamdAlertProbe {
   /** `encrypted-archive` (a password zip of EICAR) or `nested-archive` (EICAR 40 zips deep). */
   probe: "encrypted-archive" | "nested-archive";
-  /** True when clamd did not answer `OK` (it alerted, or looked deep enough to find EICAR). */
+  /** True when clamd raised the alert (`Heuristics.Encrypted.*`, `Heuristics.Limits.Exceeded.*`). */
   passed: boolean;
   /** clamd's answer, e.g. `Heuristics.Encrypted.Zip FOUND`, `OK`, or the error. */
   answer: string;
@@ -43,9 +43,11 @@ export interface ClamdAlertProbe {
 
 /**
  * Checks that a clamd reports what it could not inspect instead of answering `OK`: it scans a
- * password-protected zip of EICAR and EICAR nested 40 zips deep. A probe fails when clamd says
- * `OK` (the artifact would pass as clean) or cannot scan it; its `fix` names the clamd.conf
- * setting. Use it on a clamd you do not manage (`microengine check` does).
+ * password-protected zip of EICAR and EICAR nested 40 zips deep. A probe passes only when clamd
+ * raises the alert (`Heuristics.Encrypted.*`, `Heuristics.Limits.Exceeded.*`); it fails when
+ * clamd says `OK` (the artifact would pass as clean), finds something else, or cannot scan it,
+ * and its `fix` names the clamd.conf setting. Use it on a clamd you do not manage (the engine
+ * runs it at start and in `microengine check`).
  */
 export async function checkClamdAlerts(
   client: ClamdClient,
@@ -77,7 +79,12 @@ export async function checkClamdAlerts(
           : reply.kind === "ok"
             ? "OK"
             : `${reply.message} ERROR`;
-      results.push({ probe, passed: reply.kind === "found", answer, fix });
+      // Only the alert itself passes: finding EICAR 40 zips deep (a high MaxRecursion) says
+      // nothing about files past MaxFileSize, and a decrypted zip nothing about other passwords.
+      const passed =
+        reply.kind === "found" &&
+        (probe === "encrypted-archive" ? reply.encrypted : reply.limitsExceeded);
+      results.push({ probe, passed, answer, fix });
     } catch (error) {
       results.push({
         probe,

@@ -1,5 +1,8 @@
 import { z } from "zod";
 
+/** The longest timer these options may ask for: 24 hours (Node's timers overflow past 2^31-1 ms). */
+const maximumTimerMs = 24 * 60 * 60 * 1000;
+
 /**
  * Options of `ClamdClient` (and the connection part of `createClamavScanner`). Give either
  * `socket` (a unix socket path) or `host`/`port` (TCP); with neither, `127.0.0.1:3310`.
@@ -12,12 +15,12 @@ export const clamdConnectionOptionsSchema = z.strictObject({
   /** TCP port. Default 3310. */
   port: z.number().int().min(1).max(65535).optional(),
   /** Time to establish a connection, in ms. Default 2000. */
-  connectTimeoutMs: z.number().int().positive().default(2000),
+  connectTimeoutMs: z.number().int().positive().max(maximumTimerMs).default(2000),
   /**
    * Longest silence from clamd while it scans or while we wait for it to read, in ms.
    * Default 60000 (a 2 GB stream is scanned in about 30 s on 2 cores).
    */
-  readTimeoutMs: z.number().int().positive().default(60_000),
+  readTimeoutMs: z.number().int().positive().max(maximumTimerMs).default(60_000),
   /** Bytes per `INSTREAM` chunk. Default 64 KiB (the SDK used 1 KiB). */
   chunkBytes: z
     .number()
@@ -38,7 +41,7 @@ export const clamdConnectionOptionsSchema = z.strictObject({
   /** Kept-open `IDSESSION` connections for scans (and the most concurrent scans). Default 4. */
   maxConnections: z.number().int().min(1).max(64).default(4),
   /** Close kept connections idle this long, in ms; below clamd's `IdleTimeout` (30 s). Default 10000. */
-  idleTimeoutMs: z.number().int().positive().default(10_000),
+  idleTimeoutMs: z.number().int().positive().max(maximumTimerMs).default(10_000),
   /**
    * On a unix socket, let clamd open local files itself (`SCAN <path>`) instead of
    * streaming them. clamd must be able to read the file; when it cannot, we stream.

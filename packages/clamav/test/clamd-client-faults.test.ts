@@ -14,7 +14,12 @@ import {
 } from "@engine/core";
 import { stalledStreamArtifact } from "@engine/core/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ClamdClient, createClamavScanner, decodeInstreamFrames } from "../src/index.js";
+import {
+  ClamdClient,
+  checkClamdAlerts,
+  createClamavScanner,
+  decodeInstreamFrames,
+} from "../src/index.js";
 import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
 const fakes: FakeClamd[] = [];
@@ -211,6 +216,24 @@ describe("ClamdClient against scripted faults", () => {
     } finally {
       await rm(directory, { recursive: true, force: true });
     }
+  });
+
+  it("checkClamdAlerts passes only on the alerts themselves, not on any detection", async () => {
+    const detectsAnything = await fake(answering(() => "stream: Eicar-Test-Signature FOUND"));
+    const lenient = await checkClamdAlerts(new ClamdClient({ socket: detectsAnything.socketPath }));
+    expect(lenient.map((probe) => [probe.probe, probe.passed, probe.answer])).toEqual([
+      ["encrypted-archive", false, "Eicar-Test-Signature FOUND"],
+      ["nested-archive", false, "Eicar-Test-Signature FOUND"],
+    ]);
+    const alerting = await fake(
+      answering((request) =>
+        request === 1
+          ? "stream: Heuristics.Encrypted.Zip FOUND"
+          : "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND",
+      ),
+    );
+    const strict = await checkClamdAlerts(new ClamdClient({ socket: alerting.socketPath }));
+    expect(strict.map((probe) => probe.passed)).toEqual([true, true]);
   });
 
   it("validates its options", () => {

@@ -188,12 +188,15 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     if (rules.inFlight === 0) await rules.engine.close();
   };
 
+  // Bumped by close(): a reload that finishes after it drops what it loaded.
+  let generation = 0;
   const scanner = defineScanner({
     name: settings.name,
     setup: async () => {
       current = await load();
     },
     close: async () => {
+      generation += 1;
       const rules = current;
       current = undefined;
       if (rules) await retire(rules);
@@ -250,17 +253,23 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
   // (the files may have changed after the first one read them).
   let reloading: Promise<void> = Promise.resolve();
   const reload = (): Promise<void> => {
+    const started = generation;
     const next = reloading
       .catch(() => {})
       .then(async () => {
+        if (started !== generation) return; // closed since reload() was called
         if (!current) {
           await scanner.setup?.();
           return;
         }
         const loaded = await load();
+        if (started !== generation || !current) {
+          await retire(loaded); // closed while loading: nothing to swap into
+          return;
+        }
         const previous = current;
         current = loaded;
-        if (previous) await retire(previous);
+        await retire(previous);
       });
     reloading = next;
     return next;

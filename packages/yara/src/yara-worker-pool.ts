@@ -180,7 +180,20 @@ export class YaraWorkerPool {
     options: PoolOptions,
   ): Promise<YaraWorkerPool> {
     const pool = new YaraWorkerPool(rules, first, size, options);
-    await Promise.all(Array.from({ length: size - 1 }, () => pool.#startWorker()));
+    // Counted as starting, so that a worker dying meanwhile is not replaced twice.
+    pool.#starting += size - 1;
+    const started = await Promise.allSettled(
+      Array.from({ length: size - 1 }, () =>
+        pool.#startWorker().finally(() => {
+          pool.#starting -= 1;
+        }),
+      ),
+    );
+    const failure = started.find((outcome) => outcome.status === "rejected");
+    if (failure) {
+      await pool.close(); // no orphan workers
+      throw failure.reason;
+    }
     return pool;
   }
 

@@ -218,6 +218,17 @@ describe("reload during scans", () => {
     expect(rulesOf(await scanner.scan(artifactFromBytes("ONE")))).toEqual(["r:first"]);
   });
 
+  it("drops a reload that finishes after close (no pool comes back to life)", async () => {
+    const { scanner } = await scannerFor({
+      "r.yar": 'rule first { strings: $a = "ONE" condition: $a }',
+    });
+    await scanner.setup?.();
+    const reloading = scanner.reload();
+    await scanner.close?.();
+    await reloading;
+    expect(scanner.status()).toMatchObject({ ready: false, workers: 0 });
+  });
+
   it("runs concurrent reloads one after the other", async () => {
     const { scanner } = await scannerFor({
       "r.yar": 'rule first { strings: $a = "ONE" condition: $a }',

@@ -98,3 +98,38 @@ describe("the YARA worker pool heals", () => {
     expect(pool.status()).toMatchObject({ busy: 0, queued: 0 });
   });
 });
+
+describe("the YARA worker pool starts whole or not at all", () => {
+  it("terminates the workers it started when one of them cannot start", async () => {
+    const module = await compiledModule();
+    const { worker } = await compileInWorker(module, sources, {});
+    const spawned: Worker[] = [];
+    let calls = 0;
+    const start = YaraWorkerPool.start({ module, sources, externals: {} }, worker, 3, {
+      maxQueuedScans: 8,
+      spawnWorker: (rules: PoolRules) => {
+        calls += 1;
+        const next =
+          calls === 2
+            ? dyingWorker()
+            : new Worker(new URL("../dist/yara-worker.js", import.meta.url), {
+                workerData: { module: rules.module },
+              });
+        spawned.push(next);
+        return next;
+      },
+    });
+    const exited = (thread: Worker) =>
+      new Promise<string>((resolve) => {
+        thread.once("exit", () => resolve("exited"));
+        setTimeout(() => resolve("still running"), 2000);
+      });
+    const given = exited(worker);
+    const others = spawned.map(exited);
+    await expect(start).rejects.toThrow(/exited with code 3/);
+    // Every worker, the given one included, is gone: no orphan pool lives on.
+    expect(await given).toBe("exited");
+    expect(await Promise.all(others)).toEqual(spawned.map(() => "exited"));
+    expect(calls).toBe(2);
+  });
+});

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+"use strict";
+// The `microengine` command. libuv's thread pool takes its size from UV_THREADPOOL_SIZE when it
+// starts, at the first asynchronous file, DNS or crypto call, and Node's ES module loader makes
+// such calls before any module code runs. So the size is set here, in a CommonJS entry that
+// Node loads with synchronous reads, before anything else.
+//
+// The pool runs file reads, DNS lookups and crypto, plus our native calls: clamd FILDES scans
+// (at most the clamd client's 4 connections) and native YARA scans (at most one per core).
+// With libuv's default of 4 threads those would starve the rest. UV_THREADPOOL_SIZE, when set,
+// wins.
+const { availableParallelism } = require("node:os");
+
+if (!process.env.UV_THREADPOOL_SIZE) {
+  const clamdConnections = 4;
+  const everythingElse = 4;
+  process.env.UV_THREADPOOL_SIZE = String(
+    clamdConnections + availableParallelism() + everythingElse,
+  );
+}
+import(process.env.MICROENGINE_ENTRY_FOR_TESTS ?? "../dist/cli.js");
