@@ -1,14 +1,17 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Artifact,
   artifactFromUrl,
   ConcurrencyLimit,
   EngineError,
   OverloadedError,
+  publicError,
   type Scanner,
   type ScanResult,
   scanResultForError,
 } from "@engine/core";
 import type { Logger } from "pino";
+import type { AnswerLedger } from "./answer-ledger.js";
 import { ArtifactFetcher, type FetchedArtifact } from "./artifact-fetcher.js";
 import { computeBid } from "./bid.js";
 import { stringifyWithBigInts } from "./bigint-json.js";
@@ -41,14 +44,15 @@ export interface IntakeLoad {
 }
 
 /** What {@link BountyIntake.submit} did with a bounty. */
-export type SubmitOutcome = "accepted" | "duplicate" | "overloaded";
+export type SubmitOutcome = "accepted" | "duplicate" | "overloaded" | "unavailable";
 
 /** Where accepted bounties go: processed in this process, or queued for workers. */
 export interface BountyIntake {
   /**
    * Takes a bounty: `"duplicate"` when it (or this delivery) was seen before its expiration,
-   * `"overloaded"` when even its SKIPPED:OVERLOADED answer cannot be taken on (the webhook
-   * answers 503 and the marketplace retries; the bounty is not remembered as seen).
+   * `"overloaded"` when even its SKIPPED:OVERLOADED answer cannot be taken on, `"unavailable"`
+   * when the queue cannot take it (Redis down): the webhook answers 503 and the marketplace
+   * retries; the bounty is not remembered as seen.
    */
   submit(bounty: Bounty, deliveryId?: string): Promise<SubmitOutcome>;
   /** Why this `response_url` would be refused (undefined when it may be used). */
@@ -57,15 +61,20 @@ export interface BountyIntake {
   readonly inFlight: number;
   /** Load against the bounds. */
   load(): IntakeLoad;
+  /** Queue mode: whether Redis answers, and the queue's job counts by state. */
+  queueState?(): Promise<{ ok: boolean; jobs: Record<string, number> }>;
   /** Stops taking work and finishes (or answers) what is in flight. */
   drain(): Promise<void>;
 }
+
+/** Longest the answer ledger may take to record a claim before the answer goes out anyway, in ms. */
+const ledgerTimeoutMs = 2_000;
 
 /** Longest a shutdown waits for answers still being retried, in ms. */
 const shutdownGraceMs = 30_000;
 
 /** What answering a bounty needs once its artifact is scanned (not the artifact URI or metadata). */
-interface AnswerTarget {
+export interface AnswerTarget {
   id: string;
   phase: Bounty["phase"];
   response_url: string;
@@ -134,6 +143,8 @@ export class BountyProcessor implements BountyIntake {
       config: EngineConfig;
       logger: Logger;
       metrics: EngineMetrics;
+      /** Records answers around their POST (queue mode): each bounty answered once, one verdict. */
+      ledger?: AnswerLedger;
     },
   ) {
     const { config } = options;
@@ -204,6 +215,29 @@ export class BountyProcessor implements BountyIntake {
   /** Handles one bounty (no replay check or backlog: queue workers bound their own intake). Resolves when answered. */
   run(bounty: Bounty): Promise<void> {
     return this.#track(bounty, false);
+  }
+
+  /**
+   * Answers a bounty `unknown` for `error` without scanning it (a queue's deadline watcher, a
+   * job that failed for good), unless it was answered already. Never throws.
+   */
+  async answerUnknown(
+    target: Omit<AnswerTarget, "favor" | "penalize">,
+    error: unknown,
+  ): Promise<void> {
+    const logger = this.options.logger.child({ bounty: target.id, phase: target.phase });
+    logger.warn(
+      {
+        code: publicError(error).code,
+        message: redactUrls((error as Error)?.message ?? String(error)),
+      },
+      "answering unknown",
+    );
+    await this.#answer(
+      { ...target, favor: false, penalize: false },
+      withEngineMetadata(scanResultForError(error)),
+      logger,
+    );
   }
 
   /** Graceful shutdown: running and waiting scans stop now and are answered `unknown`; resolves when every answer went out. */
@@ -415,14 +449,37 @@ export class BountyProcessor implements BountyIntake {
               metadata: result.metadata,
             }
           : { verdict: result.verdict, metadata: result.metadata };
+      let text: string | undefined = stringifyWithBigInts(body);
+      const ledger = this.options.ledger;
+      if (ledger) {
+        // Recorded before the POST: a redelivered job or the deadline watcher posts this same
+        // body (same verdict, same Idempotency-Key) or nothing. When Redis does not answer in
+        // time, the answer still goes out (at least once beats never).
+        const claimed = await Promise.race([
+          ledger.claim(bounty, text).then(
+            (value) => ({ value }),
+            () => undefined,
+          ),
+          sleep(ledgerTimeoutMs).then(() => undefined),
+        ]);
+        if (!claimed) logger.warn("the answer ledger did not answer in time: posting anyway");
+        else if (claimed.value === undefined) {
+          logger.info("answered already by another process");
+          return;
+        } else text = claimed.value;
+      }
       delivered = await this.#delivery.deliver({
         url: bounty.response_url,
-        body: stringifyWithBigInts(body),
+        body: text,
         idempotencyKey: `${bounty.id}:${bounty.phase}`,
         expiresAt: bounty.expiresAt,
         stop: this.#shutdown.signal,
         logger,
       });
+      if (delivered)
+        await ledger?.posted(bounty).catch((error: unknown) => {
+          logger.warn({ err: error }, "could not record the answer as posted");
+        });
     } catch (error) {
       logger.error({ err: error }, "could not build or send the answer");
     }

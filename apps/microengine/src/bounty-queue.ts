@@ -1,168 +1,111 @@
-import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { ScanTimeoutError } from "@engine/core";
+import { FlowProducer, type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { parseJsonWithBigInts, stringifyWithBigInts } from "./bigint-json.js";
+import { z } from "zod";
+import type { AnswerKey, RedisAnswerLedger } from "./answer-ledger.js";
 import { type Bounty, reviveBounty } from "./bounty.js";
-import {
-  type BountyIntake,
-  type BountyProcessor,
-  type IntakeLoad,
-  replayKeys,
-  type SubmitOutcome,
+import type {
+  AnswerTarget,
+  BountyIntake,
+  BountyProcessor,
+  IntakeLoad,
+  SubmitOutcome,
 } from "./bounty-processor.js";
 import type { EngineConfig } from "./config.js";
 import type { EngineMetrics } from "./metrics.js";
 import { redactUrls } from "./redact.js";
 import { responseUrlRefusal } from "./response-delivery.js";
 
-/** Heartbeat of a worker: it refreshes this key; when it expires, its jobs go back to the queue. */
-const heartbeatMs = 10_000;
+/**
+ * How the queue treats a job, derived from a bounty's time budget (30 s by default): a worker
+ * holds a job's lock for `lockMs`, renewed every half; a worker that dies loses it, and the
+ * stalled check (every `stalledIntervalMs`) hands the job to another worker within about 7 s,
+ * with most of the budget left. A job that stalls `maxStalledCount` times, or throws `attempts`
+ * times, is failed for good (dead-lettered) and answered unknown.
+ */
+export const queueTiming = {
+  lockMs: 5_000,
+  stalledIntervalMs: 2_500,
+  maxStalledCount: 2,
+  attempts: 3,
+  retryDelayMs: 500,
+  /** Longest a webhook waits for Redis to take a bounty before answering 503. */
+  enqueueTimeoutMs: 2_000,
+  /** How often job counts are read for /readyz and the metrics. */
+  countsEveryMs: 1_000,
+} as const;
 
-/** A queued bounty: JSON with exact integers (bids), validated again when taken. */
-function serialize(bounty: Bounty): string {
-  return stringifyWithBigInts(bounty);
+/** The job id of a bounty and phase: a webhook redelivered, or sent to two receivers, never makes a second job. */
+export function bountyJobId(bounty: Pick<Bounty, "id" | "phase">): string {
+  return `bounty-${bounty.id}-${bounty.phase}`;
 }
 
-function deserialize(text: string): Bounty {
-  return reviveBounty(parseJsonWithBigInts(text));
+function deadlineJobId(bounty: Pick<Bounty, "id" | "phase">): string {
+  return `deadline-${bounty.id}-${bounty.phase}`;
+}
+
+/** The queue of deadline jobs that `serve` and every worker watch. */
+function deadlineQueueName(queue: string): string {
+  return `${queue}-deadlines`;
 }
 
 /**
- * Queue mode, receiving side: `serve` with QUEUE_URL answers webhooks at once and pushes the
- * accepted bounties onto a Redis list; stateless `microengine worker` processes scan them. Replay
- * protection is shared through Redis (`SET NX` until the bounty expires), so several receivers
- * behind a load balancer still answer each bounty once.
+ * A bounty as a job carries it: JSON, with bigints (the bids, large integers in metadata) as
+ * decimal strings. Only the bid rules become bigints again, through the bounty schema.
  */
-export class RedisBountyQueue implements BountyIntake {
-  readonly inFlight = 0;
-
-  constructor(
-    private readonly redis: Redis,
-    private readonly queue: string,
-    private readonly metrics: EngineMetrics,
-    private readonly config: Pick<
-      EngineConfig,
-      "RESPONSE_ALLOWED_HOSTS" | "ARTIFACT_ALLOW_PRIVATE_ADDRESSES"
-    >,
-  ) {}
-
-  responseRefusal(url: string): string | undefined {
-    return responseUrlRefusal(url, {
-      allowedHosts: this.config.RESPONSE_ALLOWED_HOSTS,
-      allowPrivateAddresses: this.config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
-    });
-  }
-
-  load(): IntakeLoad {
-    return { running: 0, concurrency: 0, waiting: 0, backlog: 0, open: 0, saturated: false };
-  }
-
-  async submit(bounty: Bounty, deliveryId?: string): Promise<SubmitOutcome> {
-    const keys = replayKeys(bounty, deliveryId).filter((key): key is string => key !== undefined);
-    const expiresAt = bounty.expiresAt + 60_000;
-    const claims = await Promise.all(
-      keys.map((key) => this.redis.set(`${this.queue}:seen:${key}`, "1", "PXAT", expiresAt, "NX")),
-    );
-    if (claims.some((claim) => claim !== "OK")) {
-      this.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
-      return "duplicate";
-    }
-    await this.redis.lpush(this.queue, serialize(bounty));
-    return "accepted";
-  }
-
-  async drain(): Promise<void> {
-    await this.redis.quit().catch(() => {});
-  }
-}
-
-/**
- * Queue mode, scanning side: `concurrency` loops move bounties from the queue to this worker's
- * processing list (`BLMOVE`, so a crash loses nothing), answer them with `processor.run`, and
- * remove them. A heartbeat key marks the worker alive; at start, a worker moves the jobs of
- * workers whose heartbeat expired back to the queue. Resolves when `signal` fires and the
- * jobs in hand are answered.
- */
-export async function runQueueWorkers(options: {
-  url: string;
-  queue: string;
-  concurrency: number;
-  processor: BountyProcessor;
-  logger: Logger;
-  signal: AbortSignal;
-}): Promise<void> {
-  const { url, queue, concurrency, processor, logger, signal } = options;
-  const id = randomUUID();
-  const processing = `${queue}:processing:${id}`;
-  const control = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 3 });
-  control.on("error", (error: Error) =>
-    logger.warn({ err: error }, "queue connection error (retrying)"),
-  );
-  await control.connect();
-  const beat = () => control.set(`${queue}:worker:${id}`, "1", "PX", heartbeatMs);
-  await beat();
-  const heartbeat = setInterval(() => void beat().catch(() => {}), heartbeatMs / 3);
-
-  // Jobs of workers that died mid-bounty go back to the queue.
-  for (const list of await control.keys(`${queue}:processing:*`)) {
-    const owner = list.slice(`${queue}:processing:`.length);
-    if (owner === id || (await control.exists(`${queue}:worker:${owner}`))) continue;
-    let moved = 0;
-    while (await control.lmove(list, queue, "RIGHT", "LEFT")) moved += 1;
-    if (moved > 0)
-      logger.warn({ worker: owner, moved }, "requeued the bounties of a worker that stopped");
-  }
-
-  const loop = async (): Promise<void> => {
-    const connection = control.duplicate();
-    connection.on("error", (error: Error) =>
-      logger.warn({ err: error }, "queue connection error (retrying)"),
-    );
-    try {
-      while (!signal.aborted) {
-        const job = await connection.blmove(queue, processing, "RIGHT", "LEFT", 1);
-        if (!job) continue;
-        let bounty: Bounty;
-        try {
-          bounty = deserialize(job);
-        } catch (error) {
-          // Not a bounty serve queued (written by hand?): no valid response_url to answer.
-          logger.error({ error: (error as Error).message }, "dropped an invalid queued job");
-          await connection.lrem(processing, 1, job);
-          continue;
-        }
-        if (Date.now() >= bounty.expiresAt)
-          logger.error({ bounty: bounty.id }, "a queued bounty expired before a worker took it");
-        await processor.run(bounty);
-        await connection.lrem(processing, 1, job);
-      }
-    } finally {
-      connection.disconnect();
-    }
+export function toJobData(bounty: Bounty): { bounty: Record<string, unknown> } {
+  return {
+    bounty: JSON.parse(
+      JSON.stringify(bounty, (_key, value) =>
+        typeof value === "bigint" ? value.toString() : value,
+      ),
+    ),
   };
-  logger.info(
-    { queue, concurrency, worker: id },
-    `queue worker ${id} taking bounties from ${queue}`,
-  );
-  try {
-    await Promise.all(Array.from({ length: concurrency }, loop));
-  } finally {
-    clearInterval(heartbeat);
-    await control.del(`${queue}:worker:${id}`).catch(() => {});
-    await control.quit().catch(() => {});
-  }
 }
 
-/** A Redis connection for the receiving side; fails fast with a message naming QUEUE_URL. */
-export async function connectQueue(url: string, logger?: Logger): Promise<Redis> {
+/** A job's bounty, validated again (a queue is a boundary too). Throws BountyBodyError. */
+export function fromJobData(data: unknown): Bounty {
+  return reviveBounty((data as { bounty?: unknown } | null)?.bounty);
+}
+
+/** What the deadline watcher needs to answer a bounty, and what a failed job must still hold. */
+const answerTargetSchema = z.object({
+  id: z.string().regex(/^\d{1,78}$/),
+  phase: z.enum(["assertion", "arbitration"]),
+  response_url: z.url({ protocol: /^https?$/ }),
+  expiresAt: z.number().finite(),
+});
+
+function answerTargetOf(value: unknown): Omit<AnswerTarget, "favor" | "penalize"> | undefined {
+  const parsed = answerTargetSchema.safeParse(value);
+  return parsed.success ? { ...parsed.data, rules: undefined } : undefined;
+}
+
+/** A Redis connection for QUEUE_URL; `worker` connections retry for ever (BullMQ needs it). */
+function connect(url: string, role: "receiver" | "worker", logger: Logger): Redis {
   const redis = new Redis(url, {
     lazyConnect: true,
-    maxRetriesPerRequest: 3,
-    connectTimeout: 3000,
+    connectTimeout: 3_000,
+    // The receiver fails fast (the webhook answers 503); workers wait for Redis to come back.
+    ...(role === "receiver"
+      ? { maxRetriesPerRequest: 1, enableOfflineQueue: false }
+      : { maxRetriesPerRequest: null }),
   });
   redis.on("error", (error: Error) =>
-    logger?.warn({ err: error }, "queue connection error (retrying)"),
+    logger.warn({ error: redactUrls(error.message) }, "queue connection error (retrying)"),
   );
+  return redis;
+}
+
+/** Connects and pings once, with a message naming QUEUE_URL (its password redacted). */
+async function connectChecked(
+  url: string,
+  role: "receiver" | "worker",
+  logger: Logger,
+): Promise<Redis> {
+  const redis = connect(url, role, logger);
   try {
     await redis.connect();
     await redis.ping();
@@ -173,4 +116,328 @@ export async function connectQueue(url: string, logger?: Logger): Promise<Redis>
       redactUrls(`QUEUE_URL: cannot reach Redis at ${url}: ${(error as Error).message}`),
     );
   }
+}
+
+/** Job counts read every second, for /readyz, saturation and the metrics. */
+class QueueCounts {
+  counts: Record<string, number> = {};
+  readonly #timer: NodeJS.Timeout;
+  constructor(queue: Queue, metrics: EngineMetrics) {
+    const read = (): void => {
+      queue
+        .getJobCounts("waiting", "active", "delayed", "failed")
+        .then((counts) => {
+          this.counts = counts;
+          for (const [state, count] of Object.entries(counts))
+            metrics.queueJobs.set({ state }, count);
+        })
+        .catch(() => {}); // Redis away: the last counts stay, readiness says why
+    };
+    read();
+    this.#timer = setInterval(read, queueTiming.countsEveryMs);
+    this.#timer.unref();
+  }
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+}
+
+/**
+ * Watches bounty deadlines: a delayed job per bounty fires between the scan's deadline and the
+ * expiration; if nobody answered by then (every worker dead, a job lost in a crash), it answers
+ * `unknown`. `serve` and every worker run one, and the answer ledger makes the first one win.
+ */
+function startDeadlineWatcher(options: {
+  url: string;
+  queue: string;
+  processor: BountyProcessor;
+  ledger: RedisAnswerLedger;
+  metrics: EngineMetrics;
+  logger: Logger;
+}): Worker {
+  const { processor, ledger, metrics, logger } = options;
+  const watcher = new Worker(
+    deadlineQueueName(options.queue),
+    async (job: Job) => {
+      const target = answerTargetOf((job.data as { target?: unknown })?.target);
+      if (!target || Date.now() >= target.expiresAt) return "expired";
+      if (await ledger.isPosted(target)) return "answered";
+      metrics.queueEvents.inc({ event: "answered_by_watcher" });
+      await processor.answerUnknown(
+        target,
+        new ScanTimeoutError({
+          message: "@engine/microengine: no worker answered the bounty before its deadline",
+          publicMessage: "no worker answered in time",
+        }),
+      );
+      return "answered";
+    },
+    {
+      connection: connect(options.url, "worker", logger),
+      concurrency: 16,
+      lockDuration: queueTiming.lockMs,
+      stalledInterval: queueTiming.stalledIntervalMs,
+    },
+  );
+  watcher.on("error", (error: Error) =>
+    logger.warn({ error: redactUrls(error.message) }, "deadline watcher error (retrying)"),
+  );
+  return watcher;
+}
+
+/**
+ * Queue mode, receiving side: `serve` with QUEUE_URL verifies and parses as alone, then adds
+ * the bounty as a BullMQ job whose id is the bounty and phase, together (atomically, one Redis
+ * transaction) with its deadline job. The job id is the replay claim: a redelivered webhook, or
+ * one that reached two receivers, never makes a second job. While Redis cannot take the job
+ * the webhook answers 503 (the marketplace retries), never 202. When the waiting jobs reach
+ * BOUNTY_BACKLOG, 503 too. It also watches deadlines (see above).
+ */
+export class BullBountyQueue implements BountyIntake {
+  readonly inFlight = 0;
+  readonly #counts: QueueCounts;
+
+  private constructor(
+    private readonly config: EngineConfig & { QUEUE_URL: string },
+    private readonly redis: Redis,
+    private readonly queue: Queue,
+    private readonly flows: FlowProducer,
+    private readonly watcher: Worker,
+    private readonly metrics: EngineMetrics,
+    private readonly logger: Logger,
+  ) {
+    this.#counts = new QueueCounts(queue, metrics);
+  }
+
+  /** Connects (failing fast with a message naming QUEUE_URL) and starts the deadline watcher. */
+  static async open(options: {
+    config: EngineConfig & { QUEUE_URL: string };
+    processor: BountyProcessor;
+    ledger: RedisAnswerLedger;
+    metrics: EngineMetrics;
+    logger: Logger;
+  }): Promise<BullBountyQueue> {
+    const { config, metrics, logger } = options;
+    const redis = await connectChecked(config.QUEUE_URL, "receiver", logger);
+    const queue = new Queue(config.QUEUE_NAME, { connection: redis });
+    const flows = new FlowProducer({ connection: redis });
+    queue.on("error", (error: Error) =>
+      logger.warn({ error: redactUrls(error.message) }, "queue error"),
+    );
+    flows.on("error", (error: Error) =>
+      logger.warn({ error: redactUrls(error.message) }, "queue error"),
+    );
+    const watcher = startDeadlineWatcher({
+      ...options,
+      url: config.QUEUE_URL,
+      queue: config.QUEUE_NAME,
+    });
+    return new BullBountyQueue(config, redis, queue, flows, watcher, metrics, logger);
+  }
+
+  responseRefusal(url: string): string | undefined {
+    return responseUrlRefusal(url, {
+      allowedHosts: this.config.RESPONSE_ALLOWED_HOSTS,
+      allowPrivateAddresses: this.config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
+    });
+  }
+
+  load(): IntakeLoad {
+    const { waiting = 0, active = 0, delayed = 0 } = this.#counts.counts;
+    return {
+      running: active,
+      concurrency: 0,
+      waiting,
+      backlog: this.config.BOUNTY_BACKLOG,
+      open: waiting + active + delayed,
+      saturated: waiting >= this.config.BOUNTY_BACKLOG,
+    };
+  }
+
+  /** Whether Redis answers a PING within a second, and the job counts by state. */
+  async queueState(): Promise<{ ok: boolean; jobs: Record<string, number> }> {
+    const ok = await Promise.race([
+      this.redis.ping().then(
+        () => true,
+        () => false,
+      ),
+      sleep(1_000).then(() => false),
+    ]);
+    return { ok, jobs: this.#counts.counts };
+  }
+
+  async submit(bounty: Bounty): Promise<SubmitOutcome> {
+    if (this.load().saturated) {
+      this.metrics.overloaded.inc({ action: "refused_503" });
+      return "overloaded";
+    }
+    const jobId = bountyJobId(bounty);
+    const keepSeconds = Math.ceil((bounty.expiresAt - Date.now()) / 1000) + 60;
+    const margin = this.config.ANSWER_MARGIN_MS;
+    const watchAt = bounty.expiresAt - Math.floor(margin / 2);
+    const adding = (async (): Promise<SubmitOutcome> => {
+      if (await this.queue.getJob(jobId)) return "duplicate";
+      await this.flows.addBulk([
+        {
+          name: "bounty",
+          queueName: this.config.QUEUE_NAME,
+          data: toJobData(bounty),
+          opts: {
+            jobId,
+            attempts: queueTiming.attempts,
+            backoff: { type: "fixed", delay: queueTiming.retryDelayMs },
+            // Kept until the bounty expires: a replay after the answer still finds it.
+            removeOnComplete: { age: keepSeconds },
+            removeOnFail: { age: keepSeconds },
+          },
+        },
+        {
+          name: "deadline",
+          queueName: deadlineQueueName(this.config.QUEUE_NAME),
+          data: {
+            target: {
+              id: bounty.id,
+              phase: bounty.phase,
+              response_url: bounty.response_url,
+              expiresAt: bounty.expiresAt,
+            },
+          },
+          opts: {
+            jobId: deadlineJobId(bounty),
+            delay: Math.max(0, watchAt - Date.now()),
+            removeOnComplete: true,
+            removeOnFail: { age: keepSeconds },
+          },
+        },
+      ]);
+      return "accepted";
+    })();
+    adding.catch(() => {}); // may settle after the timeout below: the job id makes that harmless
+    const outcome = await Promise.race([
+      adding.catch((error: unknown) => {
+        this.logger.warn(
+          { bounty: bounty.id, error: redactUrls((error as Error)?.message ?? String(error)) },
+          "could not queue a bounty: answering 503",
+        );
+        return "unavailable" as const;
+      }),
+      sleep(queueTiming.enqueueTimeoutMs).then(() => "unavailable" as const),
+    ]);
+    if (outcome === "duplicate")
+      this.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
+    return outcome;
+  }
+
+  async drain(): Promise<void> {
+    this.#counts.stop();
+    await Promise.allSettled([this.watcher.close(), this.flows.close(), this.queue.close()]);
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+/** A running queue worker. */
+export interface QueueWorker {
+  /** Job counts by state, as last read. */
+  readonly counts: Record<string, number>;
+  /** True while connected to Redis and taking jobs. */
+  running(): boolean;
+  /** Stops taking jobs, lets those in hand finish (up to `graceMs`, then answers them unknown). */
+  close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * Queue mode, scanning side: a BullMQ Worker taking bounty jobs (WORKER_CONCURRENCY at once)
+ * and answering them like `serve` alone does, through the answer ledger so that a bounty is
+ * answered once with one verdict. A job whose bounty no longer validates is retried, then
+ * failed for good and answered unknown; a worker that dies mid-job has its jobs taken over by
+ * the others. It also watches deadlines.
+ */
+export async function startQueueWorker(options: {
+  config: EngineConfig & { QUEUE_URL: string };
+  processor: BountyProcessor;
+  ledger: RedisAnswerLedger;
+  metrics: EngineMetrics;
+  logger: Logger;
+}): Promise<QueueWorker> {
+  const { config, processor, ledger, metrics, logger } = options;
+  const probe = await connectChecked(config.QUEUE_URL, "worker", logger);
+  const queue = new Queue(config.QUEUE_NAME, { connection: probe });
+  queue.on("error", () => {});
+  const counts = new QueueCounts(queue, metrics);
+  const worker = new Worker(
+    config.QUEUE_NAME,
+    async (job: Job) => {
+      metrics.queueWaitSeconds.observe(Math.max(0, Date.now() - job.timestamp) / 1000);
+      const bounty = fromJobData(job.data); // throws for a job that no longer validates: retried
+      if (Date.now() >= bounty.expiresAt) {
+        metrics.queueEvents.inc({ event: "expired" });
+        logger.error({ bounty: bounty.id }, "a queued bounty expired before a worker took it");
+        return "expired";
+      }
+      if (await ledger.isPosted(bounty)) return "answered";
+      await processor.run(bounty);
+      return "answered";
+    },
+    {
+      connection: connect(config.QUEUE_URL, "worker", logger),
+      concurrency: config.WORKER_CONCURRENCY,
+      lockDuration: queueTiming.lockMs,
+      stalledInterval: queueTiming.stalledIntervalMs,
+      maxStalledCount: queueTiming.maxStalledCount,
+    },
+  );
+  worker.on("error", (error: Error) =>
+    logger.warn({ error: redactUrls(error.message) }, "queue worker error (retrying)"),
+  );
+  worker.on("stalled", (jobId: string) => {
+    metrics.queueEvents.inc({ event: "stalled" });
+    logger.warn(
+      { job: jobId },
+      "a job stalled (its worker died or lost its lock): handed to another worker",
+    );
+  });
+  worker.on("failed", (job: Job | undefined, error: Error) => {
+    if (!job) return;
+    const final =
+      job.attemptsMade >= (job.opts.attempts ?? 1) || /stalled more than/.test(error.message);
+    if (!final) {
+      metrics.queueEvents.inc({ event: "retried" });
+      return;
+    }
+    metrics.queueEvents.inc({ event: "dead_lettered" });
+    const target = answerTargetOf((job.data as { bounty?: unknown })?.bounty);
+    logger.error(
+      { job: job.id, error: redactUrls(error.message), answerable: target !== undefined },
+      "a job failed for good (dead-lettered)",
+    );
+    if (target && Date.now() < target.expiresAt) void processor.answerUnknown(target, error);
+  });
+  const watcher = startDeadlineWatcher({
+    ...options,
+    url: config.QUEUE_URL,
+    queue: config.QUEUE_NAME,
+  });
+  logger.info(
+    { queue: config.QUEUE_NAME, concurrency: config.WORKER_CONCURRENCY },
+    `queue worker taking bounties from ${config.QUEUE_NAME}`,
+  );
+  return {
+    get counts() {
+      return counts.counts;
+    },
+    running: () => worker.isRunning() && probe.status === "ready",
+    close: async (graceMs = 10_000) => {
+      counts.stop();
+      const finished = worker.close();
+      const late = await Promise.race([
+        finished.then(() => false),
+        sleep(graceMs).then(() => true),
+      ]);
+      // Past the grace period the bounties in hand are answered unknown (the processor's drain).
+      if (late) await processor.drain();
+      await finished.catch(() => {});
+      await Promise.allSettled([watcher.close(), queue.close()]);
+      await probe.quit().catch(() => probe.disconnect());
+    },
+  };
 }

@@ -103,8 +103,16 @@ export const engineConfigSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, "a redis:// or rediss:// URL")
     .optional(),
-  /** Redis list of queued bounties. Default engine:bounties. */
-  QUEUE_NAME: z.string().min(1).default("engine:bounties"),
+  /**
+   * The BullMQ queue of bounties (its deadline jobs go to `<QUEUE_NAME>-deadlines`, its answer
+   * records under `<QUEUE_NAME>:answer:`). Letters, digits, `.`, `_`, `-`. Default engine-bounties.
+   */
+  QUEUE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, '.', '_' and '-' (BullMQ refuses ':')")
+    .default("engine-bounties"),
+  /** Port of a queue worker's /healthz, /readyz and /metrics (on HOST). Default 8081; 0 picks a free one. */
+  WORKER_PORT: integer(0, 65535).default(8081),
   /** Bounties a worker handles at once. Default 4. */
   WORKER_CONCURRENCY: integer(1, 256).default(4),
   /**

@@ -14,6 +14,9 @@ export interface EngineMetrics {
   bountiesWaiting: Gauge;
   bountiesRunning: Gauge;
   overloaded: Counter<"action">;
+  queueJobs: Gauge<"state">;
+  queueWaitSeconds: Histogram;
+  queueEvents: Counter<"event">;
 }
 
 /**
@@ -75,6 +78,24 @@ export function createMetrics(): EngineMetrics {
     bountiesRunning: new Gauge({
       name: "engine_bounties_running",
       help: "Bounties downloading or scanning now (at most BOUNTY_CONCURRENCY)",
+      registers: [registry],
+    }),
+    queueJobs: new Gauge({
+      name: "engine_queue_jobs",
+      help: "Queue mode: jobs by state (waiting, active, delayed, failed), read from Redis",
+      labelNames: ["state"],
+      registers: [registry],
+    }),
+    queueWaitSeconds: new Histogram({
+      name: "engine_queue_wait_seconds",
+      help: "Queue mode: time a bounty waited in the queue before a worker took it",
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+      registers: [registry],
+    }),
+    queueEvents: new Counter({
+      name: "engine_queue_events_total",
+      help: "Queue mode: stalled (a worker died or lost its lock), retried, dead_lettered (failed for good), answered_by_watcher (no answer by the deadline), expired (taken after expiration)",
+      labelNames: ["event"],
       registers: [registry],
     }),
     overloaded: new Counter({

@@ -1,12 +1,16 @@
 import { ConcurrencyLimit } from "@engine/core";
+import { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { RedisAnswerLedger } from "./answer-ledger.js";
 import { type BountyIntake, BountyProcessor } from "./bounty-processor.js";
-import { connectQueue, RedisBountyQueue, runQueueWorkers } from "./bounty-queue.js";
+import { BullBountyQueue, startQueueWorker } from "./bounty-queue.js";
 import { ConfigError, type EngineConfig } from "./config.js";
 import { buildBackends } from "./engine-backends.js";
 import { createMetrics } from "./metrics.js";
+import { redactUrls } from "./redact.js";
 import { createServer } from "./server.js";
 import { engineVersion } from "./version.js";
+import { createWorkerServer } from "./worker-server.js";
 
 /** A running engine. */
 export interface RunningEngine {
@@ -47,12 +51,25 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   let scanSlots: ConcurrencyLimit;
   try {
     if (config.QUEUE_URL) {
-      processor = new RedisBountyQueue(
-        await connectQueue(config.QUEUE_URL, logger),
+      // serve answers no bounty itself, but its deadline watcher answers those nobody did.
+      const ledger = new RedisAnswerLedger(
+        ledgerConnection(config.QUEUE_URL, logger),
         config.QUEUE_NAME,
-        metrics,
-        config,
       );
+      const answering = new BountyProcessor({
+        scanner: backends.scanner,
+        config,
+        logger,
+        metrics,
+        ledger,
+      });
+      processor = await BullBountyQueue.open({
+        config: { ...config, QUEUE_URL: config.QUEUE_URL },
+        processor: answering,
+        ledger,
+        metrics,
+        logger,
+      });
       scanSlots = new ConcurrencyLimit({
         concurrency: config.BOUNTY_CONCURRENCY,
         maxWaiting: config.BOUNTY_BACKLOG,
@@ -99,21 +116,35 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   };
 }
 
+/** A Redis connection for the answer ledger: it waits for Redis to come back (bounded by the processor). */
+function ledgerConnection(url: string, logger: Logger): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 3_000 });
+  redis.on("error", (error: Error) =>
+    logger.warn({ error: redactUrls(error.message) }, "answer ledger connection error (retrying)"),
+  );
+  return redis;
+}
+
 /** A running queue worker. */
 export interface RunningWorker {
-  /** Graceful stop: in-flight bounties are answered (unknown when cut short), then it exits. */
+  /** `http://host:port` of its /healthz, /readyz and /metrics. */
+  url: string;
+  /** Graceful stop: no new jobs; those in hand finish (or are answered unknown after 10 s). */
   close(): Promise<void>;
-  /** Resolves when the worker loops have ended. */
+  /** Resolves when the worker has stopped. */
   done: Promise<void>;
 }
 
-/** Starts `microengine worker`: backends, then WORKER_CONCURRENCY loops taking bounties from QUEUE_URL. */
+/**
+ * Starts `microengine worker`: backends, then a BullMQ worker taking bounties from QUEUE_URL
+ * (WORKER_CONCURRENCY at once), and /healthz, /readyz and /metrics on WORKER_PORT.
+ */
 export async function startWorker(config: EngineConfig, logger: Logger): Promise<RunningWorker> {
   if (!config.QUEUE_URL)
     throw new ConfigError([
       "QUEUE_URL: required by microengine worker (e.g. redis://127.0.0.1:6379)",
     ]);
-  await connectQueue(config.QUEUE_URL, logger).then((redis) => redis.quit());
+  const queueUrl = config.QUEUE_URL;
   const backends = await buildBackends(config, logger);
   for (const status of backends.statuses) {
     logger.info(
@@ -121,27 +152,57 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
       `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
     );
   }
+  const metrics = createMetrics();
+  const ledgerRedis = ledgerConnection(queueUrl, logger);
+  const ledger = new RedisAnswerLedger(ledgerRedis, config.QUEUE_NAME);
   const processor = new BountyProcessor({
     scanner: backends.scanner,
     config,
     logger,
-    metrics: createMetrics(),
+    metrics,
+    ledger,
   });
-  const stop = new AbortController();
-  const done = runQueueWorkers({
-    url: config.QUEUE_URL,
-    queue: config.QUEUE_NAME,
-    concurrency: config.WORKER_CONCURRENCY,
-    processor,
-    logger,
-    signal: stop.signal,
-  }).finally(() => backends.dispose());
+  let worker: Awaited<ReturnType<typeof startQueueWorker>>;
+  let app: Awaited<ReturnType<typeof createWorkerServer>>;
+  try {
+    worker = await startQueueWorker({
+      config: { ...config, QUEUE_URL: queueUrl },
+      processor,
+      ledger,
+      metrics,
+      logger,
+    });
+    app = await createWorkerServer({ backends, worker, metrics, logger });
+    await app.listen({ port: config.WORKER_PORT, host: config.HOST });
+  } catch (error) {
+    ledgerRedis.disconnect();
+    await backends.dispose();
+    throw error;
+  }
+  const address = app.server.address();
+  const url =
+    typeof address === "object" && address
+      ? `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${address.port}`
+      : `http://${config.HOST}:${config.WORKER_PORT}`;
+  logger.info({ url }, `worker health and metrics on ${url}`);
+  let finish: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  let closing: Promise<void> | undefined;
   return {
+    url,
     done,
-    close: async () => {
-      stop.abort();
-      await processor.drain();
-      await done;
+    close: () => {
+      closing ??= (async () => {
+        await worker.close();
+        await processor.drain();
+        await app.close();
+        await ledgerRedis.quit().catch(() => ledgerRedis.disconnect());
+        await backends.dispose();
+        finish();
+      })();
+      return closing;
     },
   };
 }

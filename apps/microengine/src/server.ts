@@ -21,6 +21,7 @@ import type { EngineConfig } from "./config.js";
 import type { EngineBackends } from "./engine-backends.js";
 import { withEngineMetadata } from "./engine-metadata.js";
 import { type EngineMetrics, recordScan } from "./metrics.js";
+import { createReadinessProbe } from "./readiness.js";
 import { redactUrls } from "./redact.js";
 import { verifySignature } from "./webhook-signature.js";
 
@@ -219,11 +220,15 @@ export async function createServer(options: {
           bounty,
           typeof delivery === "string" ? delivery : undefined,
         );
-        if (outcome === "overloaded")
+        if (outcome === "overloaded" || outcome === "unavailable")
           return reply
             .code(503)
             .header("retry-after", String(retryAfterSeconds))
-            .send(publicBody("OVERLOADED", "the engine is overloaded; retry later"));
+            .send(
+              outcome === "overloaded"
+                ? publicBody("OVERLOADED", "the engine is overloaded; retry later")
+                : publicBody("QUEUE_UNAVAILABLE", "the bounty could not be queued; retry later"),
+            );
         return reply
           .code(202)
           .send({ status: "ACCEPTED", ...(outcome === "duplicate" ? { duplicate: true } : {}) });
@@ -373,53 +378,16 @@ export async function createServer(options: {
 
   app.get("/healthz", async () => ({ status: "ok" }));
 
-  // One readiness probe at a time, reused for a second: /readyz floods never reach clamd.
-  let probe:
-    | { at: number; result: Promise<{ ready: boolean; checks: Record<string, unknown> }> }
-    | undefined;
-  const probeBackends = async (): Promise<{ ready: boolean; checks: Record<string, unknown> }> => {
-    const checks: Record<string, unknown> = {};
-    let ready = true;
-    if (backends.clamav) {
-      try {
-        await backends.clamav.client.ping({ deadline: Date.now() + 2_000 });
-        const version = await backends.clamav.version();
-        const age = version.databaseDate
-          ? Math.round((Date.now() - Date.parse(version.databaseDate)) / 3_600_000)
-          : undefined;
-        checks.clamav = {
-          ok: true,
-          engine: version.engineVersion,
-          database: version.databaseVersion ?? "custom",
-          ...(age === undefined ? {} : { databaseAgeHours: age }),
-          connections: backends.clamav.client.usage,
-        };
-      } catch (error) {
-        ready = false;
-        checks.clamav = { ok: false, ...publicError(error) };
-      }
-    }
-    if (backends.yara) {
-      const status = backends.yara.status();
-      const ok = status.ready && backends.yara.ruleFileCount > 0;
-      ready &&= ok;
-      checks.yara = {
-        ok,
-        ruleFiles: backends.yara.ruleFileCount,
-        rules: backends.yara.signaturesVersion,
-        workers: status.workers,
-        busy: status.busy,
-        queued: status.queued,
-        maxQueued: status.maxQueued,
-        ...(status.lastFailure ? { problem: "no worker could start; retrying" } : {}),
-      };
-    }
-    return { ready, checks };
-  };
+  const probe = createReadinessProbe(backends);
 
   app.get("/readyz", async (_request, reply) => {
-    if (!probe || Date.now() - probe.at > 1000) probe = { at: Date.now(), result: probeBackends() };
-    const { ready, checks } = await probe.result;
+    const { ready: backendsReady, checks } = await probe();
+    let ready = backendsReady;
+    if (processor.queueState) {
+      const queue = await processor.queueState();
+      checks.queue = queue;
+      ready &&= queue.ok;
+    }
     const load = processor.load();
     const status = !ready ? "not ready" : load.saturated ? "saturated" : "ready";
     return reply.code(ready && !load.saturated ? 200 : 503).send({

@@ -1,85 +1,70 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { createServer as createHttpServer, type Server } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import { eicarBytes } from "@engine/core";
-import { Redis } from "ioredis";
+import { Queue } from "bullmq";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { bountyJobId, toJobData } from "../src/bounty-queue.js";
 import { loadConfig } from "../src/config.js";
 import { type RunningEngine, type RunningWorker, startEngine, startWorker } from "../src/serve.js";
 import { simulate } from "../src/simulate.js";
 import { signBody } from "../src/webhook-signature.js";
+import { answerOf, useCollector } from "./engine-harness.js";
+import { type RedisServer, startRedis } from "./redis-harness.js";
 
-// Queue mode against a real redis-server, started here with its own port and no persistence.
-let redisProcess: ChildProcess;
-let redisUrl: string;
-const answers: Array<{ path: string; body: string }> = [];
-let collector: Server;
-let collectorUrl: string;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createNetServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
+// Queue mode on BullMQ against a real redis-server, started here on its own port.
+const collector = useCollector();
+let redis: RedisServer;
 beforeAll(async () => {
-  const port = await freePort();
-  redisProcess = spawn(
-    "redis-server",
-    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-    { stdio: "ignore" },
-  );
-  redisUrl = `redis://127.0.0.1:${port}`;
-  const probe = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  probe.on("error", () => {}); // refused until redis-server listens
-  await vi.waitFor(
-    async () => {
-      await probe.connect().catch(() => {});
-      expect(await probe.ping()).toBe("PONG");
-    },
-    { timeout: 10_000, interval: 100 },
-  );
-  probe.disconnect();
-  collector = createHttpServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on("data", (chunk: Buffer) => chunks.push(chunk));
-    request.on("end", () => {
-      answers.push({ path: request.url ?? "", body: Buffer.concat(chunks).toString() });
-      response.writeHead(200).end("{}");
-    });
-  });
-  await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
-  collectorUrl = `http://127.0.0.1:${(collector.address() as { port: number }).port}`;
+  redis = await startRedis();
 });
 afterAll(async () => {
-  redisProcess?.kill("SIGKILL");
-  await new Promise((resolve) => collector.close(resolve));
+  await redis?.dispose();
 });
 
 const quiet = pino({ level: "silent" });
-const settings = (queue: string) => ({
+const settings = (queue: string, extra: Record<string, string> = {}) => ({
   WEBHOOK_SECRET: "queue",
   PORT: "0",
-  QUEUE_URL: redisUrl,
+  WORKER_PORT: "0",
+  QUEUE_URL: redis.url,
   QUEUE_NAME: queue,
   ENGINE_BACKENDS: "eicar,yara",
   WORKER_CONCURRENCY: "2",
+  ANSWER_MARGIN_MS: "1000",
   ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true", // the simulated marketplace answers on loopback
+  ...extra,
 });
 
-describe("queue mode (serve queues, worker scans)", () => {
+let nextId = 700_000;
+function bounty(overrides: Record<string, unknown> = {}, expiresInMs = 10_000) {
+  const id = nextId++;
+  const body = JSON.stringify({
+    id,
+    artifact_type: "file",
+    artifact_uri: `data:application/octet-stream;base64,${eicarBytes().toString("base64")}`,
+    expiration: new Date(Date.now() + expiresInMs).toISOString(),
+    response_url: `${collector.url}/answers/${id}`,
+    ...overrides,
+  });
+  const headers = {
+    "content-type": "application/json",
+    "x-polyswarm-event": "bounty",
+    "x-polyswarm-signature": signBody("queue", body),
+  };
+  return { id, body, headers };
+}
+const post = (
+  engine: RunningEngine,
+  { body, headers }: { body: string; headers: Record<string, string> },
+) => fetch(`${engine.url}/`, { method: "POST", body, headers });
+
+describe("queue mode (serve queues, workers scan)", () => {
   let engine: RunningEngine;
   let second: RunningEngine;
   let worker: RunningWorker;
   beforeAll(async () => {
-    engine = await startEngine(loadConfig(settings("test:a")), quiet);
-    second = await startEngine(loadConfig(settings("test:a")), quiet);
-    worker = await startWorker(loadConfig(settings("test:a")), quiet);
+    engine = await startEngine(loadConfig(settings("test-a")), quiet);
+    second = await startEngine(loadConfig(settings("test-a")), quiet);
+    worker = await startWorker(loadConfig(settings("test-a")), quiet);
   });
   afterAll(async () => {
     await worker?.close();
@@ -107,62 +92,148 @@ describe("queue mode (serve queues, worker scans)", () => {
     ]);
   });
 
-  it("answers a bounty once even when it reaches two receivers", async () => {
-    const id = 424242;
-    const body = JSON.stringify({
-      id,
-      artifact_type: "file",
-      artifact_uri: `data:application/octet-stream;base64,${eicarBytes().toString("base64")}`,
-      expiration: new Date(Date.now() + 10_000).toISOString(),
-      response_url: `${collectorUrl}/answers/${id}`,
-    });
-    const headers = {
-      "content-type": "application/json",
-      "x-polyswarm-event": "bounty",
-      "x-polyswarm-signature": signBody("queue", body),
-    };
-    const first = await fetch(`${engine.url}/`, { method: "POST", body, headers });
-    const again = await fetch(`${second.url}/`, { method: "POST", body, headers });
+  it("makes one job of a bounty that reaches two receivers, and answers it once", async () => {
+    const sent = bounty();
+    const first = await post(engine, sent);
+    const again = await post(second, sent);
     expect(await first.json()).toEqual({ status: "ACCEPTED" });
     expect(await again.json()).toEqual({ status: "ACCEPTED", duplicate: true });
-    await vi.waitFor(
-      () => expect(answers.filter((answer) => answer.path === `/answers/${id}`)).toHaveLength(1),
-      { timeout: 8000 },
+    expect((await answerOf(collector, sent.id, 8000)).verdict).toBe("malicious");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(collector.answersFor(sent.id)).toHaveLength(1);
+  });
+
+  it("reports the queue on serve's /readyz and the worker's /readyz and /metrics", async () => {
+    const ready = (await (await fetch(`${engine.url}/readyz`)).json()) as {
+      checks: { queue: unknown };
+    };
+    expect(ready.checks.queue).toMatchObject({ ok: true, jobs: { waiting: expect.any(Number) } });
+    const workerReady = await fetch(`${worker.url}/readyz`);
+    expect(workerReady.status).toBe(200);
+    expect(
+      ((await workerReady.json()) as { checks: { queue: { ok: boolean } } }).checks.queue.ok,
+    ).toBe(true);
+    const metrics = await (await fetch(`${worker.url}/metrics`)).text();
+    expect(metrics).toMatch(/engine_queue_jobs\{state="waiting"\} \d+/);
+    expect(metrics).toMatch(/engine_queue_wait_seconds_count \d+/);
+    expect(metrics).toMatch(/engine_scans_total\{backend="eicar",verdict="malicious"\} \d+/);
+  });
+
+  it("answers a poison job unknown once, dead-letters it, and keeps working", async () => {
+    const queue = new Queue("test-a", { connection: { url: redis.url } });
+    const id = nextId++;
+    const valid = {
+      id: String(id),
+      artifact_type: "file",
+      artifact_uri: "data:,x",
+      response_url: `${collector.url}/answers/${id}`,
+      phase: "assertion",
+      expiresAt: Date.now() + 15_000,
+    };
+    // A job from an incompatible release: its bounty no longer validates, on every attempt.
+    await queue.add(
+      "bounty",
+      { bounty: { ...valid, artifact_type: "email" } },
+      { jobId: bountyJobId(valid as never), attempts: 3, backoff: { type: "fixed", delay: 100 } },
     );
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(answers.filter((answer) => answer.path === `/answers/${id}`)).toHaveLength(1);
+    const answer = await answerOf(collector, id, 8000);
+    expect(answer.verdict).toBe("unknown");
+    expect(answer.metadata.comments?.[0]).toBe("ERROR:INTERNAL");
+    await vi.waitFor(async () => expect(await queue.getJobCounts("failed")).toEqual({ failed: 1 }));
+    const failed = (await queue.getFailed())[0];
+    expect(failed?.attemptsMade).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(collector.answersFor(id)).toHaveLength(1);
+    // The worker is alive and answers the next bounty.
+    const next = bounty();
+    await post(engine, next);
+    expect((await answerOf(collector, next.id, 8000)).verdict).toBe("malicious");
+    const metrics = await (await fetch(`${worker.url}/metrics`)).text();
+    expect(metrics).toMatch(/engine_queue_events_total\{event="dead_lettered"\} 1/);
+    expect(metrics).toMatch(/engine_queue_events_total\{event="retried"\} 2/);
+    await queue.close();
+  });
+
+  it('keeps a metadata string like "12n" a string, and the bids exact, through the job', () => {
+    const data = toJobData({
+      id: "1",
+      artifact_type: "file",
+      artifact_uri: "data:,x",
+      response_url: "https://m.example/a",
+      phase: "assertion",
+      metadata: { tag: "12n", big: 37287461917542145n },
+      rules: { min_allowed_bid: 1n, max_allowed_bid: 1_000_000_000_000_000_001n },
+      expiresAt: Date.now() + 1000,
+    });
+    const round = JSON.parse(JSON.stringify(data));
+    expect(round.bounty.metadata).toEqual({ tag: "12n", big: "37287461917542145" });
+    expect(round.bounty.rules).toEqual({
+      min_allowed_bid: "1",
+      max_allowed_bid: "1000000000000000001",
+    });
   });
 });
 
-describe("queue workers", () => {
-  it("take back the bounties of a worker that stopped mid-bounty", async () => {
-    const redis = new Redis(redisUrl);
-    const id = 515151;
-    const orphan = JSON.stringify({
-      id: String(id),
-      artifact_type: "file",
-      artifact_uri: "data:,a%20benign%20orphan",
-      response_url: `${collectorUrl}/answers/${id}`,
-      phase: "assertion",
-      expiresAt: Date.now() + 10_000,
-    });
-    await redis.lpush("test:b:processing:dead-worker", orphan);
-    const worker = await startWorker(loadConfig(settings("test:b")), quiet);
-    await vi.waitFor(
-      () => expect(answers.filter((answer) => answer.path === `/answers/${id}`)).toHaveLength(1),
-      { timeout: 8000 },
-    );
-    expect(
-      JSON.parse(answers.find((answer) => answer.path === `/answers/${id}`)?.body ?? "{}").verdict,
-    ).toBe("benign");
-    expect(await redis.llen("test:b:processing:dead-worker")).toBe(0);
-    await worker.close();
-    redis.disconnect();
+describe("queue mode without workers", () => {
+  it("has serve's deadline watcher answer unknown before expiration when no worker takes the bounty", async () => {
+    const engine = await startEngine(loadConfig(settings("test-b")), quiet);
+    try {
+      const sent = bounty({}, 4_000);
+      const expiresAt = Date.now() + 4_000;
+      expect((await post(engine, sent)).status).toBe(202);
+      const answer = await answerOf(collector, sent.id, 5_000);
+      expect(answer.verdict).toBe("unknown");
+      expect(answer.metadata.comments).toEqual(["ERROR:TIMEOUT", "no worker answered in time"]);
+      expect(answer.at).toBeLessThanOrEqual(expiresAt);
+    } finally {
+      await engine.close();
+    }
   });
 
-  it("refuses to start without QUEUE_URL, naming it", async () => {
+  it("refuses to start a worker without QUEUE_URL, naming it", async () => {
     await expect(startWorker(loadConfig({ ENGINE_BACKENDS: "eicar" }), quiet)).rejects.toThrow(
       /QUEUE_URL: required/,
     );
+  });
+});
+
+describe("Redis restarted mid-run (appendonly)", () => {
+  it("loses nothing: serve answers 503 while Redis is down, and every accepted bounty is answered", async () => {
+    const durable = await startRedis({ appendonly: true });
+    const config = loadConfig({ ...settings("test-c"), QUEUE_URL: durable.url });
+    const engine = await startEngine(config, quiet);
+    const worker = await startWorker(config, quiet);
+    try {
+      const before = Array.from({ length: 5 }, () => bounty({}, 20_000));
+      for (const sent of before) expect((await post(engine, sent)).status).toBe(202);
+      await durable.stop();
+      const during = Array.from({ length: 3 }, () => bounty({}, 20_000));
+      const statuses = [];
+      for (const sent of during) {
+        const response = await post(engine, sent);
+        statuses.push(response.status);
+        if (response.status === 503) expect(response.headers.get("retry-after")).toBe("5");
+      }
+      expect(statuses).toEqual([503, 503, 503]);
+      await durable.start();
+      // The marketplace retries what got 503.
+      await vi.waitFor(
+        async () => {
+          for (const sent of during) expect((await post(engine, sent)).status).toBe(202);
+        },
+        { timeout: 10_000, interval: 500 },
+      );
+      for (const sent of [...before, ...during]) {
+        const answer = await answerOf(collector, sent.id, 15_000);
+        expect(answer.verdict).toBe("malicious");
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      for (const sent of [...before, ...during])
+        expect(collector.answersFor(sent.id)).toHaveLength(1);
+    } finally {
+      await worker.close();
+      await engine.close();
+      await durable.dispose();
+    }
   });
 });

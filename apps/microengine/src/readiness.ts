@@ -1,0 +1,63 @@
+import { publicError } from "@engine/core";
+import type { EngineBackends } from "./engine-backends.js";
+
+/** What the backends' readiness probe found: ready or not, and each backend's state. */
+export interface BackendReadiness {
+  ready: boolean;
+  checks: Record<string, unknown>;
+}
+
+/** How long one probe's answer is reused, in ms. */
+const probeReuseMs = 1_000;
+
+/**
+ * The backends' readiness, probed at most once a second however many `/readyz` requests come
+ * (a flood of them never reaches clamd): clamd answers PING (its version, database age and
+ * connections in use), YARA has a worker and rules (workers, busy, queued).
+ */
+export function createReadinessProbe(backends: EngineBackends): () => Promise<BackendReadiness> {
+  let last: { at: number; result: Promise<BackendReadiness> } | undefined;
+  const probe = async (): Promise<BackendReadiness> => {
+    const checks: Record<string, unknown> = {};
+    let ready = true;
+    if (backends.clamav) {
+      try {
+        await backends.clamav.client.ping({ deadline: Date.now() + 2_000 });
+        const version = await backends.clamav.version();
+        const age = version.databaseDate
+          ? Math.round((Date.now() - Date.parse(version.databaseDate)) / 3_600_000)
+          : undefined;
+        checks.clamav = {
+          ok: true,
+          engine: version.engineVersion,
+          database: version.databaseVersion ?? "custom",
+          ...(age === undefined ? {} : { databaseAgeHours: age }),
+          connections: backends.clamav.client.usage,
+        };
+      } catch (error) {
+        ready = false;
+        checks.clamav = { ok: false, ...publicError(error) };
+      }
+    }
+    if (backends.yara) {
+      const status = backends.yara.status();
+      const ok = status.ready && backends.yara.ruleFileCount > 0;
+      ready &&= ok;
+      checks.yara = {
+        ok,
+        ruleFiles: backends.yara.ruleFileCount,
+        rules: backends.yara.signaturesVersion,
+        workers: status.workers,
+        busy: status.busy,
+        queued: status.queued,
+        maxQueued: status.maxQueued,
+        ...(status.lastFailure ? { problem: "no worker could start; retrying" } : {}),
+      };
+    }
+    return { ready, checks };
+  };
+  return () => {
+    if (!last || Date.now() - last.at > probeReuseMs) last = { at: Date.now(), result: probe() };
+    return last.result;
+  };
+}

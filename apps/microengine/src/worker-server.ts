@@ -1,0 +1,40 @@
+import Fastify from "fastify";
+import type { Logger } from "pino";
+import type { QueueWorker } from "./bounty-queue.js";
+import type { EngineBackends } from "./engine-backends.js";
+import type { EngineMetrics } from "./metrics.js";
+import { createReadinessProbe } from "./readiness.js";
+
+/**
+ * A queue worker's operations endpoint: `GET /healthz` (alive), `GET /readyz` (taking jobs
+ * from Redis, backends ready, the queue's job counts) and `GET /metrics` (queue depth, waiting
+ * time, stalled, retried and dead-lettered jobs, plus the scan metrics).
+ */
+export async function createWorkerServer(options: {
+  backends: EngineBackends;
+  worker: QueueWorker;
+  metrics: EngineMetrics;
+  logger: Logger;
+}) {
+  const { backends, worker, metrics } = options;
+  const app = Fastify({
+    loggerInstance: options.logger.child({ component: "worker-http" }, { level: "warn" }),
+    requestTimeout: 10_000,
+  });
+  const probe = createReadinessProbe(backends);
+  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get("/readyz", async (_request, reply) => {
+    const { ready, checks } = await probe();
+    const taking = worker.running();
+    const ok = ready && taking;
+    return reply.code(ok ? 200 : 503).send({
+      status: ok ? "ready" : "not ready",
+      checks: { ...checks, queue: { ok: taking, jobs: worker.counts } },
+    });
+  });
+  app.get("/metrics", async (_request, reply) => {
+    reply.header("content-type", metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  return app;
+}
