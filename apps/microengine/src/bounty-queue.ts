@@ -4,7 +4,7 @@ import { FlowProducer, type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
-import type { AnswerKey, RedisAnswerLedger } from "./answer-ledger.js";
+import type { RedisAnswerLedger } from "./answer-ledger.js";
 import { type Bounty, reviveBounty } from "./bounty.js";
 import type {
   AnswerTarget,
