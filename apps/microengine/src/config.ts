@@ -45,6 +45,11 @@ export const engineConfigSchema = z.object({
    * Default false: the engine refuses such a clamd.
    */
   INSECURE_CLAMD_WITHOUT_ALERTS: booleanText.default(false),
+  /**
+   * A pool of clamd daemons (comma list of host:port, [v6]:port or unix socket paths): scans
+   * go to the least busy healthy one and fail over; a failed one is retried after a backoff.
+   */
+  CLAMD_HOSTS: list.pipe(z.array(z.string()).min(1, "name at least one clamd")).optional(),
   /** clamd unix socket. */
   CLAMD_SOCKET: z.string().min(1).optional(),
   /** Directory of YARA rules. Default: the rules bundled with @engine/yara. */
@@ -164,6 +169,11 @@ export function loadConfig(
   const config = parsed.data;
   if (config.CLAMD_SOCKET && config.CLAMD_HOST) {
     throw new ConfigError(["CLAMD_SOCKET and CLAMD_HOST: set one of them, not both"]);
+  }
+  if (config.CLAMD_HOSTS && (config.CLAMD_SOCKET || config.CLAMD_HOST || config.CLAMD_PORT)) {
+    throw new ConfigError([
+      "CLAMD_HOSTS and CLAMD_SOCKET/CLAMD_HOST/CLAMD_PORT: set the pool or one clamd, not both",
+    ]);
   }
   return config;
 }

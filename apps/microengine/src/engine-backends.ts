@@ -45,13 +45,15 @@ async function verifyAlerts(
   config: EngineConfig,
   logger: Logger,
 ): Promise<void> {
-  const failing = (
-    await checkClamdAlerts(scanner.client, { deadline: Date.now() + 30_000 })
-  ).filter((probe) => !probe.passed);
+  // Every daemon of a pool answers some scans: each is probed.
+  const clients = "clients" in scanner.client ? scanner.client.clients : [scanner.client];
+  const probes = await Promise.all(
+    clients.map((client) => checkClamdAlerts(client, { deadline: Date.now() + 30_000 })),
+  );
+  const failing = probes.flat().filter((probe) => !probe.passed);
   if (failing.length === 0) return;
   const problems = failing.map(
-    (probe) =>
-      `the clamd at ${where} answers ${probe.answer} for the ${probe.probe} probe: ${probe.fix}`,
+    (probe) => `${where} answers ${probe.answer} for the ${probe.probe} probe: ${probe.fix}`,
   );
   if (!config.INSECURE_CLAMD_WITHOUT_ALERTS) {
     await scanner.close?.();
@@ -164,17 +166,18 @@ export async function buildBackends(
     }
 
     if (wanted.has("clamav")) {
-      const configured = config.CLAMD_SOCKET
-        ? { socket: config.CLAMD_SOCKET }
-        : config.CLAMD_HOST || config.CLAMD_PORT
-          ? { host: config.CLAMD_HOST ?? "127.0.0.1", port: config.CLAMD_PORT ?? 3310 }
-          : undefined;
+      const configured = config.CLAMD_HOSTS
+        ? { hosts: config.CLAMD_HOSTS }
+        : config.CLAMD_SOCKET
+          ? { socket: config.CLAMD_SOCKET }
+          : config.CLAMD_HOST || config.CLAMD_PORT
+            ? { host: config.CLAMD_HOST ?? "127.0.0.1", port: config.CLAMD_PORT ?? 3310 }
+            : undefined;
       let reason: string | undefined;
       if (configured) {
-        const where =
-          "socket" in configured
-            ? String(configured.socket)
-            : `${configured.host}:${configured.port}`;
+        const where = configured.hosts
+          ? `the clamd pool ${configured.hosts.join(",")}`
+          : `the clamd at ${configured.socket ?? `${configured.host}:${configured.port}`}`;
         const candidate = createClamavScanner(configured);
         let reachable = true;
         try {
@@ -189,13 +192,13 @@ export async function buildBackends(
           statuses.push({
             name: "clamav",
             running: true,
-            reason: `clamd at ${where} is NOT reachable (${(error as Error).message}): answers are unknown until it is; its alert settings could not be checked`,
+            reason: `${where} is NOT reachable (${(error as Error).message}): answers are unknown until it is; its alert settings could not be checked`,
           });
         }
         if (reachable) {
           if (options.verifyClamdAlerts) await verifyAlerts(candidate, where, config, logger);
           clamav = candidate;
-          reason = `clamd at ${where}`;
+          reason = where;
         }
       } else if (clamdInstalled()) {
         const withSystem = systemHasDatabases();

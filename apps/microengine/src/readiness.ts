@@ -33,6 +33,7 @@ export function createReadinessProbe(backends: EngineBackends): () => Promise<Ba
           database: version.databaseVersion ?? "custom",
           ...(age === undefined ? {} : { databaseAgeHours: age }),
           connections: backends.clamav.client.usage,
+          ...("hosts" in backends.clamav.client ? { hosts: backends.clamav.client.hosts() } : {}),
         };
       } catch (error) {
         ready = false;

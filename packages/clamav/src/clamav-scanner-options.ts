@@ -17,6 +17,13 @@ export const clamavScannerOptionsSchema = z
     name: z.string().min(1).default("clamav"),
     /** Connection options, passed to `ClamdClient`. */
     ...clamdConnectionOptionsSchema.shape,
+    /**
+     * Several clamd daemons instead of one (`socket`/`host`/`port`): `host:port`, `[v6]:port` or
+     * unix socket paths. Scans go to the least busy healthy one, fail over on connection
+     * errors, and a failed daemon is tried again after a backoff (see `ClamdPool`). The other
+     * connection options apply to each (`maxConnections` per daemon).
+     */
+    hosts: z.array(z.string().min(1)).min(1).optional(),
     /** Confidence of a signature match (`FOUND`), 0..1. Default 1. */
     confidence: z.number().min(0).max(1).default(1),
     /**
@@ -39,7 +46,10 @@ export const clamavScannerOptionsSchema = z
      */
     signaturesVersion: z.string().min(1).optional(),
   })
-  .refine(hasOneEndpoint, { message: oneEndpointMessage });
+  .refine(hasOneEndpoint, { message: oneEndpointMessage })
+  .refine((options) => !(options.hosts && (options.socket || options.host || options.port)), {
+    message: "give hosts, or socket or host/port, not both",
+  });
 
 /** Options of `createClamavScanner`; see {@link clamavScannerOptionsSchema}. */
 export type ClamavScannerOptions = z.input<typeof clamavScannerOptionsSchema>;

@@ -9,13 +9,14 @@ import {
 import { type ClamavScannerOptions, clamavScannerOptionsSchema } from "./clamav-scanner-options.js";
 import { ClamdClient, type ClamdScanOutcome } from "./clamd-client.js";
 import { clamdConnectionOptionsSchema } from "./clamd-client-options.js";
+import { ClamdPool } from "./clamd-pool.js";
 import type { ClamdVersion } from "./clamd-reply.js";
 import { clamavPackageVersion } from "./version.js";
 
 /** A ClamAV scanner: the `Scanner` contract plus access to clamd. */
 export interface ClamavScanner extends Scanner {
-  /** The clamd client the scanner uses (ping, stats, version, ...). */
-  readonly client: ClamdClient;
+  /** The clamd client the scanner uses (ping, stats, version, ...): a `ClamdPool` with `hosts`. */
+  readonly client: ClamdClient | ClamdPool;
   /** clamd's `VERSION` as cached for the metadata (fetched on first use). */
   version(): Promise<ClamdVersion>;
   /** Asks clamd to reload its databases and refreshes the cached version. */
@@ -68,7 +69,9 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
   const clientOptions = Object.fromEntries(
     Object.entries(settings).filter(([key]) => clientOptionKeys.includes(key)),
   );
-  const client = new ClamdClient(clientOptions);
+  const client: ClamdClient | ClamdPool = settings.hosts
+    ? new ClamdPool(settings.hosts, clientOptions)
+    : new ClamdClient(clientOptions);
 
   let cached: CachedVersion | undefined;
   let refreshing: Promise<ClamdVersion> | undefined;

@@ -1,5 +1,5 @@
 import { artifactFromBytes, eicarBytes, type ScanOptions } from "@engine/core";
-import type { ClamdClient } from "./clamd-client.js";
+import type { ClamdService } from "./clamd-pool.js";
 import { nestedZip, zipArchive } from "./zip-archive.js";
 
 /**
@@ -47,10 +47,10 @@ export interface ClamdAlertProbe {
  * raises the alert (`Heuristics.Encrypted.*`, `Heuristics.Limits.Exceeded.*`); it fails when
  * clamd says `OK` (the artifact would pass as clean), finds something else, or cannot scan it,
  * and its `fix` names the clamd.conf setting. Use it on a clamd you do not manage (the engine
- * runs it at start and in `microengine check`).
+ * runs it at start and in `microengine check`). For a `ClamdPool`, probe each of its `clients`.
  */
 export async function checkClamdAlerts(
-  client: ClamdClient,
+  client: ClamdService,
   options: ScanOptions = {},
 ): Promise<ClamdAlertProbe[]> {
   const eicar = eicarBytes();

@@ -14,6 +14,12 @@ export {
 } from "./clamd-client-options.js";
 export { type ClamdEndpoint, describeEndpoint } from "./clamd-connection.js";
 export {
+  type ClamdHostState,
+  ClamdPool,
+  type ClamdService,
+  parseClamdHost,
+} from "./clamd-pool.js";
+export {
   type ClamdReply,
   type ClamdStats,
   type ClamdVersion,

@@ -1,0 +1,249 @@
+// Benchmark: 1,000 bounties through `serve` + 2 `microengine worker` processes on BullMQ (queue
+// mode), and the same through one `serve` process, in one run. Reports bounties/s, p50/p99
+// latency (webhook posted -> answer received), lost (accepted, never answered; goal 0), late
+// (goal 0) and duplicate answers posted. Every process uses one shared clamd (as a deployment
+// with a clamd service would) and YARA (bundled rules); artifacts are 10 KB, over HTTP.
+// Usage: pnpm --filter @engine/microengine bench:queue   (after pnpm build; needs clamd and
+// redis-server installed). Environment: QUEUE_BENCH_BOUNTIES (1000), QUEUE_BENCH_SENDERS (50).
+import { spawn } from "node:child_process";
+import { createHash, createHmac, randomBytes, randomInt } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent, createServer, request } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { startManagedClamd } from "@engine/clamav/testing";
+
+const bounties = Number(process.env.QUEUE_BENCH_BOUNTIES ?? 1000);
+const senders = Number(process.env.QUEUE_BENCH_SENDERS ?? 50);
+const expirationMs = 30_000;
+const secret = "queue-bench";
+const cli = join(import.meta.dirname, "../bin/microengine.cjs");
+const sign = (body) => createHmac("sha256", secret).update(body).digest("hex");
+const say = (message) => process.stderr.write(`[queue-bench] ${message}\n`);
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = createNetServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+
+// Distinct artifacts and the marketplace's answer endpoint, on loopback.
+const artifacts = Array.from({ length: 256 }, () => {
+  const bytes = randomBytes(10 * 1024);
+  return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
+});
+const answers = new Map();
+const server = createServer((incoming, outgoing) => {
+  const artifact = /^\/a\/(\d+)$/.exec(incoming.url ?? "");
+  if (artifact) {
+    const item = artifacts[Number(artifact[1])];
+    return void outgoing.writeHead(200, { "content-length": item.bytes.length }).end(item.bytes);
+  }
+  const answer = /^\/r\/(\d+)$/.exec(incoming.url ?? "");
+  if (!answer) return void outgoing.writeHead(404).end();
+  const chunks = [];
+  incoming.on("data", (chunk) => chunks.push(chunk));
+  incoming.on("end", () => {
+    const list = answers.get(answer[1]) ?? [];
+    list.push({ at: performance.now(), body: Buffer.concat(chunks).toString() });
+    answers.set(answer[1], list);
+    outgoing.writeHead(200).end("{}");
+  });
+});
+server.keepAliveTimeout = 60_000;
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const base = `http://127.0.0.1:${server.address().port}`;
+
+const children = [];
+function start(command, environment) {
+  const child = spawn(process.execPath, [cli, command], {
+    env: { ...process.env, LOG_LEVEL: "error", ...environment },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  children.push(child);
+  return child;
+}
+async function ready(url) {
+  for (let attempt = 0; attempt < 600; attempt += 1) {
+    if (
+      await fetch(url).then(
+        (response) => response.ok,
+        () => false,
+      )
+    )
+      return;
+    await sleep(100);
+  }
+  throw new Error(`${url} did not become ready`);
+}
+async function stopAll() {
+  for (const child of children.splice(0)) {
+    if (child.exitCode !== null) continue;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await Promise.race([exited, sleep(20_000)]);
+    if (child.exitCode === null) child.kill("SIGKILL");
+  }
+}
+
+/** Posts the bounties from `senders` senders and waits for their answers (or their expiration). */
+async function run(engineUrl, label) {
+  const agent = new Agent({ keepAlive: true, maxSockets: senders });
+  const sent = [];
+  const firstId = randomInt(1_000_000, 1_000_000_000);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: senders }, async () => {
+      for (let index = next++; index < bounties; index = next++) {
+        const id = String(firstId + index);
+        const item = artifacts[index % artifacts.length];
+        const body = JSON.stringify({
+          id,
+          artifact_type: "file",
+          artifact_uri: `${base}/a/${index % artifacts.length}`,
+          expiration: new Date(Date.now() + expirationMs).toISOString(),
+          response_url: `${base}/r/${id}`,
+          sha256: item.sha256,
+        });
+        const bounty = {
+          id,
+          postedAt: performance.now(),
+          expiresAt: performance.now() + expirationMs,
+        };
+        sent.push(bounty);
+        bounty.status = await new Promise((resolve) => {
+          const outgoing = request(
+            engineUrl,
+            {
+              method: "POST",
+              agent,
+              headers: {
+                "content-type": "application/json",
+                "x-polyswarm-event": "bounty",
+                "x-polyswarm-signature": sign(body),
+              },
+            },
+            (response) => response.resume().on("end", () => resolve(response.statusCode)),
+          );
+          outgoing.on("error", () => resolve(0));
+          outgoing.end(body);
+        });
+      }
+    }),
+  );
+  const deadline = Math.max(...sent.map((bounty) => bounty.expiresAt)) + 1000;
+  while (performance.now() < deadline && sent.some((bounty) => !answers.has(bounty.id)))
+    await sleep(100);
+  agent.destroy();
+  const accepted = sent.filter((bounty) => bounty.status === 202);
+  const latencies = [];
+  let lost = 0;
+  let late = 0;
+  let duplicates = 0;
+  let unknown = 0;
+  let lastAnswer = started;
+  for (const bounty of accepted) {
+    const list = answers.get(bounty.id) ?? [];
+    if (list.length === 0) {
+      lost += 1;
+      continue;
+    }
+    duplicates += list.length - 1;
+    if (JSON.parse(list[0].body).verdict !== "benign") unknown += 1;
+    if (list[0].at > bounty.expiresAt) late += 1;
+    latencies.push(list[0].at - bounty.postedAt);
+    lastAnswer = Math.max(lastAnswer, list[0].at);
+  }
+  latencies.sort((a, b) => a - b);
+  const percentile = (share) =>
+    latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * share))];
+  const row = {
+    label,
+    accepted: accepted.length,
+    refused: sent.length - accepted.length,
+    rate: latencies.length / ((lastAnswer - started) / 1000),
+    p50: percentile(0.5),
+    p99: percentile(0.99),
+    lost,
+    late,
+    duplicates,
+    unknown,
+  };
+  say(JSON.stringify(row));
+  return row;
+}
+
+const directory = await mkdtemp(join(tmpdir(), "engine-queue-bench-"));
+const clamd = await startManagedClamd({ tcp: false, config: { DisableCache: true } });
+const redisPort = await freePort();
+const redis = spawn(
+  "redis-server",
+  [
+    "--port",
+    String(redisPort),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    directory,
+  ],
+  { stdio: "ignore" },
+);
+const shared = {
+  WEBHOOK_SECRET: secret,
+  CLAMD_SOCKET: clamd.socketPath,
+  ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
+  ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
+};
+const rows = [];
+try {
+  // One process.
+  const alonePort = await freePort();
+  start("serve", { ...shared, PORT: String(alonePort) });
+  await ready(`http://127.0.0.1:${alonePort}/readyz`);
+  await run(`http://127.0.0.1:${alonePort}/`, "warm-up");
+  answers.clear();
+  rows.push(await run(`http://127.0.0.1:${alonePort}/`, "serve alone"));
+  await stopAll();
+  answers.clear();
+
+  // serve + 2 workers on BullMQ.
+  const queued = { ...shared, QUEUE_URL: `redis://127.0.0.1:${redisPort}`, QUEUE_NAME: "bench" };
+  const servePort = await freePort();
+  start("serve", { ...queued, PORT: String(servePort) });
+  const workerPorts = [await freePort(), await freePort()];
+  for (const port of workerPorts)
+    start("worker", { ...queued, WORKER_PORT: String(port), WORKER_CONCURRENCY: "8" });
+  await ready(`http://127.0.0.1:${servePort}/readyz`);
+  for (const port of workerPorts) await ready(`http://127.0.0.1:${port}/readyz`);
+  await run(`http://127.0.0.1:${servePort}/`, "warm-up");
+  answers.clear();
+  rows.push(await run(`http://127.0.0.1:${servePort}/`, "serve + 2 workers (BullMQ)"));
+} finally {
+  await stopAll();
+  redis.kill("SIGTERM");
+  await clamd[Symbol.asyncDispose]();
+  server.closeAllConnections();
+  server.close();
+  await rm(directory, { recursive: true, force: true });
+}
+console.log(
+  `\n${bounties} bounties of 10 KB from ${senders} senders, expiration ${expirationMs / 1000} s, YARA + one shared clamd, ${process.version}, 2 cores\n`,
+);
+console.log(
+  "| mode | accepted | bounties/s | p50 | p99 | lost | late | duplicates | not benign (unknown) |",
+);
+console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+for (const row of rows)
+  console.log(
+    `| ${row.label} | ${row.accepted} | ${row.rate.toFixed(1)} | ${row.p50?.toFixed(0)} ms | ${row.p99?.toFixed(0)} ms | ${row.lost} | ${row.late} | ${row.duplicates} | ${row.unknown} |`,
+  );
