@@ -20,8 +20,11 @@ export interface AnswerLedger {
    * Idempotency-Key go out again); `undefined` when the answer was posted already.
    */
   claim(key: AnswerKey, body: string): Promise<string | undefined>;
-  /** Records that the claimed answer was accepted by the marketplace. */
-  posted(key: AnswerKey): Promise<void>;
+  /**
+   * Records that `body` was accepted by the marketplace, whether or not the claim got through
+   * (Redis may have been away when it was made): from then on nobody posts another answer.
+   */
+  posted(key: AnswerKey, body: string): Promise<void>;
   /** True when the answer was posted and accepted. */
   isPosted(key: AnswerKey): Promise<boolean>;
 }
@@ -57,16 +60,13 @@ export class RedisAnswerLedger implements AnswerLedger {
     return previous.state === "posted" ? undefined : previous.body;
   }
 
-  async posted(key: AnswerKey): Promise<void> {
-    const recorded = await this.redis.get(this.#key(key));
-    if (!recorded) return;
-    const entry = JSON.parse(recorded) as Entry;
+  async posted(key: AnswerKey, body: string): Promise<void> {
+    const entry: Entry = { state: "posted", body };
     await this.redis.set(
       this.#key(key),
-      JSON.stringify({ ...entry, state: "posted" }),
+      JSON.stringify(entry),
       "PXAT",
       String(key.expiresAt + 60_000),
-      "XX",
     );
   }
 

@@ -84,6 +84,17 @@ export interface AnswerTarget {
   penalize: boolean;
 }
 
+/**
+ * Thrown by `run()` when a queue worker's shutdown hands its bounty back unanswered (another
+ * worker has time to scan it): the queue retries the job.
+ */
+export class HandedBack extends Error {
+  constructor() {
+    super("handed back to the queue at shutdown");
+    this.name = "HandedBack";
+  }
+}
+
 /** Hands the bounty over and forgets it. */
 function takeBounty(holder: { bounty?: Bounty }): Bounty {
   const { bounty } = holder;
@@ -124,7 +135,10 @@ function bountyBytes(bounty: Bounty): number {
  */
 export class BountyProcessor implements BountyIntake {
   readonly #replays = new ReplayCache();
-  readonly #running = new Map<number, { controller: AbortController; done: Promise<void> }>();
+  readonly #running = new Map<
+    number,
+    { controller: AbortController; done: Promise<void>; expiresAt: number }
+  >();
   #nextKey = 0;
   readonly #fetcher: ArtifactFetcher;
   readonly #delivery: ResponseDelivery;
@@ -212,7 +226,10 @@ export class BountyProcessor implements BountyIntake {
     return "accepted";
   }
 
-  /** Handles one bounty (no replay check or backlog: queue workers bound their own intake). Resolves when answered. */
+  /**
+   * Handles one bounty (no replay check or backlog: queue workers bound their own intake).
+   * Resolves when answered; rejects with `HandedBack` when a shutdown handed it back.
+   */
   run(bounty: Bounty): Promise<void> {
     return this.#track(bounty, false);
   }
@@ -221,7 +238,17 @@ export class BountyProcessor implements BountyIntake {
    * Answers a bounty `unknown` for `error` without scanning it (a queue's deadline watcher, a
    * job that failed for good), unless it was answered already. Never throws.
    */
-  async answerUnknown(
+  answerUnknown(target: Omit<AnswerTarget, "favor" | "penalize">, error: unknown): Promise<void> {
+    // Tracked like a bounty: a drain waits for it before closing the connections it uses.
+    const key = this.#nextKey++;
+    const done = this.#postUnknown(target, error)
+      .catch(() => {})
+      .finally(() => this.#running.delete(key));
+    this.#running.set(key, { controller: new AbortController(), done, expiresAt: 0 });
+    return done;
+  }
+
+  async #postUnknown(
     target: Omit<AnswerTarget, "favor" | "penalize">,
     error: unknown,
   ): Promise<void> {
@@ -241,10 +268,15 @@ export class BountyProcessor implements BountyIntake {
   }
 
   /** Graceful shutdown: running and waiting scans stop now and are answered `unknown`; resolves when every answer went out. */
-  async drain(): Promise<void> {
+  async drain(options: { handBackWhenLeftMs?: number } = {}): Promise<void> {
     this.#draining = true;
-    for (const { controller } of this.#running.values())
-      controller.abort(new Error("the engine is shutting down"));
+    for (const { controller, expiresAt } of this.#running.values()) {
+      // A queue worker hands back what another worker still has time to scan, unanswered.
+      const handBack =
+        options.handBackWhenLeftMs !== undefined &&
+        expiresAt - Date.now() > options.handBackWhenLeftMs;
+      controller.abort(handBack ? new HandedBack() : new Error("the engine is shutting down"));
+    }
     // Answers are retried until their expiration, but a shutdown waits 30 s at most.
     const grace = setTimeout(
       () => this.#shutdown.abort(new Error("shutdown grace period over")),
@@ -272,12 +304,13 @@ export class BountyProcessor implements BountyIntake {
     // The bounty itself (a data: URI may hold a megabyte) is let go once it is scanned.
     const done = this.#handle({ bounty }, target, controller.signal, bounded, logger)
       .catch((error: unknown) => {
+        if (error instanceof HandedBack && !bounded) throw error; // the queue worker retries it
         // The boundary below answers every failure; this only guards against a bug in it.
         logger.error({ err: error }, "unexpected failure outside the bounty's error boundary");
         this.options.metrics.dropped.inc();
       })
       .finally(() => this.#running.delete(key));
-    this.#running.set(key, { controller, done });
+    this.#running.set(key, { controller, done, expiresAt: bounty.expiresAt });
     return done;
   }
 
@@ -294,6 +327,10 @@ export class BountyProcessor implements BountyIntake {
       // Only #scanBounty's frame holds the bounty: once it returns, nothing here keeps it.
       result = await this.#scanBounty(takeBounty(holder), shutdown, bounded, logger);
     } catch (error) {
+      if (shutdown.reason instanceof HandedBack) {
+        logger.info("handed back to the queue at shutdown, unanswered");
+        throw shutdown.reason;
+      }
       const cause = shutdown.aborted
         ? new EngineError({
             message: "the engine shut down before the scan finished",
@@ -314,6 +351,27 @@ export class BountyProcessor implements BountyIntake {
       result = scanResultForError(cause);
     }
     await this.#answer(target, withEngineMetadata(result), logger);
+  }
+
+  /**
+   * Records a posted answer, retrying while Redis is away (until the bounty expires): a record
+   * that never lands would let the deadline watcher post a second, different answer.
+   */
+  async #recordPosted(
+    ledger: AnswerLedger,
+    bounty: AnswerTarget,
+    body: string,
+    logger: Logger,
+  ): Promise<void> {
+    for (let delay = 200; Date.now() < bounty.expiresAt; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        await ledger.posted(bounty, body);
+        return;
+      } catch (error) {
+        logger.warn({ err: error }, "could not record the answer as posted yet (retrying)");
+        await sleep(delay);
+      }
+    }
   }
 
   /** Filters, a slot (waiting in the bounded backlog), the download, the scan. */
@@ -476,10 +534,7 @@ export class BountyProcessor implements BountyIntake {
         stop: this.#shutdown.signal,
         logger,
       });
-      if (delivered)
-        await ledger?.posted(bounty).catch((error: unknown) => {
-          logger.warn({ err: error }, "could not record the answer as posted");
-        });
+      if (delivered && ledger) void this.#recordPosted(ledger, bounty, text, logger);
     } catch (error) {
       logger.error({ err: error }, "could not build or send the answer");
     }

@@ -21,14 +21,16 @@ import { responseUrlRefusal } from "./response-delivery.js";
 /**
  * How the queue treats a job, derived from a bounty's time budget (30 s by default): a worker
  * holds a job's lock for `lockMs`, renewed every half; a worker that dies loses it, and the
- * stalled check (every `stalledIntervalMs`) hands the job to another worker within about 7 s,
- * with most of the budget left. A job that stalls `maxStalledCount` times, or throws `attempts`
- * times, is failed for good (dead-lettered) and answered unknown.
+ * stalled check (every `stalledIntervalMs`) hands the job to another worker within about 7.5 s,
+ * with most of the budget left. A job whose worker dies twice (it stalls more than
+ * `maxStalledCount` times), or that throws `attempts` times, is failed for good (dead-lettered)
+ * and answered unknown. Connections reconnect within half a second of Redis coming back, so a
+ * short Redis restart keeps the locks.
  */
 export const queueTiming = {
   lockMs: 5_000,
   stalledIntervalMs: 2_500,
-  maxStalledCount: 2,
+  maxStalledCount: 1,
   attempts: 3,
   retryDelayMs: 500,
   /** Longest a webhook waits for Redis to take a bounty before answering 503. */
@@ -83,11 +85,15 @@ function answerTargetOf(value: unknown): Omit<AnswerTarget, "favor" | "penalize"
   return parsed.success ? { ...parsed.data, rules: undefined } : undefined;
 }
 
-/** A Redis connection for QUEUE_URL; `worker` connections retry for ever (BullMQ needs it). */
+/**
+ * A Redis connection for QUEUE_URL; `worker` connections retry their commands for ever (BullMQ
+ * needs it), `receiver` ones fail fast. Both reconnect within half a second.
+ */
 function connect(url: string, role: "receiver" | "worker", logger: Logger): Redis {
   const redis = new Redis(url, {
     lazyConnect: true,
     connectTimeout: 3_000,
+    retryStrategy: (attempt: number) => Math.min(attempt * 50, 500),
     // The receiver fails fast (the webhook answers 503); workers wait for Redis to come back.
     ...(role === "receiver"
       ? { maxRetriesPerRequest: 1, enableOfflineQueue: false }
@@ -154,14 +160,28 @@ function startDeadlineWatcher(options: {
   ledger: RedisAnswerLedger;
   metrics: EngineMetrics;
   logger: Logger;
-}): Worker {
+}): { close(): Promise<void> } {
   const { processor, ledger, metrics, logger } = options;
+  const connection = connect(options.url, "worker", logger);
+  const bounties = new Queue(options.queue, { connection });
+  bounties.on("error", () => {});
+  /** True while a live worker holds the bounty's job (an active job whose lock is still renewed). */
+  const inLiveHands = async (target: { id: string; phase: string }): Promise<boolean> => {
+    const job = await bounties.getJob(bountyJobId(target as Pick<Bounty, "id" | "phase">));
+    if (!job) return false;
+    const state = await job.getState();
+    if (state === "completed") return true; // its worker posted the answer, or gave up at expiration
+    if (state !== "active") return false;
+    return (await connection.exists(`${bounties.qualifiedName}:${job.id}:lock`)) === 1;
+  };
   const watcher = new Worker(
     deadlineQueueName(options.queue),
     async (job: Job) => {
       const target = answerTargetOf((job.data as { target?: unknown })?.target);
       if (!target || Date.now() >= target.expiresAt) return "expired";
       if (await ledger.isPosted(target)) return "answered";
+      // A live owner answers itself (unknown at the scan's deadline if need be): no second POST.
+      if (await inLiveHands(target)) return "in hand";
       metrics.queueEvents.inc({ event: "answered_by_watcher" });
       await processor.answerUnknown(
         target,
@@ -173,7 +193,7 @@ function startDeadlineWatcher(options: {
       return "answered";
     },
     {
-      connection: connect(options.url, "worker", logger),
+      connection,
       concurrency: 16,
       lockDuration: queueTiming.lockMs,
       stalledInterval: queueTiming.stalledIntervalMs,
@@ -182,7 +202,13 @@ function startDeadlineWatcher(options: {
   watcher.on("error", (error: Error) =>
     logger.warn({ error: redactUrls(error.message) }, "deadline watcher error (retrying)"),
   );
-  return watcher;
+  return {
+    close: async () => {
+      await watcher.close();
+      await bounties.close();
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
 }
 
 /**
@@ -202,7 +228,7 @@ export class BullBountyQueue implements BountyIntake {
     private readonly redis: Redis,
     private readonly queue: Queue,
     private readonly flows: FlowProducer,
-    private readonly watcher: Worker,
+    private readonly watcher: { close(): Promise<void> },
     private readonly metrics: EngineMetrics,
     private readonly logger: Logger,
   ) {
@@ -273,8 +299,8 @@ export class BullBountyQueue implements BountyIntake {
     }
     const jobId = bountyJobId(bounty);
     const keepSeconds = Math.ceil((bounty.expiresAt - Date.now()) / 1000) + 60;
-    const margin = this.config.ANSWER_MARGIN_MS;
-    const watchAt = bounty.expiresAt - Math.floor(margin / 2);
+    // At the scan's deadline: a live owner answers then itself; the watcher answers the others.
+    const watchAt = bounty.expiresAt - this.config.ANSWER_MARGIN_MS;
     const adding = (async (): Promise<SubmitOutcome> => {
       if (await this.queue.getJob(jobId)) return "duplicate";
       await this.flows.addBulk([
@@ -305,6 +331,8 @@ export class BullBountyQueue implements BountyIntake {
           opts: {
             jobId: deadlineJobId(bounty),
             delay: Math.max(0, watchAt - Date.now()),
+            attempts: queueTiming.attempts, // a Redis blip must not drop the safety net
+            backoff: { type: "fixed", delay: 200 },
             removeOnComplete: true,
             removeOnFail: { age: keepSeconds },
           },
@@ -313,6 +341,7 @@ export class BullBountyQueue implements BountyIntake {
       return "accepted";
     })();
     adding.catch(() => {}); // may settle after the timeout below: the job id makes that harmless
+    const timeout = new AbortController();
     const outcome = await Promise.race([
       adding.catch((error: unknown) => {
         this.logger.warn(
@@ -321,8 +350,12 @@ export class BullBountyQueue implements BountyIntake {
         );
         return "unavailable" as const;
       }),
-      sleep(queueTiming.enqueueTimeoutMs).then(() => "unavailable" as const),
+      sleep(queueTiming.enqueueTimeoutMs, undefined, { signal: timeout.signal }).then(
+        () => "unavailable" as const,
+        () => "unavailable" as const,
+      ),
     ]);
+    timeout.abort();
     if (outcome === "duplicate")
       this.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
     return outcome;
@@ -335,13 +368,19 @@ export class BullBountyQueue implements BountyIntake {
   }
 }
 
+/** At shutdown, a bounty with more time left than this goes back to the queue, in ms. */
+const handBackWhenLeftMs = 15_000;
+
 /** A running queue worker. */
 export interface QueueWorker {
   /** Job counts by state, as last read. */
   readonly counts: Record<string, number>;
   /** True while connected to Redis and taking jobs. */
   running(): boolean;
-  /** Stops taking jobs, lets those in hand finish (up to `graceMs`, then answers them unknown). */
+  /**
+   * Stops taking jobs and lets those in hand finish; after `graceMs` (10 s), hands back those
+   * with more than 15 s left (another worker retries them) and answers the others unknown.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -360,10 +399,12 @@ export async function startQueueWorker(options: {
   logger: Logger;
 }): Promise<QueueWorker> {
   const { config, processor, ledger, metrics, logger } = options;
-  const probe = await connectChecked(config.QUEUE_URL, "worker", logger);
+  // Job counts on a connection that fails fast: an outage must not pile up queued commands.
+  const probe = await connectChecked(config.QUEUE_URL, "receiver", logger);
   const queue = new Queue(config.QUEUE_NAME, { connection: probe });
   queue.on("error", () => {});
   const counts = new QueueCounts(queue, metrics);
+  const jobs = connect(config.QUEUE_URL, "worker", logger);
   const worker = new Worker(
     config.QUEUE_NAME,
     async (job: Job) => {
@@ -374,12 +415,13 @@ export async function startQueueWorker(options: {
         logger.error({ bounty: bounty.id }, "a queued bounty expired before a worker took it");
         return "expired";
       }
-      if (await ledger.isPosted(bounty)) return "answered";
-      await processor.run(bounty);
+      // A Redis blip here is no reason to fail the job: the ledger decides again before the POST.
+      if (await ledger.isPosted(bounty).catch(() => false)) return "answered";
+      await processor.run(bounty); // rejects with HandedBack at shutdown: the job is retried
       return "answered";
     },
     {
-      connection: connect(config.QUEUE_URL, "worker", logger),
+      connection: jobs,
       concurrency: config.WORKER_CONCURRENCY,
       lockDuration: queueTiming.lockMs,
       stalledInterval: queueTiming.stalledIntervalMs,
@@ -428,16 +470,17 @@ export async function startQueueWorker(options: {
     running: () => worker.isRunning() && probe.status === "ready",
     close: async (graceMs = 10_000) => {
       counts.stop();
-      const finished = worker.close();
+      const finished = worker.close(); // no new jobs; those in hand go on
       const late = await Promise.race([
         finished.then(() => false),
         sleep(graceMs).then(() => true),
       ]);
-      // Past the grace period the bounties in hand are answered unknown (the processor's drain).
-      if (late) await processor.drain();
+      // Past the grace period, bounties another worker still has time for go back to the queue
+      // unanswered (their jobs are retried); the others are answered unknown now.
+      const draining = processor.drain(late ? { handBackWhenLeftMs } : {});
       await finished.catch(() => {});
-      await Promise.allSettled([watcher.close(), queue.close()]);
-      await probe.quit().catch(() => probe.disconnect());
+      await Promise.allSettled([watcher.close(), draining, queue.close()]);
+      await Promise.allSettled([jobs.quit(), probe.quit()]);
     },
   };
 }

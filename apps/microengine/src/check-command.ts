@@ -52,9 +52,13 @@ export async function checkEngine(
   }
   if (backends.clamav) {
     // What clamd cannot look inside must not come back OK (a clamd of yours may lack the settings).
-    const probes = await checkClamdAlerts(backends.clamav.client, {
-      deadline: Date.now() + 30_000,
-    });
+    const client = backends.clamav.client;
+    const clients = "clients" in client ? client.clients : [client];
+    const probes = (
+      await Promise.all(
+        clients.map((each) => checkClamdAlerts(each, { deadline: Date.now() + 30_000 })),
+      )
+    ).flat();
     for (const probe of probes) {
       healthy &&= probe.passed;
       const what =

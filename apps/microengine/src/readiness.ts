@@ -33,7 +33,17 @@ export function createReadinessProbe(backends: EngineBackends): () => Promise<Ba
           database: version.databaseVersion ?? "custom",
           ...(age === undefined ? {} : { databaseAgeHours: age }),
           connections: backends.clamav.client.usage,
-          ...("hosts" in backends.clamav.client ? { hosts: backends.clamav.client.hosts() } : {}),
+          // A pool's daemons by position (clamd-1, ...): their addresses stay in the logs.
+          ...("hosts" in backends.clamav.client
+            ? {
+                hosts: backends.clamav.client
+                  .hosts()
+                  .map(({ endpoint: _endpoint, ...state }, index) => ({
+                    daemon: `clamd-${index + 1}`,
+                    ...state,
+                  })),
+              }
+            : {}),
         };
       } catch (error) {
         ready = false;

@@ -49,13 +49,13 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   const metrics = createMetrics();
   let processor: BountyIntake;
   let scanSlots: ConcurrencyLimit;
+  /** What queue mode opened besides the queue: closed after it. */
+  let closeQueueExtras = async (): Promise<void> => {};
   try {
     if (config.QUEUE_URL) {
       // serve answers no bounty itself, but its deadline watcher answers those nobody did.
-      const ledger = new RedisAnswerLedger(
-        ledgerConnection(config.QUEUE_URL, logger),
-        config.QUEUE_NAME,
-      );
+      const ledgerRedis = ledgerConnection(config.QUEUE_URL, logger);
+      const ledger = new RedisAnswerLedger(ledgerRedis, config.QUEUE_NAME);
       const answering = new BountyProcessor({
         scanner: backends.scanner,
         config,
@@ -63,6 +63,10 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
         metrics,
         ledger,
       });
+      closeQueueExtras = async () => {
+        await answering.drain();
+        await ledgerRedis.quit().catch(() => ledgerRedis.disconnect());
+      };
       processor = await BullBountyQueue.open({
         config: { ...config, QUEUE_URL: config.QUEUE_URL },
         processor: answering,
@@ -108,7 +112,8 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     close: () => {
       closing ??= (async () => {
         await app.close();
-        await processor.drain();
+        // Together: the watcher's answers in flight stop retrying when the grace period ends.
+        await Promise.all([processor.drain(), closeQueueExtras()]);
         await backends.dispose();
       })();
       return closing;
@@ -195,8 +200,7 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
     done,
     close: () => {
       closing ??= (async () => {
-        await worker.close();
-        await processor.drain();
+        await worker.close(); // drains the processor too
         await app.close();
         await ledgerRedis.quit().catch(() => ledgerRedis.disconnect());
         await backends.dispose();

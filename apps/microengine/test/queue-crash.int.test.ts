@@ -24,10 +24,11 @@ beforeAll(async () => {
   artifacts = createServer((request, response) => {
     requests += 1;
     const malicious = request.url?.endsWith("/eicar");
+    const delay = Number(/^\/slow\/(\d+)\//.exec(request.url ?? "")?.[1] ?? 800);
     setTimeout(() => {
       if (!response.destroyed)
         response.end(malicious ? eicarBytes() : Buffer.from(`a clean file ${request.url}\n`));
-    }, 800);
+    }, delay);
   });
   await new Promise<void>((resolve) => artifacts.listen(0, "127.0.0.1", resolve));
   artifactBase = `http://127.0.0.1:${(artifacts.address() as { port: number }).port}`;
@@ -72,7 +73,7 @@ describe("a worker killed mid-scan", () => {
     for (let index = 0; index < 40; index += 1) {
       const id = 900_000 + index;
       const malicious = index % 3 === 0;
-      const expiresAt = Date.now() + 25_000;
+      const expiresAt = Date.now() + 15_000;
       const body = JSON.stringify({
         id,
         artifact_type: "file",
@@ -104,6 +105,10 @@ describe("a worker killed mid-scan", () => {
       () => expect(sent.filter(({ id }) => collector.answersFor(id).length === 0)).toEqual([]),
       { timeout: 30_000, interval: 250 },
     );
+    // Past every expiration (and the deadline watcher's moment): late duplicates would show now.
+    await new Promise((resolve) =>
+      setTimeout(resolve, Math.max(...sent.map((bounty) => bounty.expiresAt)) - Date.now() + 1000),
+    );
     const problems: string[] = [];
     let duplicates = 0;
     for (const { id, malicious, expiresAt } of sent) {
@@ -126,5 +131,52 @@ describe("a worker killed mid-scan", () => {
     console.log(
       `crash run: 40 bounties answered, ${taken.length} taken over from the dead worker, ${duplicates} duplicate POSTs`,
     );
+  }, 90_000);
+
+  it("on SIGTERM, finishes the jobs in hand, hands back what it cannot finish in time, and exits", async () => {
+    engine ??= await startEngine(
+      loadConfig({ ...environment(), PORT: "0" } as Record<string, string>),
+      pino({ level: "silent" }),
+    );
+    for (const worker of workers.splice(0)) worker.kill("SIGKILL");
+    const leaving = startWorkerProcess();
+    workers.push(leaving);
+    const post = async (id: number, delayMs: number) => {
+      const expiresAt = Date.now() + 45_000;
+      const body = JSON.stringify({
+        id,
+        artifact_type: "file",
+        artifact_uri: `${artifactBase}/slow/${delayMs}/${id}/clean`,
+        expiration: new Date(expiresAt).toISOString(),
+        response_url: `${collector.url}/answers/${id}`,
+      });
+      const response = await fetch(`${engine.url}/`, {
+        method: "POST",
+        body,
+        headers: {
+          "content-type": "application/json",
+          "x-polyswarm-event": "bounty",
+          "x-polyswarm-signature": signBody("crash", body),
+        },
+      });
+      expect(response.status).toBe(202);
+      return expiresAt;
+    };
+    const quick = 990_001; // done within the grace period
+    const slow = 990_002; // still downloading when the grace period ends: handed back
+    await post(quick, 3_000);
+    const slowExpiresAt = await post(slow, 14_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_000)); // both in hand, downloading
+    const exited = new Promise<number | null>((resolve) => leaving.once("exit", resolve));
+    leaving.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    expect(JSON.parse(collector.answersFor(quick)[0]?.body ?? "{}").verdict).toBe("benign");
+    expect(collector.answersFor(slow)).toHaveLength(0); // handed back, not answered unknown
+    // Another worker takes the handed-back job and answers it in time.
+    workers.push(startWorkerProcess());
+    await vi.waitFor(() => expect(collector.answersFor(slow)).toHaveLength(1), { timeout: 25_000 });
+    const answer = collector.answersFor(slow)[0];
+    expect(JSON.parse(answer?.body ?? "{}").verdict).toBe("benign");
+    expect(answer?.at).toBeLessThanOrEqual(slowExpiresAt);
   }, 90_000);
 });

@@ -6,7 +6,11 @@ import {
 } from "@engine/core";
 import { ClamdClient, type ClamdScanOutcome } from "./clamd-client.js";
 import type { ClamdClientOptions, ResolvedClamdClientOptions } from "./clamd-client-options.js";
-import { type ClamdEndpoint, describeEndpoint } from "./clamd-connection.js";
+import {
+  ClamdConnectionFailure,
+  type ClamdEndpoint,
+  describeEndpoint,
+} from "./clamd-connection.js";
 import type { ClamdStats, ClamdVersion } from "./clamd-reply.js";
 
 /**
@@ -35,7 +39,7 @@ export interface ClamdHostState {
   inUse: number;
   /** Scans it answered. */
   scans: number;
-  /** Failures in a row; each doubles the wait before the next try (1 s to 30 s). */
+  /** Failures in a row; each doubles the wait before the next try (1 s to 10 s). */
   failures: number;
   /** When a failed host is tried again (epoch ms), while unhealthy. */
   retryAt?: number;
@@ -70,9 +74,20 @@ interface Host {
   checkedAt: number;
   /** Scans sent to it and not finished (counted from the choice, before a connection is taken). */
   pending: number;
+  /** Bumped at each failure: a health check started before it does not undo it. */
+  generation: number;
 }
 
-const retryDelay = { firstMs: 1_000, maximumMs: 30_000 };
+const retryDelay = { firstMs: 1_000, maximumMs: 10_000 };
+/** True when the daemon could not be reached at all (the artifact never got to it). */
+function isConnectFailure(error: unknown): boolean {
+  const cause = (error as { cause?: unknown })?.cause;
+  return (
+    cause instanceof ClamdConnectionFailure &&
+    (cause.kind === "connect-failed" || cause.kind === "connect-timeout")
+  );
+}
+
 /** How often healthy hosts are pinged (and failed ones due for a retry), in ms. */
 const healthCheckEveryMs = 5_000;
 
@@ -80,7 +95,7 @@ const healthCheckEveryMs = 5_000;
  * A pool of clamd daemons for scale-out: each scan goes to the healthy host with the fewest
  * scans in hand (least busy); a host whose connection fails is marked down, the scan is retried on
  * another host (when the artifact can be read again), and the failed host is tried again
- * after a backoff (1 s doubling to 30 s) by a PING. Commands (`version`, `stats`) go to a
+ * after a backoff (1 s doubling to 10 s) by a PING. Commands (`version`, `stats`) go to a
  * healthy host; `reload` to all. `hosts()` reports each host's state.
  *
  * @example
@@ -117,6 +132,7 @@ export class ClamdPool implements ClamdService {
         retryAt: 0,
         checkedAt: 0,
         pending: 0,
+        generation: 0,
       };
     });
   }
@@ -175,7 +191,10 @@ export class ClamdPool implements ClamdService {
         if (!BackendUnavailableError.isInstance(error)) throw error; // the artifact's fault, not the host's
         this.#failed(host);
         lastError = error;
-        if (!artifact.replayable) break; // a stream cannot be sent twice
+        // Another daemon gets the artifact only when this one could not be reached at all: a
+        // daemon that died while it had the artifact may have died of it, and would take the
+        // next one down with it. A stream cannot be sent twice anyway.
+        if (!artifact.replayable || !isConnectFailure(error)) break;
       } finally {
         host.pending -= 1;
       }
@@ -220,12 +239,19 @@ export class ClamdPool implements ClamdService {
     await Promise.all(this.#hosts.map((host) => host.client.close()));
   }
 
-  /** The healthy host with the fewest scans in hand, or a failed one whose retry is due. */
+  /**
+   * The healthy host with the fewest scans in hand, or a failed one whose retry is due; when
+   * none is, the failed one due first (a pool of one is never refused without a try).
+   */
   #choose(tried: ReadonlySet<Host>): Host | undefined {
     const now = Date.now();
-    const candidates = this.#hosts.filter(
-      (host) => !tried.has(host) && (host.healthy || host.retryAt <= now),
-    );
+    const untried = this.#hosts.filter((host) => !tried.has(host));
+    const candidates = untried.filter((host) => host.healthy || host.retryAt <= now);
+    if (candidates.length === 0 && tried.size === 0)
+      return untried.reduce<Host | undefined>(
+        (first, host) => (!first || host.retryAt < first.retryAt ? host : first),
+        undefined,
+      );
     return candidates.reduce<Host | undefined>((best, host) => {
       if (!best) return host;
       if (host.healthy !== best.healthy) return host.healthy ? host : best;
@@ -254,6 +280,7 @@ export class ClamdPool implements ClamdService {
   }
 
   #failed(host: Host): void {
+    host.generation += 1;
     // Scans in flight when a host dies all fail at once: one failure, not one per scan.
     if (!host.healthy && Date.now() < host.retryAt) return;
     host.healthy = false;
@@ -274,9 +301,15 @@ export class ClamdPool implements ClamdService {
         const due = host.healthy ? now - host.checkedAt >= healthCheckEveryMs : host.retryAt <= now;
         if (!due) continue;
         host.checkedAt = now;
+        const generation = host.generation;
         host.client.ping({ deadline: now + 2_000 }).then(
-          () => this.#succeeded(host),
-          () => this.#failed(host),
+          () => {
+            if (host.generation === generation) this.#succeeded(host); // not a stale answer
+          },
+          (error: unknown) => {
+            // A busy daemon may be slow to answer a PING: only a refused connection is a failure.
+            if (BackendUnavailableError.isInstance(error)) this.#failed(host);
+          },
         );
       }
     }, retryDelay.firstMs);
