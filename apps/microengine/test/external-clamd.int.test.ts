@@ -42,6 +42,25 @@ describe("a clamd given by CLAMD_*", () => {
     await backends.dispose();
   });
 
+  it("starts a pool with one daemon down (probing the others), and scans through the live one", async () => {
+    await using good = await startManagedClamd({ tcp: false });
+    const backends = await buildBackends(
+      loadConfig({ CLAMD_HOSTS: `${good.socketPath},/nonexistent/clamd.sock` }),
+      quiet,
+    );
+    try {
+      const { artifactFromBytes } = await import("@engine/core");
+      const eicar = await backends.scanner.scan(artifactFromBytes(eicarBytes()), {
+        deadline: Date.now() + 10_000,
+      });
+      expect(eicar.metadata.backends?.find((backend) => backend.name === "clamav")?.verdict).toBe(
+        "malicious",
+      );
+    } finally {
+      await backends.dispose();
+    }
+  });
+
   it("stays in, failing closed, when it is unreachable at start: unknown, never YARA's benign alone", async () => {
     const directory = await mkdtemp(join(tmpdir(), "engine-no-clamd-"));
     try {
