@@ -1,3 +1,4 @@
+import type { AddressInfo } from "node:net";
 import { ConcurrencyLimit } from "@engine/core";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
@@ -11,6 +12,12 @@ import { redactUrls } from "./redact.js";
 import { createServer } from "./server.js";
 import { engineVersion } from "./version.js";
 import { createWorkerServer } from "./worker-server.js";
+
+/** `http://host:port` of a listening server (the port it got when 0 was asked for). */
+function listeningUrl(address: string | AddressInfo | null, host: string, port: number): string {
+  const bracketed = host.includes(":") ? `[${host}]` : host;
+  return `http://${bracketed}:${typeof address === "object" && address ? address.port : port}`;
+}
 
 /** A running engine. */
 export interface RunningEngine {
@@ -100,11 +107,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     await backends.dispose();
     throw error;
   }
-  const address = app.server.address();
-  const url =
-    typeof address === "object" && address
-      ? `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${address.port}`
-      : `http://${config.HOST}:${config.PORT}`;
+  const url = listeningUrl(app.server.address(), config.HOST, config.PORT);
   logger.info({ url, version: engineVersion }, `microengine ${engineVersion} listening on ${url}`);
   let closing: Promise<void> | undefined;
   return {
@@ -184,11 +187,7 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
     await backends.dispose();
     throw error;
   }
-  const address = app.server.address();
-  const url =
-    typeof address === "object" && address
-      ? `http://${config.HOST.includes(":") ? `[${config.HOST}]` : config.HOST}:${address.port}`
-      : `http://${config.HOST}:${config.WORKER_PORT}`;
+  const url = listeningUrl(app.server.address(), config.HOST, config.WORKER_PORT);
   logger.info({ url }, `worker health and metrics on ${url}`);
   let finish: () => void = () => {};
   const done = new Promise<void>((resolve) => {

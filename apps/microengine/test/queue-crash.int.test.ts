@@ -58,6 +58,28 @@ const startWorkerProcess = (): ChildProcess =>
 describe("a worker killed mid-scan", () => {
   const workers: ChildProcess[] = [];
   let engine: RunningEngine;
+  /** Posts a signed bounty for `artifactUri` to serve; resolves with its expiration (epoch ms). */
+  const postBounty = async (id: number, artifactUri: string, lifetimeMs: number) => {
+    const expiresAt = Date.now() + lifetimeMs;
+    const body = JSON.stringify({
+      id,
+      artifact_type: "file",
+      artifact_uri: artifactUri,
+      expiration: new Date(expiresAt).toISOString(),
+      response_url: `${collector.url}/answers/${id}`,
+    });
+    const response = await fetch(`${engine.url}/`, {
+      method: "POST",
+      body,
+      headers: {
+        "content-type": "application/json",
+        "x-polyswarm-event": "bounty",
+        "x-polyswarm-signature": signBody("crash", body),
+      },
+    });
+    expect(response.status).toBe(202);
+    return expiresAt;
+  };
   afterAll(async () => {
     for (const worker of workers) worker.kill("SIGKILL");
     await engine?.close();
@@ -73,24 +95,11 @@ describe("a worker killed mid-scan", () => {
     for (let index = 0; index < 40; index += 1) {
       const id = 900_000 + index;
       const malicious = index % 3 === 0;
-      const expiresAt = Date.now() + 15_000;
-      const body = JSON.stringify({
+      const expiresAt = await postBounty(
         id,
-        artifact_type: "file",
-        artifact_uri: `${artifactBase}/${id}/${malicious ? "eicar" : "clean"}`,
-        expiration: new Date(expiresAt).toISOString(),
-        response_url: `${collector.url}/answers/${id}`,
-      });
-      const response = await fetch(`${engine.url}/`, {
-        method: "POST",
-        body,
-        headers: {
-          "content-type": "application/json",
-          "x-polyswarm-event": "bounty",
-          "x-polyswarm-signature": signBody("crash", body),
-        },
-      });
-      expect(response.status).toBe(202);
+        `${artifactBase}/${id}/${malicious ? "eicar" : "clean"}`,
+        15_000,
+      );
       sent.push({ id, malicious, expiresAt });
     }
     // Both workers are scanning (8 downloads at a time): kill one, start another at once.
@@ -141,27 +150,8 @@ describe("a worker killed mid-scan", () => {
     for (const worker of workers.splice(0)) worker.kill("SIGKILL");
     const leaving = startWorkerProcess();
     workers.push(leaving);
-    const post = async (id: number, delayMs: number) => {
-      const expiresAt = Date.now() + 45_000;
-      const body = JSON.stringify({
-        id,
-        artifact_type: "file",
-        artifact_uri: `${artifactBase}/slow/${delayMs}/${id}/clean`,
-        expiration: new Date(expiresAt).toISOString(),
-        response_url: `${collector.url}/answers/${id}`,
-      });
-      const response = await fetch(`${engine.url}/`, {
-        method: "POST",
-        body,
-        headers: {
-          "content-type": "application/json",
-          "x-polyswarm-event": "bounty",
-          "x-polyswarm-signature": signBody("crash", body),
-        },
-      });
-      expect(response.status).toBe(202);
-      return expiresAt;
-    };
+    const post = (id: number, delayMs: number) =>
+      postBounty(id, `${artifactBase}/slow/${delayMs}/${id}/clean`, 45_000);
     const quick = 990_001; // done within the grace period
     const slow = 990_002; // still downloading when the grace period ends: handed back
     await post(quick, 3_000);
