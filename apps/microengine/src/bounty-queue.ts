@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { ScanTimeoutError } from "@engine/core";
-import { FlowProducer, type Job, Queue, Worker } from "bullmq";
+import { DelayedError, FlowProducer, type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
@@ -38,6 +38,9 @@ export const queueTiming = {
   /** How often job counts are read for /readyz and the metrics. */
   countsEveryMs: 1_000,
 } as const;
+
+/** The watcher's last look at a bounty in a live worker's hands, before its expiration, in ms. */
+const lastLookMs = 1_000;
 
 /** The job id of a bounty and phase: a webhook redelivered, or sent to two receivers, never makes a second job. */
 export function bountyJobId(bounty: Pick<Bounty, "id" | "phase">): string {
@@ -176,12 +179,18 @@ function startDeadlineWatcher(options: {
   };
   const watcher = new Worker(
     deadlineQueueName(options.queue),
-    async (job: Job) => {
+    async (job: Job, token?: string) => {
       const target = answerTargetOf((job.data as { target?: unknown })?.target);
       if (!target || Date.now() >= target.expiresAt) return "expired";
       if (await ledger.isPosted(target)) return "answered";
       // A live owner answers itself (unknown at the scan's deadline if need be): no second POST.
-      if (await inLiveHands(target)) return "in hand";
+      // Looked at again every second until just before expiration, in case the owner dies.
+      if (await inLiveHands(target)) {
+        const again = Math.min(Date.now() + 1_000, target.expiresAt - lastLookMs);
+        if (again <= Date.now()) return "in hand";
+        await job.moveToDelayed(again, token);
+        throw new DelayedError();
+      }
       metrics.queueEvents.inc({ event: "answered_by_watcher" });
       await processor.answerUnknown(
         target,
