@@ -6,8 +6,8 @@ import { RedisAnswerLedger } from "./answer-ledger.js";
 import { type BountyIntake, BountyProcessor } from "./bounty-processor.js";
 import { BullBountyQueue, startQueueWorker } from "./bounty-queue.js";
 import { ConfigError, type EngineConfig } from "./config.js";
-import { buildBackends } from "./engine-backends.js";
-import { createMetrics } from "./metrics.js";
+import { buildBackends, type EngineBackends } from "./engine-backends.js";
+import { createMetrics, type EngineMetrics } from "./metrics.js";
 import { redactUrls } from "./redact.js";
 import { createServer } from "./server.js";
 import { engineVersion } from "./version.js";
@@ -47,12 +47,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
       "ARTIFACT_ALLOW_PRIVATE_ADDRESSES: artifact downloads and answers may reach private, loopback and link-local addresses (for a local marketplace or a private network only)",
     );
   const backends = await buildBackends(config, logger);
-  for (const status of backends.statuses) {
-    logger.info(
-      { backend: status.name, running: status.running },
-      `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
-    );
-  }
+  logBackendStatuses(backends, logger);
   const metrics = createMetrics();
   let processor: BountyIntake;
   let scanSlots: ConcurrencyLimit;
@@ -61,18 +56,14 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   try {
     if (config.QUEUE_URL) {
       // serve answers no bounty itself, but its deadline watcher answers those nobody did.
-      const ledgerRedis = ledgerConnection(config.QUEUE_URL, logger);
-      const ledger = new RedisAnswerLedger(ledgerRedis, config.QUEUE_NAME);
-      const answering = new BountyProcessor({
-        scanner: backends.scanner,
-        config,
-        logger,
-        metrics,
+      const {
+        processor: answering,
         ledger,
-      });
+        close,
+      } = ledgeredProcessor(config.QUEUE_URL, config, backends, metrics, logger);
       closeQueueExtras = async () => {
         await answering.drain();
-        await ledgerRedis.quit().catch(() => ledgerRedis.disconnect());
+        await close();
       };
       processor = await BullBountyQueue.open({
         config: { ...config, QUEUE_URL: config.QUEUE_URL },
@@ -133,6 +124,45 @@ function ledgerConnection(url: string, logger: Logger): Redis {
   return redis;
 }
 
+/**
+ * A bounty processor that answers through the Redis answer ledger (queue mode), and how to
+ * close the ledger's connection.
+ */
+function ledgeredProcessor(
+  queueUrl: string,
+  config: EngineConfig,
+  backends: EngineBackends,
+  metrics: EngineMetrics,
+  logger: Logger,
+) {
+  const redis = ledgerConnection(queueUrl, logger);
+  const ledger = new RedisAnswerLedger(redis, config.QUEUE_NAME);
+  const processor = new BountyProcessor({
+    scanner: backends.scanner,
+    config,
+    logger,
+    metrics,
+    ledger,
+  });
+  return {
+    processor,
+    ledger,
+    close: async (): Promise<void> => {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** The start banner: which backends run, and why the others do not. */
+function logBackendStatuses(backends: EngineBackends, logger: Logger): void {
+  for (const status of backends.statuses) {
+    logger.info(
+      { backend: status.name, running: status.running },
+      `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
+    );
+  }
+}
+
 /** A running queue worker. */
 export interface RunningWorker {
   /** `http://host:port` of its /healthz, /readyz and /metrics. */
@@ -154,22 +184,13 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
     ]);
   const queueUrl = config.QUEUE_URL;
   const backends = await buildBackends(config, logger);
-  for (const status of backends.statuses) {
-    logger.info(
-      { backend: status.name, running: status.running },
-      `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
-    );
-  }
+  logBackendStatuses(backends, logger);
   const metrics = createMetrics();
-  const ledgerRedis = ledgerConnection(queueUrl, logger);
-  const ledger = new RedisAnswerLedger(ledgerRedis, config.QUEUE_NAME);
-  const processor = new BountyProcessor({
-    scanner: backends.scanner,
-    config,
-    logger,
-    metrics,
+  const {
+    processor,
     ledger,
-  });
+    close: closeLedger,
+  } = ledgeredProcessor(queueUrl, config, backends, metrics, logger);
   let worker: Awaited<ReturnType<typeof startQueueWorker>>;
   let app: Awaited<ReturnType<typeof createWorkerServer>>;
   try {
@@ -183,7 +204,7 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
     app = await createWorkerServer({ backends, worker, metrics, logger });
     await app.listen({ port: config.WORKER_PORT, host: config.HOST });
   } catch (error) {
-    ledgerRedis.disconnect();
+    await closeLedger();
     await backends.dispose();
     throw error;
   }
@@ -201,7 +222,7 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
       closing ??= (async () => {
         await worker.close(); // drains the processor too
         await app.close();
-        await ledgerRedis.quit().catch(() => ledgerRedis.disconnect());
+        await closeLedger();
         await backends.dispose();
         finish();
       })();
