@@ -151,3 +151,17 @@ export const signed = (body: string | Buffer, event = "bounty", delivery?: strin
   "x-polyswarm-signature": signBody(secret, body),
   ...(delivery ? { "x-polyswarm-delivery": delivery } : {}),
 });
+
+/** Posts `body` to a test engine's webhook, signed (in process); `headers` override. */
+export function postBounty(
+  app: Pick<Awaited<ReturnType<typeof engineWith>>["app"], "inject">,
+  body: string | Buffer,
+  headers: Record<string, string> = {},
+) {
+  return app.inject({
+    method: "POST",
+    url: "/",
+    payload: body,
+    headers: { ...signed(body), ...headers },
+  });
+}

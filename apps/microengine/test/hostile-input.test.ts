@@ -12,6 +12,7 @@ import {
   answerOf,
   bountyBody,
   engineWith,
+  postBounty,
   secret,
   signed,
   startCollector,
@@ -80,8 +81,7 @@ describe("bounties an attacker shapes", () => {
       BOUNTY_REJECT: "region=blocked",
     });
     const inFlight = [bountyBody(collector, {}, 4000), bountyBody(collector, {}, 4000)];
-    for (const { text } of inFlight)
-      await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    for (const { text } of inFlight) await postBounty(app, text);
     const hostile = bountyBody(collector, {
       metadata: {
         mimetype: { toString: 1 },
@@ -90,12 +90,7 @@ describe("bounties an attacker shapes", () => {
         constructor: { prototype: { polluted: true } },
       },
     });
-    const response = await app.inject({
-      method: "POST",
-      url: "/",
-      payload: hostile.text,
-      headers: signed(hostile.text),
-    });
+    const response = await postBounty(app, hostile.text);
     expect(response.statusCode).toBe(202);
     const ids = [...inFlight, hostile].map((bounty) => bounty.id);
     await vi.waitFor(
@@ -124,12 +119,7 @@ describe("bounties an attacker shapes", () => {
           response_url: `${collector.url}/answers/${path}`,
           phase: form === "string" ? "assertion" : "arbitration",
         }).replace('"ID"', id);
-        const response = await app.inject({
-          method: "POST",
-          url: "/",
-          payload: text,
-          headers: signed(text),
-        });
+        const response = await postBounty(app, text);
         expect(response.json()).toEqual({ status: "ACCEPTED" });
       }
     }
@@ -143,17 +133,12 @@ describe("bounties an attacker shapes", () => {
   it("bids within the rules given: a max alone is never exceeded", async () => {
     const { app } = await engineWith([createEicarScanner()]);
     const { id, text } = bountyBody(collector, { rules: { max_allowed_bid: 1000 } });
-    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await postBounty(app, text);
     const answer = await answerOf(collector, id);
     expect(answer.verdict).toBe("malicious");
     expect(answer.text).toMatch(/"bid":1000[,}]/);
     const inverted = bountyBody(collector, { rules: { min_allowed_bid: 10, max_allowed_bid: 1 } });
-    const refused = await app.inject({
-      method: "POST",
-      url: "/",
-      payload: inverted.text,
-      headers: signed(inverted.text),
-    });
+    const refused = await postBounty(app, inverted.text);
     expect(refused.statusCode).toBe(400);
     expect(refused.json().error).toMatch(/^rules: /);
     await app.close();
@@ -169,7 +154,7 @@ describe("bounties an attacker shapes", () => {
       artifact_uri: "data:text/plain,https%3A%2F%2Fexample.com%2F",
       metadata: { artifact_type: "file" },
     });
-    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await postBounty(app, text);
     const answer = await answerOf(collector, id);
     expect(answer.verdict).toBe("unknown");
     expect(answer.metadata.comments?.[0]).toMatch(
@@ -183,12 +168,7 @@ describe("bounties an attacker shapes", () => {
     const { app } = await engineWith([createEicarScanner()]);
     for (const days of [31, 60]) {
       const { text } = bountyBody(collector, {}, days * 24 * 3600 * 1000);
-      const response = await app.inject({
-        method: "POST",
-        url: "/",
-        payload: text,
-        headers: signed(text),
-      });
+      const response = await postBounty(app, text);
       expect(response.statusCode).toBe(400);
       expect(response.json().error).toBe("expiration: more than 24 hours ahead");
     }
@@ -206,12 +186,7 @@ describe("bounties an attacker shapes", () => {
       "http://[fd00::1]/x",
     ]) {
       const { text } = bountyBody(collector, { response_url: url });
-      const response = await app.inject({
-        method: "POST",
-        url: "/",
-        payload: text,
-        headers: signed(text),
-      });
+      const response = await postBounty(app, text);
       expect(response.statusCode, url).toBe(400);
       expect(response.json().error).toMatch(/^response_url: the host is a private/);
     }
@@ -220,12 +195,7 @@ describe("bounties an attacker shapes", () => {
       RESPONSE_ALLOWED_HOSTS: "marketplace.example",
     });
     const { text } = bountyBody(collector);
-    const response = await listed.app.inject({
-      method: "POST",
-      url: "/",
-      payload: text,
-      headers: signed(text),
-    });
+    const response = await postBounty(listed.app, text);
     expect(response.statusCode).toBe(400);
     expect(response.json().error).toBe("response_url: the host is not in RESPONSE_ALLOWED_HOSTS");
     await listed.app.close();
@@ -242,10 +212,7 @@ describe("bounties an attacker shapes", () => {
       { response_url: `http://localhost:${port}/answers/dns` },
       2000,
     );
-    expect(
-      (await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) }))
-        .statusCode,
-    ).toBe(202);
+    expect((await postBounty(app, text)).statusCode).toBe(202);
     await vi.waitFor(async () => expect((await metrics.dropped.get()).values[0]?.value).toBe(1), {
       timeout: 3000,
     });
@@ -260,12 +227,7 @@ describe("webhook bodies are bounded before they are read", () => {
     await app.listen({ port: 0, host: "127.0.0.1" });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/`;
     const big = Buffer.from(JSON.stringify({ padding: "x".repeat(8192) }));
-    const withLength = await app.inject({
-      method: "POST",
-      url: "/",
-      payload: big,
-      headers: signed(big),
-    });
+    const withLength = await postBounty(app, big);
     expect(withLength.statusCode).toBe(413);
     const chunked = await postChunked(
       url,
@@ -391,7 +353,7 @@ describe("nothing internal leaks", () => {
     });
     const { app } = await engineWith([leaky, broken]);
     const { id, text } = bountyBody(collector, {}, 3000);
-    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await postBounty(app, text);
     await vi.waitFor(() => expect(collector.answersFor(id)).toHaveLength(1), { timeout: 3000 });
     const scanned = await app.inject({
       method: "POST",
@@ -431,12 +393,7 @@ describe("a flood is answered, not absorbed", () => {
     const bounties = Array.from({ length: 5 }, () => bountyBody(collector, {}, 6000));
     const started = Date.now();
     for (const { text } of bounties) {
-      const response = await app.inject({
-        method: "POST",
-        url: "/",
-        payload: text,
-        headers: signed(text),
-      });
+      const response = await postBounty(app, text);
       expect(response.statusCode).toBe(202);
     }
     expect(processor.load()).toMatchObject({
@@ -489,8 +446,7 @@ describe("a flood is answered, not absorbed", () => {
     const { app } = await engineWith([slowBenign(3000)], { BOUNTY_CONCURRENCY: "1" });
     const first = bountyBody(collector, {}, 6000);
     const waiting = bountyBody(collector, {}, 1500);
-    for (const { text } of [first, waiting])
-      await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    for (const { text } of [first, waiting]) await postBounty(app, text);
     const expiresAt = Date.now() + 1500;
     await vi.waitFor(() => expect(collector.answersFor(waiting.id)).toHaveLength(1), {
       timeout: 2000,
@@ -511,12 +467,7 @@ describe("a flood is answered, not absorbed", () => {
     const statuses: number[] = [];
     for (let index = 0; index < 6; index += 1) {
       const { text } = bountyBody(slow, {}, 5000);
-      const response = await app.inject({
-        method: "POST",
-        url: "/",
-        payload: text,
-        headers: signed(text),
-      });
+      const response = await postBounty(app, text);
       statuses.push(response.statusCode);
       if (response.statusCode === 503) expect(response.headers["retry-after"]).toBe("5");
     }
@@ -601,12 +552,7 @@ describe("review findings: the edges of each bound", () => {
   it("refuses a malformed signature with 401 before reading the body", async () => {
     const { app } = await engineWith([createEicarScanner()]);
     const { text } = bountyBody(collector);
-    const response = await app.inject({
-      method: "POST",
-      url: "/",
-      payload: text,
-      headers: { ...signed(text), "x-polyswarm-signature": "x" },
-    });
+    const response = await postBounty(app, text, { "x-polyswarm-signature": "x" });
     expect(response.statusCode).toBe(401);
     await app.close();
   });
@@ -622,12 +568,7 @@ describe("review findings: the edges of each bound", () => {
         `"max_allowed_bid":${beyond}`,
       ),
     ]) {
-      const response = await app.inject({
-        method: "POST",
-        url: "/",
-        payload: text,
-        headers: signed(text),
-      });
+      const response = await postBounty(app, text);
       expect(response.statusCode).toBe(400);
     }
     const huge = JSON.stringify({ ...template, id: 0 }).replace(
@@ -638,12 +579,7 @@ describe("review findings: the edges of each bound", () => {
       WEBHOOK_MAX_BYTES: "2000000",
     });
     const started = performance.now();
-    const response = await roomy.inject({
-      method: "POST",
-      url: "/",
-      payload: huge,
-      headers: signed(huge),
-    });
+    const response = await postBounty(roomy, huge);
     expect(response.statusCode).toBe(400);
     expect(response.json().error).toMatch(/^id: /);
     expect(performance.now() - started).toBeLessThan(200);

@@ -6,7 +6,7 @@ import {
   type Scanner,
 } from "@engine/core";
 import { describe, expect, it, vi } from "vitest";
-import { bountyBody, engineWith, signed, useCollector } from "./engine-harness.js";
+import { bountyBody, engineWith, postBounty, signed, useCollector } from "./engine-harness.js";
 
 const collector = useCollector();
 const bounty = (overrides: Record<string, unknown> = {}, expiresInMs = 4000) =>
@@ -67,41 +67,25 @@ describe("the webhook", () => {
     // With 4 KB artifacts, a webhook body is capped at 1 MiB.
     const { app } = await engineWith([createEicarScanner()], { ARTIFACT_MAX_BYTES: "4096" });
     const bad = "{not json";
-    expect(
-      (await app.inject({ method: "POST", url: "/", payload: bad, headers: signed(bad) }))
-        .statusCode,
-    ).toBe(400);
+    expect((await postBounty(app, bad)).statusCode).toBe(400);
     const wrong = JSON.stringify({
       id: 1,
       artifact_type: "file",
       artifact_uri: "data:,x",
       response_url: 42,
     });
-    const refused = await app.inject({
-      method: "POST",
-      url: "/",
-      payload: wrong,
-      headers: signed(wrong),
-    });
+    const refused = await postBounty(app, wrong);
     expect(refused.statusCode).toBe(400);
     expect(refused.json().error).toMatch(/^response_url/);
     const huge = JSON.stringify({ padding: "x".repeat(2 * 1024 * 1024) });
-    expect(
-      (await app.inject({ method: "POST", url: "/", payload: huge, headers: signed(huge) }))
-        .statusCode,
-    ).toBe(413);
+    expect((await postBounty(app, huge)).statusCode).toBe(413);
     await app.close();
   });
 
   it("accepts a bounty at once and posts an assertion with an integer bid in range", async () => {
     const { app } = await engineWith([createEicarScanner()]);
     const { id, text } = bounty();
-    const response = await app.inject({
-      method: "POST",
-      url: "/",
-      payload: text,
-      headers: signed(text),
-    });
+    const response = await postBounty(app, text);
     expect(response.statusCode).toBe(202);
     expect(response.json()).toEqual({ status: "ACCEPTED" });
     await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
@@ -154,7 +138,7 @@ describe("the webhook", () => {
       const { app, metrics } = await engineWith([scanner]);
       const { id, text } = bounty({}, 2500);
       const expiresAt = Date.now() + 2500;
-      await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+      await postBounty(app, text);
       await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 3000 });
       const answer = answersFor(id)[0];
       expect(answer?.at).toBeLessThanOrEqual(expiresAt);
@@ -178,7 +162,7 @@ describe("the webhook", () => {
     for (const overrides of cases) {
       const { id, text } = bounty(overrides);
       ids.push(id);
-      await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+      await postBounty(app, text);
     }
     await vi.waitFor(() => expect(ids.every((id) => answersFor(id).length === 1)).toBe(true), {
       timeout: 4000,
@@ -196,7 +180,7 @@ describe("the webhook", () => {
   it("sends a vote without a bid in the arbitration phase", async () => {
     const { app } = await engineWith([createEicarScanner()]);
     const { id, text } = bounty({ phase: "ARBITRATION" });
-    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await postBounty(app, text);
     await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
     const vote = JSON.parse(answersFor(id)[0]?.body ?? "{}");
     expect(vote.verdict).toBe("malicious");
@@ -214,7 +198,7 @@ describe("bounty handling", () => {
     };
     const { app, processor } = await engineWith([stuck]);
     const { id, text } = bounty({}, 20_000);
-    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await postBounty(app, text);
     await vi.waitFor(() => expect(processor.inFlight).toBe(1));
     const started = Date.now();
     await processor.drain();
@@ -235,7 +219,7 @@ describe("bounty handling", () => {
       BOUNTY_REJECT: "mimetype=application/x-dosexec",
     });
     const { id, text } = bounty({ mimetype: "application/x-dosexec" });
-    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await postBounty(app, text);
     await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
     const answer = JSON.parse(answersFor(id)[0]?.body ?? "{}");
     expect(answer).toMatchObject({ verdict: "unknown", bid: 0 });
@@ -261,7 +245,7 @@ describe("bounty handling", () => {
       artifact_type: "URL",
       artifact_uri: `data:text/plain,${encodeURIComponent(url)}`,
     });
-    await app.inject({ method: "POST", url: "/", payload: text, headers: signed(text) });
+    await postBounty(app, text);
     await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
     expect(seen).toEqual([{ kind: "url", text: url }]);
     await app.close();
