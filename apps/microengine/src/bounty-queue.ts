@@ -5,7 +5,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { RedisAnswerLedger } from "./answer-ledger.js";
-import { type Bounty, reviveBounty } from "./bounty.js";
+import { type Bounty, bountyIdPattern, reviveBounty } from "./bounty.js";
 import type {
   AnswerTarget,
   BountyIntake,
@@ -77,7 +77,7 @@ export function fromJobData(data: unknown): Bounty {
 
 /** What the deadline watcher needs to answer a bounty, and what a failed job must still hold. */
 const answerTargetSchema = z.object({
-  id: z.string().regex(/^\d{1,78}$/),
+  id: z.string().regex(bountyIdPattern),
   phase: z.enum(["assertion", "arbitration"]),
   response_url: z.url({ protocol: /^https?$/ }),
   expiresAt: z.number().finite(),

@@ -13,6 +13,29 @@ export const maximumBountyLifetimeMs = 24 * 60 * 60 * 1000;
 /** Bounty ids: decimal digits (uint256 has at most 78), kept exactly as given. */
 const idDigits = /^\d{1,78}$/;
 
+/** Bounty ids as the webhook SDK's integration fixtures write them: a UUID (8-4-4-4-12 hex digits). */
+const idUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * What a validated bounty id looks like: decimal digits, or a UUID in lower case. Ids name
+ * queue jobs and ledger keys, so nothing else (no `:`, no spaces) ever gets into one.
+ */
+export const bountyIdPattern =
+  /^(?:\d{1,78}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+
+/**
+ * The phases a bounty may name, case-insensitive, and the phase each one means. The webhook SDK
+ * posts `assertion_window` and `arbitration_window`; the protocol documents the short names.
+ */
+export const bountyPhaseNames: Readonly<Record<string, "assertion" | "arbitration">> = {
+  assertion: "assertion",
+  assertion_window: "assertion",
+  arbitration: "arbitration",
+  arbitration_window: "arbitration",
+};
+
+const acceptedPhases = Object.keys(bountyPhaseNames).join(", ");
+
 /** The largest uint256: ids and amounts on the marketplace's chain are at most this. */
 const uint256Max = 2n ** 256n - 1n;
 
@@ -39,7 +62,11 @@ const wei = z.union([
  */
 export const bountySchema = z.object({
   id: z.union([
-    z.string().regex(idDigits, "a string of decimal digits"),
+    z.string().regex(idDigits, "a string of decimal digits or a UUID"),
+    z
+      .string()
+      .regex(idUuid, "a string of decimal digits or a UUID")
+      .transform((value) => value.toLowerCase()),
     z.bigint().nonnegative().max(uint256Max, "at most 2^256 - 1").transform(String),
     z.number().int().nonnegative().transform(String),
   ]),
@@ -58,10 +85,19 @@ export const bountySchema = z.object({
     .nullable(),
   mimetype: z.string().optional().nullable(),
   phase: z
-    .string()
-    .transform((value) => value.toLowerCase())
-    .pipe(z.enum(["assertion", "arbitration"]))
-    .default("assertion"),
+    .string({ error: `a string; accepted (any case): ${acceptedPhases}` })
+    .nullish()
+    .transform((value, context): "assertion" | "arbitration" => {
+      if (value === undefined || value === null) return "assertion";
+      const name = value.toLowerCase();
+      if (Object.hasOwn(bountyPhaseNames, name))
+        return bountyPhaseNames[name] as "assertion" | "arbitration";
+      context.addIssue({
+        code: "custom",
+        message: `not a phase; accepted (any case): ${acceptedPhases}`,
+      });
+      return z.NEVER;
+    }),
   metadata: z.record(z.string(), z.unknown()).optional().nullable(),
   rules: z
     .object({ min_allowed_bid: wei.optional(), max_allowed_bid: wei.optional() })

@@ -99,7 +99,8 @@ function publicBody(code: string, message: string) {
 
 /**
  * The engine's HTTP server: the PolySwarm webhook (`POST /`), the scan API (`POST /scan`),
- * `GET /healthz`, `GET /readyz` and `GET /metrics`. Each body is bounded before it is read
+ * `GET /` (liveness, as the webhook SDK answers it), `GET /healthz`, `GET /readyz` and
+ * `GET /metrics`. Each body is bounded before it is read
  * (WEBHOOK_MAX_BYTES for webhooks, ARTIFACT_MAX_BYTES for scans), and errors answer a code and
  * a public reason while the details go to the log.
  */
@@ -377,6 +378,8 @@ export async function createServer(options: {
   });
 
   app.get("/healthz", async () => ({ status: "ok" }));
+  // The webhook SDK's liveness check: a marketplace or load balancer may poll it.
+  app.get("/", async () => ({ status: "OK" }));
 
   const probe = createReadinessProbe(backends);
 

@@ -24,6 +24,35 @@ describe("bounty parsing", () => {
     expect(parseBountyBody(JSON.stringify(withoutExpiration), 1000).expiresAt).toBe(31_000);
   });
 
+  it("reads the SDK's phase names in any case, and a missing or null phase as an assertion", () => {
+    const phaseOf = (phase: unknown) => parse(JSON.stringify({ ...valid, phase })).phase;
+    expect(phaseOf("assertion_window")).toBe("assertion");
+    expect(phaseOf("Assertion_Window")).toBe("assertion");
+    expect(phaseOf("arbitration_window")).toBe("arbitration");
+    expect(phaseOf("ARBITRATION")).toBe("arbitration");
+    expect(phaseOf(null)).toBe("assertion");
+    expect(phaseOf(undefined)).toBe("assertion");
+    for (const phase of ["reveal", "window", "toString", "__proto__", "assertion_", ""]) {
+      expect(() => phaseOf(phase), phase).toThrow(
+        "phase: not a phase; accepted (any case): assertion, assertion_window, arbitration, arbitration_window",
+      );
+    }
+    expect(() => phaseOf(1)).toThrow(/^phase: a string; accepted/);
+  });
+
+  it("takes a UUID id (the SDK's integration fixtures) in lower case, and nothing else but digits", () => {
+    const idOf = (id: string) => parse(JSON.stringify({ ...valid, id })).id;
+    expect(idOf("A7F8818A-95FC-4487-AD9A-522F6CD88CB2")).toBe(
+      "a7f8818a-95fc-4487-ad9a-522f6cd88cb2",
+    );
+    for (const id of [
+      "a7f8818a-95fc-4487-ad9a-522f6cd88cb2:x",
+      "a7f8818a95fc4487ad9a522f6cd88cb2",
+      "1-2",
+    ])
+      expect(() => idOf(id), id).toThrow(/^id: /);
+  });
+
   it("reads bids exactly, as integers", () => {
     const text = JSON.stringify(valid).replace("1000000000000000000", "1000000000000000001");
     expect(parse(text).rules?.max_allowed_bid).toBe(1_000_000_000_000_000_001n);

@@ -101,7 +101,13 @@ const mutatedBounty = fc.record({
     hostileValue,
     { maxKeys: 3 },
   ),
-  phase: fc.constantFrom("assertion", "ARBITRATION", "Assertion"),
+  phase: fc.constantFrom(
+    "assertion",
+    "ARBITRATION",
+    "Assertion",
+    "assertion_window",
+    "Arbitration_Window",
+  ),
   idForm: fc.constantFrom("string", "number", "bigint"),
   metadata: fc.dictionary(
     fc.oneof(
