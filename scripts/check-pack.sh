@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Packs every published package, installs the tarballs in an empty project outside the
 # workspace (third-party dependencies come from the npm registry, as for a user), and
-# typechecks and runs a ten-line TypeScript program per package against them.
+# typechecks and runs a ten-line TypeScript program per package against them: as ES modules
+# (import) in the project, and as CommonJS (require, typed by the .d.cts files) in a CommonJS
+# package inside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -11,6 +13,10 @@ trap 'rm -rf "$work"' EXIT
 
 for package in packages/*/; do
   (cd "$package" && pnpm pack --pack-destination "$work" >/dev/null)
+done
+# The native packages' hand-written types exist twice (index.d.ts for import, index.d.cts for require).
+for native in packages/*-native/; do
+  cmp -s "$native/index.d.ts" "$native/index.d.cts" || { echo "check-pack: $native index.d.cts differs from index.d.ts" >&2; exit 1; }
 done
 cd "$work"
 cat > package.json <<'JSON'
@@ -85,3 +91,43 @@ TS
 
 "$tsc" -p .
 for program in out/check-*.js; do node "$program"; done
+
+# The same packages from CommonJS: require() and the .d.cts types.
+mkdir commonjs
+cat > commonjs/package.json <<'JSON'
+{ "name": "pack-check-commonjs", "private": true, "type": "commonjs" }
+JSON
+cat > commonjs/tsconfig.json <<'JSON'
+{ "compilerOptions": { "target": "ES2022", "module": "NodeNext", "moduleResolution": "NodeNext",
+  "strict": true, "outDir": "out", "types": ["node"], "lib": ["ES2022", "ESNext.Disposable"] },
+  "include": ["*.ts"] }
+JSON
+cat > commonjs/check-commonjs.ts <<'TS'
+import { createClamavScanner } from "@engine/clamav";
+import { startManagedClamd } from "@engine/clamav/testing";
+import { artifactFromBytes, createEicarScanner, eicarBytes, EngineError } from "@engine/core";
+import { conformanceChecks } from "@engine/core/conformance";
+import { createMultiScanner } from "@engine/multi";
+import { createYaraScanner } from "@engine/yara";
+
+async function main(): Promise<void> {
+  await using clamd = await startManagedClamd();
+  await using engine = createMultiScanner([
+    createEicarScanner(),
+    createClamavScanner(clamd.clientOptions()),
+    createYaraScanner(),
+    createYaraScanner({ name: "yara-native", engine: "native" }),
+  ]);
+  const malicious = await engine.scan(artifactFromBytes(eicarBytes()));
+  const benign = await engine.scan(artifactFromBytes("hello"));
+  const backends = malicious.metadata.backends?.map((backend) => `${backend.name}:${backend.verdict}`);
+  console.log(`CommonJS require() of every package: ${malicious.verdict} [${backends?.join(" ")}], ${benign.verdict}, ${conformanceChecks.length} conformance checks`);
+  if (malicious.verdict !== "malicious" || benign.verdict !== "benign" || backends?.length !== 4) process.exit(1);
+  if (!EngineError.isInstance(new EngineError({ message: "x" }))) process.exit(1);
+}
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
+TS
+(cd commonjs && "$tsc" -p . && grep -q 'require("@engine/core")' out/check-commonjs.js && node out/check-commonjs.js)

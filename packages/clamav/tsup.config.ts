@@ -5,7 +5,9 @@ const { version } = JSON.parse(readFileSync(new URL("./package.json", import.met
 
 export default defineConfig({
   entry: { index: "src/index.ts", testing: "src/testing.ts" },
-  format: ["esm"],
+  // ESM for import, CommonJS for require (index.cjs, index.d.cts); import.meta.url is shimmed in CJS.
+  format: ["esm", "cjs"],
+  shims: true,
   target: "node20",
   dts: true,
   sourcemap: true,

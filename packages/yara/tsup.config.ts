@@ -1,18 +1,26 @@
 import { readFileSync } from "node:fs";
-import { defineConfig } from "tsup";
+import { defineConfig, type Options } from "tsup";
 
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
 
-export default defineConfig({
-  // The worker is its own entry: the pool starts it from dist/yara-worker.js.
-  entry: { index: "src/index.ts", "yara-worker": "src/yara-worker.ts" },
-  format: ["esm"],
+const shared: Options = {
   target: "node20",
   dts: { entry: { index: "src/index.ts" } },
   sourcemap: true,
-  clean: true,
   splitting: true,
   define: { __ENGINE_YARA_VERSION__: JSON.stringify(version) },
   // Optional and native: loaded at run time when installed, never bundled.
   external: ["@engine/yara-native"],
-});
+};
+
+export default defineConfig([
+  // ESM for import. The worker is its own entry: the pool starts dist/yara-worker.js in both
+  // formats (a worker is its own module graph).
+  {
+    ...shared,
+    entry: { index: "src/index.ts", "yara-worker": "src/yara-worker.ts" },
+    format: ["esm"],
+  },
+  // CommonJS for require (index.cjs, index.d.cts); import.meta.url is shimmed.
+  { ...shared, entry: { index: "src/index.ts" }, format: ["cjs"], shims: true },
+]);

@@ -1,17 +1,4 @@
-export {
-  type ConformanceCheck,
-  ConformanceError,
-  type ConformanceGroup,
-  type ConformanceOptions,
-  type ConformanceSubject,
-  conformanceChecks,
-  enabledChecks,
-} from "./conformance-checks.js";
+// `@engine/core/testing`: everything in `@engine/core/conformance`, plus `describeScanner`,
+// which registers the checks as vitest tests (ESM only, as vitest is).
+export * from "./conformance.js";
 export { describeScanner } from "./describe-scanner.js";
-export {
-  cleanArtifact,
-  cleanBytes,
-  eicarArtifact,
-  largeStreamArtifact,
-  stalledStreamArtifact,
-} from "./test-artifacts.js";
