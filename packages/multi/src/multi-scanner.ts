@@ -272,9 +272,6 @@ export function createMultiScanner(
         });
       }
     },
-    close: async () => {
-      await Promise.allSettled(scanners.map((backend) => backend.close?.()));
-    },
     scan: async (artifact, { signal, deadline }) => {
       const shared = await shareArtifact(artifact, {
         memoryLimitBytes: settings.memoryLimitBytes,
@@ -292,7 +289,16 @@ export function createMultiScanner(
     },
   });
 
+  // The multi owns its backends: closing it closes them, even when it never scanned (backends
+  // set up on their own, or by a scan that never came, must not keep workers or sockets open).
+  const closeContract = scanner.close;
+  const close = async (): Promise<void> => {
+    await closeContract?.();
+    await Promise.allSettled(scanners.map((backend) => backend.close?.()));
+  };
   return Object.defineProperties(scanner, {
+    close: { value: close, enumerable: true },
+    [Symbol.asyncDispose]: { value: close },
     backends: { value: Object.freeze([...scanners]), enumerable: true },
     setupFailures: { get: () => setupFailures, enumerable: true },
   }) as MultiScanner;

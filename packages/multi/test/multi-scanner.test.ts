@@ -9,6 +9,7 @@ import {
   createEicarScanner,
   eicarBytes,
   InvalidOptionsError,
+  type Scanner,
   ScanTimeoutError,
   toLegacyTuple,
 } from "@engine/core";
@@ -361,6 +362,25 @@ describe("lifecycle and options", () => {
     expect((await scanner.scan(artifactFromBytes("x"))).verdict).toBe("malicious");
     await scanner.close?.();
     await scanner.close?.();
+  });
+
+  it("closes its backends when closed, even when it never scanned or set up", async () => {
+    const closed: string[] = [];
+    const tracked = (name: string): Scanner => ({
+      ...answering(name, result("benign", 1, "")),
+      close: async () => {
+        closed.push(name);
+      },
+    });
+    const never = createMultiScanner([tracked("a"), tracked("b")]);
+    await never.close?.();
+    expect(closed.sort()).toEqual(["a", "b"]);
+    closed.length = 0;
+    {
+      await using disposed = createMultiScanner([tracked("c")]);
+      expect((await disposed.scan(artifactFromBytes("x"))).verdict).toBe("benign");
+    }
+    expect(closed).toContain("c");
   });
 
   it("fails setup when no backend can be set up", async () => {
