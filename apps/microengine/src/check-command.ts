@@ -1,6 +1,9 @@
 import { checkClamdAlerts } from "@engine/clamav";
 import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
+import { enabledChecks } from "@engine/core/conformance";
+import type { BackendModule } from "./backend-module.js";
 import type { EngineBackends } from "./engine-backends.js";
+import { backendBanner } from "./scan-command.js";
 
 /**
  * The engine's self-test, like the SDK's --check-eicar/--check-empty: EICAR must be malicious,
@@ -14,8 +17,7 @@ export async function checkEngine(
   out: NodeJS.WritableStream,
 ): Promise<boolean> {
   let healthy = true;
-  for (const status of backends.statuses)
-    out.write(`${status.name.padEnd(7)} ${status.running ? "on " : "off"}  ${status.reason}\n`);
+  out.write(backendBanner(backends.statuses));
   const cases: Array<[string, Uint8Array, ScanResult["verdict"]]> = [
     ["EICAR", eicarBytes(), "malicious"],
     ["empty file", new Uint8Array(0), "benign"],
@@ -72,6 +74,50 @@ export async function checkEngine(
       );
     }
   }
+  for (const module of backends.modules) healthy = (await checkConformance(module, out)) && healthy;
   out.write(healthy ? "engine healthy\n" : "engine NOT healthy\n");
   return healthy;
+}
+
+/**
+ * Runs the conformance checks that apply to a third-party backend (those its module's
+ * `conformance` export leaves on; `unreachable` only with its `createUnreachableScanner`),
+ * each on a fresh scanner from its factory, each bounded by `checkTimeoutMs` (default 60 s).
+ * Prints one PASS/FAIL/SKIP line per check; resolves true when none failed.
+ */
+async function checkConformance(
+  module: BackendModule,
+  out: NodeJS.WritableStream,
+): Promise<boolean> {
+  const options = module.conformance;
+  const limitMs = options.checkTimeoutMs ?? 60_000;
+  let passed = true;
+  for (const { check, enabled } of enabledChecks(options)) {
+    const label = `${module.name} conformance ${check.group}: ${check.name}`;
+    if (!enabled) {
+      out.write(`SKIP ${label}\n`);
+      continue;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        check.run({ createScanner: () => module.createScanner(), options }),
+        new Promise((_resolve, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`did not finish within ${limitMs} ms`)),
+            limitMs,
+          );
+        }),
+      ]);
+      out.write(`PASS ${label}\n`);
+    } catch (error) {
+      passed = false;
+      // One line per check: zod's messages put the path on a line of its own.
+      const message = ((error as Error)?.message ?? String(error)).replace(/\s*\n\s*/g, " ");
+      out.write(`FAIL ${label}: ${message}\n`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  return passed;
 }

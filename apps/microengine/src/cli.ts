@@ -5,7 +5,7 @@ import { checkEngine } from "./check-command.js";
 import { ConfigError, type EngineConfig, loadConfig } from "./config.js";
 import { buildBackends } from "./engine-backends.js";
 import { createLogger } from "./logger.js";
-import { scanPaths } from "./scan-command.js";
+import { type ScanFormat, scanExitCode, scanFormats, scanPaths } from "./scan-command.js";
 import { startEngine, startWorker } from "./serve.js";
 import { simulate } from "./simulate.js";
 import { engineVersion } from "./version.js";
@@ -52,7 +52,10 @@ function stopOnSignals(logger: Logger, message: string, close: () => Promise<voi
 
 function withEngineOptions(command: Command): Command {
   return command
-    .option("--backends <list>", "ENGINE_BACKENDS: eicar,clamav,yara")
+    .option(
+      "--backends <list>",
+      "ENGINE_BACKENDS: eicar,clamav,yara and backend modules (./my-scanner.mjs, npm:<package>)",
+    )
     .option("--rules-dir <path>", "RULES_DIR: YARA rules directory")
     .addOption(
       new Option("--yara-engine <engine>", "YARA_ENGINE").choices(["wasm", "native", "auto"]),
@@ -112,7 +115,12 @@ async function main(): Promise<void> {
 
   withEngineOptions(program.command("scan").description("scan files and directories (recursively)"))
     .argument("<paths...>")
-    .option("--json", "one JSON line per artifact")
+    .addOption(
+      new Option("--format <format>", "text (summary), json (one line per file) or sarif")
+        .choices(scanFormats)
+        .default("text"),
+    )
+    .option("--json", "the same as --format json")
     .option("--concurrency <n>", "scans at once", "4")
     .option("--timeout <ms>", "per-artifact deadline in ms", "60000")
     .action(async (paths: string[], flags: Flags) => {
@@ -121,13 +129,14 @@ async function main(): Promise<void> {
       const backends = await buildBackends(config, logger);
       try {
         const summary = await scanPaths(backends.scanner, paths, {
-          json: Boolean(flags.json),
+          format: flags.json ? "json" : (flags.format as ScanFormat),
           concurrency: Math.max(1, Number(flags.concurrency) || 4),
           timeoutMs: Math.max(1, Number(flags.timeout) || 60_000),
+          statuses: backends.statuses,
           out: process.stdout,
           err: process.stderr,
         });
-        process.exitCode = summary.errors > 0 ? 2 : (summary.counts.malicious ?? 0) > 0 ? 1 : 0;
+        process.exitCode = scanExitCode(summary);
       } finally {
         await backends.dispose();
       }

@@ -19,6 +19,30 @@ export const backendNames = ["eicar", "clamav", "yara"] as const;
 export type BackendName = (typeof backendNames)[number];
 
 /**
+ * True when an ENGINE_BACKENDS entry names a third-party backend module rather than one of
+ * {@link backendNames}: `npm:<package>` or a path (it contains `/`, or ends in `.js`, `.mjs`
+ * or `.cjs`).
+ */
+export function isBackendModuleEntry(entry: string): boolean {
+  return entry.startsWith("npm:") || entry.includes("/") || /\.(?:m|c)?js$/.test(entry);
+}
+
+/** A package name after `npm:` (`my-scanner`, `@scope/my-scanner`, optionally a subpath). */
+const npmPackageEntry = /^npm:(?:@[a-z0-9][a-z0-9._~-]*\/)?[a-z0-9][a-z0-9._~-]*(?:\/[\w./-]+)?$/;
+
+const backendEntry = z
+  .string()
+  .refine(
+    (entry) =>
+      (backendNames as readonly string[]).includes(entry) ||
+      (isBackendModuleEntry(entry) && (!entry.startsWith("npm:") || npmPackageEntry.test(entry))),
+    {
+      error: (issue) =>
+        `${JSON.stringify(issue.input)} is none of eicar, clamav, yara, a module path (./my-scanner.mjs) or npm:<package>`,
+    },
+  );
+
+/**
  * Every setting of the engine, by its environment variable. Flags override variables and are
  * validated by the same schema, so a message always names the variable.
  */
@@ -31,9 +55,18 @@ export const engineConfigSchema = z.object({
   WEBHOOK_SECRET: z.string().min(1).optional(),
   /** Run without webhook signatures (warned at every start). Default false. */
   INSECURE_NO_WEBHOOK_SECRET: booleanText.default(false),
-  /** Backends to run: comma list of eicar, clamav, yara. Default: yara, plus clamav when one is reachable. */
+  /**
+   * Backends to run: comma list of eicar, clamav, yara, and third-party backend modules (a
+   * path such as `./my-scanner.mjs`, or `npm:<package>`) exporting `createScanner()`.
+   * Default: yara, plus clamav when one is reachable.
+   */
   ENGINE_BACKENDS: list
-    .pipe(z.array(z.enum(backendNames)).min(1, "name at least one of eicar, clamav, yara"))
+    .pipe(
+      z
+        .array(backendEntry)
+        .min(1, "name at least one of eicar, clamav, yara or a backend module")
+        .refine((entries) => new Set(entries).size === entries.length, "an entry is named twice"),
+    )
     .optional(),
   /** clamd host (TCP). */
   CLAMD_HOST: z.string().min(1).optional(),

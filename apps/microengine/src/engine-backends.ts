@@ -13,15 +13,28 @@ import {
 } from "@engine/multi";
 import { createYaraScanner, type YaraScanner } from "@engine/yara";
 import type { Logger } from "pino";
-import { type BackendName, ConfigError, type EngineConfig } from "./config.js";
+import { type BackendModule, BackendModuleError, loadBackendModule } from "./backend-module.js";
+import { backendNames, ConfigError, type EngineConfig, isBackendModuleEntry } from "./config.js";
 import { redactUrls } from "./redact.js";
 
 /** Whether a backend runs, and why (or why not): the start banner's lines. */
 export interface BackendStatus {
-  name: BackendName;
+  /** The backend's name (a third-party module's scanner name). */
+  name: string;
   running: boolean;
+  /** Its engine, version and where its signatures come from; or why it does not run. */
   reason: string;
+  /** Something the operator must know about its answers (e.g. test signatures only). */
+  warning?: string;
 }
+
+/** The banner's warning when ClamAV has no official database: it detects test files only. */
+export const clamavTestSignaturesWarning =
+  "ClamAV detects EICAR and test samples only: install clamav-freshclam or point CLAMD_* at a clamd with official databases";
+
+/** The banner's warning when YARA runs the bundled rules: one EICAR rule. */
+export const yaraBundledRulesWarning =
+  "YARA has only the bundled EICAR rule: set RULES_DIR to a directory of your rules";
 
 /** The engine's scanner and what it took to build it. */
 export interface EngineBackends {
@@ -30,6 +43,8 @@ export interface EngineBackends {
   /** Backends, for versions and health. */
   clamav?: ClamavScanner;
   yara?: YaraScanner;
+  /** Third-party backends from ENGINE_BACKENDS module entries, in their order. */
+  modules: BackendModule[];
   /** Stops the scanners and a managed clamd. */
   dispose(): Promise<void>;
 }
@@ -134,15 +149,18 @@ export async function buildBackends(
   } = {},
 ): Promise<EngineBackends> {
   options.verifyClamdAlerts ??= true;
-  const wanted = new Set<BackendName>(config.ENGINE_BACKENDS ?? ["yara", "clamav"]);
+  const entries = config.ENGINE_BACKENDS ?? ["yara", "clamav"];
+  const wanted = new Set<string>(entries.filter((entry) => !isBackendModuleEntry(entry)));
   const explicit = config.ENGINE_BACKENDS !== undefined;
   const statuses: BackendStatus[] = [];
   const scanners: Scanner[] = [];
+  const modules: BackendModule[] = [];
   let managed: ManagedClamd | undefined;
   let clamav: ClamavScanner | undefined;
   let yara: YaraScanner | undefined;
   const cleanup = async (): Promise<void> => {
     await Promise.allSettled(scanners.map((scanner) => scanner.close?.()));
+    await Promise.allSettled(modules.map((module) => module.dispose()));
     await managed?.[Symbol.asyncDispose]();
   };
 
@@ -169,7 +187,8 @@ export async function buildBackends(
       statuses.push({
         name: "yara",
         running: true,
-        reason: `${config.YARA_ENGINE} engine, ${yara.ruleFileCount} rule file(s) from ${config.RULES_DIR ?? "the bundled rules"}, rules ${yara.signaturesVersion}`,
+        reason: `${yara.engine === "native" ? `libyara ${yara.vendorVersion}` : `YARA-X ${yara.vendorVersion} (WebAssembly)`}, ${yara.ruleFileCount} rule file(s) from ${config.RULES_DIR ?? "the bundled rules"}, rules ${yara.signaturesVersion}`,
+        ...(config.RULES_DIR ? {} : { warning: yaraBundledRulesWarning }),
       });
     } else {
       statuses.push({ name: "yara", running: false, reason: "not in ENGINE_BACKENDS" });
@@ -240,11 +259,31 @@ export async function buildBackends(
         statuses.push({
           name: "clamav",
           running: true,
-          reason: `${reason}, ClamAV ${version.engineVersion}${version.databaseVersion ? `/${version.databaseVersion}` : ""}`,
+          reason: `${reason}, ClamAV ${version.engineVersion}${version.databaseVersion ? `/${version.databaseVersion}` : " (no official database)"}`,
+          // clamd's VERSION names a database only when an official one (daily, main) is loaded.
+          ...(version.databaseVersion ? {} : { warning: clamavTestSignaturesWarning }),
         });
       }
     } else {
       statuses.push({ name: "clamav", running: false, reason: "not in ENGINE_BACKENDS" });
+    }
+    const taken = new Set<string>([...backendNames, ...scanners.map((scanner) => scanner.name)]);
+    for (const entry of entries.filter(isBackendModuleEntry)) {
+      let module: BackendModule;
+      try {
+        module = await loadBackendModule(entry);
+      } catch (error) {
+        if (error instanceof BackendModuleError) throw new ConfigError([error.message]);
+        throw error;
+      }
+      modules.push(module);
+      if (taken.has(module.name))
+        throw new ConfigError([
+          `ENGINE_BACKENDS entry ${JSON.stringify(entry)}: its scanner is named ${JSON.stringify(module.name)}, which another backend has; give it its own name`,
+        ]);
+      taken.add(module.name);
+      scanners.push(module.scanner);
+      statuses.push({ name: module.name, running: true, reason: `third-party module ${entry}` });
     }
     if (scanners.length === 0) throw new Error("no backend could start; see the reasons above");
   } catch (error) {
@@ -267,8 +306,10 @@ export async function buildBackends(
     statuses,
     ...(clamav ? { clamav } : {}),
     ...(yara ? { yara } : {}),
+    modules,
     dispose: async () => {
       await scanner.close?.();
+      await Promise.allSettled(modules.map((module) => module.dispose()));
       await managed?.[Symbol.asyncDispose]();
     },
   };

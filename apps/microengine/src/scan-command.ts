@@ -1,103 +1,167 @@
-import { readdir, stat } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import {
-  artifactFromFile,
-  EngineError,
-  type Scanner,
-  type ScanResult,
-  scanResultForError,
-} from "@engine/core";
+import { artifactFromFile, EngineError, type Scanner, type ScanResult } from "@engine/core";
 import cliProgress from "cli-progress";
+import type { BackendStatus } from "./engine-backends.js";
+import { walkPaths } from "./file-walk.js";
+import { type ScannedFile, type ScanProblem, sarifReport } from "./sarif-report.js";
+import { engineVersion } from "./version.js";
 
-async function* walk(path: string): AsyncGenerator<string> {
-  const info = await stat(path);
-  if (info.isDirectory()) {
-    for (const entry of (await readdir(path)).sort()) yield* walk(join(path, entry));
-  } else if (info.isFile()) {
-    yield path;
-  }
-}
+/** Output formats of `microengine scan`. */
+export const scanFormats = ["text", "json", "sarif"] as const;
+/** One of {@link scanFormats}. */
+export type ScanFormat = (typeof scanFormats)[number];
 
 /** What `microengine scan` found, for the summary and the exit code. */
 export interface ScanSummary {
+  /** Files scanned (whatever their verdict). */
   files: number;
+  /** Scanned files by verdict. */
   counts: Record<string, number>;
+  /** Entries that could not be scanned: unreadable, loops, dangling links, failed scans. */
   errors: number;
+  /** Entries with nothing to scan (FIFOs, sockets, devices). */
+  skipped: number;
 }
 
 /**
- * Scans files and directories (recursively): a progress bar on a terminal, or one JSON line per
- * artifact with `json`; a summary table at the end. Exit code (from the caller): 1 when
- * something is malicious, 2 on errors.
+ * The exit code of a scan, as clamscan's: 2 when something could not be scanned or could not
+ * be looked into (an error, an `unknown` answer), else 1 when something is malicious or
+ * suspicious, else 0.
+ */
+export function scanExitCode(summary: ScanSummary): 0 | 1 | 2 {
+  if (summary.errors > 0 || (summary.counts.unknown ?? 0) > 0) return 2;
+  return (summary.counts.malicious ?? 0) + (summary.counts.suspicious ?? 0) > 0 ? 1 : 0;
+}
+
+/** The backend lines every command prints first: what runs, its version, its signatures, and warnings. */
+export function backendBanner(statuses: readonly BackendStatus[]): string {
+  return statuses
+    .map(
+      (status) =>
+        `  ${status.name.padEnd(8)} ${status.running ? "on " : "off"}  ${status.reason}\n${status.warning ? `  ${"".padEnd(8)} WARNING: ${status.warning}\n` : ""}`,
+    )
+    .join("");
+}
+
+/** Each backend that found something in a result: `Family (backend)`. */
+function findings(result: ScanResult): string {
+  const backends = (result.metadata.backends ?? []).filter(
+    (backend) => backend.verdict === "malicious" || backend.verdict === "suspicious",
+  );
+  if (backends.length === 0) return result.metadata.malware_family || "(no family)";
+  return backends
+    .map((backend) => `${backend.malware_family || "(no family)"} (${backend.name})`)
+    .join(", ");
+}
+
+/** Why a result is unknown: the reasons its backends gave (`clamav: SKIPPED:ENCRYPTED`). */
+function unknownReasons(result: ScanResult): string {
+  const reasons = (result.metadata.backends ?? [])
+    .filter((backend) => backend.verdict === "unknown")
+    .map(
+      (backend) =>
+        `${backend.name}: ${backend.reason ?? backend.error_code ?? "unknown"}${backend.error ? ` (${backend.error})` : ""}`,
+    );
+  return reasons.join("; ") || (result.metadata.comments ?? []).join("; ") || "unknown";
+}
+
+/**
+ * Scans files and directories (recursively). On stderr: the backends banner (with warnings
+ * such as test-only signatures) and a progress bar on a terminal. On stdout: with `text`, the
+ * summary (every malicious, suspicious and unknown file with its family and backend, every
+ * entry that could not be scanned and why, then the counts); with `json`, one JSON line per
+ * entry; with `sarif`, one SARIF 2.1.0 log (then errors are also written to stderr). Bad entries never stop
+ * the walk: everything else is scanned first. Exit code: see {@link scanExitCode}.
  */
 export async function scanPaths(
   scanner: Scanner,
   paths: string[],
   options: {
-    json: boolean;
+    format: ScanFormat;
     concurrency: number;
     timeoutMs: number;
+    statuses: readonly BackendStatus[];
     out: NodeJS.WritableStream;
     err: NodeJS.WritableStream & { isTTY?: boolean };
   },
 ): Promise<ScanSummary> {
+  const { out, err, format } = options;
+  err.write(`microengine ${engineVersion} scan, backends:\n${backendBanner(options.statuses)}`);
+  const summary: ScanSummary = { files: 0, counts: {}, errors: 0, skipped: 0 };
+  const problems: ScanProblem[] = [];
+  const problem = (path: string, text: string, code = "ARTIFACT_UNAVAILABLE"): void => {
+    summary.errors += 1;
+    problems.push({ path, problem: text });
+    // In text, errors are in the summary on stdout; otherwise stdout is for machines.
+    if (format !== "text") err.write(`ERROR ${path}: ${text}\n`);
+    if (format === "json")
+      out.write(
+        `${JSON.stringify({ path, verdict: "unknown", error: { code, message: text } })}\n`,
+      );
+  };
+
   const files: string[] = [];
-  for (const path of paths) {
-    try {
-      for await (const file of walk(resolve(path))) files.push(file);
-    } catch (error) {
-      options.err.write(`cannot read ${path}: ${(error as Error).message}\n`);
-      return { files: 0, counts: {}, errors: 1 };
+  for await (const entry of walkPaths(paths)) {
+    if (entry.kind === "file") files.push(entry.path);
+    else if (entry.kind === "problem") problem(entry.path, entry.problem);
+    else {
+      summary.skipped += 1;
+      err.write(`SKIPPED ${entry.path}: ${entry.reason}\n`);
     }
   }
-  const summary: ScanSummary = { files: files.length, counts: {}, errors: 0 };
+
   const bar =
-    !options.json && options.err.isTTY
+    format === "text" && err.isTTY
       ? new cliProgress.SingleBar(
-          { stream: options.err, format: "{bar} {value}/{total} {file}" },
+          { stream: err, format: "{bar} {value}/{total} {file}" },
           cliProgress.Presets.shades_classic,
         )
       : undefined;
   bar?.start(files.length, 0, { file: "" });
-  const malicious: string[] = [];
-  const queue = [...files];
+  const scanned: ScannedFile[] = [];
+  const queue = files.values();
   await Promise.all(
-    Array.from({ length: options.concurrency }, async () => {
-      for (let file = queue.shift(); file; file = queue.shift()) {
+    Array.from({ length: Math.min(options.concurrency, Math.max(1, files.length)) }, async () => {
+      for (const file of queue) {
         let result: ScanResult;
-        let error: EngineError | undefined;
         try {
           result = await scanner.scan(artifactFromFile(file), {
             deadline: Date.now() + options.timeoutMs,
           });
         } catch (caught) {
-          error = EngineError.isInstance(caught)
+          const error = EngineError.isInstance(caught)
             ? caught
             : new EngineError({ message: String(caught), cause: caught });
-          result = scanResultForError(caught);
-          summary.errors += 1;
+          bar?.increment({ file });
+          problem(file, `${error.code}: ${error.message}`, error.code);
+          continue;
         }
+        summary.files += 1;
         summary.counts[result.verdict] = (summary.counts[result.verdict] ?? 0) + 1;
-        if (result.verdict === "malicious")
-          malicious.push(`${file}: ${result.metadata.malware_family}`);
-        if (options.json) {
-          options.out.write(
-            `${JSON.stringify({ path: file, ...result, ...(error ? { error: error.toJSON() } : {}) })}\n`,
-          );
-        }
+        scanned.push({ path: file, result });
+        if (format === "json") out.write(`${JSON.stringify({ path: file, ...result })}\n`);
         bar?.increment({ file });
       }
     }),
   );
   bar?.stop();
-  if (!options.json) {
-    for (const line of malicious) options.out.write(`MALICIOUS ${line}\n`);
-    options.out.write(`\n  verdict     files\n`);
-    for (const verdict of ["malicious", "suspicious", "benign", "unknown"]) {
-      options.out.write(`  ${verdict.padEnd(10)}  ${summary.counts[verdict] ?? 0}\n`);
-    }
-    options.out.write(
-      `  ${"errors".padEnd(10)}  ${summary.errors}\n  ${"total".padEnd(10)}  ${summary.files}\n`,
+
+  if (format === "sarif") {
+    out.write(
+      `${JSON.stringify(sarifReport(scanned, problems, { toolVersion: engineVersion }), null, 2)}\n`,
+    );
+  } else if (format === "text") {
+    scanned.sort((first, second) => first.path.localeCompare(second.path));
+    for (const verdict of ["malicious", "suspicious"] as const)
+      for (const { path, result } of scanned.filter((each) => each.result.verdict === verdict))
+        out.write(`${verdict.toUpperCase()} ${path}: ${findings(result)}\n`);
+    for (const { path, result } of scanned.filter((each) => each.result.verdict === "unknown"))
+      out.write(`UNKNOWN ${path}: ${unknownReasons(result)}\n`);
+    for (const { path, problem: text } of problems) out.write(`ERROR ${path}: ${text}\n`);
+    out.write(`\n  verdict     files\n`);
+    for (const verdict of ["malicious", "suspicious", "benign", "unknown"])
+      out.write(`  ${verdict.padEnd(10)}  ${summary.counts[verdict] ?? 0}\n`);
+    out.write(
+      `  ${"errors".padEnd(10)}  ${summary.errors}\n${summary.skipped ? `  ${"skipped".padEnd(10)}  ${summary.skipped}\n` : ""}  ${"scanned".padEnd(10)}  ${summary.files}\n`,
     );
   }
   return summary;

@@ -160,6 +160,7 @@ function logBackendStatuses(backends: EngineBackends, logger: Logger): void {
       { backend: status.name, running: status.running },
       `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
     );
+    if (status.warning) logger.warn({ backend: status.name }, status.warning);
   }
 }
 

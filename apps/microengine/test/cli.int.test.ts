@@ -1,27 +1,10 @@
-import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { clamdAlertsOff, startManagedClamd } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-
-// The built CLI, as operators run it (turbo builds it before test:int).
-const cli = join(import.meta.dirname, "../bin/microengine.cjs");
-const run = promisify(execFile);
-async function microengine(args: string[], environment: Record<string, string> = {}) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], {
-      env: { ...process.env, LOG_LEVEL: "warn", ...environment },
-      timeout: 120_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+import { microengine, run } from "./cli-runner.js";
 
 let directory: string;
 beforeAll(async () => {

@@ -31,6 +31,25 @@ describe("configuration", () => {
     expect(() => loadConfig({ BOUNTY_CONCURRENCY: "0" })).toThrow(/BOUNTY_CONCURRENCY/);
   });
 
+  it("takes third-party backend modules in ENGINE_BACKENDS: paths and npm:<package>", () => {
+    const entries = (value: string) => loadConfig({ ENGINE_BACKENDS: value }).ENGINE_BACKENDS;
+    expect(
+      entries("eicar, ./my-scanner.mjs, /opt/scan/x.js, npm:acme, npm:@acme/scanner/sub, y.cjs"),
+    ).toEqual([
+      "eicar",
+      "./my-scanner.mjs",
+      "/opt/scan/x.js",
+      "npm:acme",
+      "npm:@acme/scanner/sub",
+      "y.cjs",
+    ]);
+    for (const bad of ["avast", "npm:", "npm:../x", "npm:UPPER", "eicar,eicar"])
+      expect(() => entries(bad), bad).toThrow(/ENGINE_BACKENDS: /);
+    expect(() => entries("avast")).toThrow(
+      'ENGINE_BACKENDS: "avast" is none of eicar, clamav, yara, a module path (./my-scanner.mjs) or npm:<package>',
+    );
+  });
+
   it("never echoes a password from a URL", () => {
     let message = "";
     try {

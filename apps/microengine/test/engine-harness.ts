@@ -107,7 +107,7 @@ export async function engineWith(scanners: Scanner[], environment: Record<string
   const logger = pino({ level: "silent" });
   const metrics = createMetrics();
   const scanner = createMultiScanner(scanners);
-  const backends: EngineBackends = { scanner, statuses: [], dispose: async () => {} };
+  const backends: EngineBackends = { scanner, statuses: [], modules: [], dispose: async () => {} };
   const processor = new BountyProcessor({ scanner, config, logger, metrics });
   const app = await createServer({
     config,

@@ -39,6 +39,11 @@ export interface YaraScanner extends Scanner {
   /** The engine in use once set up: `"wasm"` or `"native"` (what `"auto"` chose). */
   readonly engine: EngineKind | undefined;
   /**
+   * That engine's own version once set up: the YARA-X package version for `"wasm"`, libyara's
+   * for `"native"` (the `vendor_version` of results).
+   */
+  readonly vendorVersion: string | undefined;
+  /**
    * Workers, busy ones, the queue and its bound, and `ready` (false before setup, after close,
    * and while the pool has no worker: replacements are being retried).
    */
@@ -280,6 +285,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     signaturesVersion: { get: () => current?.signaturesVersion, enumerable: true },
     ruleFileCount: { get: () => current?.fileCount ?? 0, enumerable: true },
     engine: { get: () => current?.engine.kind, enumerable: true },
+    vendorVersion: { get: () => current?.engine.vendorVersion, enumerable: true },
     status: {
       value: (): YaraScannerStatus => {
         if (!current)

@@ -50,6 +50,7 @@ describe("the native engine", () => {
     expect(scanner.engine).toBe("native");
     expect(result.metadata.yara).toMatchObject({ engine: "native" });
     expect(result.metadata.scanner?.vendor_version).toMatch(/^4\./);
+    expect(scanner.vendorVersion).toBe(result.metadata.scanner?.vendor_version);
   });
 
   it("reports broken files with path and line, mapped through includes, and keeps the good ones", async () => {

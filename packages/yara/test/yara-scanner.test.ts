@@ -189,6 +189,7 @@ describe("reload", () => {
     );
     expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual(["r:first"]);
     const before = scanner.signaturesVersion;
+    expect(scanner.vendorVersion).toMatch(/^\d+\.\d+\.\d+/); // YARA-X's package version
     await writeFile(join(directory, "r.yar"), 'rule second { strings: $a = "TWO" condition: $a }');
     await scanner.reload();
     expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual(["r:second"]);

@@ -1,0 +1,103 @@
+import type { Stats } from "node:fs";
+import { lstat, readdir, stat } from "node:fs/promises";
+import { join, resolve } from "node:path";
+
+/** One entry of a walk: a file to scan, an entry that could not be read, or one that has nothing to scan. */
+export type WalkEntry =
+  | { kind: "file"; path: string }
+  /** Could not be read (missing, dangling link, loop, permission): it was not scanned. */
+  | { kind: "problem"; path: string; problem: string }
+  /** Not a regular file (a FIFO, socket or device): never opened, as a read could block. */
+  | { kind: "skipped"; path: string; reason: string };
+
+function reasonOf(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  switch (code) {
+    case "ENOENT":
+      return "no such file or directory";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "ELOOP":
+      return "symbolic link loop";
+    case "ENAMETOOLONG":
+      return "path too long";
+    default:
+      return code ?? (error as Error)?.message ?? String(error);
+  }
+}
+
+function kindOf(info: Stats): string {
+  if (info.isFIFO()) return "a FIFO";
+  if (info.isSocket()) return "a socket";
+  if (info.isCharacterDevice() || info.isBlockDevice()) return "a device";
+  return "not a regular file";
+}
+
+/**
+ * Walks files and directories (recursively, following symbolic links, in name order) and
+ * yields every regular file once per path. It never stops on a bad entry: a missing path, a
+ * dangling link, a link loop or an unreadable directory is yielded as a `problem` for that
+ * entry, and the walk goes on. Each directory is entered once (by device and inode), so a link
+ * back to an ancestor is a loop and two links to one directory cost one visit.
+ */
+export async function* walkPaths(paths: readonly string[]): AsyncGenerator<WalkEntry> {
+  const entered = new Set<string>();
+
+  async function* visit(path: string, ancestors: ReadonlySet<string>): AsyncGenerator<WalkEntry> {
+    let link: Stats;
+    try {
+      link = await lstat(path);
+    } catch (error) {
+      yield { kind: "problem", path, problem: `cannot read: ${reasonOf(error)}` };
+      return;
+    }
+    let info = link;
+    if (link.isSymbolicLink()) {
+      try {
+        info = await stat(path);
+      } catch (error) {
+        const reason = reasonOf(error);
+        yield {
+          kind: "problem",
+          path,
+          problem:
+            reason === "no such file or directory"
+              ? "dangling symbolic link (its target does not exist)"
+              : `cannot follow symbolic link: ${reason}`,
+        };
+        return;
+      }
+    }
+    if (info.isFile()) {
+      yield { kind: "file", path };
+      return;
+    }
+    if (!info.isDirectory()) {
+      yield { kind: "skipped", path, reason: kindOf(info) };
+      return;
+    }
+    const key = `${info.dev}:${info.ino}`;
+    if (ancestors.has(key)) {
+      yield {
+        kind: "problem",
+        path,
+        problem: "symbolic link loop (leads back to a parent directory)",
+      };
+      return;
+    }
+    if (entered.has(key)) return; // reached before through another link: scanned there
+    entered.add(key);
+    let names: string[];
+    try {
+      names = await readdir(path);
+    } catch (error) {
+      yield { kind: "problem", path, problem: `cannot list directory: ${reasonOf(error)}` };
+      return;
+    }
+    const inside = new Set(ancestors).add(key);
+    for (const name of names.sort()) yield* visit(join(path, name), inside);
+  }
+
+  for (const path of paths) yield* visit(resolve(path), new Set());
+}
