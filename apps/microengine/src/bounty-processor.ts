@@ -10,6 +10,7 @@ import {
   type ScanResult,
   scanResultForError,
 } from "@engine/core";
+import type { Span } from "@opentelemetry/api";
 import type { Logger } from "pino";
 import type { AnswerLedger } from "./answer-ledger.js";
 import { ArtifactFetcher, type FetchedArtifact } from "./artifact-fetcher.js";
@@ -23,6 +24,7 @@ import { type EngineMetrics, recordScan } from "./metrics.js";
 import { redactUrls } from "./redact.js";
 import { ReplayCache } from "./replay-cache.js";
 import { ResponseDelivery } from "./response-delivery.js";
+import { inSpan } from "./tracing.js";
 
 /** The keys under which a bounty counts as seen: its id and phase, and the delivery id. */
 export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | undefined> {
@@ -322,6 +324,20 @@ export class BountyProcessor implements BountyIntake {
     bounded: boolean,
     logger: Logger,
   ): Promise<void> {
+    const attributes = { "engine.bounty.id": target.id, "engine.bounty.phase": target.phase };
+    return inSpan("bounty", attributes, (span) =>
+      this.#handleInSpan(holder, target, shutdown, bounded, logger, span),
+    );
+  }
+
+  async #handleInSpan(
+    holder: { bounty?: Bounty },
+    target: AnswerTarget,
+    shutdown: AbortSignal,
+    bounded: boolean,
+    logger: Logger,
+    span: Span,
+  ): Promise<void> {
     let result: ScanResult;
     try {
       // Only #scanBounty's frame holds the bounty: once it returns, nothing here keeps it.
@@ -350,6 +366,9 @@ export class BountyProcessor implements BountyIntake {
       );
       result = scanResultForError(cause);
     }
+    span.setAttribute("engine.verdict", result.verdict);
+    if (result.metadata.malware_family)
+      span.setAttribute("engine.malware_family", result.metadata.malware_family);
     await this.#answer(target, withEngineMetadata(result), logger);
   }
 
@@ -401,11 +420,23 @@ export class BountyProcessor implements BountyIntake {
         shutdown,
         AbortSignal.timeout(Math.max(1, deadline - Date.now())),
       ]);
-      fetched = await this.#fetcher.fetch(bounty.artifact_uri, {
-        signal,
-        expectedSha256: bounty.sha256 ?? null,
-        mimetype: bounty.mimetype ?? null,
-      });
+      fetched = await inSpan(
+        "download",
+        {
+          "engine.bounty.id": bounty.id,
+          // The scheme only: a URI may carry a token or a megabyte of data.
+          "url.scheme": bounty.artifact_uri.split(":", 1)[0]?.slice(0, 16) ?? "",
+        },
+        async (span) => {
+          const artifact = await this.#fetcher.fetch(bounty.artifact_uri, {
+            signal,
+            expectedSha256: bounty.sha256 ?? null,
+            mimetype: bounty.mimetype ?? null,
+          });
+          span.setAttribute("engine.artifact.bytes", artifact.bytes);
+          return artifact;
+        },
+      );
       let artifact: Artifact = fetched.artifact;
       if (bounty.artifact_type === "url") {
         const text = Buffer.from(await fetched.artifact.bytes({ maxBytes: 64 * 1024 }))
@@ -413,7 +444,15 @@ export class BountyProcessor implements BountyIntake {
           .trim();
         artifact = artifactFromUrl(text);
       }
-      const result = await scanner.scan(artifact, { deadline, signal: shutdown });
+      const result = await inSpan("scan", { "engine.bounty.id": bounty.id }, async (span) => {
+        const answer = await scanner.scan(artifact, { deadline, signal: shutdown });
+        span.setAttribute("engine.verdict", answer.verdict);
+        span.setAttribute(
+          "engine.cache_hit",
+          (answer.metadata.cache as { hit?: unknown } | undefined)?.hit === true,
+        );
+        return answer;
+      });
       recordScan(metrics, result);
       return result;
     } finally {
@@ -526,14 +565,23 @@ export class BountyProcessor implements BountyIntake {
           return;
         } else text = claimed.value;
       }
-      delivered = await this.#delivery.deliver({
-        url: bounty.response_url,
-        body: text,
-        idempotencyKey: `${bounty.id}:${bounty.phase}`,
-        expiresAt: bounty.expiresAt,
-        stop: this.#shutdown.signal,
-        logger,
-      });
+      const answerText = text;
+      delivered = await inSpan(
+        "deliver",
+        { "engine.bounty.id": bounty.id, "engine.verdict": result.verdict },
+        async (span) => {
+          const posted = await this.#delivery.deliver({
+            url: bounty.response_url,
+            body: answerText,
+            idempotencyKey: `${bounty.id}:${bounty.phase}`,
+            expiresAt: bounty.expiresAt,
+            stop: this.#shutdown.signal,
+            logger,
+          });
+          span.setAttribute("engine.delivered", posted);
+          return posted;
+        },
+      );
       if (delivered && ledger) void this.#recordPosted(ledger, bounty, text, logger);
     } catch (error) {
       logger.error({ err: error }, "could not build or send the answer");

@@ -50,6 +50,23 @@ function stopOnSignals(logger: Logger, message: string, close: () => Promise<voi
   process.once("SIGINT", () => stop("SIGINT"));
 }
 
+/**
+ * On SIGHUP (the usual "reload"): reload the rules and signatures, one reload at a time; a
+ * failure is logged and counted, and the last good rules stay. Without this, SIGHUP would end
+ * the process.
+ */
+function reloadOnHangup(logger: Logger, reload: () => Promise<boolean>): void {
+  process.on("SIGHUP", () => {
+    logger.info({ signal: "SIGHUP" }, "reloading rules and signatures");
+    reload().then(
+      (ok) =>
+        logger.info({ ok }, ok ? "reload done" : "reload failed; serving the last good rules"),
+      (error: unknown) =>
+        logger.error({ err: error }, "reload failed; serving the last good rules"),
+    );
+  });
+}
+
 function withEngineOptions(command: Command): Command {
   return command
     .option(
@@ -96,6 +113,7 @@ async function main(): Promise<void> {
       const logger = createLogger(config);
       const engine = await startEngine(config, logger);
       stopOnSignals(logger, "stopping: no new bounties; answering what is in flight", engine.close);
+      reloadOnHangup(logger, engine.reload);
     });
 
   withEngineOptions(
@@ -110,6 +128,7 @@ async function main(): Promise<void> {
       const logger = createLogger(config);
       const worker = await startWorker(config, logger);
       stopOnSignals(logger, "stopping: answering the bounties in hand", worker.close);
+      reloadOnHangup(logger, worker.reload);
       await worker.done;
     });
 

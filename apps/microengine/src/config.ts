@@ -87,8 +87,25 @@ export const engineConfigSchema = z.object({
   CLAMD_SOCKET: z.string().min(1).optional(),
   /** Directory of YARA rules. Default: the rules bundled with @engine/yara. */
   RULES_DIR: z.string().min(1).optional(),
-  /** YARA engine: wasm (default), native, auto. */
-  YARA_ENGINE: z.enum(["wasm", "native", "auto"]).default("wasm"),
+  /** Reload the YARA rules when a file in RULES_DIR changes (debounced), besides SIGHUP. Default false. */
+  RULES_WATCH: booleanText.default(false),
+  /**
+   * YARA engine: auto (default: native libyara when @engine/yara-native loads, else
+   * WebAssembly), wasm, native.
+   */
+  YARA_ENGINE: z.enum(["wasm", "native", "auto"]).default("auto"),
+  /**
+   * How long a conclusive answer is reused for the same content and signatures, in seconds.
+   * 0 turns the result cache off. Default 3600.
+   */
+  CACHE_TTL_SECONDS: integer(0, 30 * 24 * 3600).default(3600),
+  /** The in-memory result cache's bound, in bytes (queue mode shares the cache in Redis instead). Default 64 MiB. */
+  CACHE_MAX_BYTES: integer(1024, 2 ** 40).default(64 * 1024 * 1024),
+  /**
+   * /readyz fails when clamd's official database is older than this, in hours. Default 72
+   * (freshclam updates several times a day).
+   */
+  CLAMAV_MAX_DATABASE_AGE_HOURS: integer(1, 24 * 365).default(72),
   /** Verdict policy: any (default), majority, quorum:N, weighted:name=weight,...:threshold. */
   VERDICT_POLICY: z
     .string()

@@ -1,7 +1,13 @@
 import { existsSync, readdirSync } from "node:fs";
 import { type ClamavScanner, checkClamdAlerts, createClamavScanner } from "@engine/clamav";
 import { type ManagedClamd, startManagedClamd } from "@engine/clamav/testing";
-import { createEicarScanner, type Scanner } from "@engine/core";
+import {
+  createCachedScanner,
+  createEicarScanner,
+  createMemoryResultStore,
+  type Scanner,
+  signaturesVersionKey,
+} from "@engine/core";
 import {
   any,
   createMultiScanner,
@@ -15,7 +21,10 @@ import { createYaraScanner, type YaraScanner } from "@engine/yara";
 import type { Logger } from "pino";
 import { type BackendModule, BackendModuleError, loadBackendModule } from "./backend-module.js";
 import { backendNames, ConfigError, type EngineConfig, isBackendModuleEntry } from "./config.js";
+import type { EngineMetrics } from "./metrics.js";
 import { redactUrls } from "./redact.js";
+import { createRedisResultStore, type RedisResultStore } from "./redis-result-store.js";
+import { engineVersion } from "./version.js";
 
 /** Whether a backend runs, and why (or why not): the start banner's lines. */
 export interface BackendStatus {
@@ -38,7 +47,21 @@ export const yaraBundledRulesWarning =
 
 /** The engine's scanner and what it took to build it. */
 export interface EngineBackends {
-  scanner: MultiScanner;
+  /** What bounties and /scan use: the multi-engine, behind the result cache when it is on. */
+  scanner: Scanner;
+  /** The multi-engine itself (no cache). */
+  multi: MultiScanner;
+  /** Where the result cache lives (`memory`, `redis`), or `off`. */
+  cache: "memory" | "redis" | "off";
+  /** When YARA's rules were last (re)loaded (epoch ms), when YARA runs. */
+  rulesLoadedAt: number | undefined;
+  /**
+   * Reloads the YARA rules (atomically; a rule file that does not compile keeps every old rule)
+   * and the managed clamd's databases, then changes the cache key: no answer from the old
+   * rules is served. Logs each failure and counts it; resolves false when something failed.
+   * Reloads run one at a time.
+   */
+  reload(): Promise<boolean>;
   statuses: BackendStatus[];
   /** Backends, for versions and health. */
   clamav?: ClamavScanner;
@@ -146,6 +169,13 @@ export async function buildBackends(
      * the probes itself instead.
      */
     verifyClamdAlerts?: boolean;
+    /**
+     * Put the result cache (CACHE_TTL_SECONDS, CACHE_MAX_BYTES; in Redis with QUEUE_URL) in
+     * front of the multi-engine. Default false (`scan` and `check` always scan).
+     */
+    resultCache?: boolean;
+    /** Where cache lookups and reloads are counted. */
+    metrics?: EngineMetrics;
   } = {},
 ): Promise<EngineBackends> {
   options.verifyClamdAlerts ??= true;
@@ -158,6 +188,7 @@ export async function buildBackends(
   let managed: ManagedClamd | undefined;
   let clamav: ClamavScanner | undefined;
   let yara: YaraScanner | undefined;
+  let rulesLoadedAt: number | undefined;
   const cleanup = async (): Promise<void> => {
     await Promise.allSettled(scanners.map((scanner) => scanner.close?.()));
     await Promise.allSettled(modules.map((module) => module.dispose()));
@@ -183,6 +214,7 @@ export async function buildBackends(
         },
       });
       await yara.setup?.();
+      rulesLoadedAt = Date.now();
       scanners.push(yara);
       statuses.push({
         name: "yara",
@@ -291,7 +323,7 @@ export async function buildBackends(
     throw error;
   }
 
-  const scanner = createMultiScanner(scanners, {
+  const multi = createMultiScanner(scanners, {
     name: "microengine",
     policy: policyFromConfig(config.VERDICT_POLICY),
     // Answers carry each failure's code and public reason; the details go to the log.
@@ -301,15 +333,97 @@ export async function buildBackends(
         "a backend could not scan an artifact",
       ),
   });
+
+  // Reloads bump the generation: the cache key changes at once, even before clamd reports
+  // its new database version.
+  let generation = 0;
+  let redisStore: RedisResultStore | undefined;
+  let cache: EngineBackends["cache"] = "off";
+  let scanner: Scanner = multi;
+  if (options.resultCache && config.CACHE_TTL_SECONDS > 0) {
+    redisStore = config.QUEUE_URL
+      ? createRedisResultStore(config.QUEUE_URL, config.QUEUE_NAME, logger)
+      : undefined;
+    cache = redisStore ? "redis" : "memory";
+    const { metrics } = options;
+    scanner = createCachedScanner(multi, {
+      store: redisStore ?? createMemoryResultStore({ maxBytes: config.CACHE_MAX_BYTES }),
+      ttlMs: config.CACHE_TTL_SECONDS * 1000,
+      versionKey: () => `${signaturesVersionKey(multi)};reload=${generation}`,
+      // What changes answers besides the signatures: the engine, its backends and the policy.
+      optionsKey: JSON.stringify([
+        engineVersion,
+        scanners.map((each) => each.name),
+        config.VERDICT_POLICY,
+      ]),
+      // The fetcher computed the artifact's sha256 itself while downloading it.
+      trustDeclaredSha256: false,
+      onLookup: (outcome) => {
+        if (outcome === "hit") metrics?.cacheHits.inc();
+        else if (outcome === "miss") metrics?.cacheMisses.inc();
+      },
+    });
+  }
+
+  let reloading: Promise<boolean> = Promise.resolve(true);
+  const reloadOnce = async (): Promise<boolean> => {
+    let ok = true;
+    if (yara) {
+      try {
+        // A hot reload is strict: one broken file keeps every old rule (the start skipped them).
+        await yara.reload({ onCompileError: "fail" });
+        rulesLoadedAt = Date.now();
+        options.metrics?.signaturesReloads.inc({ backend: "yara" });
+        logger.info(
+          { backend: "yara", ruleFiles: yara.ruleFileCount, rules: yara.signaturesVersion },
+          "YARA rules reloaded",
+        );
+      } catch (error) {
+        ok = false;
+        options.metrics?.rulesReloadFailures.inc({ backend: "yara" });
+        logger.error(
+          { backend: "yara", err: error, rules: yara.signaturesVersion },
+          "YARA rules NOT reloaded: the last good rules stay in use",
+        );
+      }
+    }
+    if (clamav && managed) {
+      try {
+        await clamav.reload();
+        options.metrics?.signaturesReloads.inc({ backend: "clamav" });
+        logger.info(
+          { backend: "clamav", database: clamav.signaturesVersion ?? "custom" },
+          "clamd databases reloaded",
+        );
+      } catch (error) {
+        ok = false;
+        options.metrics?.rulesReloadFailures.inc({ backend: "clamav" });
+        logger.error({ backend: "clamav", err: error }, "clamd databases NOT reloaded");
+      }
+    }
+    generation += 1;
+    return ok;
+  };
+
   return {
     scanner,
+    multi,
+    cache,
+    get rulesLoadedAt() {
+      return rulesLoadedAt;
+    },
     statuses,
     ...(clamav ? { clamav } : {}),
     ...(yara ? { yara } : {}),
     modules,
+    reload: () => {
+      reloading = reloading.then(reloadOnce, reloadOnce);
+      return reloading;
+    },
     dispose: async () => {
-      await scanner.close?.();
+      await multi.close?.();
       await Promise.allSettled(modules.map((module) => module.dispose()));
+      await redisStore?.close();
       await managed?.[Symbol.asyncDispose]();
     },
   };

@@ -17,6 +17,11 @@ export interface EngineMetrics {
   queueJobs: Gauge<"state">;
   queueWaitSeconds: Histogram;
   queueEvents: Counter<"event">;
+  cacheHits: Counter;
+  cacheMisses: Counter;
+  rulesReloadFailures: Counter<"backend">;
+  signaturesReloads: Counter<"backend">;
+  signaturesAge: Gauge<"backend">;
 }
 
 /**
@@ -30,6 +35,34 @@ export function createMetrics(): EngineMetrics {
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   return {
     registry,
+    cacheHits: new Counter({
+      name: "engine_cache_hits_total",
+      help: "Scans answered from the result cache",
+      registers: [registry],
+    }),
+    cacheMisses: new Counter({
+      name: "engine_cache_misses_total",
+      help: "Scans the result cache did not have (scanned, then stored when conclusive)",
+      registers: [registry],
+    }),
+    rulesReloadFailures: new Counter({
+      name: "engine_rules_reload_failures_total",
+      help: "Reloads of rules or signatures that failed (the last good ones stay)",
+      labelNames: ["backend"],
+      registers: [registry],
+    }),
+    signaturesReloads: new Counter({
+      name: "engine_signatures_reloads_total",
+      help: "Reloads of rules or signatures that succeeded",
+      labelNames: ["backend"],
+      registers: [registry],
+    }),
+    signaturesAge: new Gauge({
+      name: "engine_signatures_age_seconds",
+      help: "Age of the signatures in use: ClamAV's database date, YARA's last (re)load",
+      labelNames: ["backend"],
+      registers: [registry],
+    }),
     scans: new Counter({
       name: "engine_scans_total",
       help: "Scans by backend and verdict",
@@ -109,6 +142,8 @@ export function createMetrics(): EngineMetrics {
 
 /** Records a finished scan in the metrics, per backend from the provenance. */
 export function recordScan(metrics: EngineMetrics, result: ScanResult): void {
+  // A cached answer ran no backend now (engine_cache_hits_total counts it).
+  if ((result.metadata.cache as { hit?: unknown } | undefined)?.hit === true) return;
   for (const backend of result.metadata.backends ?? []) {
     metrics.scans.inc({ backend: backend.name, verdict: backend.verdict });
     metrics.scanDuration.observe({ backend: backend.name }, backend.duration_ms / 1000);

@@ -1,5 +1,6 @@
 import { publicError } from "@engine/core";
 import type { EngineBackends } from "./engine-backends.js";
+import type { EngineMetrics } from "./metrics.js";
 
 /** What the backends' readiness probe found: ready or not, and each backend's state. */
 export interface BackendReadiness {
@@ -16,7 +17,15 @@ const probeReuseMs = 1_000;
  * connections in use), YARA has a worker and rules (workers, busy, queued), and each
  * third-party backend is listed.
  */
-export function createReadinessProbe(backends: EngineBackends): () => Promise<BackendReadiness> {
+export function createReadinessProbe(
+  backends: EngineBackends,
+  options: {
+    /** clamd's official database older than this fails readiness (CLAMAV_MAX_DATABASE_AGE_HOURS). */
+    maxDatabaseAgeHours: number;
+    /** Where the signatures' ages are published (engine_signatures_age_seconds). */
+    metrics?: EngineMetrics;
+  },
+): () => Promise<BackendReadiness> {
   let last: { at: number; result: Promise<BackendReadiness> } | undefined;
   const probe = async (): Promise<BackendReadiness> => {
     const checks: Record<string, unknown> = {};
@@ -25,14 +34,31 @@ export function createReadinessProbe(backends: EngineBackends): () => Promise<Ba
       try {
         await backends.clamav.client.ping({ deadline: Date.now() + 2_000 });
         const version = await backends.clamav.version();
-        const age = version.databaseDate
-          ? Math.round((Date.now() - Date.parse(version.databaseDate)) / 3_600_000)
-          : undefined;
+        const ageSeconds =
+          version.databaseDate && Number.isFinite(Date.parse(version.databaseDate))
+            ? Math.max(0, Math.round((Date.now() - Date.parse(version.databaseDate)) / 1000))
+            : undefined;
+        if (ageSeconds !== undefined)
+          options.metrics?.signaturesAge.set({ backend: "clamav" }, ageSeconds);
+        // Only an official database has a date; the shipped test signatures are warned about at start.
+        const stale = ageSeconds !== undefined && ageSeconds > options.maxDatabaseAgeHours * 3600;
+        ready &&= !stale;
         checks.clamav = {
-          ok: true,
+          ok: !stale,
           engine: version.engineVersion,
           database: version.databaseVersion ?? "custom",
-          ...(age === undefined ? {} : { databaseAgeHours: age }),
+          ...(ageSeconds === undefined
+            ? {}
+            : {
+                databaseDate: version.databaseDate,
+                databaseAgeHours: Math.round(ageSeconds / 3600),
+                maxDatabaseAgeHours: options.maxDatabaseAgeHours,
+              }),
+          ...(stale
+            ? {
+                problem: `the database is older than CLAMAV_MAX_DATABASE_AGE_HOURS (${options.maxDatabaseAgeHours}): run freshclam`,
+              }
+            : {}),
           connections: backends.clamav.client.usage,
           // A pool's daemons by position (clamd-1, ...): their addresses stay in the logs.
           ...("hosts" in backends.clamav.client
@@ -55,10 +81,19 @@ export function createReadinessProbe(backends: EngineBackends): () => Promise<Ba
       const status = backends.yara.status();
       const ok = status.ready && backends.yara.ruleFileCount > 0;
       ready &&= ok;
+      const loadedAgeSeconds =
+        backends.rulesLoadedAt === undefined
+          ? undefined
+          : Math.round((Date.now() - backends.rulesLoadedAt) / 1000);
+      if (loadedAgeSeconds !== undefined)
+        options.metrics?.signaturesAge.set({ backend: "yara" }, loadedAgeSeconds);
       checks.yara = {
         ok,
+        engine: backends.yara.engine,
+        vendorVersion: backends.yara.vendorVersion,
         ruleFiles: backends.yara.ruleFileCount,
         rules: backends.yara.signaturesVersion,
+        ...(loadedAgeSeconds === undefined ? {} : { rulesLoadedAgeSeconds: loadedAgeSeconds }),
         workers: status.workers,
         busy: status.busy,
         queued: status.queued,

@@ -9,6 +9,7 @@ import { ConfigError, type EngineConfig } from "./config.js";
 import { buildBackends, type EngineBackends } from "./engine-backends.js";
 import { createMetrics, type EngineMetrics } from "./metrics.js";
 import { redactUrls } from "./redact.js";
+import { watchRules } from "./rules-watcher.js";
 import { createServer } from "./server.js";
 import { engineVersion } from "./version.js";
 import { createWorkerServer } from "./worker-server.js";
@@ -25,6 +26,8 @@ export interface RunningEngine {
   url: string;
   /** Graceful stop: stop accepting, answer what is in flight, stop the backends. */
   close(): Promise<void>;
+  /** Reloads rules and signatures (SIGHUP); resolves false when one failed (the last good stay). */
+  reload(): Promise<boolean>;
 }
 
 /**
@@ -46,9 +49,9 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     logger.warn(
       "ARTIFACT_ALLOW_PRIVATE_ADDRESSES: artifact downloads and answers may reach private, loopback and link-local addresses (for a local marketplace or a private network only)",
     );
-  const backends = await buildBackends(config, logger);
-  logBackendStatuses(backends, logger);
   const metrics = createMetrics();
+  const backends = await buildBackends(config, logger, { resultCache: true, metrics });
+  logBackendStatuses(backends, logger);
   let processor: BountyIntake;
   let scanSlots: ConcurrencyLimit;
   /** What queue mode opened besides the queue: closed after it. */
@@ -100,11 +103,14 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   }
   const url = listeningUrl(app.server.address(), config.HOST, config.PORT);
   logger.info({ url, version: engineVersion }, `microengine ${engineVersion} listening on ${url}`);
+  const watcher = config.RULES_WATCH ? watchRules(config, backends, logger) : undefined;
   let closing: Promise<void> | undefined;
   return {
     url,
+    reload: backends.reload,
     close: () => {
       closing ??= (async () => {
+        watcher?.close();
         await app.close();
         // Together: the watcher's answers in flight stop retrying when the grace period ends.
         await Promise.all([processor.drain(), closeQueueExtras()]);
@@ -162,6 +168,12 @@ function logBackendStatuses(backends: EngineBackends, logger: Logger): void {
     );
     if (status.warning) logger.warn({ backend: status.name }, status.warning);
   }
+  logger.info(
+    { cache: backends.cache },
+    backends.cache === "off"
+      ? "result cache: off"
+      : `result cache: ${backends.cache}${backends.cache === "memory" ? "" : " (shared by every worker)"}`,
+  );
 }
 
 /** A running queue worker. */
@@ -172,6 +184,8 @@ export interface RunningWorker {
   close(): Promise<void>;
   /** Resolves when the worker has stopped. */
   done: Promise<void>;
+  /** Reloads rules and signatures (SIGHUP); resolves false when one failed (the last good stay). */
+  reload(): Promise<boolean>;
 }
 
 /**
@@ -184,9 +198,9 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
       "QUEUE_URL: required by microengine worker (e.g. redis://127.0.0.1:6379)",
     ]);
   const queueUrl = config.QUEUE_URL;
-  const backends = await buildBackends(config, logger);
-  logBackendStatuses(backends, logger);
   const metrics = createMetrics();
+  const backends = await buildBackends(config, logger, { resultCache: true, metrics });
+  logBackendStatuses(backends, logger);
   const {
     processor,
     ledger,
@@ -202,7 +216,13 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
       metrics,
       logger,
     });
-    app = await createWorkerServer({ backends, worker, metrics, logger });
+    app = await createWorkerServer({
+      backends,
+      worker,
+      metrics,
+      logger,
+      maxDatabaseAgeHours: config.CLAMAV_MAX_DATABASE_AGE_HOURS,
+    });
     await app.listen({ port: config.WORKER_PORT, host: config.HOST });
   } catch (error) {
     await closeLedger();
@@ -215,12 +235,15 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
   const done = new Promise<void>((resolve) => {
     finish = resolve;
   });
+  const watcher = config.RULES_WATCH ? watchRules(config, backends, logger) : undefined;
   let closing: Promise<void> | undefined;
   return {
     url,
     done,
+    reload: backends.reload,
     close: () => {
       closing ??= (async () => {
+        watcher?.close();
         await worker.close(); // drains the processor too
         await app.close();
         await closeLedger();

@@ -381,7 +381,10 @@ export async function createServer(options: {
   // The webhook SDK's liveness check: a marketplace or load balancer may poll it.
   app.get("/", async () => ({ status: "OK" }));
 
-  const probe = createReadinessProbe(backends);
+  const probe = createReadinessProbe(backends, {
+    maxDatabaseAgeHours: config.CLAMAV_MAX_DATABASE_AGE_HOURS,
+    metrics,
+  });
 
   app.get("/readyz", async (_request, reply) => {
     const { ready: backendsReady, checks } = await probe();
@@ -400,10 +403,12 @@ export async function createServer(options: {
       checks,
       // libuv's threads for file reads, DNS and the native scans (see cli.ts).
       threadPool: Number(process.env.UV_THREADPOOL_SIZE) || 4,
+      cache: backends.cache,
     });
   });
 
   app.get("/metrics", async (_request, reply) => {
+    await probe().catch(() => {}); // refreshes engine_signatures_age_seconds (at most once a second)
     reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });

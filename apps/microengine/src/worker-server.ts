@@ -15,13 +15,18 @@ export async function createWorkerServer(options: {
   worker: QueueWorker;
   metrics: EngineMetrics;
   logger: Logger;
+  /** CLAMAV_MAX_DATABASE_AGE_HOURS: an older official database fails /readyz. */
+  maxDatabaseAgeHours: number;
 }) {
   const { backends, worker, metrics } = options;
   const app = Fastify({
     loggerInstance: options.logger.child({ component: "worker-http" }, { level: "warn" }),
     requestTimeout: 10_000,
   });
-  const probe = createReadinessProbe(backends);
+  const probe = createReadinessProbe(backends, {
+    maxDatabaseAgeHours: options.maxDatabaseAgeHours,
+    metrics,
+  });
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_request, reply) => {
     const { ready, checks } = await probe();
@@ -33,6 +38,7 @@ export async function createWorkerServer(options: {
     });
   });
   app.get("/metrics", async (_request, reply) => {
+    await probe().catch(() => {}); // refreshes engine_signatures_age_seconds (at most once a second)
     reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });

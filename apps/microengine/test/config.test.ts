@@ -8,7 +8,11 @@ describe("configuration", () => {
     expect(config).toMatchObject({
       PORT: 8080,
       HOST: "127.0.0.1",
-      YARA_ENGINE: "wasm",
+      YARA_ENGINE: "auto",
+      RULES_WATCH: false,
+      CACHE_TTL_SECONDS: 3600,
+      CACHE_MAX_BYTES: 64 * 1024 * 1024,
+      CLAMAV_MAX_DATABASE_AGE_HOURS: 72,
       VERDICT_POLICY: "any",
       BID_STRATEGY: "linear",
       ARTIFACT_ALLOWED_HOSTS: [],

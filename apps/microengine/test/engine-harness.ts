@@ -107,7 +107,16 @@ export async function engineWith(scanners: Scanner[], environment: Record<string
   const logger = pino({ level: "silent" });
   const metrics = createMetrics();
   const scanner = createMultiScanner(scanners);
-  const backends: EngineBackends = { scanner, statuses: [], modules: [], dispose: async () => {} };
+  const backends: EngineBackends = {
+    scanner,
+    multi: scanner,
+    cache: "off",
+    rulesLoadedAt: undefined,
+    statuses: [],
+    modules: [],
+    reload: async () => true,
+    dispose: async () => {},
+  };
   const processor = new BountyProcessor({ scanner, config, logger, metrics });
   const app = await createServer({
     config,

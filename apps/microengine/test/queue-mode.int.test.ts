@@ -1,6 +1,8 @@
+import { createHash } from "node:crypto";
 import { createServer } from "node:http";
 import { eicarBytes } from "@engine/core";
 import { Queue } from "bullmq";
+import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { bountyJobId, toJobData } from "../src/bounty-queue.js";
@@ -102,6 +104,30 @@ describe("queue mode (serve queues, workers scan)", () => {
     expect((await answerOf(collector, sent.id, 8000)).verdict).toBe("malicious");
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(collector.answersFor(sent.id)).toHaveLength(1);
+  });
+
+  it("shares the result cache in Redis: a repeat is answered from it, by whichever worker", async () => {
+    const content = Buffer.from(
+      `X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`,
+    );
+    const uri = `data:application/octet-stream;base64,${content.toString("base64")}`;
+    const first = bounty({
+      artifact_uri: uri,
+      sha256: createHash("sha256").update(content).digest("hex"),
+    });
+    await post(engine, first);
+    const firstAnswer = await answerOf(collector, first.id, 8000);
+    const again = bounty({ artifact_uri: uri });
+    await post(second, again);
+    const againAnswer = await answerOf(collector, again.id, 8000);
+    expect([firstAnswer.verdict, againAnswer.verdict]).toEqual(["malicious", "malicious"]);
+    expect(againAnswer.metadata.cache).toMatchObject({ hit: true });
+    const client = new Redis(redis.url);
+    try {
+      expect((await client.keys("test-a:result:*")).length).toBeGreaterThan(0);
+    } finally {
+      client.disconnect();
+    }
   });
 
   it("reports the queue on serve's /readyz and the worker's /readyz and /metrics", async () => {

@@ -21,6 +21,12 @@ export interface ClamavScanner extends Scanner {
   version(): Promise<ClamdVersion>;
   /** Asks clamd to reload its databases and refreshes the cached version. */
   reload(): Promise<void>;
+  /**
+   * clamd's database version as last reported (refreshed in the background after
+   * `versionMaxAgeMs`, at once after {@link ClamavScanner.reload}), or the `signaturesVersion`
+   * option when clamd has no official database; `undefined` before setup.
+   */
+  readonly signaturesVersion: string | undefined;
 }
 
 interface CachedVersion {
@@ -142,12 +148,23 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
     },
   });
 
-  return Object.assign(scanner, {
+  Object.defineProperty(scanner, "signaturesVersion", {
+    // The database version clamd reported last (refreshed in the background when older than
+    // versionMaxAgeMs, and at once after reload()), or the signaturesVersion option.
+    get: (): string | undefined => {
+      if (cached && Date.now() - cached.fetchedAt > versionMaxAgeMs)
+        refreshVersion().catch(() => {});
+      return cached?.value.databaseVersion ?? signaturesVersion;
+    },
+    enumerable: true,
+  });
+  return Object.assign(scanner as Scanner & { readonly signaturesVersion: string | undefined }, {
     client,
     version: currentVersion,
     reload: async () => {
       await client.reload();
       cached = undefined;
+      await refreshVersion().catch(() => {});
     },
   });
 }

@@ -48,6 +48,15 @@ export {
   toLegacyTuple,
 } from "./legacy-tuple.js";
 export { parseOptions } from "./parse-options.js";
+export {
+  type CachedScannerOptions,
+  createCachedScanner,
+  createMemoryResultStore,
+  isConclusive,
+  type ResultCacheOutcome,
+  type ResultCacheStore,
+  signaturesVersionKey,
+} from "./result-cache.js";
 export { parseScanResult, type ScanResult, scanResultSchema } from "./scan-result.js";
 export {
   createScanSignal,

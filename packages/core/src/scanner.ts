@@ -47,4 +47,10 @@ export interface Scanner extends AsyncDisposable {
   setup?(): Promise<void>;
   /** Releases everything `setup` acquired. Idempotent. */
   close?(): Promise<void>;
+  /**
+   * The version of the signatures or rules answering now (a database version, a hash of the
+   * rules), when the scanner knows it; it changes as soon as they change. Result caches key
+   * on it, so that no answer from old signatures is served after an update.
+   */
+  readonly signaturesVersion?: string | undefined;
 }

@@ -16,12 +16,16 @@ import {
   verdictMetadata,
   verdictSchema,
 } from "@engine/core";
+import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { z } from "zod";
 import { answered, type BackendOutcome, failed } from "./backend-outcome.js";
 import { type MultiScannerOptions, multiScannerOptionsSchema } from "./multi-scanner-options.js";
 import { shareArtifact } from "./shared-artifact.js";
 import { namedPolicies, type VerdictPolicy } from "./verdict-policy.js";
 import { multiPackageVersion } from "./version.js";
+
+/** Spans through @opentelemetry/api only: without a registered tracer provider they cost nothing. */
+const tracer = trace.getTracer("@engine/multi", multiPackageVersion);
 
 /** A multi-engine: a `Scanner` made of scanners. */
 export interface MultiScanner extends Scanner {
@@ -108,7 +112,36 @@ export function createMultiScanner(
       : settings.backendTimeoutMs?.[name];
   const setupFailures = new Map<string, EngineError>();
 
-  const runBackend = async (
+  /** One backend's scan as a span (`scan <backend>`): a no-op unless the host registered a tracer. */
+  const runBackend = (
+    backend: Scanner,
+    artifact: Artifact,
+    signal: AbortSignal,
+    deadline: number | undefined,
+  ): Promise<BackendOutcome> =>
+    tracer.startActiveSpan(
+      `scan ${backend.name}`,
+      { attributes: { "engine.backend": backend.name, "engine.multi": settings.name } },
+      async (span) => {
+        try {
+          const outcome = await scanBackend(backend, artifact, signal, deadline);
+          if (outcome.status === "answered") {
+            span.setAttribute("engine.verdict", outcome.result.verdict);
+            if (outcome.result.metadata.malware_family)
+              span.setAttribute("engine.malware_family", outcome.result.metadata.malware_family);
+          } else {
+            span.setAttribute("engine.verdict", "unknown");
+            span.setAttribute("engine.error_code", outcome.error.code);
+            span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error.code });
+          }
+          return outcome;
+        } finally {
+          span.end();
+        }
+      },
+    );
+
+  const scanBackend = async (
     backend: Scanner,
     artifact: Artifact,
     signal: AbortSignal,

@@ -52,8 +52,11 @@ export interface YaraScanner extends Scanner {
    * Reads and compiles the rules again in the background, then swaps them in atomically;
    * scans keep running on the old rules meanwhile. On failure the old rules stay and the
    * error says why.
+   * @param options.onCompileError overrides the scanner's setting for this reload: `"fail"`
+   *   keeps every old rule when any new file does not compile (what a hot reload wants),
+   *   `"skip"` swaps in the files that compile.
    */
-  reload(): Promise<void>;
+  reload(options?: { onCompileError?: "fail" | "skip" }): Promise<void>;
 }
 
 /** {@link YaraScanner.status}: readiness and saturation. */
@@ -133,7 +136,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     }
   };
 
-  const load = async (): Promise<LoadedRules> => {
+  const load = async (onCompileError = settings.onCompileError): Promise<LoadedRules> => {
     const native = await chooseEngine();
     const rulesDir = noRulesGiven ? bundledRulesDirectory : settings.rulesDir;
     if (rulesDir !== undefined && !(await isDirectory(rulesDir))) {
@@ -158,7 +161,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
       const source = sources[index];
       return source ? [source] : [];
     });
-    if (accepted.length === 0 || (settings.onCompileError === "fail" && errors.length > 0)) {
+    if (accepted.length === 0 || (onCompileError === "fail" && errors.length > 0)) {
       await compilation.abandon();
       const listing = errors.slice(0, 5).map(formatDiagnostic).join("; ");
       throw new InvalidOptionsError({
@@ -257,7 +260,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
   // One reload at a time: a second caller waits for the running one, then reloads again
   // (the files may have changed after the first one read them).
   let reloading: Promise<void> = Promise.resolve();
-  const reload = (): Promise<void> => {
+  const reload = (options: { onCompileError?: "fail" | "skip" } = {}): Promise<void> => {
     const started = generation;
     const next = reloading
       .catch(() => {})
@@ -267,7 +270,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
           await scanner.setup?.();
           return;
         }
-        const loaded = await load();
+        const loaded = await load(options.onCompileError);
         if (started !== generation || !current) {
           await retire(loaded); // closed while loading: nothing to swap into
           return;

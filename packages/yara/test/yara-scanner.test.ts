@@ -200,6 +200,27 @@ describe("reload", () => {
   });
 });
 
+describe("reload with onCompileError for this reload", () => {
+  it("keeps every old rule when a skip-mode scanner reloads strictly and one new file is broken", async () => {
+    const { scanner, directory } = await scannerFor({
+      "a.yar": 'rule first { strings: $a = "ONE" condition: $a }',
+      "b.yar": 'rule other { strings: $a = "TWO" condition: $a }',
+    });
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual([
+      "a:first",
+      "b:other",
+    ]);
+    await writeFile(join(directory, "b.yar"), "rule broken { condition: ");
+    await expect(scanner.reload({ onCompileError: "fail" })).rejects.toThrow(/b\.yar/);
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual([
+      "a:first",
+      "b:other",
+    ]);
+    await scanner.reload(); // the scanner's own setting (skip): the good file alone
+    expect(rulesOf(await scanner.scan(artifactFromBytes("ONE TWO")))).toEqual(["a:first"]);
+  });
+});
+
 describe("reload during scans", () => {
   it("never closes the rules under a scan that started before the swap", async () => {
     const { scanner } = await scannerFor({
