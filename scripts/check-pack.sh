@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 tsc="$root/node_modules/.bin/tsc"
-work=$(mktemp -d)
+# An odd install path (space, #, %) on purpose: file URLs built from it must stay right.
+work=$(mktemp -d "${TMPDIR:-/tmp}/engine pack #%.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 for package in packages/*/; do

@@ -1,19 +1,27 @@
 import { readFileSync } from "node:fs";
-import { defineConfig } from "tsup";
+import { fileURLToPath } from "node:url";
+import { defineConfig, type Options } from "tsup";
+import { commonJsImportMetaUrl } from "../../scripts/tsup-commonjs.js";
 
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+// CommonJS builds read import.meta.url from pathToFileURL(__filename) (tsup's shim mangles `#`, `%`).
+const commonJs = commonJsImportMetaUrl(
+  fileURLToPath(new URL("../../scripts/cjs-import-meta-url.ts", import.meta.url)),
+);
 
-export default defineConfig({
+const shared: Options = {
   entry: { index: "src/index.ts", testing: "src/testing.ts" },
-  // ESM for import, CommonJS for require (index.cjs, index.d.cts); import.meta.url is shimmed in CJS.
-  format: ["esm", "cjs"],
-  shims: true,
   target: "node20",
   dts: true,
   sourcemap: true,
-  clean: true,
   splitting: true,
   define: { __ENGINE_CLAMAV_VERSION__: JSON.stringify(version) },
   // Optional and native: loaded at run time when installed, never bundled.
   external: ["@engine/clamav-native"],
-});
+};
+
+export default defineConfig([
+  // ESM for import, CommonJS for require (index.cjs, index.d.cts).
+  { ...shared, format: ["esm"] },
+  { ...shared, format: ["cjs"], ...commonJs },
+]);

@@ -1,7 +1,13 @@
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { defineConfig, type Options } from "tsup";
+import { commonJsImportMetaUrl } from "../../scripts/tsup-commonjs.js";
 
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+// CommonJS builds read import.meta.url from pathToFileURL(__filename) (tsup's shim mangles `#`, `%`).
+const commonJs = commonJsImportMetaUrl(
+  fileURLToPath(new URL("../../scripts/cjs-import-meta-url.ts", import.meta.url)),
+);
 
 const shared: Options = {
   target: "node20",
@@ -23,11 +29,11 @@ export default defineConfig([
     },
     format: ["esm"],
   },
-  // CommonJS for require (index.cjs, index.d.cts); import.meta.url is shimmed.
+  // CommonJS for require (index.cjs, index.d.cts).
   {
     ...shared,
     entry: { index: "src/index.ts", conformance: "src/testing/conformance.ts" },
     format: ["cjs"],
-    shims: true,
+    ...commonJs,
   },
 ]);

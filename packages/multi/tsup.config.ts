@@ -5,9 +5,8 @@ const { version } = JSON.parse(readFileSync(new URL("./package.json", import.met
 
 export default defineConfig({
   entry: { index: "src/index.ts" },
-  // ESM for import, CommonJS for require (index.cjs, index.d.cts); import.meta.url is shimmed in CJS.
+  // ESM for import, CommonJS for require (index.cjs, index.d.cts); no import.meta here.
   format: ["esm", "cjs"],
-  shims: true,
   target: "node20",
   dts: true,
   sourcemap: true,

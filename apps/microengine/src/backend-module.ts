@@ -76,12 +76,30 @@ function moduleUrl(entry: string, cwd: string): string {
     return pathToFileURL(isAbsolute(entry) ? entry : resolve(cwd, entry)).href;
   const specifier = entry.slice("npm:".length);
   try {
-    // The operator's project first: `npm install my-scanner` where the engine runs.
+    // The operator's project first: `npm install my-scanner` where the engine runs. Resolved
+    // as require.resolve does: a package with both builds is loaded through its require entry.
     return pathToFileURL(createRequire(join(cwd, "package.json")).resolve(specifier)).href;
   } catch {
     // Installed beside the engine (or import-only exports, which require.resolve cannot see).
     return specifier;
   }
+}
+
+/** How long a module may take to import and build its scanner, and its scanner to set up, in ms. */
+export const backendModuleStartMs = 30_000;
+/** How long a module's scanner may take to close, in ms: shutdown never waits for ever. */
+export const backendModuleCloseMs = 5_000;
+
+/** `promise`, or a rejection with `message` after `ms` (the promise is left to settle alone). */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(message)), ms);
+      timer.unref();
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 function describe(error: unknown): string {
@@ -97,14 +115,23 @@ function describe(error: unknown): string {
  */
 export async function loadBackendModule(
   entry: string,
-  options: { cwd?: string } = {},
+  options: {
+    cwd?: string;
+    /** Bound on import + createScanner() and on each setup, in ms. Default {@link backendModuleStartMs}. */
+    startMs?: number;
+    /** Bound on each close and dispose, in ms. Default {@link backendModuleCloseMs}. */
+    closeMs?: number;
+  } = {},
 ): Promise<BackendModule> {
+  const startMs = options.startMs ?? backendModuleStartMs;
+  const closeMs = options.closeMs ?? backendModuleCloseMs;
   let namespace: Record<string, unknown>;
   try {
-    namespace = (await import(moduleUrl(entry, options.cwd ?? process.cwd()))) as Record<
-      string,
-      unknown
-    >;
+    namespace = (await within(
+      import(moduleUrl(entry, options.cwd ?? process.cwd())),
+      startMs,
+      `did not finish loading within ${startMs / 1000} s`,
+    )) as Record<string, unknown>;
   } catch (error) {
     throw new BackendModuleError(entry, `cannot be imported: ${describe(error)}`, {
       cause: error,
@@ -127,6 +154,8 @@ export async function loadBackendModule(
     );
 
   const made: PluginScanner[] = [];
+  /** Plugins whose close() ran since their last setup: dispose does not close them twice. */
+  const closed = new WeakSet<PluginScanner>();
   /** Checks what a factory returned and wraps it in the contract. */
   const wrap = (candidate: unknown, factoryName: string): Scanner => {
     const parsed = pluginScannerSchema.safeParse(candidate);
@@ -144,14 +173,40 @@ export async function loadBackendModule(
           signal: context.signal,
           ...(context.deadline === undefined ? {} : { deadline: context.deadline }),
         })) as never,
-      ...(plugin.setup ? { setup: async () => void (await plugin.setup?.()) } : {}),
-      ...(plugin.close ? { close: async () => void (await plugin.close?.()) } : {}),
+      ...(plugin.setup
+        ? {
+            setup: async () => {
+              closed.delete(plugin);
+              await within(
+                Promise.resolve().then(() => plugin.setup?.()),
+                startMs,
+                `${plugin.name}: setup did not finish within ${startMs / 1000} s`,
+              );
+            },
+          }
+        : {}),
+      ...(plugin.close
+        ? {
+            close: async () => {
+              closed.add(plugin);
+              await within(
+                Promise.resolve().then(() => plugin.close?.()),
+                closeMs,
+                `${plugin.name}: close did not finish within ${closeMs / 1000} s`,
+              );
+            },
+          }
+        : {}),
     });
   };
   const call = async (create: unknown, factoryName: string): Promise<Scanner> => {
     let candidate: unknown;
     try {
-      candidate = await (create as () => unknown)();
+      candidate = await within(
+        Promise.resolve().then(() => (create as () => unknown)()),
+        startMs,
+        `did not return within ${startMs / 1000} s`,
+      );
     } catch (error) {
       throw new BackendModuleError(entry, `${factoryName}() failed: ${describe(error)}`, {
         cause: error,
@@ -182,8 +237,14 @@ export async function loadBackendModule(
     dispose: async () => {
       const plugins = made.splice(0);
       await Promise.allSettled(
-        plugins.map(async (plugin) => {
-          await (plugin[Symbol.asyncDispose] ?? plugin.close)?.call(plugin);
+        plugins.map((plugin) => {
+          const release =
+            plugin[Symbol.asyncDispose] ?? (closed.has(plugin) ? undefined : plugin.close);
+          return within(
+            Promise.resolve().then(() => release?.call(plugin)),
+            closeMs,
+            "dispose did not finish",
+          );
         }),
       );
     },

@@ -67,6 +67,16 @@ function reloadOnHangup(logger: Logger, reload: () => Promise<boolean>): void {
   });
 }
 
+/** A flag's whole number within [minimum, maximum], or a ConfigError naming the flag. */
+function wholeNumber(value: unknown, flag: string, minimum: number, maximum: number): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < minimum || number > maximum)
+    throw new ConfigError([
+      `${flag}: a whole number from ${minimum} to ${maximum} (got ${JSON.stringify(value)})`,
+    ]);
+  return number;
+}
+
 function withEngineOptions(command: Command): Command {
   return command
     .option(
@@ -143,14 +153,19 @@ async function main(): Promise<void> {
     .option("--concurrency <n>", "scans at once", "4")
     .option("--timeout <ms>", "per-artifact deadline in ms", "60000")
     .action(async (paths: string[], flags: Flags) => {
+      const concurrency = wholeNumber(flags.concurrency, "--concurrency", 1, 256);
+      const timeoutMs = wholeNumber(flags.timeout, "--timeout", 1, 24 * 3600 * 1000);
+      // An empty argument (an unset shell variable) would otherwise scan the working directory.
+      if (paths.some((path) => path.trim() === ""))
+        throw new ConfigError(["scan: an empty path was given (an unset variable?)"]);
       const config = configFrom({ logLevel: "warn", ...flags });
       const logger = createLogger(config);
       const backends = await buildBackends(config, logger);
       try {
         const summary = await scanPaths(backends.scanner, paths, {
           format: flags.json ? "json" : (flags.format as ScanFormat),
-          concurrency: Math.max(1, Number(flags.concurrency) || 4),
-          timeoutMs: Math.max(1, Number(flags.timeout) || 60_000),
+          concurrency,
+          timeoutMs,
           statuses: backends.statuses,
           out: process.stdout,
           err: process.stderr,
@@ -211,6 +226,9 @@ async function main(): Promise<void> {
       process.exitCode = failed === 0 ? 0 : 1;
     });
 
+  // Until a command finishes, the exit code says it did not: a start-up that never ends (a
+  // backend module that never loads) must not look like success when the process empties.
+  process.exitCode = 2;
   await program.parseAsync(process.argv);
 }
 

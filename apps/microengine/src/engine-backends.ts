@@ -421,10 +421,14 @@ export async function buildBackends(
       return reloading;
     },
     dispose: async () => {
-      await multi.close?.();
-      await Promise.allSettled(modules.map((module) => module.dispose()));
-      await redisStore?.close();
-      await managed?.[Symbol.asyncDispose]();
+      // Each step bounded or independent: the managed clamd stops whatever the others do.
+      try {
+        await multi.close?.();
+        await Promise.allSettled(modules.map((module) => module.dispose()));
+        await redisStore?.close();
+      } finally {
+        await managed?.[Symbol.asyncDispose]();
+      }
     },
   };
 }

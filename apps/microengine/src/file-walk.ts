@@ -44,7 +44,11 @@ function kindOf(info: Stats): string {
 export async function* walkPaths(paths: readonly string[]): AsyncGenerator<WalkEntry> {
   const entered = new Set<string>();
 
-  async function* visit(path: string, ancestors: ReadonlySet<string>): AsyncGenerator<WalkEntry> {
+  async function* visit(
+    path: string,
+    ancestors: ReadonlySet<string>,
+    named: boolean,
+  ): AsyncGenerator<WalkEntry> {
     let link: Stats;
     try {
       link = await lstat(path);
@@ -74,7 +78,11 @@ export async function* walkPaths(paths: readonly string[]): AsyncGenerator<WalkE
       return;
     }
     if (!info.isDirectory()) {
-      yield { kind: "skipped", path, reason: kindOf(info) };
+      // Found in a directory, a FIFO or device is skipped; named on the command line, the user
+      // asked for it to be scanned, and it cannot be.
+      yield named
+        ? { kind: "problem", path, problem: `${kindOf(info)}: nothing to scan` }
+        : { kind: "skipped", path, reason: kindOf(info) };
       return;
     }
     const key = `${info.dev}:${info.ino}`;
@@ -88,16 +96,28 @@ export async function* walkPaths(paths: readonly string[]): AsyncGenerator<WalkE
     }
     if (entered.has(key)) return; // reached before through another link: scanned there
     entered.add(key);
-    let names: string[];
+    let names: Buffer[];
     try {
-      names = await readdir(path);
+      names = await readdir(path, { encoding: "buffer" });
     } catch (error) {
       yield { kind: "problem", path, problem: `cannot list directory: ${reasonOf(error)}` };
       return;
     }
     const inside = new Set(ancestors).add(key);
-    for (const name of names.sort()) yield* visit(join(path, name), inside);
+    for (const raw of names.sort(Buffer.compare)) {
+      const name = raw.toString("utf8");
+      // Paths travel as strings: a name that is not UTF-8 cannot be opened by its decoded form.
+      if (!Buffer.from(name, "utf8").equals(raw)) {
+        yield {
+          kind: "problem",
+          path: join(path, name),
+          problem: "the file name is not valid UTF-8: not scanned (rename it)",
+        };
+        continue;
+      }
+      yield* visit(join(path, name), inside, false);
+    }
   }
 
-  for (const path of paths) yield* visit(resolve(path), new Set());
+  for (const path of paths) yield* visit(resolve(path), new Set(), true);
 }

@@ -27,24 +27,35 @@ interface SarifComponent {
 
 function locationOf(path: string, root: string) {
   const inside = relative(root, path);
+  // Each segment percent-encoded whole: `#`, `?`, `:` and `%` in a name stay part of the path
+  // (a file named "javascript:x" must not read as a link with a scheme).
   return inside && !inside.startsWith("..") && !isAbsolute(inside)
-    ? { uri: encodeURI(inside.split(sep).join("/")), uriBaseId: "SCANROOT" }
+    ? { uri: inside.split(sep).map(encodeURIComponent).join("/"), uriBaseId: "SCANROOT" }
     : { uri: pathToFileURL(path).href };
+}
+
+/** Why a combined result is unknown: each backend's reason. */
+function unknownReason(result: ScanResult): string {
+  const reasons = (result.metadata.backends ?? [])
+    .filter((backend) => backend.verdict === "unknown")
+    .map((backend) => `${backend.name}: ${backend.reason ?? backend.error_code ?? "unknown"}`);
+  return `could not be looked into (${reasons.join("; ") || (result.metadata.comments ?? []).join("; ") || "unknown"})`;
 }
 
 /**
  * Builds a SARIF 2.1.0 log of a scan: one result per detection (a malicious answer is level
  * `error`, a suspicious one `warning`), whose rule id is the malware family and whose tool
  * component is the backend that found it (`runs[0].tool.extensions`, with its version). Files
- * that could not be scanned are tool execution notifications, and `executionSuccessful` is
- * false when there is one. Paths under `root` are relative to it (`SCANROOT`), others are
+ * that could not be scanned or looked into (`unknown`) are `error` tool execution
+ * notifications, and then `executionSuccessful` is false; skipped entries (FIFOs, devices)
+ * are `note` notifications. Paths under `root` are relative to it (`SCANROOT`), others are
  * absolute `file:` URIs.
  * @param options.root the directory paths are made relative to (default: the working directory)
  */
 export function sarifReport(
   files: readonly ScannedFile[],
   problems: readonly ScanProblem[],
-  options: { toolVersion: string; root?: string },
+  options: { toolVersion: string; root?: string; skipped?: readonly ScanProblem[] },
 ) {
   const root = options.root ?? process.cwd();
   const components: SarifComponent[] = [];
@@ -103,6 +114,16 @@ export function sarifReport(
       });
   });
 
+  const unknowns = files
+    .filter(({ result }) => result.verdict === "unknown")
+    .map(({ path, result }) => ({ path, problem: unknownReason(result) }));
+  const notification =
+    (level: "error" | "note") =>
+    ({ path, problem }: ScanProblem) => ({
+      level,
+      message: { text: problem },
+      locations: [{ physicalLocation: { artifactLocation: locationOf(path, root) } }],
+    });
   return {
     $schema: "https://json.schemastore.org/sarif-2.1.0.json",
     version: "2.1.0" as const,
@@ -115,12 +136,12 @@ export function sarifReport(
         originalUriBaseIds: { SCANROOT: { uri: pathToFileURL(`${root}${sep}`).href } },
         invocations: [
           {
-            executionSuccessful: problems.length === 0,
-            toolExecutionNotifications: problems.map(({ path, problem }) => ({
-              level: "error",
-              message: { text: problem },
-              locations: [{ physicalLocation: { artifactLocation: locationOf(path, root) } }],
-            })),
+            executionSuccessful: problems.length === 0 && unknowns.length === 0,
+            toolExecutionNotifications: [
+              ...problems.map(notification("error")),
+              ...unknowns.map(notification("error")),
+              ...(options.skipped ?? []).map(notification("note")),
+            ],
           },
         ],
         results,

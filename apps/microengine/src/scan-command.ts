@@ -42,6 +42,16 @@ export function backendBanner(statuses: readonly BackendStatus[]): string {
     .join("");
 }
 
+/**
+ * A path as printed in text: as is, or JSON-quoted when it holds a control character (a
+ * newline in a file name must not forge a line of the report, nor an escape sequence reach
+ * the terminal).
+ */
+export function printablePath(path: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+  return /[\u0000-\u001f\u007f-\u009f]/.test(path) ? JSON.stringify(path) : path;
+}
+
 /** Each backend that found something in a result: `Family (backend)`. */
 function findings(result: ScanResult): string {
   const backends = (result.metadata.backends ?? []).filter(
@@ -88,11 +98,12 @@ export async function scanPaths(
   err.write(`microengine ${engineVersion} scan, backends:\n${backendBanner(options.statuses)}`);
   const summary: ScanSummary = { files: 0, counts: {}, errors: 0, skipped: 0 };
   const problems: ScanProblem[] = [];
+  const skipped: ScanProblem[] = [];
   const problem = (path: string, text: string, code = "ARTIFACT_UNAVAILABLE"): void => {
     summary.errors += 1;
     problems.push({ path, problem: text });
     // In text, errors are in the summary on stdout; otherwise stdout is for machines.
-    if (format !== "text") err.write(`ERROR ${path}: ${text}\n`);
+    if (format !== "text") err.write(`ERROR ${printablePath(path)}: ${text}\n`);
     if (format === "json")
       out.write(
         `${JSON.stringify({ path, verdict: "unknown", error: { code, message: text } })}\n`,
@@ -105,7 +116,8 @@ export async function scanPaths(
     else if (entry.kind === "problem") problem(entry.path, entry.problem);
     else {
       summary.skipped += 1;
-      err.write(`SKIPPED ${entry.path}: ${entry.reason}\n`);
+      skipped.push({ path: entry.path, problem: entry.reason });
+      err.write(`SKIPPED ${printablePath(entry.path)}: ${entry.reason}\n`);
     }
   }
 
@@ -147,16 +159,17 @@ export async function scanPaths(
 
   if (format === "sarif") {
     out.write(
-      `${JSON.stringify(sarifReport(scanned, problems, { toolVersion: engineVersion }), null, 2)}\n`,
+      `${JSON.stringify(sarifReport(scanned, problems, { toolVersion: engineVersion, skipped }), null, 2)}\n`,
     );
   } else if (format === "text") {
     scanned.sort((first, second) => first.path.localeCompare(second.path));
     for (const verdict of ["malicious", "suspicious"] as const)
       for (const { path, result } of scanned.filter((each) => each.result.verdict === verdict))
-        out.write(`${verdict.toUpperCase()} ${path}: ${findings(result)}\n`);
+        out.write(`${verdict.toUpperCase()} ${printablePath(path)}: ${findings(result)}\n`);
     for (const { path, result } of scanned.filter((each) => each.result.verdict === "unknown"))
-      out.write(`UNKNOWN ${path}: ${unknownReasons(result)}\n`);
-    for (const { path, problem: text } of problems) out.write(`ERROR ${path}: ${text}\n`);
+      out.write(`UNKNOWN ${printablePath(path)}: ${unknownReasons(result)}\n`);
+    for (const { path, problem: text } of problems)
+      out.write(`ERROR ${printablePath(path)}: ${text}\n`);
     out.write(`\n  verdict     files\n`);
     for (const verdict of ["malicious", "suspicious", "benign", "unknown"])
       out.write(`  ${verdict.padEnd(10)}  ${summary.counts[verdict] ?? 0}\n`);

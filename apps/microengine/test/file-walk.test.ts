@@ -48,6 +48,21 @@ describe("walkPaths", () => {
     ]);
   });
 
+  it("reports a file name that is not UTF-8, and a FIFO named on the command line, as errors", async () => {
+    const odd = await mkdtemp(join(tmpdir(), "engine-walk-odd-"));
+    try {
+      await writeFile(Buffer.from(`${odd}/bad-\xff-name`, "latin1"), "x");
+      await writeFile(join(odd, "good.txt"), "x");
+      expect(await walk([odd, join(root, "pipe")])).toEqual([
+        `problem ${odd.replace(root, "")}/bad-\ufffd-name: the file name is not valid UTF-8: not scanned (rename it)`,
+        `file ${odd.replace(root, "")}/good.txt`,
+        "problem /pipe: a FIFO: nothing to scan",
+      ]);
+    } finally {
+      await rm(odd, { recursive: true, force: true });
+    }
+  });
+
   it("enters a directory reached by two paths once, whichever comes first", async () => {
     // again -> a/b, whose `up` is a/b/.. = a: entered through the link, so the path `a` adds nothing.
     expect(await walk([join(root, "again"), join(root, "a")])).toEqual([

@@ -101,6 +101,55 @@ describe("sarifReport", () => {
     ).toBe(true);
   });
 
+  it("percent-encodes whole segments (no scheme, fragment or query from a file name), stays valid", () => {
+    const odd = sarifReport(
+      [
+        {
+          path: "/srv/uploads/javascript:alert(1)",
+          result: combined("malicious", [backend("c", "malicious", "X")]),
+        },
+        {
+          path: "/srv/uploads/a #b ?c %d.txt",
+          result: combined("malicious", [backend("c", "malicious", "X")]),
+        },
+      ],
+      [],
+      { toolVersion: "0.1.0", root },
+    );
+    expect(
+      odd.runs[0]?.results.map(
+        (result) => result.locations[0]?.physicalLocation.artifactLocation.uri,
+      ),
+    ).toEqual(["javascript%3Aalert(1)", "a%20%23b%20%3Fc%20%25d.txt"]);
+    expect(sarifValidator()(odd)).toBe(true);
+  });
+
+  it("counts a file it could not look into (unknown) as not successful, and skipped entries as notes", () => {
+    const unknown = sarifReport(
+      [
+        {
+          path: "/srv/uploads/secret.zip",
+          result: combined("unknown", [
+            { ...backend("clamav", "unknown", ""), reason: "SKIPPED:ENCRYPTED" } as ReturnType<
+              typeof backend
+            >,
+          ]),
+        },
+      ],
+      [],
+      { toolVersion: "0.1.0", root, skipped: [{ path: "/srv/uploads/pipe", problem: "a FIFO" }] },
+    );
+    const invocation = unknown.runs[0]?.invocations[0];
+    expect(invocation?.executionSuccessful).toBe(false);
+    expect(
+      invocation?.toolExecutionNotifications.map((each) => [each.level, each.message.text]),
+    ).toEqual([
+      ["error", "could not be looked into (clamav: SKIPPED:ENCRYPTED)"],
+      ["note", "a FIFO"],
+    ]);
+    expect(sarifValidator()(unknown)).toBe(true);
+  });
+
   it("is refused by the schema when broken (the validator can fail)", () => {
     const validate = sarifValidator();
     const broken = structuredClone(report) as {

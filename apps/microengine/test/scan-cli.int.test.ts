@@ -34,7 +34,10 @@ afterAll(async () => {
 describe("microengine scan", () => {
   it("says which backends ran and warns that ClamAV has test signatures only", async () => {
     const { stderr } = await microengine(["scan", join(tree, "clean.txt")]);
-    expect(stderr).toMatch(/yara +on +YARA-X \d+\.\d+\.\d+ \(WebAssembly\), 1 rule file/);
+    // YARA_ENGINE=auto: libyara when @engine/yara-native is built, else YARA-X.
+    expect(stderr).toMatch(
+      /yara +on +(libyara \d+\.\d+\.\d+|YARA-X \d+\.\d+\.\d+ \(WebAssembly\)), 1 rule file/,
+    );
     expect(stderr).toMatch(/clamav +on +managed clamd \(shipped signatures.*ClamAV \d+\.\d+/);
     expect(stderr).toContain(`WARNING: ${clamavTestSignaturesWarning}`);
   });
@@ -120,9 +123,41 @@ describe("microengine scan", () => {
       "sub/eicar.com Engine.Test.Eicar-Body.UNOFFICIAL clamav",
     ]);
     expect(run.invocations[0].executionSuccessful).toBe(false);
-    expect(run.invocations[0].toolExecutionNotifications).toHaveLength(2);
+    expect(
+      run.invocations[0].toolExecutionNotifications.map(
+        (notification: { level: string; message: { text: string } }) =>
+          `${notification.level} ${notification.message.text}`,
+      ),
+    ).toEqual([
+      "error dangling symbolic link (its target does not exist)",
+      "error symbolic link loop (leads back to a parent directory)",
+      "note a FIFO",
+    ]);
     // Humans still see the errors, on stderr.
     expect(stderr).toMatch(/ERROR .*dangling: dangling symbolic link/);
+  });
+
+  it("quotes a file name with a newline instead of letting it forge a report line", async () => {
+    const odd = await mkdtemp(join(tmpdir(), "engine-scan-odd-"));
+    try {
+      await writeFile(join(odd, "x\nMALICIOUS fake"), eicarBytes());
+      const { stdout } = await microengine(["scan", "--backends", "eicar", odd]);
+      expect(stdout).toContain(
+        `MALICIOUS ${JSON.stringify(join(odd, "x\nMALICIOUS fake"))}: EICAR-Test-File (eicar)`,
+      );
+      expect(stdout.split("\n").filter((line) => line.startsWith("MALICIOUS fake"))).toEqual([]);
+    } finally {
+      await rm(odd, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses bad flags and an empty path naming them (exit 2), instead of guessing", async () => {
+    const timeout = await microengine(["scan", "--backends", "eicar", "--timeout", "abc", tree]);
+    expect(timeout.code).toBe(2);
+    expect(timeout.stderr).toMatch(/--timeout: a whole number from 1/);
+    const empty = await microengine(["scan", "--backends", "eicar", ""]);
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toMatch(/an empty path was given/);
   });
 
   it("writes one JSON line per entry, errors included", async () => {

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -33,8 +34,16 @@ void fail(FildesWork* work, const char* code, const std::string& message) {
 
 void fildes_execute(napi_env, void* data) {
   auto* work = static_cast<FildesWork*>(data);
-  int file = open(work->file_path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (a file swapped for one after it was listed) must not block a
+  // thread of the pool; only a regular file is passed to clamd.
+  int file = open(work->file_path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (file < 0) return fail(work, "EFILE", "cannot open " + work->file_path);
+  struct stat info {};
+  if (fstat(file, &info) != 0 || !S_ISREG(info.st_mode)) {
+    close(file);
+    errno = EINVAL;
+    return fail(work, "EFILE", "not a regular file: " + work->file_path);
+  }
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (sock < 0) {
     close(file);

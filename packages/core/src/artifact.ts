@@ -1,4 +1,4 @@
-import { createReadStream } from "node:fs";
+import { constants, createReadStream } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { z } from "zod";
@@ -215,7 +215,9 @@ function fileError(path: string, cause: unknown): ArtifactUnavailableError {
         ? "is not readable by this process"
         : code === "EISDIR"
           ? "is a directory"
-          : `could not be read (${code ?? String(cause)})`;
+          : code === "ENOTREG"
+            ? "is not a regular file (a FIFO, socket or device is never read)"
+            : `could not be read (${code ?? String(cause)})`;
   return new ArtifactUnavailableError({
     message: `@engine/core: the file ${path} ${reason}`,
     hint: "Check the path and its permissions.",
@@ -224,9 +226,27 @@ function fileError(path: string, cause: unknown): ArtifactUnavailableError {
 }
 
 /**
+ * Opens a file for reading without ever blocking: `O_NONBLOCK` (a FIFO or a device swapped in
+ * for the file would otherwise hold a thread of the pool), then only a regular file is kept.
+ */
+async function openRegularFile(path: string): Promise<FileHandle> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
+    if (!info.isFile()) throw Object.assign(new Error("not a regular file"), { code: "ENOTREG" });
+    return handle;
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/**
  * An artifact over a local file. Nothing is opened until a backend reads it; it streams in
  * 64 KiB reads, exposes `path` (for clamd `FILDES` and native engines) and can be read
- * many times. A missing or unreadable file fails the read with `ArtifactUnavailableError`.
+ * many times. A missing or unreadable file fails the read with `ArtifactUnavailableError`, and
+ * so does anything but a regular file (a FIFO, socket or device is never opened blocking).
  * @param path the file's path
  * @param info optional filename (defaults to the base name), mimetype, sha256, size
  */
@@ -253,7 +273,9 @@ export function artifactFromFile(path: string, info?: ArtifactInfo): Artifact {
     },
     open: async function* (signal) {
       try {
+        const handle = await openRegularFile(path);
         for await (const chunk of createReadStream(path, {
+          fd: handle,
           highWaterMark: fileChunkBytes,
           signal,
         })) {
@@ -269,10 +291,8 @@ export function artifactFromFile(path: string, info?: ArtifactInfo): Artifact {
       // small files that most scans see.
       let handle: FileHandle | undefined;
       try {
-        handle = await open(path, "r");
+        handle = await openRegularFile(path);
         const stats = await handle.stat();
-        if (stats.isDirectory())
-          throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
         if (maxBytes !== undefined && stats.size > maxBytes) throw tooLarge(maxBytes, stats.size);
         if (signal?.aborted) throw errorFromSignal(signal);
         if (stats.size === 0) return await handle.readFile({ signal }); // /proc-like files report 0

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -67,6 +68,14 @@ describe("artifactFromBytes", () => {
 });
 
 describe("artifactFromFile", () => {
+  it("never blocks on a FIFO (a file swapped for one): the read fails at once, typed", async () => {
+    const fifo = join(directory, "swapped.fifo");
+    execFileSync("mkfifo", [fifo]);
+    const artifact = artifactFromFile(fifo);
+    await expect(artifact.bytes()).rejects.toThrow(/is not a regular file/);
+    await expect(collect(artifact.stream())).rejects.toBeInstanceOf(ArtifactUnavailableError);
+  });
+
   it("streams a file in chunks, exposes its path and size", async () => {
     const path = join(directory, "file.bin");
     const content = Buffer.alloc(300 * 1024, 7);

@@ -109,7 +109,9 @@ export function createMultiScanner(
   const budget = (name: string): number | undefined =>
     typeof settings.backendTimeoutMs === "number"
       ? settings.backendTimeoutMs
-      : settings.backendTimeoutMs?.[name];
+      : settings.backendTimeoutMs && Object.hasOwn(settings.backendTimeoutMs, name)
+        ? settings.backendTimeoutMs[name]
+        : undefined;
   const setupFailures = new Map<string, EngineError>();
 
   /** One backend's scan as a span (`scan <backend>`): a no-op unless the host registered a tracer. */
@@ -326,8 +328,9 @@ export function createMultiScanner(
   // set up on their own, or by a scan that never came, must not keep workers or sockets open).
   const closeContract = scanner.close;
   const close = async (): Promise<void> => {
-    await closeContract?.();
-    await Promise.allSettled(scanners.map((backend) => backend.close?.()));
+    // In parallel, not after the contract's queue: a backend whose setup never ends must not
+    // keep the others (YARA workers, clamd sockets) open.
+    await Promise.allSettled([closeContract?.(), ...scanners.map((backend) => backend.close?.())]);
   };
   return Object.defineProperties(scanner, {
     close: { value: close, enumerable: true },

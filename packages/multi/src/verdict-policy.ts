@@ -124,7 +124,9 @@ export function weighted(
     if (!(weight >= 0))
       throw new RangeError(`weighted: the weight of ${name} must be a number >= 0`);
   }
-  const weightOf = (name: string): number => weights[name] ?? 1;
+  // Own keys only: a backend named "constructor" or "toString" must not weigh a function.
+  const weightOf = (name: string): number =>
+    Object.hasOwn(weights, name) ? (weights[name] as number) : 1;
   return (outcomes) => {
     const opinionated = voters(outcomes);
     if (opinionated.length === 0) return { verdict: "unknown", confidence: 0 };

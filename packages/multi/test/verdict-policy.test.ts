@@ -81,6 +81,20 @@ describe("quorum", () => {
 });
 
 describe("weighted", () => {
+  it("weighs a backend named like an Object method (constructor, toString) as 1, not as a function", () => {
+    const named = weighted({ eicar: 1 }, 1);
+    for (const name of ["constructor", "toString", "valueOf", "hasOwnProperty"])
+      expect(
+        named(
+          outcomes([
+            ["eicar", "B"],
+            [name, "M"],
+          ]),
+        ).verdict,
+        name,
+      ).toBe("malicious");
+  });
+
   const policy = weighted({ clamav: 2, yara: 1 }, 2);
   it.each([
     [

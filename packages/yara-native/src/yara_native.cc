@@ -1,7 +1,10 @@
 // A small N-API binding over Debian's libyara (4.x): compile rules with namespaces and
 // external variables, and scan buffers or files on the libuv thread pool (never on the event
 // loop) with libyara's own per-scan timeout. Used by @engine/yara's "native" engine.
+#include <fcntl.h>
 #include <node_api.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yara.h>
 
 #include <atomic>
@@ -315,8 +318,20 @@ void scan_execute(napi_env, void* data) {
       case 3: yr_scanner_define_boolean_variable(scanner, e.name.c_str(), e.boolean ? 1 : 0); break;
     }
   }
-  work->result = work->use_path ? yr_scanner_scan_file(scanner, work->path.c_str())
-                                : yr_scanner_scan_mem(scanner, work->data, work->length);
+  if (work->use_path) {
+    // O_NONBLOCK: opening a FIFO (a file swapped for one after it was listed) must not block a
+    // thread of the pool; only a regular file is scanned.
+    int file = open(work->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat info {};
+    if (file < 0 || fstat(file, &info) != 0 || !S_ISREG(info.st_mode)) {
+      work->result = ERROR_COULD_NOT_OPEN_FILE;
+    } else {
+      work->result = yr_scanner_scan_fd(scanner, file);
+    }
+    if (file >= 0) close(file);
+  } else {
+    work->result = yr_scanner_scan_mem(scanner, work->data, work->length);
+  }
   yr_scanner_destroy(scanner);
 }
 
