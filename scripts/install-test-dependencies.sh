@@ -3,7 +3,8 @@
 #   - Debian packages: clamav-daemon + clamdscan (real clamd for integration tests and the
 #     ClamAV benchmark), yara (differential tests and benchmark), redis-server (queue mode),
 #     libyara-dev + g++/make (to build @engine/yara-native, the native YARA engine), zip
-#     (password-protected archives for the fail-closed tests);
+#     (password-protected archives for the fail-closed tests), prometheus (promtool checks the
+#     alert rules in deploy/);
 #   - pnpm, at the exact version pinned in package.json's "packageManager" (corepack's
 #     download fails signature checks on some machines, so npm installs it);
 #   - the workspace's node modules, from the lockfile.
@@ -24,6 +25,7 @@ command -v clamdscan >/dev/null 2>&1 || missing+=(clamdscan)
 command -v yara >/dev/null 2>&1 || missing+=(yara)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks deploy/prometheus
 [ -f /usr/include/yara.h ] || missing+=(libyara-dev)  # builds @engine/yara-native (the native YARA engine)
 command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || missing+=(g++ make)
 if [ "${#missing[@]}" -gt 0 ]; then

@@ -389,6 +389,8 @@ export async function buildBackends(
     }
     if (clamav && managed) {
       try {
+        // freshclam replaces and renames files in /var/lib/clamav: link what is there now.
+        await managed.relinkDatabases();
         await clamav.reload();
         options.metrics?.signaturesReloads.inc({ backend: "clamav" });
         logger.info(

@@ -23,8 +23,10 @@ describe("tracing", () => {
       const { id, text } = bountyBody(collector);
       expect((await postBounty(app, text)).statusCode).toBe(202);
       expect((await answerOf(collector, id)).verdict).toBe("malicious");
-      await vi.waitFor(() =>
-        expect(exporter.getFinishedSpans().some((span) => span.name === "bounty")).toBe(true),
+      // The bounty's span ends once the answer's POST has returned (after the collector saw it).
+      await vi.waitFor(
+        () => expect(exporter.getFinishedSpans().some((span) => span.name === "bounty")).toBe(true),
+        { timeout: 10_000 },
       );
       const spans = exporter.getFinishedSpans();
       const byName = new Map(spans.map((span) => [span.name, span]));

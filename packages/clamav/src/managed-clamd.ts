@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import {
   copyFile,
+  lstat,
   mkdir,
   mkdtemp,
   readdir,
@@ -70,8 +71,17 @@ export interface ManagedClamd extends AsyncDisposable {
   readonly directory: string;
   /** The database directory clamd loads. */
   readonly databaseDirectory: string;
-  /** A stable hash (12 hex digits) of the database files: a `signatures_version` for custom databases. */
+  /**
+   * A stable hash (12 hex digits) of the database files: a `signatures_version` for custom
+   * databases. Updated by {@link ManagedClamd.relinkDatabases}.
+   */
   readonly signaturesVersion: string;
+  /**
+   * Links the database directories' files again (after freshclam replaced or renamed them, e.g.
+   * `daily.cvd` to `daily.cld`) and updates `signaturesVersion`; then send clamd `RELOAD`
+   * (`ClamavScanner.reload()`) for it to load them.
+   */
+  relinkDatabases(): Promise<void>;
   /** The clamd process id while it runs. */
   readonly pid: number | undefined;
   /** Client options for this clamd: over the unix socket (default when there is one) or TCP. */
@@ -117,6 +127,7 @@ function freePort(): Promise<number> {
 
 async function linkDatabases(directories: string[], target: string): Promise<string> {
   const hash = createHash("sha256");
+  const seen = new Set<string>();
   for (const directory of directories) {
     let names: string[];
     try {
@@ -129,11 +140,15 @@ async function linkDatabases(directories: string[], target: string): Promise<str
       });
     }
     for (const name of names) {
+      if (seen.has(name)) continue; // the first directory wins on equal names
+      seen.add(name);
       const source = resolve(directory, name);
       const destination = join(target, name);
-      if (existsSync(destination)) continue; // the first directory wins on equal names
-      if (directory === shippedSignaturesDirectory) await copyFile(source, destination);
-      else await symlink(source, destination);
+      // (Present already when relinking: the shipped copies stay.)
+      if (!existsSync(destination)) {
+        if (directory === shippedSignaturesDirectory) await copyFile(source, destination);
+        else await symlink(source, destination);
+      }
       hash.update(name).update(await readFile(source));
     }
   }
@@ -171,7 +186,7 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
   const databaseDirectory = join(directory, "database");
   await mkdir(databaseDirectory);
   await mkdir(join(directory, "tmp"));
-  const signaturesVersion = await linkDatabases(
+  let signaturesVersion = await linkDatabases(
     [shippedSignaturesDirectory, ...(settings.databaseDirectories ?? [])],
     databaseDirectory,
   );
@@ -279,7 +294,21 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
     port,
     directory,
     databaseDirectory,
-    signaturesVersion,
+    get signaturesVersion() {
+      return signaturesVersion;
+    },
+    relinkDatabases: async () => {
+      // The shipped signatures are copies; the other directories' files are symbolic links,
+      // dropped and made again from what the directories hold now.
+      for (const name of await readdir(databaseDirectory)) {
+        const path = join(databaseDirectory, name);
+        if ((await lstat(path)).isSymbolicLink()) await rm(path, { force: true });
+      }
+      signaturesVersion = await linkDatabases(
+        [shippedSignaturesDirectory, ...(settings.databaseDirectories ?? [])],
+        databaseDirectory,
+      );
+    },
     get pid() {
       return child?.pid;
     },
