@@ -4,7 +4,7 @@ import { defineConfig } from "tsup";
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
 
 export default defineConfig({
-  entry: { cli: "src/cli.ts", index: "src/index.ts" },
+  entry: { cli: "src/cli.ts" },
   format: ["esm"],
   target: "node20",
   dts: false,

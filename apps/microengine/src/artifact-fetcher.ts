@@ -12,7 +12,6 @@ import {
   ArtifactUnavailableError,
   artifactFromBytes,
   artifactFromFile,
-  artifactFromUrl,
   EngineError,
   errorFromSignal,
 } from "@engine/core";
@@ -276,28 +275,6 @@ export class ArtifactFetcher {
   }
 }
 
-/** Fetches one artifact with a one-off {@link ArtifactFetcher}. */
-export async function fetchArtifact(
-  uri: string,
-  options: FetchPolicy & FetchOptions,
-): Promise<FetchedArtifact> {
-  const fetcher = new ArtifactFetcher(options);
-  try {
-    const fetched = await fetcher.fetch(uri, options);
-    // Keep the temp directory until the artifact is disposed.
-    return {
-      ...fetched,
-      dispose: async () => {
-        await fetched.dispose();
-        await fetcher.close();
-      },
-    };
-  } catch (error) {
-    await fetcher.close();
-    throw error;
-  }
-}
-
 async function download(
   uri: string,
   policy: FetchPolicy & { sharedDirectory?: string },
@@ -346,9 +323,4 @@ async function download(
       return await toMemory(response.body, policy.maxBytes, fileInfo);
     return await toTemporaryFile(response.body, policy, signal, fileInfo);
   }
-}
-
-/** A URL bounty's artifact: its content is the URL text, as in the SDK. */
-export function urlArtifact(uri: string): Artifact {
-  return artifactFromUrl(uri);
 }

@@ -157,12 +157,14 @@ export async function scanPaths(
   );
   bar?.stop();
 
+  // In path order whatever order the scans finished in: reports compare run to run.
+  scanned.sort((first, second) => first.path.localeCompare(second.path));
+  problems.sort((first, second) => first.path.localeCompare(second.path));
   if (format === "sarif") {
     out.write(
       `${JSON.stringify(sarifReport(scanned, problems, { toolVersion: engineVersion, skipped }), null, 2)}\n`,
     );
   } else if (format === "text") {
-    scanned.sort((first, second) => first.path.localeCompare(second.path));
     for (const verdict of ["malicious", "suspicious"] as const)
       for (const { path, result } of scanned.filter((each) => each.result.verdict === verdict))
         out.write(`${verdict.toUpperCase()} ${printablePath(path)}: ${findings(result)}\n`);

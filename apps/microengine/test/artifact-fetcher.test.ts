@@ -5,7 +5,33 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { ArtifactTooLargeError, ArtifactUnavailableError, ScanTimeoutError } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArtifactFetcher, fetchArtifact } from "../src/artifact-fetcher.js";
+import {
+  ArtifactFetcher,
+  type FetchedArtifact,
+  type FetchOptions,
+  type FetchPolicy,
+} from "../src/artifact-fetcher.js";
+
+/** One download with a fetcher of its own, closed with the artifact (or on failure). */
+async function fetchArtifact(
+  uri: string,
+  options: FetchPolicy & FetchOptions,
+): Promise<FetchedArtifact> {
+  const fetcher = new ArtifactFetcher(options);
+  try {
+    const fetched = await fetcher.fetch(uri, options);
+    return {
+      ...fetched,
+      dispose: async () => {
+        await fetched.dispose();
+        await fetcher.close();
+      },
+    };
+  } catch (error) {
+    await fetcher.close();
+    throw error;
+  }
+}
 
 let server: Server;
 let port: number;
