@@ -55,8 +55,16 @@ function stopOnSignals(logger: Logger, message: string, close: () => Promise<voi
  * failure is logged and counted, and the last good rules stay. Without this, SIGHUP would end
  * the process.
  */
-function reloadOnHangup(logger: Logger, reload: () => Promise<boolean>): void {
-  process.on("SIGHUP", () => {
+function reloadOnHangup(logger: Logger): { started(reload: () => Promise<boolean>): void } {
+  let reload: (() => Promise<boolean>) | undefined;
+  let pending = false;
+  const run = (): void => {
+    if (!reload) {
+      // Installed before start: a SIGHUP during start-up reloads once it is up, never kills it.
+      pending = true;
+      logger.info({ signal: "SIGHUP" }, "still starting: reloading once started");
+      return;
+    }
     logger.info({ signal: "SIGHUP" }, "reloading rules and signatures");
     reload().then(
       (ok) =>
@@ -64,7 +72,14 @@ function reloadOnHangup(logger: Logger, reload: () => Promise<boolean>): void {
       (error: unknown) =>
         logger.error({ err: error }, "reload failed; serving the last good rules"),
     );
-  });
+  };
+  process.on("SIGHUP", run);
+  return {
+    started: (target) => {
+      reload = target;
+      if (pending) run();
+    },
+  };
 }
 
 /** A flag's whole number within [minimum, maximum], or a ConfigError naming the flag. */
@@ -121,9 +136,10 @@ async function main(): Promise<void> {
     .action(async (flags: Flags) => {
       const config = configFrom(flags);
       const logger = createLogger(config);
+      const hangup = reloadOnHangup(logger);
       const engine = await startEngine(config, logger);
       stopOnSignals(logger, "stopping: no new bounties; answering what is in flight", engine.close);
-      reloadOnHangup(logger, engine.reload);
+      hangup.started(engine.reload);
     });
 
   withEngineOptions(
@@ -136,9 +152,10 @@ async function main(): Promise<void> {
     .action(async (flags: Flags) => {
       const config = configFrom({ ...flags, workerConcurrency: flags.concurrency });
       const logger = createLogger(config);
+      const hangup = reloadOnHangup(logger);
       const worker = await startWorker(config, logger);
       stopOnSignals(logger, "stopping: answering the bounties in hand", worker.close);
-      reloadOnHangup(logger, worker.reload);
+      hangup.started(worker.reload);
       await worker.done;
     });
 

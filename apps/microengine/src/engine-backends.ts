@@ -57,11 +57,13 @@ export interface EngineBackends {
   rulesLoadedAt: number | undefined;
   /**
    * Reloads the YARA rules (atomically; a rule file that does not compile keeps every old rule)
-   * and the managed clamd's databases, then changes the cache key: no answer from the old
-   * rules is served. Logs each failure and counts it; resolves false when something failed.
-   * Reloads run one at a time.
+   * and, unless `clamav: false`, the managed clamd's databases (relinked, then RELOAD, waiting
+   * for clamd to finish). The cache is bypassed meanwhile and keyed on the new versions after:
+   * no answer from the old rules is stored under the new ones. Logs each failure and counts
+   * it; resolves false when something failed. Reloads run one at a time; requests during one
+   * collapse into a single next reload.
    */
-  reload(): Promise<boolean>;
+  reload(options?: { clamav?: boolean }): Promise<boolean>;
   statuses: BackendStatus[];
   /** Backends, for versions and health. */
   clamav?: ClamavScanner;
@@ -334,30 +336,43 @@ export async function buildBackends(
       ),
   });
 
-  // Reloads bump the generation: the cache key changes at once, even before clamd reports
-  // its new database version.
-  let generation = 0;
+  // While signatures are being reloaded the cache is bypassed: clamd answers from its old
+  // database until its background reload ends, and those answers must not be stored.
+  let reloadingSignatures = false;
   let redisStore: RedisResultStore | undefined;
   let cache: EngineBackends["cache"] = "off";
   let scanner: Scanner = multi;
   if (options.resultCache && config.CACHE_TTL_SECONDS > 0) {
     redisStore = config.QUEUE_URL
-      ? createRedisResultStore(config.QUEUE_URL, config.QUEUE_NAME, logger)
+      ? createRedisResultStore(config.QUEUE_URL, config.QUEUE_NAME, logger, {
+          maxBytes: config.CACHE_MAX_BYTES,
+        })
       : undefined;
     cache = redisStore ? "redis" : "memory";
     const { metrics } = options;
     scanner = createCachedScanner(multi, {
       store: redisStore ?? createMemoryResultStore({ maxBytes: config.CACHE_MAX_BYTES }),
       ttlMs: config.CACHE_TTL_SECONDS * 1000,
-      versionKey: () => `${signaturesVersionKey(multi)};reload=${generation}`,
+      // Every input of an answer that can change while the engine runs, all deterministic (the
+      // same across workers): each backend's rules or database version, the managed clamd's
+      // database files, clamd's engine version, and which YARA engine runs.
+      versionKey: async () =>
+        JSON.stringify([
+          signaturesVersionKey(multi),
+          managed?.signaturesVersion ?? null,
+          clamav ? (await clamav.version()).engineVersion : null,
+          yara?.engine ?? null,
+        ]),
       // What changes answers besides the signatures: the engine, its backends and the policy.
       optionsKey: JSON.stringify([
         engineVersion,
         scanners.map((each) => each.name),
         config.VERDICT_POLICY,
       ]),
-      // The fetcher computed the artifact's sha256 itself while downloading it.
-      trustDeclaredSha256: false,
+      // Every artifact the engine scans with a sha256 got it from the fetcher, which computed
+      // it while downloading (a declared one only serves to check the download).
+      trustDeclaredSha256: true,
+      paused: () => reloadingSignatures,
       onLookup: (outcome) => {
         if (outcome === "hit") metrics?.cacheHits.inc();
         else if (outcome === "miss") metrics?.cacheMisses.inc();
@@ -365,46 +380,94 @@ export async function buildBackends(
     });
   }
 
-  let reloading: Promise<boolean> = Promise.resolve(true);
-  const reloadOnce = async (): Promise<boolean> => {
+  /** Resolves when the managed clamd's log says its database reload ended (or after `limitMs`). */
+  const clamdReloaded = async (before: number, limitMs: number): Promise<boolean> => {
+    const deadline = Date.now() + limitMs;
+    while (Date.now() < deadline) {
+      const log = (await managed?.log().catch(() => "")) ?? "";
+      if ((log.match(/Database correctly reloaded/g) ?? []).length > before) return true;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    return false;
+  };
+
+  const reloadOnce = async (what: { clamav: boolean }): Promise<boolean> => {
     let ok = true;
-    if (yara) {
-      try {
-        // A hot reload is strict: one broken file keeps every old rule (the start skipped them).
-        await yara.reload({ onCompileError: "fail" });
-        rulesLoadedAt = Date.now();
-        options.metrics?.signaturesReloads.inc({ backend: "yara" });
-        logger.info(
-          { backend: "yara", ruleFiles: yara.ruleFileCount, rules: yara.signaturesVersion },
-          "YARA rules reloaded",
-        );
-      } catch (error) {
-        ok = false;
-        options.metrics?.rulesReloadFailures.inc({ backend: "yara" });
-        logger.error(
-          { backend: "yara", err: error, rules: yara.signaturesVersion },
-          "YARA rules NOT reloaded: the last good rules stay in use",
-        );
+    reloadingSignatures = true;
+    try {
+      if (yara) {
+        try {
+          // A hot reload is strict: one broken file keeps every old rule (the start skipped them).
+          await yara.reload({ onCompileError: "fail" });
+          rulesLoadedAt = Date.now();
+          options.metrics?.signaturesReloads.inc({ backend: "yara" });
+          logger.info(
+            { backend: "yara", ruleFiles: yara.ruleFileCount, rules: yara.signaturesVersion },
+            "YARA rules reloaded",
+          );
+        } catch (error) {
+          ok = false;
+          options.metrics?.rulesReloadFailures.inc({ backend: "yara" });
+          logger.error(
+            { backend: "yara", err: error, rules: yara.signaturesVersion },
+            "YARA rules NOT reloaded: the last good rules stay in use",
+          );
+        }
       }
-    }
-    if (clamav && managed) {
-      try {
-        // freshclam replaces and renames files in /var/lib/clamav: link what is there now.
-        await managed.relinkDatabases();
-        await clamav.reload();
-        options.metrics?.signaturesReloads.inc({ backend: "clamav" });
-        logger.info(
-          { backend: "clamav", database: clamav.signaturesVersion ?? "custom" },
-          "clamd databases reloaded",
-        );
-      } catch (error) {
-        ok = false;
-        options.metrics?.rulesReloadFailures.inc({ backend: "clamav" });
-        logger.error({ backend: "clamav", err: error }, "clamd databases NOT reloaded");
+      if (clamav && managed && what.clamav) {
+        try {
+          const before = ((await managed.log()).match(/Database correctly reloaded/g) ?? []).length;
+          // freshclam replaces and renames files in /var/lib/clamav: link what is there now.
+          await managed.relinkDatabases();
+          await clamav.reload();
+          // clamd answers RELOAD at once and loads in the background: wait for the end.
+          if (!(await clamdReloaded(before, 300_000)))
+            throw new Error("clamd did not finish reloading its databases within 300 s");
+          options.metrics?.signaturesReloads.inc({ backend: "clamav" });
+          logger.info(
+            { backend: "clamav", database: clamav.signaturesVersion ?? managed.signaturesVersion },
+            "clamd databases reloaded",
+          );
+        } catch (error) {
+          ok = false;
+          options.metrics?.rulesReloadFailures.inc({ backend: "clamav" });
+          logger.error({ backend: "clamav", err: error }, "clamd databases NOT reloaded");
+        }
       }
+    } finally {
+      reloadingSignatures = false;
     }
-    generation += 1;
     return ok;
+  };
+
+  // Reloads run one at a time, and requests that arrive meanwhile collapse into one more.
+  let running: Promise<boolean> | undefined;
+  let queued: { promise: Promise<boolean>; clamav: boolean } | undefined;
+  const reload = (request: { clamav?: boolean } = {}): Promise<boolean> => {
+    const wantsClamav = request.clamav ?? true;
+    if (!running) {
+      running = reloadOnce({ clamav: wantsClamav }).finally(() => {
+        running = undefined;
+      });
+      return running;
+    }
+    if (queued) {
+      queued.clamav ||= wantsClamav;
+      return queued.promise;
+    }
+    const next = { clamav: wantsClamav, promise: Promise.resolve(true) };
+    next.promise = running.then(
+      () => {
+        queued = undefined;
+        return reload({ clamav: next.clamav });
+      },
+      () => {
+        queued = undefined;
+        return reload({ clamav: next.clamav });
+      },
+    );
+    queued = next;
+    return next.promise;
   };
 
   return {
@@ -418,10 +481,7 @@ export async function buildBackends(
     ...(clamav ? { clamav } : {}),
     ...(yara ? { yara } : {}),
     modules,
-    reload: () => {
-      reloading = reloading.then(reloadOnce, reloadOnce);
-      return reloading;
-    },
+    reload,
     dispose: async () => {
       // Each step bounded or independent: the managed clamd stops whatever the others do.
       try {

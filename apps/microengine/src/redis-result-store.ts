@@ -8,23 +8,65 @@ export interface RedisResultStore extends ResultCacheStore {
   close(): Promise<void>;
 }
 
+/** The largest entry kept, in bytes of JSON: a result is about 1 KB; more is not a result. */
+export const maximumEntryBytes = 64 * 1024;
+
 /**
- * The result cache in Redis (queue mode: every worker and the receiver share it), one key per
- * entry under `<prefix>:result:`, expiring with its TTL. It fails fast: with Redis away a
- * lookup is a miss and a store is skipped (the cache bounds each call too), never a held scan.
+ * Stores one entry and keeps the cache's total under its bound, atomically: every entry's
+ * size is in a hash, their total in a counter, their expiry times in a sorted set; entries
+ * past their expiry leave the books (100 per call), then those expiring soonest (the oldest,
+ * with one TTL) go until the total fits. (Redis evicts nothing here: BullMQ needs `noeviction` on the same server.)
+ * KEYS: entry, index (zset), sizes (hash), total (counter).
+ * ARGV: value, ttl ms, now ms, max bytes.
+ */
+const storeScript = `
+local size = string.len(ARGV[1]) + string.len(KEYS[1])
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 100)
+for _, key in ipairs(expired) do
+  local old = tonumber(redis.call('HGET', KEYS[3], key) or '0')
+  redis.call('HDEL', KEYS[3], key)
+  redis.call('ZREM', KEYS[2], key)
+  redis.call('DECRBY', KEYS[4], old)
+end
+local previous = tonumber(redis.call('HGET', KEYS[3], KEYS[1]) or '0')
+redis.call('DECRBY', KEYS[4], previous)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), KEYS[1])
+redis.call('HSET', KEYS[3], KEYS[1], size)
+local total = redis.call('INCRBY', KEYS[4], size)
+while total > tonumber(ARGV[4]) do
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)
+  if #oldest == 0 then break end
+  local key = oldest[1]
+  local old = tonumber(redis.call('HGET', KEYS[3], key) or '0')
+  redis.call('DEL', key)
+  redis.call('HDEL', KEYS[3], key)
+  redis.call('ZREM', KEYS[2], key)
+  total = redis.call('DECRBY', KEYS[4], old)
+end
+return total
+`;
+
+/**
+ * The result cache in Redis (queue mode: every worker and the receiver share it), under
+ * `<prefix>:result:`, each entry expiring with its TTL and the whole bounded by `maxBytes`
+ * (oldest out first). It fails fast: with Redis away a lookup is a miss and a store is skipped,
+ * never a held scan. A value larger than {@link maximumEntryBytes} is neither stored nor read
+ * (a hostile value cannot make an answer unsendable).
  * @param url the QUEUE_URL
  * @param prefix the QUEUE_NAME, so that two engines on one Redis keep their caches apart
+ * @param options.maxBytes the bound on the entries' bytes (CACHE_MAX_BYTES)
  */
 export function createRedisResultStore(
   url: string,
   prefix: string,
   logger: Logger,
+  options: { maxBytes: number },
 ): RedisResultStore {
   const redis = new Redis(url, {
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
     connectTimeout: 3_000,
-    lazyConnect: false,
   });
   redis.on("error", (error: Error) =>
     logger.debug(
@@ -32,14 +74,33 @@ export function createRedisResultStore(
       "result cache connection error (lookups miss meanwhile)",
     ),
   );
-  const keyOf = (key: string) => `${prefix}:result:${key}`;
+  redis.defineCommand("engineStoreResult", { numberOfKeys: 4, lua: storeScript });
+  // One hash tag: the cache's keys stay on one node of a cluster.
+  const books = `{${prefix}:result}`;
+  const keyOf = (key: string) => `${books}:${key}`;
   return {
     get: async (key) => {
       const text = await redis.get(keyOf(key));
-      return text === null ? undefined : JSON.parse(text);
+      if (text === null || text.length > maximumEntryBytes) return undefined;
+      return JSON.parse(text);
     },
     set: async (key, value, ttlMs) => {
-      await redis.set(keyOf(key), JSON.stringify(value), "PX", ttlMs);
+      const text = JSON.stringify(value);
+      if (text.length > maximumEntryBytes) return;
+      await (
+        redis as unknown as {
+          engineStoreResult(...args: Array<string | number>): Promise<number>;
+        }
+      ).engineStoreResult(
+        keyOf(key),
+        `${books}:index`,
+        `${books}:sizes`,
+        `${books}:total`,
+        text,
+        ttlMs,
+        Date.now(),
+        options.maxBytes,
+      );
     },
     close: async () => {
       await redis.quit().catch(() => redis.disconnect());

@@ -107,7 +107,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   let closing: Promise<void> | undefined;
   return {
     url,
-    reload: backends.reload,
+    reload: () => backends.reload(),
     close: () => {
       closing ??= (async () => {
         watcher?.close();
@@ -240,7 +240,7 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
   return {
     url,
     done,
-    reload: backends.reload,
+    reload: () => backends.reload(),
     close: () => {
       closing ??= (async () => {
         watcher?.close();

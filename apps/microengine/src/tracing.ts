@@ -1,3 +1,4 @@
+import { publicError } from "@engine/core";
 import { type Attributes, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import { engineVersion } from "./version.js";
 
@@ -8,8 +9,9 @@ import { engineVersion } from "./version.js";
 export const tracer = trace.getTracer("microengine", engineVersion);
 
 /**
- * Runs `work` in an active span named `name` (children nest under it), records a thrown
- * error on it (then rethrows), and ends it.
+ * Runs `work` in an active span named `name` (children nest under it), marks a thrown error on
+ * it by its public code and reason only (then rethrows), and ends it. A span leaves the
+ * process: an error's message may name hosts, addresses and paths, so it stays in the log.
  */
 export function inSpan<T>(
   name: string,
@@ -20,8 +22,9 @@ export function inSpan<T>(
     try {
       return await work(span);
     } catch (error) {
-      span.recordException(error instanceof Error ? error : String(error));
-      span.setStatus({ code: SpanStatusCode.ERROR });
+      const { code, message } = publicError(error);
+      span.setAttribute("engine.error_code", code);
+      span.setStatus({ code: SpanStatusCode.ERROR, message });
       throw error;
     } finally {
       span.end();

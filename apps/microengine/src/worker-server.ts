@@ -35,6 +35,7 @@ export async function createWorkerServer(options: {
     return reply.code(ok ? 200 : 503).send({
       status: ok ? "ready" : "not ready",
       checks: { ...checks, queue: { ok: taking, jobs: worker.counts } },
+      cache: backends.cache,
     });
   });
   app.get("/metrics", async (_request, reply) => {

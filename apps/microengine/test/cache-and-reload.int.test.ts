@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -87,7 +87,7 @@ async function metric(url: string, name: string): Promise<number> {
 }
 
 describe("the result cache in serve", () => {
-  it("answers a repeat from the cache (and says so), counts hits and misses, never caches across a reload", async () => {
+  it("answers a repeat from the cache (and says so), counts hits and misses, keeps it over a reload that changed nothing", async () => {
     const { url, child } = await startServe();
     const first = await ask(url, "hello OLDWORD");
     const second = await ask(url, "hello OLDWORD");
@@ -103,7 +103,9 @@ describe("the result cache in serve", () => {
         expect(await metric(url, 'engine_signatures_reloads_total{backend="yara"}')).toBe(1),
       { timeout: 10_000 },
     );
-    expect(cached(await ask(url, "hello OLDWORD"))).toBe(false);
+    // The key is the rules' content, not a reload counter: a reload that changed nothing keeps
+    // the answers (the next test changes the rules).
+    expect(cached(await ask(url, "hello OLDWORD"))).toBe(true);
     child.kill("SIGTERM");
   });
 });
@@ -157,7 +159,30 @@ describe("reloading rules while serving", () => {
       },
     );
     expect((await ask(url, "WATCHWORD")).verdict).toBe("malicious");
+    // Replaced as a whole (a new directory renamed into place): the watch follows it.
+    const replacement = await mkdtemp(join(tmpdir(), "engine-reload-next-"));
+    await writeFile(join(replacement, "base.yar"), await readFile(join(rules, "base.yar")));
+    await writeFile(
+      join(replacement, "swapped.yar"),
+      'rule Swapped { strings: $a = "SWAPWORD" condition: $a }',
+    );
+    await rename(rules, `${rules}.old`);
+    await rename(replacement, rules);
+    await vi.waitFor(async () => expect((await ask(url, "SWAPWORD")).verdict).toBe("malicious"), {
+      timeout: 15_000,
+      interval: 500,
+    });
+    await writeFile(
+      join(rules, "later.yar"),
+      'rule Later { strings: $a = "LATERWORD" condition: $a }',
+    );
+    await vi.waitFor(async () => expect((await ask(url, "LATERWORD")).verdict).toBe("malicious"), {
+      timeout: 15_000,
+      interval: 500,
+    });
     child.kill("SIGTERM");
-    await rm(join(rules, "watched.yar"));
+    await rm(`${rules}.old`, { recursive: true, force: true });
+    await rm(join(rules, "swapped.yar"));
+    await rm(join(rules, "later.yar"));
   });
 });

@@ -124,7 +124,7 @@ describe("queue mode (serve queues, workers scan)", () => {
     expect(againAnswer.metadata.cache).toMatchObject({ hit: true });
     const client = new Redis(redis.url);
     try {
-      expect((await client.keys("test-a:result:*")).length).toBeGreaterThan(0);
+      expect((await client.keys("{test-a:result}:*")).length).toBeGreaterThan(0);
     } finally {
       client.disconnect();
     }

@@ -71,6 +71,7 @@ const cachedScannerOptionsSchema = z.object({
   onLookup: z
     .custom<(outcome: ResultCacheOutcome) => void>((value) => typeof value === "function")
     .optional(),
+  paused: z.custom<() => boolean>((value) => typeof value === "function").optional(),
 });
 
 /** What is stored: the result and when. */
@@ -129,8 +130,10 @@ async function contentSha256(artifact: Artifact, signal: AbortSignal | undefined
 
 /**
  * Wraps a scanner with a result cache, as Assemblyline keys its results: the SHA-256 of the
- * content, the scanner's name, its (and its backends') signatures versions, and a key for the
- * options that change answers. Only conclusive answers are stored ({@link isConclusive}: never
+ * content, what else a backend sees of the artifact (its kind, filename and MIME type), the
+ * scanner's name, its (and its backends') signatures versions, and a key for the options that
+ * change answers. An answer is stored only when the version key is the same after the scan as
+ * before it (no reload in between), and nothing is looked up or stored while `paused()`. Only conclusive answers are stored ({@link isConclusive}: never
  * `unknown`, a failure or an inconclusive backend), for `ttlMs`. A hit is the stored result with
  * `metadata.cache = { hit: true, stored_at }`; stored values are validated again when read (a
  * shared store is a boundary). Stream artifacts, which can be read once only, are scanned
@@ -144,6 +147,7 @@ async function contentSha256(artifact: Artifact, signal: AbortSignal | undefined
  * @param options.storeTimeoutMs how long a store's get or set may take before it counts as a miss, in ms. Default 1000
  * @param options.trustDeclaredSha256 use `artifact.sha256` instead of hashing the content. Default false: a declared hash could name another file's answer
  * @param options.onLookup called with each lookup's outcome (metrics)
+ * @param options.paused while it returns true, scans bypass the cache (e.g. during a reload)
  */
 export function createCachedScanner(
   scanner: Scanner,
@@ -165,13 +169,27 @@ export function createCachedScanner(
         : artifact.replayable
           ? await contentSha256(artifact, scanOptions?.signal)
           : undefined;
-    if (sha256 === undefined) {
+    if (sha256 === undefined || settings.paused?.()) {
       settings.onLookup?.("bypass");
       return scanner.scan(artifact, scanOptions);
     }
-    const key = createHash("sha256")
-      .update([sha256, scanner.name, await versionKey(), settings.optionsKey].join("\u0000"))
-      .digest("hex");
+    // What a backend sees besides the content changes answers too (YARA's filename, extension
+    // and filetype externals): the same bytes under another name or type are another entry.
+    const keyOf = async () =>
+      createHash("sha256")
+        .update(
+          [
+            sha256,
+            artifact.kind,
+            artifact.filename ?? "",
+            artifact.mimetype ?? "",
+            scanner.name,
+            await versionKey(),
+            settings.optionsKey,
+          ].join("\u0000"),
+        )
+        .digest("hex");
+    const key = await keyOf();
     const stored = await bounded(() => settings.store.get(key), settings.storeTimeoutMs);
     const valid = stored === undefined ? undefined : storedEntrySchema.safeParse(stored);
     if (valid?.success && isConclusive(valid.data.result)) {
@@ -181,9 +199,12 @@ export function createCachedScanner(
     }
     settings.onLookup?.("miss");
     const result = await scanner.scan(artifact, scanOptions);
-    if (isConclusive(result)) {
+    // Stored only if the signatures did not change during the scan (a reload): an answer
+    // from the old rules must not be filed under the new ones. Not awaited: a slow store
+    // never delays the answer.
+    if (isConclusive(result) && !settings.paused?.() && (await keyOf()) === key) {
       const entry = { result, stored_at: new Date().toISOString() };
-      await bounded(() => settings.store.set(key, entry, settings.ttlMs), settings.storeTimeoutMs);
+      void bounded(() => settings.store.set(key, entry, settings.ttlMs), settings.storeTimeoutMs);
     }
     return result;
   };

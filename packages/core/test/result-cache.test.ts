@@ -78,6 +78,44 @@ describe("createCachedScanner", () => {
     expect(state.scans).toBe(2);
   });
 
+  it("keys on what a backend sees besides the bytes: another filename or MIME type is another entry", async () => {
+    const { wrapped, outcomes } = cached();
+    await wrapped.scan(artifactFromBytes("EVIL", { mimetype: "text/plain" }));
+    await wrapped.scan(artifactFromBytes("EVIL", { mimetype: "application/x-msdownload" }));
+    await wrapped.scan(artifactFromBytes("EVIL", { filename: "a.exe" }));
+    await wrapped.scan(artifactFromBytes("EVIL", { mimetype: "text/plain" }));
+    expect(outcomes).toEqual(["miss", "miss", "miss", "hit"]);
+  });
+
+  it("does not store an answer when the signatures changed during its scan, nor while paused", async () => {
+    const { scanner, state } = countingScanner(verdictOf);
+    const slow = defineScanner({
+      name: "counting",
+      scan: async (artifact, context) => {
+        const answer = await scanner.scan(artifact, { signal: context.signal });
+        state.signaturesVersion = "v2"; // a reload finished while this scan ran
+        return answer;
+      },
+    });
+    Object.defineProperty(slow, "signaturesVersion", { get: () => state.signaturesVersion });
+    const outcomes: ResultCacheOutcome[] = [];
+    const wrapped = createCachedScanner(slow, {
+      store: createMemoryResultStore(),
+      onLookup: (outcome) => outcomes.push(outcome),
+    });
+    await wrapped.scan(artifactFromBytes("hello")); // key v1, answered after v2: not stored
+    state.signaturesVersion = "v2";
+    await wrapped.scan(artifactFromBytes("hello"));
+    expect(outcomes).toEqual(["miss", "miss"]);
+    let paused = true;
+    const pausing = cached(createMemoryResultStore(), { paused: () => paused });
+    await pausing.wrapped.scan(artifactFromBytes("hello"));
+    paused = false;
+    await pausing.wrapped.scan(artifactFromBytes("hello"));
+    await pausing.wrapped.scan(artifactFromBytes("hello"));
+    expect(pausing.outcomes).toEqual(["bypass", "miss", "hit"]);
+  });
+
   it("never stores unknown, inconclusive or failed answers", async () => {
     const { wrapped, state, outcomes } = cached();
     await wrapped.scan(artifactFromBytes("LOCKED"));

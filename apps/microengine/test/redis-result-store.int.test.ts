@@ -1,0 +1,70 @@
+import { Redis } from "ioredis";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRedisResultStore, maximumEntryBytes } from "../src/redis-result-store.js";
+import { type RedisServer, startRedis } from "./redis-harness.js";
+
+// The shared result cache lives beside BullMQ (noeviction): it must bound itself.
+let redis: RedisServer;
+let client: Redis;
+beforeAll(async () => {
+  redis = await startRedis();
+  client = new Redis(redis.url);
+});
+afterAll(async () => {
+  client?.disconnect();
+  await redis?.dispose();
+});
+const quiet = pino({ level: "silent" });
+
+/** A store once connected: it fails fast (no offline queue) until its connection is up. */
+async function connected(prefix: string, maxBytes: number) {
+  const store = createRedisResultStore(redis.url, prefix, quiet, { maxBytes });
+  for (let attempt = 0; attempt < 100; attempt += 1) {
+    if (
+      await store.get("probe").then(
+        () => true,
+        () => false,
+      )
+    )
+      return store;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error("the store did not connect");
+}
+
+describe("the Redis result store", () => {
+  it("keeps its entries under maxBytes, dropping the oldest first", async () => {
+    const store = await connected("bounded", 10_000);
+    try {
+      for (let index = 0; index < 100; index += 1)
+        await store.set(`key-${index}`, { index, padding: "x".repeat(900) }, 60_000);
+      const total = Number(await client.get("{bounded:result}:total"));
+      expect(total).toBeLessThanOrEqual(10_000);
+      expect(total).toBeGreaterThan(8_000);
+      expect(await store.get("key-0")).toBeUndefined();
+      expect(await store.get("key-99")).toMatchObject({ index: 99 });
+      const entries = await client.keys("{bounded:result}:key-*");
+      expect(entries.length).toBeLessThanOrEqual(11);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("takes expired entries off the books, and refuses oversized values both ways", async () => {
+    const store = await connected("expiring", 1_000_000);
+    try {
+      await store.set("short", { a: 1 }, 20);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await store.set("later", { b: 2 }, 60_000);
+      expect(await client.hexists("{expiring:result}:sizes", "{expiring:result}:short")).toBe(0);
+      await store.set("huge", { text: "y".repeat(maximumEntryBytes) }, 60_000);
+      expect(await client.exists("{expiring:result}:huge")).toBe(0);
+      // A hostile value (deeply nested, larger than any result) is a miss, not a crash.
+      await client.set("{expiring:result}:hostile", `${"[".repeat(200_000)}${"]".repeat(200_000)}`);
+      expect(await store.get("hostile")).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+});
