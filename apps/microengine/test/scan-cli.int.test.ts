@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clamavTestSignaturesWarning } from "../src/engine-backends.js";
-import { microengine } from "./cli-runner.js";
+import { cliPath, microengine } from "./cli-runner.js";
 import { sarifValidator } from "./sarif-schema.js";
 
 // `microengine scan` over a hostile tree: a symlink loop, a dangling link, an unreadable file
@@ -13,6 +13,27 @@ import { sarifValidator } from "./sarif-schema.js";
 // with the shipped test signatures only).
 let tree: string;
 const nobody = 65534;
+
+/** True when uid 65534 can read the CLI and its packages (setpriv is there, the path is open). */
+function nobodyCanRunTheCli(): boolean {
+  try {
+    execFileSync(
+      "setpriv",
+      [
+        `--reuid=${nobody}`,
+        `--regid=${nobody}`,
+        "--clear-groups",
+        process.execPath,
+        cliPath,
+        "--version",
+      ],
+      { stdio: "ignore" },
+    );
+    return true;
+  } catch {
+    return false;
+  }
+}
 beforeAll(async () => {
   tree = await mkdtemp(join(tmpdir(), "engine-scan-tree-"));
   await mkdir(join(tree, "sub"));
@@ -65,26 +86,51 @@ describe("microengine scan", () => {
     expect(stdout).toMatch(/skipped +1\n/);
   });
 
-  it("makes an unreadable file an error line for that file, and still scans the rest", async () => {
-    const { code, stdout } = await microengine(
-      ["scan", "--backends", "eicar", tree],
-      {},
-      {
-        user: nobody,
-      },
-    );
-    expect(code).toBe(2);
-    expect(stdout).toMatch(
-      new RegExp(
-        `ERROR ${join(tree, "locked.bin")}: ARTIFACT_UNAVAILABLE: .*not readable by this process`,
-      ),
-    );
-    expect(stdout).toContain(
-      `MALICIOUS ${join(tree, "sub", "eicar.com")}: EICAR-Test-File (eicar)`,
-    );
-    expect(stdout).toMatch(/benign +1\n/);
-    expect(stdout).toMatch(/errors +3\n/);
+  it("makes a file whose read fails an error line for that file, and still scans the rest", async () => {
+    // /proc/self/mem: a regular file that anyone, root included, fails to read (EIO).
+    const failing = await mkdtemp(join(tmpdir(), "engine-scan-failing-"));
+    try {
+      await writeFile(join(failing, "clean.txt"), "a clean file\n");
+      await writeFile(join(failing, "eicar.com"), eicarBytes());
+      await symlink("/proc/self/mem", join(failing, "broken.bin"));
+      const { code, stdout } = await microengine(["scan", "--backends", "eicar", failing]);
+      expect(code).toBe(2);
+      expect(stdout).toContain(
+        `ERROR ${join(failing, "broken.bin")}: ARTIFACT_UNAVAILABLE: @engine/core: the file ${join(failing, "broken.bin")} could not be read (EIO)`,
+      );
+      expect(stdout).toContain(`MALICIOUS ${join(failing, "eicar.com")}: EICAR-Test-File (eicar)`);
+      expect(stdout).toMatch(/benign +1\n/);
+      expect(stdout).toMatch(/errors +1\n/);
+    } finally {
+      await rm(failing, { recursive: true, force: true });
+    }
   });
+
+  // As an unprivileged user (root reads anything): only where that user can run this checkout
+  // (a clone under a private temporary directory cannot).
+  it.runIf(nobodyCanRunTheCli())(
+    "makes a file without read permission an error line for that file",
+    async () => {
+      const { code, stdout } = await microengine(
+        ["scan", "--backends", "eicar", tree],
+        {},
+        {
+          user: nobody,
+        },
+      );
+      expect(code).toBe(2);
+      expect(stdout).toMatch(
+        new RegExp(
+          `ERROR ${join(tree, "locked.bin")}: ARTIFACT_UNAVAILABLE: .*not readable by this process`,
+        ),
+      );
+      expect(stdout).toContain(
+        `MALICIOUS ${join(tree, "sub", "eicar.com")}: EICAR-Test-File (eicar)`,
+      );
+      expect(stdout).toMatch(/benign +1\n/);
+      expect(stdout).toMatch(/errors +3\n/);
+    },
+  );
 
   it("exits 0 on a clean file and 1 on a detection when nothing failed", async () => {
     expect((await microengine(["scan", join(tree, "clean.txt")])).code).toBe(0);
