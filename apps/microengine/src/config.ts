@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { redactUrls } from "./redact.js";
+import { parseVerdictPolicy, type VerdictPolicySetting } from "./verdict-policy-setting.js";
 
 const booleanText = z
   .union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", ""])])
@@ -109,11 +110,15 @@ export const engineConfigSchema = z.object({
   /** Verdict policy: any (default), majority, quorum:N, weighted:name=weight,...:threshold. */
   VERDICT_POLICY: z
     .string()
-    .regex(
-      /^(any|majority|quorum:\d+|weighted:([a-z0-9._-]+=\d+(\.\d+)?,?)+:\d+(\.\d+)?)$/i,
-      "use any, majority, quorum:N or weighted:clamav=2,yara=1:2",
-    )
-    .default("any"),
+    .default("any")
+    .transform((text, context): VerdictPolicySetting => {
+      try {
+        return { text, policy: parseVerdictPolicy(text) };
+      } catch (error) {
+        context.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
   /** Hosts artifacts may be downloaded from (comma list; `*.example.com` for subdomains). Default: none. */
   ARTIFACT_ALLOWED_HOSTS: list.default([]),
   /** Allow artifact hosts that resolve to private, loopback or link-local addresses. Default false. */

@@ -118,24 +118,6 @@ async function verifyAlerts(
     );
 }
 
-/** Turns VERDICT_POLICY into a policy: any, majority, quorum:N, weighted:a=2,b=1:threshold. */
-export function policyFromConfig(text: string): VerdictPolicy {
-  const [kind, first, second] = text.split(":");
-  if (kind === "majority") return majority;
-  if (kind === "quorum") return quorum(Number(first));
-  if (kind === "weighted") {
-    const weights = Object.fromEntries(
-      (first ?? "")
-        .split(",")
-        .filter(Boolean)
-        .map((pair) => pair.split("="))
-        .map(([name, weight]) => [name, Number(weight)]),
-    );
-    return weighted(weights, Number(second));
-  }
-  return any;
-}
-
 const systemDatabaseDirectory = "/var/lib/clamav";
 
 function systemHasDatabases(): boolean {
@@ -327,7 +309,7 @@ export async function buildBackends(
 
   const multi = createMultiScanner(scanners, {
     name: "microengine",
-    policy: policyFromConfig(config.VERDICT_POLICY),
+    policy: config.VERDICT_POLICY.policy,
     // Answers carry each failure's code and public reason; the details go to the log.
     onBackendError: (backend, error) =>
       logger.warn(
@@ -367,7 +349,7 @@ export async function buildBackends(
       optionsKey: JSON.stringify([
         engineVersion,
         scanners.map((each) => each.name),
-        config.VERDICT_POLICY,
+        config.VERDICT_POLICY.text,
       ]),
       // Every artifact the engine scans with a sha256 got it from the fetcher, which computed
       // it while downloading (a declared one only serves to check the download).

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
-import { policyFromConfig } from "../src/engine-backends.js";
 
 describe("configuration", () => {
   it("has the documented defaults", () => {
@@ -13,7 +12,7 @@ describe("configuration", () => {
       CACHE_TTL_SECONDS: 3600,
       CACHE_MAX_BYTES: 64 * 1024 * 1024,
       CLAMAV_MAX_DATABASE_AGE_HOURS: 72,
-      VERDICT_POLICY: "any",
+      VERDICT_POLICY: { text: "any" },
       BID_STRATEGY: "linear",
       ARTIFACT_ALLOWED_HOSTS: [],
       WEBHOOK_MAX_BYTES: 1024 * 1024,
@@ -75,22 +74,30 @@ describe("configuration", () => {
     expect(config.ARTIFACT_ALLOWED_HOSTS).toEqual(["a.example", "*.b.example"]);
   });
 
-  it("turns VERDICT_POLICY into a policy", () => {
+  it("parses VERDICT_POLICY once, in the schema, and refuses a bad one naming the variable", () => {
     const outcome = (name: string, verdict: "malicious" | "benign") => ({
       name,
       status: "answered" as const,
       durationMs: 1,
       result: { verdict, confidence: 1, metadata: { malware_family: "" } },
     });
-    expect(
-      policyFromConfig("quorum:2")([outcome("a", "malicious"), outcome("b", "benign")]).verdict,
-    ).toBe("benign");
-    expect(
-      policyFromConfig("weighted:a=2,b=1:2")([outcome("a", "malicious"), outcome("b", "benign")])
-        .verdict,
-    ).toBe("malicious");
-    expect(
-      policyFromConfig("majority")([outcome("a", "malicious"), outcome("b", "benign")]).verdict,
-    ).toBe("unknown");
+    const policyOf = (text: string) => loadConfig({ VERDICT_POLICY: text }).VERDICT_POLICY.policy;
+    const split = [outcome("a", "malicious"), outcome("b", "benign")];
+    expect(policyOf("quorum:2")(split).verdict).toBe("benign");
+    expect(policyOf("weighted:a=2,b=1:2")(split).verdict).toBe("malicious");
+    expect(policyOf("majority")(split).verdict).toBe("unknown");
+    expect(loadConfig({}).VERDICT_POLICY.text).toBe("any");
+    // Before, these passed the pattern and failed later, or quietly became `any`.
+    for (const [text, message] of [
+      ["quorum:0", "quorum:N needs a whole N >= 1"],
+      ["weighted:a=2:0", "the threshold must be a number above 0"],
+      ["weighted:a=2,a=1:1", "a is given twice"],
+      ["weighted:a:1", "is not backend=weight"],
+      ["any:1", "use any, majority"],
+      ["most", "use any, majority"],
+    ] as const)
+      expect(() => loadConfig({ VERDICT_POLICY: text }), text).toThrow(
+        new RegExp(`VERDICT_POLICY: .*${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`),
+      );
   });
 });
