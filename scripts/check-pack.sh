@@ -44,7 +44,7 @@ TS
 
 cat > check-clamav.ts <<'TS'
 import { createClamavScanner } from "@engine/clamav";
-import { startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromBytes, artifactFromFile, eicarBytes } from "@engine/core";
 
 await using clamd = await startManagedClamd(); // uses the signatures shipped in the tarball
@@ -105,7 +105,7 @@ cat > commonjs/tsconfig.json <<'JSON'
 JSON
 cat > commonjs/check-commonjs.ts <<'TS'
 import { createClamavScanner } from "@engine/clamav";
-import { startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromBytes, createEicarScanner, eicarBytes, EngineError } from "@engine/core";
 import { conformanceChecks } from "@engine/core/conformance";
 import { createMultiScanner } from "@engine/multi";

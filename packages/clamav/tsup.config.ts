@@ -10,7 +10,7 @@ const commonJs = commonJsImportMetaUrl(
 );
 
 const shared: Options = {
-  entry: { index: "src/index.ts", testing: "src/testing.ts" },
+  entry: { index: "src/index.ts", managed: "src/managed.ts", testing: "src/testing.ts" },
   target: "node20",
   dts: true,
   sourcemap: true,

@@ -12,7 +12,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClamavScanner } from "@engine/clamav";
-import { startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromFile } from "@engine/core";
 import { createMultiScanner } from "@engine/multi";
 import { createYaraScanner } from "@engine/yara";

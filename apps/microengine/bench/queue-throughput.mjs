@@ -13,7 +13,7 @@ import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
 
 const bounties = Number(process.env.QUEUE_BENCH_BOUNTIES ?? 1000);
 const senders = Number(process.env.QUEUE_BENCH_SENDERS ?? 50);

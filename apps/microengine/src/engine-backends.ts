@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from "node:fs";
 import { type ClamavScanner, checkClamdAlerts, createClamavScanner } from "@engine/clamav";
-import { type ManagedClamd, startManagedClamd } from "@engine/clamav/testing";
+import { type ManagedClamd, startManagedClamd } from "@engine/clamav/managed";
 import {
   createCachedScanner,
   createEicarScanner,
@@ -8,15 +8,7 @@ import {
   type Scanner,
   signaturesVersionKey,
 } from "@engine/core";
-import {
-  any,
-  createMultiScanner,
-  type MultiScanner,
-  majority,
-  quorum,
-  type VerdictPolicy,
-  weighted,
-} from "@engine/multi";
+import { createMultiScanner, type MultiScanner } from "@engine/multi";
 import { createYaraScanner, type YaraScanner } from "@engine/yara";
 import type { Logger } from "pino";
 import { type BackendModule, BackendModuleError, loadBackendModule } from "./backend-module.js";

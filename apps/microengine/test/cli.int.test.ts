@@ -1,7 +1,8 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { clamdAlertsOff, startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
+import { clamdAlertsOff } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { microengine, run } from "./cli-runner.js";

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clamdAlertsOff, startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
+import { clamdAlertsOff } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import pino from "pino";
 import { describe, expect, it } from "vitest";

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ClamdClient } from "@engine/clamav";
-import { startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromFile } from "@engine/core";
 
 const run = promisify(execFile);

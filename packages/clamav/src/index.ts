@@ -34,11 +34,4 @@ export {
   endOfStreamFrame,
   instreamFrames,
 } from "./instream-framing.js";
-export {
-  type ManagedClamd,
-  type ManagedClamdOptions,
-  managedClamdOptionsSchema,
-  shippedSignaturesDirectory,
-  startManagedClamd,
-} from "./managed-clamd.js";
 export { clamavPackageVersion } from "./version.js";

@@ -6,13 +6,8 @@ import { promisify } from "node:util";
 import { artifactFromBytes, eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ClamavScanner, checkClamdAlerts, createClamavScanner } from "../src/index.js";
-import {
-  clamdAlertsOff,
-  type ManagedClamd,
-  nestedZip,
-  startManagedClamd,
-  zipArchive,
-} from "../src/testing.js";
+import { type ManagedClamd, startManagedClamd } from "../src/managed.js";
+import { clamdAlertsOff, nestedZip, zipArchive } from "../src/testing.js";
 
 const run = promisify(execFile);
 const text = (line: string) => Buffer.from(`${line}\n`.repeat(40));

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describeScanner } from "@engine/core/testing";
 import { afterAll, beforeAll } from "vitest";
 import { createClamavScanner } from "../src/index.js";
-import { type ManagedClamd, startManagedClamd } from "../src/testing.js";
+import { type ManagedClamd, startManagedClamd } from "../src/managed.js";
 
 let clamd: ManagedClamd;
 let emptyDirectory: string;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { artifactFromFile } from "@engine/core";
 import { expect, it } from "vitest";
 import { ClamdClient } from "../src/index.js";
-import { startManagedClamd } from "../src/testing.js";
+import { startManagedClamd } from "../src/managed.js";
 
 const gigabyte = 1024 * 1024 * 1024;
 

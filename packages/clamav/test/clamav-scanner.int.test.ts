@@ -13,12 +13,8 @@ import {
 import { cleanBytes } from "@engine/core/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ClamdClient, createClamavScanner } from "../src/index.js";
-import {
-  type ManagedClamd,
-  sampleSignatures,
-  signatureSamples,
-  startManagedClamd,
-} from "../src/testing.js";
+import { type ManagedClamd, startManagedClamd } from "../src/managed.js";
+import { sampleSignatures, signatureSamples } from "../src/testing.js";
 
 let directory: string;
 beforeAll(async () => {

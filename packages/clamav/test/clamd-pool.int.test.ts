@@ -1,7 +1,7 @@
 import { artifactFromBytes, BackendUnavailableError, eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClamdPool, createClamavScanner, parseClamdHost } from "../src/index.js";
-import { type ManagedClamd, startManagedClamd } from "../src/testing.js";
+import { type ManagedClamd, startManagedClamd } from "../src/managed.js";
 
 // Two real clamd daemons behind one pool; one is killed mid-run and comes back.
 let first: ManagedClamd;

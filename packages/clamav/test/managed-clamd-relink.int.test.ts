@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { artifactFromBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClamavScanner } from "../src/index.js";
-import { startManagedClamd } from "../src/testing.js";
+import { startManagedClamd } from "../src/managed.js";
 
 // freshclam replaces and renames database files (daily.cvd -> daily.cld): relinkDatabases()
 // plus reload() makes the managed clamd load what the directory holds now.

@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClamavScanner } from "@engine/clamav";
-import { startManagedClamd } from "@engine/clamav/testing";
+import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromBytes, artifactFromFile, defineScanner } from "@engine/core";
 import { createMultiScanner } from "@engine/multi";
 import { createYaraScanner } from "@engine/yara";

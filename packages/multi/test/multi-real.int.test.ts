@@ -1,11 +1,7 @@
 import { Readable } from "node:stream";
 import { createClamavScanner } from "@engine/clamav";
-import {
-  type ManagedClamd,
-  sampleSignatures,
-  signatureSamples,
-  startManagedClamd,
-} from "@engine/clamav/testing";
+import { type ManagedClamd, startManagedClamd } from "@engine/clamav/managed";
+import { sampleSignatures, signatureSamples } from "@engine/clamav/testing";
 import { artifactFromBytes, artifactFromStream, eicarBytes } from "@engine/core";
 import { cleanBytes } from "@engine/core/testing";
 import { createYaraScanner } from "@engine/yara";
