@@ -166,7 +166,7 @@ export class ClamdClient {
    * `ScanTimeoutError`, `ScanAbortedError` or `ProtocolError` otherwise. Never a silent "OK".
    */
   async scan(artifact: Artifact, options: ScanOptions = {}): Promise<ClamdScanOutcome> {
-    using stop = createScanSignal({ ...options, scanner: "clamav" });
+    using stop = createScanSignal(options);
     stop.throwIfStopped();
     const signal = stop.signal;
     const prepared = await this.#prepare(artifact, signal);
@@ -259,7 +259,6 @@ export class ClamdClient {
         throw new ArtifactUnavailableError({
           message: `@engine/clamav: ${(error as Error).message}`,
           cause: error,
-          scanner: "clamav",
         });
       }
       throw this.#connectionError(
@@ -279,7 +278,7 @@ export class ClamdClient {
   }
 
   async #command(name: string, options: ScanOptions): Promise<string> {
-    using stop = createScanSignal({ ...options, scanner: "clamav" });
+    using stop = createScanSignal(options);
     stop.throwIfStopped();
     let connection: ClamdConnection | undefined;
     const onAbort = (): void => connection?.destroy(errorFromSignal(stop.signal, "clamav"));
@@ -476,7 +475,6 @@ export class ClamdClient {
     if (prefix?.[1] !== String(id)) {
       throw new ProtocolError({
         message: `@engine/clamav: clamd answered request ${prefix?.[1] ?? "(no id)"} while we waited for request ${id}: ${JSON.stringify(reply).slice(0, 200)}`,
-        scanner: "clamav",
       });
     }
     return reply.slice(prefix[0].length);
@@ -505,7 +503,6 @@ export class ClamdClient {
         message: `@engine/clamav: clamd at ${describeEndpoint(this.endpoint)} went away while we sent the artifact (${failure.message})`,
         hint: "Check that clamd is running (was it killed or restarted?).",
         cause: failure,
-        scanner: "clamav",
       });
     }
     return this.#connectionError(failure, "INSTREAM");
@@ -526,35 +523,30 @@ export class ClamdClient {
             message: `@engine/clamav: cannot connect to clamd at ${where}: ${error.message}`,
             hint: `Start clamd, or point the scanner at a running one with its ${target}.`,
             cause: error,
-            scanner: "clamav",
           });
         case "read-timeout":
           return new ScanTimeoutError({
             message: `@engine/clamav: clamd at ${where} did not answer ${command}: ${error.message}`,
             hint: "clamd may be overloaded; raise readTimeoutMs or check clamd's load with STATS.",
             cause: error,
-            scanner: "clamav",
           });
         case "garbage":
           return new ProtocolError({
             message: `@engine/clamav: ${where} does not speak the clamd protocol (${error.message})`,
             hint: `Check that ${where} is clamd.`,
             cause: error,
-            scanner: "clamav",
           });
         default:
           return new BackendUnavailableError({
             message: `@engine/clamav: clamd at ${where} closed the connection before answering ${command} (${error.message})`,
             hint: "Check that clamd is running (was it killed or restarted?) and its log.",
             cause: error,
-            scanner: "clamav",
           });
       }
     }
     return new BackendUnavailableError({
       message: `@engine/clamav: ${command} to clamd at ${where} failed: ${(error as Error)?.message ?? String(error)}`,
       cause: error,
-      scanner: "clamav",
     });
   }
 
@@ -568,7 +560,6 @@ export class ClamdClient {
           : `@engine/clamav: the artifact${amount === undefined ? "" : ` (${amount} bytes)`} is over maxStreamBytes (${limit} bytes)`,
       hint: "Raise StreamMaxLength in clamd.conf and maxStreamBytes to match, or skip artifacts this large.",
       ...(cause === undefined ? {} : { cause }),
-      scanner: "clamav",
     });
   }
 
@@ -582,7 +573,6 @@ export class ClamdClient {
           : `unexpected reply ${JSON.stringify(reply).slice(0, 200)}`;
     return new ProtocolError({
       message: `@engine/clamav: ${command} to clamd at ${describeEndpoint(this.endpoint)}: ${detail}`,
-      scanner: "clamav",
     });
   }
 

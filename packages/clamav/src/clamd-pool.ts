@@ -203,7 +203,6 @@ export class ClamdPool implements ClamdService {
       message: `@engine/clamav: no clamd of the pool could scan the artifact (${this.#hosts.map((host) => `${host.endpoint}${host.healthy ? "" : " down"}`).join(", ")})`,
       hint: "Check the clamd daemons of CLAMD_HOSTS; failed ones are retried with backoff.",
       cause: lastError,
-      scanner: "clamav",
     });
   }
 

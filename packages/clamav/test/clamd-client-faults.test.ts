@@ -54,6 +54,16 @@ function answering(reply: (request: number) => string) {
   };
 }
 
+describe("the scanner's name on its errors", () => {
+  it("is the name it was given, not a name the client gives itself", async () => {
+    const scanner = createClamavScanner({ name: "clam-b", socket: "/nonexistent/clamd.sock" });
+    const error = await scanner.scan(artifactFromBytes("x")).catch((caught: unknown) => caught);
+    expect(BackendUnavailableError.isInstance(error)).toBe(true);
+    expect((error as BackendUnavailableError).scanner).toBe("clam-b");
+    await scanner.close?.();
+  });
+});
+
 describe("ClamdClient against scripted faults", () => {
   it("fails fast with BackendUnavailableError when nothing listens", async () => {
     const directory = await mkdtemp(join(tmpdir(), "engine-nothing-"));

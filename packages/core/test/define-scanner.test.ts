@@ -85,6 +85,26 @@ describe("defineScanner", () => {
     expect((error as EngineError).cause).toBeInstanceOf(TypeError);
   });
 
+  it("names itself on engine errors from inside that name no scanner, and keeps a name given", async () => {
+    const anonymous = defineScanner({
+      name: "yara-extra",
+      scan: async () => {
+        throw new BackendUnavailableError({ message: "the worker pool is gone" });
+      },
+    });
+    const error = await anonymous.scan(artifactFromBytes("x")).catch((caught: unknown) => caught);
+    expect((error as EngineError).scanner).toBe("yara-extra");
+    expect((error as EngineError).toJSON()).toMatchObject({ scanner: "yara-extra" });
+    const named = defineScanner({
+      name: "outer",
+      scan: async () => {
+        throw new BackendUnavailableError({ message: "inner failed", scanner: "inner" });
+      },
+    });
+    const kept = await named.scan(artifactFromBytes("x")).catch((caught: unknown) => caught);
+    expect((kept as EngineError).scanner).toBe("inner");
+  });
+
   it("keeps the deadline even when the backend ignores its signal", async () => {
     const scanner = defineScanner({ name: "deaf", scan: () => new Promise(() => {}) });
     const started = Date.now();

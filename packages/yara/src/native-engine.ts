@@ -26,7 +26,6 @@ export function loadNativeEngine(): Promise<NativeBinding> {
       message: `@engine/yara: the native engine is not available: ${(error as Error)?.message ?? String(error)}`,
       hint: 'Install libyara-dev and a C++ toolchain (Debian: apt-get install libyara-dev g++ make python3), then reinstall @engine/yara-native (npm rebuild @engine/yara-native); or use engine: "wasm".',
       cause: error,
-      scanner: "yara",
     });
   });
   return binding;
@@ -74,7 +73,6 @@ export async function compileWithNative(
       if (!rules)
         throw new BackendUnavailableError({
           message: "@engine/yara: libyara produced no rules",
-          scanner: "yara",
         });
       // Each native scan holds a libuv thread until libyara returns: at most `workers` at once,
       // at most `maxQueuedScans` waiting, so scans never fill the thread pool that file
@@ -121,20 +119,17 @@ export async function compileWithNative(
               throw new ScanTimeoutError({
                 message: `@engine/yara: libyara stopped the scan at its ${timeoutSeconds} s timeout`,
                 cause: error,
-                scanner: "yara",
               });
             }
             if (/cannot read/.test(message)) {
               throw new ArtifactUnavailableError({
                 message: `@engine/yara: libyara cannot read ${artifact.path ?? "the artifact"}`,
                 cause: error,
-                scanner: "yara",
               });
             }
             throw new EngineError({
               message: `@engine/yara: libyara failed: ${message}`,
               cause: error,
-              scanner: "yara",
             });
           } finally {
             // The slot goes back when libyara is done with the thread, not when we stop waiting.

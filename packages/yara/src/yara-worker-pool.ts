@@ -225,7 +225,6 @@ export class YaraWorkerPool {
       return Promise.reject(
         new BackendUnavailableError({
           message: "@engine/yara: the scanner's worker pool is closed",
-          scanner: "yara",
         }),
       );
     }
@@ -236,7 +235,6 @@ export class YaraWorkerPool {
         new OverloadedError({
           message: `@engine/yara: ${this.#queue.length} scans are already waiting for a YARA worker (maxQueuedScans)`,
           hint: "The scanner is saturated: retry later, add workers, or raise maxQueuedScans.",
-          scanner: "yara",
         }),
       );
     }
@@ -271,7 +269,6 @@ export class YaraWorkerPool {
     clearTimeout(this.#retryTimer);
     const error = new BackendUnavailableError({
       message: "@engine/yara: the scanner was closed during the scan",
-      scanner: "yara",
     });
     for (const job of this.#queue.splice(0)) job.reject(error);
     await Promise.all(
@@ -347,7 +344,6 @@ export class YaraWorkerPool {
       message: `@engine/yara: no YARA worker is running (starting one failed: ${this.#lastFailure?.message ?? "unknown"}); retrying with backoff`,
       hint: "Check memory limits and the worker script; the pool keeps trying to start workers.",
       cause: this.#lastFailure,
-      scanner: "yara",
     });
   }
 
@@ -377,14 +373,12 @@ export class YaraWorkerPool {
       job.reject(
         new ArtifactUnavailableError({
           message: `@engine/yara: ${message.message}`,
-          scanner: "yara",
         }),
       );
     } else {
       job.reject(
         new EngineError({
           message: `@engine/yara: the scan failed: ${message.message}`,
-          scanner: "yara",
         }),
       );
     }
@@ -471,7 +465,6 @@ export class YaraWorkerPool {
         message: `@engine/yara: the YARA worker failed during the scan: ${error.message}`,
         hint: "The artifact may have exhausted the worker's memory; the worker was replaced.",
         cause: error,
-        scanner: "yara",
       }),
     );
   }
