@@ -142,11 +142,6 @@ export class ClamdConnection {
     return this.#failure === undefined && !this.#ended && !this.#socket.destroyed;
   }
 
-  /** The failure that ended this connection, if any. */
-  get failure(): Error | undefined {
-    return this.#failure;
-  }
-
   /**
    * Writes bytes; returns `undefined` when the socket took them, or a promise that settles on
    * `drain`. When clamd reads nothing for `stallTimeoutMs`, it rejects with `read-timeout`.

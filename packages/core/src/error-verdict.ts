@@ -1,6 +1,5 @@
 import { type EngineErrorCode, publicError } from "./errors/engine-error.js";
 import type { ScanResult } from "./scan-result.js";
-import type { Verdict } from "./verdict.js";
 import type { VerdictMetadata } from "./verdict-metadata.js";
 
 /**
@@ -26,9 +25,6 @@ export const errorVerdictComments: Readonly<Record<EngineErrorCode, string>> = {
   OVERLOADED: "SKIPPED:OVERLOADED",
 };
 
-/** The verdict every error maps to. */
-export const errorVerdict: Verdict = "unknown";
-
 /**
  * Turns any thrown value into the `unknown` answer an engine sends when it cannot scan:
  * confidence 0, `comments` holding the code comment (`SKIPPED:ENCRYPTED`, `ERROR:TIMEOUT`, ...)
@@ -44,7 +40,7 @@ export function scanResultForError(
 ): ScanResult {
   const { code, message } = publicError(error);
   return {
-    verdict: errorVerdict,
+    verdict: "unknown",
     confidence: 0,
     metadata: {
       ...metadata,

@@ -19,7 +19,7 @@ export {
   eicarMalwareFamily,
   eicarScannerOptionsSchema,
 } from "./eicar-scanner.js";
-export { errorVerdict, errorVerdictComments, scanResultForError } from "./error-verdict.js";
+export { errorVerdictComments, scanResultForError } from "./error-verdict.js";
 export { ArtifactTooLargeError } from "./errors/artifact-too-large-error.js";
 export { ArtifactUnavailableError } from "./errors/artifact-unavailable-error.js";
 export { BackendUnavailableError } from "./errors/backend-unavailable-error.js";

@@ -1,3 +1,4 @@
+export type { LineSegment } from "./line-segment.js";
 export {
   type MatchSummary,
   type MatchVerdictOptions,
@@ -10,7 +11,6 @@ export {
   type RuleDiagnostic,
 } from "./rule-diagnostics.js";
 export {
-  type LineSegment,
   loadRuleSources,
   type RuleInput,
   type RuleSource,

@@ -110,8 +110,7 @@ export async function compileWithNative(
                 : await artifact.bytes({ signal, maxBytes });
             const scanning = native.scan(rules, target, scanExternals, timeoutSeconds);
             call = scanning;
-            const matches = await scanning;
-            return matches.map((match) => ({ ...match, patternMatches: 0 }));
+            return await scanning;
           } catch (error) {
             if (signal.aborted) throw errorFromSignal(signal, "yara");
             const message = (error as Error)?.message ?? String(error);

@@ -1,4 +1,4 @@
-import type { LineSegment } from "./rule-sources.js";
+import type { LineSegment } from "./line-segment.js";
 
 /** A problem with one rule file: it did not compile (error) or compiled with a warning. */
 export interface RuleDiagnostic {

@@ -32,8 +32,6 @@ export interface RawMatch {
   identifier: string;
   tags: string[];
   metadata: Record<string, ExternalValue>;
-  /** Number of pattern matches across the rule's patterns. */
-  patternMatches: number;
 }
 
 /** Messages from a worker to the pool. */

@@ -133,7 +133,6 @@ function scan(id: number): void {
       identifier: match.identifier,
       tags: match.tags,
       metadata: Object.fromEntries(match.metadata.map((entry) => [entry.identifier, entry.value])),
-      patternMatches: match.patterns.reduce((total, pattern) => total + pattern.matches.length, 0),
     }));
   reply({ type: "result", id, matches });
 }

@@ -13,7 +13,7 @@ function match(
   metadata: RawMatch["metadata"] = {},
   tags: string[] = [],
 ): RawMatch {
-  return { namespace: "ns", identifier, tags, metadata, patternMatches: 1 };
+  return { namespace: "ns", identifier, tags, metadata };
 }
 
 describe("rule-meta conventions", () => {
