@@ -18,6 +18,7 @@ import { computeBid } from "./bid.js";
 import { stringifyWithBigInts } from "./bigint-json.js";
 import type { Bounty } from "./bounty.js";
 import { matchesFilter } from "./bounty-filter.js";
+import type { BountyIntake, IntakeLoad, SubmitOutcome } from "./bounty-intake.js";
 import type { EngineConfig } from "./config.js";
 import { withEngineMetadata } from "./engine-metadata.js";
 import { type EngineMetrics, recordScan } from "./metrics.js";
@@ -29,44 +30,6 @@ import { inSpan } from "./tracing.js";
 /** The keys under which a bounty counts as seen: its id and phase, and the delivery id. */
 export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | undefined> {
   return [`${bounty.id}:${bounty.phase}`, deliveryId ? `delivery:${deliveryId}` : undefined];
-}
-
-/** How busy the intake is, against its bounds: for `/readyz` and the metrics. */
-export interface IntakeLoad {
-  /** Bounties downloading or scanning now, and the most at once (BOUNTY_CONCURRENCY). */
-  running: number;
-  concurrency: number;
-  /** Bounties waiting for a slot, and the most (BOUNTY_BACKLOG). */
-  waiting: number;
-  backlog: number;
-  /** Accepted bounties not answered yet (waiting, running, or their answer being posted). */
-  open: number;
-  /** True when new work is answered SKIPPED:OVERLOADED or refused. */
-  saturated: boolean;
-}
-
-/** What {@link BountyIntake.submit} did with a bounty. */
-export type SubmitOutcome = "accepted" | "duplicate" | "overloaded" | "unavailable";
-
-/** Where accepted bounties go: processed in this process, or queued for workers. */
-export interface BountyIntake {
-  /**
-   * Takes a bounty: `"duplicate"` when it (or this delivery) was seen before its expiration,
-   * `"overloaded"` when even its SKIPPED:OVERLOADED answer cannot be taken on, `"unavailable"`
-   * when the queue cannot take it (Redis down): the webhook answers 503 and the marketplace
-   * retries; the bounty is not remembered as seen.
-   */
-  submit(bounty: Bounty, deliveryId?: string): Promise<SubmitOutcome>;
-  /** Why this `response_url` would be refused (undefined when it may be used). */
-  responseRefusal(url: string): string | undefined;
-  /** Bounties being handled here. */
-  readonly inFlight: number;
-  /** Load against the bounds. */
-  load(): IntakeLoad;
-  /** Queue mode: whether Redis answers, and the queue's job counts by state. */
-  queueState?(): Promise<{ ok: boolean; jobs: Record<string, number> }>;
-  /** Stops taking work and finishes (or answers) what is in flight. */
-  drain(): Promise<void>;
 }
 
 /** Longest the answer ledger may take to record a claim before the answer goes out anyway, in ms. */

@@ -6,13 +6,8 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import type { RedisAnswerLedger } from "./answer-ledger.js";
 import { type Bounty, bountyIdPattern, reviveBounty } from "./bounty.js";
-import type {
-  AnswerTarget,
-  BountyIntake,
-  BountyProcessor,
-  IntakeLoad,
-  SubmitOutcome,
-} from "./bounty-processor.js";
+import type { BountyIntake, IntakeLoad, SubmitOutcome } from "./bounty-intake.js";
+import type { AnswerTarget, BountyProcessor } from "./bounty-processor.js";
 import type { EngineConfig } from "./config.js";
 import type { EngineMetrics } from "./metrics.js";
 import { redactUrls } from "./redact.js";

@@ -16,7 +16,7 @@ import fastifyMultipart from "@fastify/multipart";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import { BountyBodyError, parseBountyBody } from "./bounty.js";
-import type { BountyIntake } from "./bounty-processor.js";
+import type { BountyIntake } from "./bounty-intake.js";
 import type { EngineConfig } from "./config.js";
 import type { EngineBackends } from "./engine-backends.js";
 import { withEngineMetadata } from "./engine-metadata.js";
