@@ -18,4 +18,13 @@ if (!process.env.UV_THREADPOOL_SIZE) {
     clamdConnections + availableParallelism() + everythingElse,
   );
 }
+// serve and worker reload on SIGHUP. Until their handler is installed (start-up takes a moment),
+// a SIGHUP is counted here instead of ending the process; cli.ts takes the count over.
+if (process.argv[2] === "serve" || process.argv[2] === "worker") {
+  globalThis.__microengineEarlyHangups = 0;
+  globalThis.__microengineEarlyHangupListener = () => {
+    globalThis.__microengineEarlyHangups += 1;
+  };
+  process.on("SIGHUP", globalThis.__microengineEarlyHangupListener);
+}
 import(process.env.MICROENGINE_ENTRY_FOR_TESTS ?? "../dist/cli.js");

@@ -74,6 +74,15 @@ function reloadOnHangup(logger: Logger): { started(reload: () => Promise<boolean
     );
   };
   process.on("SIGHUP", run);
+  // SIGHUPs the launcher (bin/microengine.cjs) counted before this handler existed.
+  const early = globalThis as {
+    __microengineEarlyHangups?: number;
+    __microengineEarlyHangupListener?: () => void;
+  };
+  if (early.__microengineEarlyHangupListener) {
+    process.off("SIGHUP", early.__microengineEarlyHangupListener);
+    if ((early.__microengineEarlyHangups ?? 0) > 0) run();
+  }
   return {
     started: (target) => {
       reload = target;

@@ -16,6 +16,7 @@ import { backendNames, ConfigError, type EngineConfig, isBackendModuleEntry } fr
 import type { EngineMetrics } from "./metrics.js";
 import { redactUrls } from "./redact.js";
 import { createRedisResultStore, type RedisResultStore } from "./redis-result-store.js";
+import { policyMismatch } from "./verdict-policy-setting.js";
 import { engineVersion } from "./version.js";
 
 /** Whether a backend runs, and why (or why not): the start banner's lines. */
@@ -294,6 +295,11 @@ export async function buildBackends(
       statuses.push({ name: module.name, running: true, reason: `third-party module ${entry}` });
     }
     if (scanners.length === 0) throw new Error("no backend could start; see the reasons above");
+    const mismatch = policyMismatch(
+      config.VERDICT_POLICY.text,
+      scanners.map((each) => each.name),
+    );
+    if (mismatch) throw new ConfigError([`VERDICT_POLICY: ${mismatch}`]);
   } catch (error) {
     await cleanup();
     throw error;
@@ -313,6 +319,12 @@ export async function buildBackends(
   // While signatures are being reloaded the cache is bypassed: clamd answers from its old
   // database until its background reload ends, and those answers must not be stored.
   let reloadingSignatures = false;
+  // The managed clamd's database hash in the key is the one clamd confirmed loading: relinking
+  // changes the files at once, clamd loads them later (or fails to and keeps the old ones).
+  let confirmedDatabaseHash = managed?.signaturesVersion;
+  // After a clamd reload that failed or was not confirmed, what clamd runs is not known: the
+  // cache stays bypassed until a reload succeeds.
+  let databaseUnconfirmed = false;
   let redisStore: RedisResultStore | undefined;
   let cache: EngineBackends["cache"] = "off";
   let scanner: Scanner = multi;
@@ -333,7 +345,7 @@ export async function buildBackends(
       versionKey: async () =>
         JSON.stringify([
           signaturesVersionKey(multi),
-          managed?.signaturesVersion ?? null,
+          confirmedDatabaseHash ?? null,
           clamav ? (await clamav.version()).engineVersion : null,
           yara?.engine ?? null,
         ]),
@@ -346,7 +358,16 @@ export async function buildBackends(
       // Every artifact the engine scans with a sha256 got it from the fetcher, which computed
       // it while downloading (a declared one only serves to check the download).
       trustDeclaredSha256: true,
-      paused: () => reloadingSignatures,
+      paused: () => reloadingSignatures || databaseUnconfirmed,
+      // A downloaded artifact's path is a random temporary one: only whether it has one (a
+      // large artifact spooled to disk) can change an answer (YARA's `filepath` external).
+      artifactKey: (artifact) =>
+        JSON.stringify([
+          artifact.kind,
+          artifact.filename ?? "",
+          artifact.mimetype ?? "",
+          artifact.path === undefined ? "memory" : "file",
+        ]),
       onLookup: (outcome) => {
         if (outcome === "hit") metrics?.cacheHits.inc();
         else if (outcome === "miss") metrics?.cacheMisses.inc();
@@ -354,15 +375,25 @@ export async function buildBackends(
     });
   }
 
-  /** Resolves when the managed clamd's log says its database reload ended (or after `limitMs`). */
-  const clamdReloaded = async (before: number, limitMs: number): Promise<boolean> => {
+  /**
+   * Watches the managed clamd's log after `offset` (its length before RELOAD; the whole log when
+   * it was rotated since) until the reload succeeds or fails, or `limitMs` passes.
+   */
+  const clamdReloadOutcome = async (
+    offset: number,
+    limitMs: number,
+  ): Promise<"reloaded" | "failed" | "timeout"> => {
     const deadline = Date.now() + limitMs;
     while (Date.now() < deadline) {
       const log = (await managed?.log().catch(() => "")) ?? "";
-      if ((log.match(/Database correctly reloaded/g) ?? []).length > before) return true;
+      const recent = log.length >= offset ? log.slice(offset) : log;
+      if (/Database correctly reloaded/.test(recent)) return "reloaded";
+      // clamd 1.x: "ERROR: reload_th: Database load failed: ..." then "WARNING: Database
+      // reload failed, keeping the previous instance".
+      if (/Database (re)?load failed/i.test(recent)) return "failed";
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    return false;
+    return "timeout";
   };
 
   const reloadOnce = async (what: { clamav: boolean }): Promise<boolean> => {
@@ -390,13 +421,21 @@ export async function buildBackends(
       }
       if (clamav && managed && what.clamav) {
         try {
-          const before = ((await managed.log()).match(/Database correctly reloaded/g) ?? []).length;
+          const offset = (await managed.log()).length;
           // freshclam replaces and renames files in /var/lib/clamav: link what is there now.
           await managed.relinkDatabases();
+          databaseUnconfirmed = true;
           await clamav.reload();
           // clamd answers RELOAD at once and loads in the background: wait for the end.
-          if (!(await clamdReloaded(before, 300_000)))
-            throw new Error("clamd did not finish reloading its databases within 300 s");
+          const outcome = await clamdReloadOutcome(offset, 300_000);
+          if (outcome !== "reloaded")
+            throw new Error(
+              outcome === "failed"
+                ? "clamd could not load the databases (see its log); it keeps the old ones, and the result cache stays bypassed until a reload succeeds"
+                : "clamd did not finish reloading its databases within 300 s; the result cache stays bypassed until a reload succeeds",
+            );
+          confirmedDatabaseHash = managed.signaturesVersion;
+          databaseUnconfirmed = false;
           options.metrics?.signaturesReloads.inc({ backend: "clamav" });
           logger.info(
             { backend: "clamav", database: clamav.signaturesVersion ?? managed.signaturesVersion },

@@ -16,14 +16,18 @@ export const maximumEntryBytes = 64 * 1024;
  * size is in a hash, their total in a counter, their expiry times in a sorted set; entries
  * past their expiry leave the books (100 per call), then those expiring soonest (the oldest,
  * with one TTL) go until the total fits. (Redis evicts nothing here: BullMQ needs `noeviction` on the same server.)
+ * Times come from Redis itself (TIME), so workers with skewed clocks keep one set of books.
  * KEYS: entry, index (zset), sizes (hash), total (counter).
- * ARGV: value, ttl ms, now ms, max bytes.
+ * ARGV: value, ttl ms, max bytes.
  */
 const storeScript = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local size = string.len(ARGV[1]) + string.len(KEYS[1])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3], 'LIMIT', 0, 100)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
 for _, key in ipairs(expired) do
   local old = tonumber(redis.call('HGET', KEYS[3], key) or '0')
+  redis.call('DEL', key)
   redis.call('HDEL', KEYS[3], key)
   redis.call('ZREM', KEYS[2], key)
   redis.call('DECRBY', KEYS[4], old)
@@ -31,10 +35,10 @@ end
 local previous = tonumber(redis.call('HGET', KEYS[3], KEYS[1]) or '0')
 redis.call('DECRBY', KEYS[4], previous)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], tonumber(ARGV[3]) + tonumber(ARGV[2]), KEYS[1])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), KEYS[1])
 redis.call('HSET', KEYS[3], KEYS[1], size)
 local total = redis.call('INCRBY', KEYS[4], size)
-while total > tonumber(ARGV[4]) do
+while total > tonumber(ARGV[3]) do
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0)
   if #oldest == 0 then break end
   local key = oldest[1]
@@ -81,12 +85,12 @@ export function createRedisResultStore(
   return {
     get: async (key) => {
       const text = await redis.get(keyOf(key));
-      if (text === null || text.length > maximumEntryBytes) return undefined;
+      if (text === null || Buffer.byteLength(text) > maximumEntryBytes) return undefined;
       return JSON.parse(text);
     },
     set: async (key, value, ttlMs) => {
       const text = JSON.stringify(value);
-      if (text.length > maximumEntryBytes) return;
+      if (Buffer.byteLength(text) > maximumEntryBytes) return;
       await (
         redis as unknown as {
           engineStoreResult(...args: Array<string | number>): Promise<number>;
@@ -98,7 +102,6 @@ export function createRedisResultStore(
         `${books}:total`,
         text,
         ttlMs,
-        Date.now(),
         options.maxBytes,
       );
     },

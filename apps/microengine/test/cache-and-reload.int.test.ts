@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -180,9 +180,21 @@ describe("reloading rules while serving", () => {
       timeout: 15_000,
       interval: 500,
     });
+    // Removed and made again (ext4 may give it the same inode), with a rule in a subdirectory.
+    const base = await readFile(join(rules, "base.yar"));
+    await rm(rules, { recursive: true, force: true });
+    await mkdir(join(rules, "sub"), { recursive: true });
+    await writeFile(join(rules, "base.yar"), base);
+    await writeFile(
+      join(rules, "sub", "deep.yar"),
+      'rule Deep { strings: $a = "DEEPWORD" condition: $a }',
+    );
+    await vi.waitFor(async () => expect((await ask(url, "DEEPWORD")).verdict).toBe("malicious"), {
+      timeout: 15_000,
+      interval: 500,
+    });
     child.kill("SIGTERM");
     await rm(`${rules}.old`, { recursive: true, force: true });
-    await rm(join(rules, "swapped.yar"));
-    await rm(join(rules, "later.yar"));
+    await rm(join(rules, "sub"), { recursive: true, force: true });
   });
 });

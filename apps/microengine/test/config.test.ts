@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
+import { policyMismatch } from "../src/verdict-policy-setting.js";
 
 describe("configuration", () => {
   it("has the documented defaults", () => {
@@ -90,14 +91,30 @@ describe("configuration", () => {
     // Before, these passed the pattern and failed later, or quietly became `any`.
     for (const [text, message] of [
       ["quorum:0", "quorum:N needs a whole N >= 1"],
-      ["weighted:a=2:0", "the threshold must be a number above 0"],
+      ["weighted:a=2:0", "the threshold must be a finite number above 0"],
       ["weighted:a=2,a=1:1", "a is given twice"],
       ["weighted:a:1", "is not backend=weight"],
       ["any:1", "use any, majority"],
+      ["weighted:clamav=1e309:1", "a finite weight"],
+      ["weighted:clamav=:1", "a finite weight"],
+      ["weighted:__proto__=1:1", "is not backend=weight"],
+      ["weighted:a=1:Infinity", "a finite number above 0"],
+      ["quorum:", "quorum:N needs a whole N"],
       ["most", "use any, majority"],
     ] as const)
       expect(() => loadConfig({ VERDICT_POLICY: text }), text).toThrow(
         new RegExp(`VERDICT_POLICY: .*${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`),
       );
+  });
+
+  it("checks the policy against the backends that run: weights for each, a reachable quorum", () => {
+    expect(policyMismatch("weighted:ClamAV=5:5", ["clamav", "yara"])).toBe(
+      "weighted: ClamAV is not running (running: clamav, yara)",
+    );
+    expect(policyMismatch("quorum:3", ["clamav", "yara"])).toBe(
+      "quorum:3 needs more backends than run (clamav, yara)",
+    );
+    expect(policyMismatch("weighted:clamav=2,yara=1:2", ["clamav", "yara"])).toBeUndefined();
+    expect(policyMismatch("quorum:2", ["clamav", "yara"])).toBeUndefined();
   });
 });

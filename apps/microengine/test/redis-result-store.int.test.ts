@@ -60,6 +60,9 @@ describe("the Redis result store", () => {
       expect(await client.hexists("{expiring:result}:sizes", "{expiring:result}:short")).toBe(0);
       await store.set("huge", { text: "y".repeat(maximumEntryBytes) }, 60_000);
       expect(await client.exists("{expiring:result}:huge")).toBe(0);
+      // Counted in bytes, not UTF-16 units: 30,000 three-byte characters are 90 KB.
+      await store.set("wide", { text: "\u20ac".repeat(30_000) }, 60_000);
+      expect(await client.exists("{expiring:result}:wide")).toBe(0);
       // A hostile value (deeply nested, larger than any result) is a miss, not a crash.
       await client.set("{expiring:result}:hostile", `${"[".repeat(200_000)}${"]".repeat(200_000)}`);
       expect(await store.get("hostile")).toBeUndefined();

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Artifact } from "./artifact.js";
 import { BackendUnavailableError } from "./errors/backend-unavailable-error.js";
-import { EngineError } from "./errors/engine-error.js";
+import { EngineError, stampScannerName } from "./errors/engine-error.js";
 import { InvalidOptionsError } from "./errors/invalid-options-error.js";
 import { parseScanResult, type ScanResult } from "./scan-result.js";
 import { createScanSignal, errorFromSignal, raceSignal } from "./scan-signal.js";
@@ -32,17 +32,6 @@ export interface ScannerDefinition {
 const nameSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]*$/i, "a scanner name is letters, digits, dot, dash, underscore");
-
-/**
- * Names the scanner on an engine error that does not name one yet: the scanner defined here
- * owns its name, so the code inside it (a client, a worker pool) never names itself, and a
- * renamed scanner (`createYaraScanner({ name: "yara-extra" })`) reports its own name.
- */
-function stampScanner(error: EngineError, name: string): EngineError {
-  if (error.scanner === undefined)
-    Object.defineProperty(error, "scanner", { value: name, enumerable: true });
-  return error;
-}
 
 function isArtifact(value: unknown): value is Artifact {
   const candidate = value as Partial<Artifact> | null;
@@ -88,7 +77,7 @@ export function defineScanner(definition: ScannerDefinition): Scanner {
       try {
         await definition.setup?.();
       } catch (error) {
-        if (EngineError.isInstance(error)) throw stampScanner(error, scannerName);
+        if (EngineError.isInstance(error)) throw stampScannerName(error, scannerName);
         throw new BackendUnavailableError({
           message: `@engine/core: ${scannerName} failed to set up: ${(error as Error)?.message ?? String(error)}`,
           hint: "Check that the backend is installed, running and configured.",
@@ -138,7 +127,7 @@ export function defineScanner(definition: ScannerDefinition): Scanner {
       return parseScanResult(result, scannerName);
     } catch (error) {
       if (stop.signal.aborted) throw errorFromSignal(stop.signal, scannerName);
-      if (EngineError.isInstance(error)) throw stampScanner(error, scannerName);
+      if (EngineError.isInstance(error)) throw stampScannerName(error, scannerName);
       throw new EngineError({
         message: `@engine/core: ${scannerName} failed: ${(error as Error)?.message ?? String(error)}`,
         cause: error,

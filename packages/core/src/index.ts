@@ -31,6 +31,7 @@ export {
   type EngineErrorOptions,
   publicError,
   publicErrorMessages,
+  stampScannerName,
 } from "./errors/engine-error.js";
 export { InvalidOptionsError } from "./errors/invalid-options-error.js";
 export { InvalidResultError } from "./errors/invalid-result-error.js";
@@ -49,6 +50,7 @@ export {
 } from "./legacy-tuple.js";
 export { parseOptions } from "./parse-options.js";
 export {
+  artifactViewKey,
   type CachedScannerOptions,
   createCachedScanner,
   createMemoryResultStore,

@@ -72,7 +72,23 @@ const cachedScannerOptionsSchema = z.object({
     .custom<(outcome: ResultCacheOutcome) => void>((value) => typeof value === "function")
     .optional(),
   paused: z.custom<() => boolean>((value) => typeof value === "function").optional(),
+  artifactKey: z
+    .custom<(artifact: Artifact) => string>((value) => typeof value === "function")
+    .optional(),
 });
+
+/**
+ * The default artifact part of the key: what a backend may see of an artifact besides its
+ * bytes (YARA's `filename`, `extension`, `filetype` and `filepath` externals).
+ */
+export function artifactViewKey(artifact: Artifact): string {
+  return JSON.stringify([
+    artifact.kind,
+    artifact.filename ?? "",
+    artifact.mimetype ?? "",
+    artifact.path ?? "",
+  ]);
+}
 
 /** What is stored: the result and when. */
 const storedEntrySchema = z.object({ result: scanResultSchema, stored_at: z.string() });
@@ -130,7 +146,8 @@ async function contentSha256(artifact: Artifact, signal: AbortSignal | undefined
 
 /**
  * Wraps a scanner with a result cache, as Assemblyline keys its results: the SHA-256 of the
- * content, what else a backend sees of the artifact (its kind, filename and MIME type), the
+ * content, what else a backend sees of the artifact (its kind, filename, MIME type and local
+ * path: {@link artifactViewKey}), the
  * scanner's name, its (and its backends') signatures versions, and a key for the options that
  * change answers. An answer is stored only when the version key is the same after the scan as
  * before it (no reload in between), and nothing is looked up or stored while `paused()`. Only conclusive answers are stored ({@link isConclusive}: never
@@ -148,6 +165,7 @@ async function contentSha256(artifact: Artifact, signal: AbortSignal | undefined
  * @param options.trustDeclaredSha256 use `artifact.sha256` instead of hashing the content. Default false: a declared hash could name another file's answer
  * @param options.onLookup called with each lookup's outcome (metrics)
  * @param options.paused while it returns true, scans bypass the cache (e.g. during a reload)
+ * @param options.artifactKey the artifact part of the key. Default {@link artifactViewKey}
  */
 export function createCachedScanner(
   scanner: Scanner,
@@ -161,6 +179,7 @@ export function createCachedScanner(
     });
   const settings = parsed.data;
   const versionKey = settings.versionKey ?? (() => signaturesVersionKey(scanner));
+  const artifactKey = settings.artifactKey ?? artifactViewKey;
 
   const scan = async (artifact: Artifact, scanOptions?: ScanOptions): Promise<ScanResult> => {
     const sha256 =
@@ -180,9 +199,7 @@ export function createCachedScanner(
         .update(
           [
             sha256,
-            artifact.kind,
-            artifact.filename ?? "",
-            artifact.mimetype ?? "",
+            artifactKey(artifact),
             scanner.name,
             await versionKey(),
             settings.optionsKey,

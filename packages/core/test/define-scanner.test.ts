@@ -105,6 +105,19 @@ describe("defineScanner", () => {
     expect((kept as EngineError).scanner).toBe("inner");
   });
 
+  it("passes a frozen engine error on unchanged (its code kept), never a TypeError", async () => {
+    const frozen = Object.freeze(new BackendUnavailableError({ message: "gone" }));
+    const scanner = defineScanner({
+      name: "cold",
+      scan: async () => {
+        throw frozen;
+      },
+    });
+    const error = await scanner.scan(artifactFromBytes("x")).catch((caught: unknown) => caught);
+    expect(error).toBe(frozen);
+    expect((error as EngineError).code).toBe("BACKEND_UNAVAILABLE");
+  });
+
   it("keeps the deadline even when the backend ignores its signal", async () => {
     const scanner = defineScanner({ name: "deaf", scan: () => new Promise(() => {}) });
     const started = Date.now();

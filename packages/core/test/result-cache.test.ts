@@ -1,7 +1,11 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import {
   artifactFromBytes,
+  artifactFromFile,
   artifactFromStream,
   createCachedScanner,
   createEicarScanner,
@@ -85,6 +89,17 @@ describe("createCachedScanner", () => {
     await wrapped.scan(artifactFromBytes("EVIL", { filename: "a.exe" }));
     await wrapped.scan(artifactFromBytes("EVIL", { mimetype: "text/plain" }));
     expect(outcomes).toEqual(["miss", "miss", "miss", "hit"]);
+    // A local path is seen too (YARA's `filepath`): the same bytes in two files are two entries.
+    const directory = await mkdtemp(join(tmpdir(), "engine-cache-paths-"));
+    try {
+      for (const name of ["one", "two"]) await writeFile(join(directory, name), "EVIL");
+      outcomes.length = 0;
+      for (const name of ["one", "two", "one"])
+        await wrapped.scan(artifactFromFile(join(directory, name), { filename: "same" }));
+      expect(outcomes).toEqual(["miss", "miss", "hit"]);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   it("does not store an answer when the signatures changed during its scan, nor while paused", async () => {

@@ -13,6 +13,7 @@ import {
   raceSignal,
   type Scanner,
   type ScanResult,
+  stampScannerName,
   verdictMetadata,
   verdictSchema,
 } from "@engine/core";
@@ -36,7 +37,7 @@ export interface MultiScanner extends Scanner {
 }
 
 function asEngineError(error: unknown, scanner: string): EngineError {
-  if (EngineError.isInstance(error)) return error;
+  if (EngineError.isInstance(error)) return stampScannerName(error, scanner);
   return new EngineError({
     message: `@engine/multi: ${scanner} failed: ${(error as Error)?.message ?? String(error)}`,
     cause: error,

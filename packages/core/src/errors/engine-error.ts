@@ -135,3 +135,24 @@ export function publicError(error: unknown): { code: EngineErrorCode; message: s
     ? { code: error.code, message: error.publicMessage ?? publicErrorMessages[error.code] }
     : { code: "ENGINE_ERROR", message: publicErrorMessages.ENGINE_ERROR };
 }
+
+/**
+ * Names `scanner` on an engine error that names none yet, and returns the error. The scanner
+ * that an error leaves owns the name, so the code inside it never names itself. An error that
+ * cannot be changed (frozen, or `scanner` not configurable) is returned as it is.
+ */
+export function stampScannerName<T extends EngineError>(error: T, scanner: string): T {
+  if (error.scanner !== undefined) return error;
+  try {
+    const own = Object.getOwnPropertyDescriptor(error, "scanner");
+    if (Object.isFrozen(error) || (own && !own.configurable && !own.writable)) return error;
+    Object.defineProperty(error, "scanner", {
+      value: scanner,
+      enumerable: true,
+      configurable: true,
+    });
+  } catch {
+    // A proxy or an exotic object: keep it unnamed rather than lose the error.
+  }
+  return error;
+}
