@@ -346,7 +346,13 @@ export async function buildBackends(
         JSON.stringify([
           signaturesVersionKey(multi),
           confirmedDatabaseHash ?? null,
-          clamav ? (await clamav.version()).engineVersion : null,
+          // (clamd away: no version, and no conclusive answer to store either)
+          clamav
+            ? await clamav.version().then(
+                (version) => version.engineVersion,
+                () => null,
+              )
+            : null,
           yara?.engine ?? null,
         ]),
       // What changes answers besides the signatures: the engine, its backends and the policy.

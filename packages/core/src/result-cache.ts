@@ -206,7 +206,14 @@ export function createCachedScanner(
           ].join("\u0000"),
         )
         .digest("hex");
-    const key = await keyOf();
+    let key: string;
+    try {
+      key = await keyOf();
+    } catch {
+      // No version to key on (a backend that cannot say now): scan without the cache.
+      settings.onLookup?.("bypass");
+      return scanner.scan(artifact, scanOptions);
+    }
     const stored = await bounded(() => settings.store.get(key), settings.storeTimeoutMs);
     const valid = stored === undefined ? undefined : storedEntrySchema.safeParse(stored);
     if (valid?.success && isConclusive(valid.data.result)) {
@@ -219,7 +226,8 @@ export function createCachedScanner(
     // Stored only if the signatures did not change during the scan (a reload): an answer
     // from the old rules must not be filed under the new ones. Not awaited: a slow store
     // never delays the answer.
-    if (isConclusive(result) && !settings.paused?.() && (await keyOf()) === key) {
+    const keyAfter = await keyOf().catch(() => undefined);
+    if (isConclusive(result) && !settings.paused?.() && keyAfter === key) {
       const entry = { result, stored_at: new Date().toISOString() };
       void bounded(() => settings.store.set(key, entry, settings.ttlMs), settings.storeTimeoutMs);
     }

@@ -239,6 +239,21 @@ describe("createCachedScanner", () => {
   });
 });
 
+describe("createCachedScanner when the version cannot be read", () => {
+  it("scans without the cache instead of failing the scan", async () => {
+    const outcomes: ResultCacheOutcome[] = [];
+    const wrapped = createCachedScanner(createEicarScanner(), {
+      store: createMemoryResultStore(),
+      versionKey: async () => {
+        throw new Error("clamd is away");
+      },
+      onLookup: (outcome) => outcomes.push(outcome),
+    });
+    expect((await wrapped.scan(artifactFromBytes("hello"))).verdict).toBe("benign");
+    expect(outcomes).toEqual(["bypass"]);
+  });
+});
+
 describe("createMemoryResultStore", () => {
   it("is bounded by bytes (least recently used out first) and expires entries", async () => {
     const store = createMemoryResultStore({ maxBytes: 200 });
