@@ -145,24 +145,20 @@ describe("fetchArtifact", () => {
   });
 
   it("enforces the size cap with and without Content-Length, leaving no temp file behind", async () => {
-    const before = (await readdir(tmpdir())).filter((name) =>
-      name.startsWith("engine-artifact"),
-    ).length;
-    await expect(
-      fetchArtifact(`http://127.0.0.1:${port}/big-declared`, {
-        ...loopbackAllowed,
-        signal: signal(),
-      }),
-    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
-    await expect(
-      fetchArtifact(`http://127.0.0.1:${port}/big-chunked`, {
-        ...loopbackAllowed,
-        signal: signal(),
-      }),
-    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
-    expect(
-      (await readdir(tmpdir())).filter((name) => name.startsWith("engine-artifact")).length,
-    ).toBe(before);
+    // A private parent directory: other test files download at the same time into /tmp.
+    const parent = await mkdtemp(join(tmpdir(), "engine-fetcher-cap-"));
+    try {
+      const policy = { ...loopbackAllowed, temporaryDirectory: parent };
+      await expect(
+        fetchArtifact(`http://127.0.0.1:${port}/big-declared`, { ...policy, signal: signal() }),
+      ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+      await expect(
+        fetchArtifact(`http://127.0.0.1:${port}/big-chunked`, { ...policy, signal: signal() }),
+      ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+      expect(await readdir(parent)).toEqual([]);
+    } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
   });
 
   it("refuses a sha256 mismatch", async () => {
