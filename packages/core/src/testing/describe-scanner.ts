@@ -1,10 +1,12 @@
 import { describe, it } from "vitest";
 import type { Scanner } from "../scanner.js";
-import { type ConformanceOptions, enabledChecks } from "./conformance-checks.js";
+import { registerConformance } from "./conformance-runner.js";
+import type { ConformanceOptions } from "./conformance-support.js";
 
 /**
- * Registers the conformance suite for one backend as a vitest `describe` block. Each check is
- * one test; switched-off groups show as skipped.
+ * Registers the conformance suite for one backend as a vitest `describe` block: the vitest
+ * form of `registerConformance` (from `@engine/core/conformance`, for any other framework).
+ * Each check is one test; switched-off groups show as skipped.
  *
  * @example
  * // clamav-scanner.int.test.ts
@@ -21,14 +23,5 @@ export function describeScanner(
   createScanner: () => Scanner | Promise<Scanner>,
   options: ConformanceOptions = {},
 ): void {
-  describe(`conformance: ${name}`, () => {
-    for (const { check, enabled } of enabledChecks(options)) {
-      const test = enabled ? it : it.skip;
-      test(
-        `[${check.group}] ${check.name}`,
-        () => check.run({ createScanner, options }),
-        options.checkTimeoutMs ?? 60_000,
-      );
-    }
-  });
+  registerConformance({ describe, it }, name, createScanner, options);
 }
