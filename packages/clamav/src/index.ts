@@ -12,26 +12,12 @@ export {
   clamdConnectionOptionsSchema,
   type ResolvedClamdClientOptions,
 } from "./clamd-client-options.js";
-export { type ClamdEndpoint, describeEndpoint } from "./clamd-connection.js";
+export type { ClamdEndpoint } from "./clamd-connection.js";
 export {
   type ClamdHostState,
   ClamdPool,
   type ClamdService,
   parseClamdHost,
 } from "./clamd-pool.js";
-export {
-  type ClamdReply,
-  type ClamdStats,
-  type ClamdVersion,
-  parseClamdCommands,
-  parseClamdReply,
-  parseClamdStats,
-  parseClamdVersion,
-} from "./clamd-reply.js";
-export {
-  chunkHeader,
-  decodeInstreamFrames,
-  endOfStreamFrame,
-  instreamFrames,
-} from "./instream-framing.js";
+export type { ClamdReply, ClamdStats, ClamdVersion } from "./clamd-reply.js";
 export { clamavPackageVersion } from "./version.js";

@@ -14,12 +14,8 @@ import {
 } from "@engine/core";
 import { stalledStreamArtifact } from "@engine/core/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import {
-  ClamdClient,
-  checkClamdAlerts,
-  createClamavScanner,
-  decodeInstreamFrames,
-} from "../src/index.js";
+import { ClamdClient, checkClamdAlerts, createClamavScanner } from "../src/index.js";
+import { decodeInstreamFrames } from "../src/instream-framing.js";
 import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
 const fakes: FakeClamd[] = [];

@@ -5,7 +5,7 @@ import {
   parseClamdReply,
   parseClamdStats,
   parseClamdVersion,
-} from "../src/index.js";
+} from "../src/clamd-reply.js";
 
 describe("parseClamdReply", () => {
   it.each([

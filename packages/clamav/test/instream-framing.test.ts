@@ -5,7 +5,7 @@ import {
   decodeInstreamFrames,
   endOfStreamFrame,
   instreamFrames,
-} from "../src/index.js";
+} from "../src/instream-framing.js";
 
 describe("INSTREAM framing", () => {
   it("writes 4-byte big-endian lengths", () => {
