@@ -200,7 +200,7 @@ export class ClamdClient {
         throw this.#unexpected(mode === "path" ? "SCAN" : "INSTREAM", text);
       } catch (error) {
         this.#release(session, false);
-        if (signal.aborted) throw errorFromSignal(signal, "clamav");
+        if (signal.aborted) throw errorFromSignal(signal);
         if (!(error instanceof ClamdConnectionFailure)) throw error;
         const queued = session.connection.takeQueuedReply();
         if (queued !== undefined && parseClamdReply(queued).kind === "error") {
@@ -248,10 +248,10 @@ export class ClamdClient {
         () => this.#slots.release(),
         () => this.#slots.release(),
       );
-      text = await raceSignal(call, signal, "clamav");
+      text = await raceSignal(call, signal);
     } catch (error) {
       if (signal.aborted || EngineError.isInstance(error))
-        throw signal.aborted ? errorFromSignal(signal, "clamav") : error;
+        throw signal.aborted ? errorFromSignal(signal) : error;
       const code = (error as NodeJS.ErrnoException).code;
       const kind =
         code === "ETIMEOUT" ? "read-timeout" : code === "ECONNECT" ? "connect-failed" : "closed";
@@ -281,7 +281,7 @@ export class ClamdClient {
     using stop = createScanSignal(options);
     stop.throwIfStopped();
     let connection: ClamdConnection | undefined;
-    const onAbort = (): void => connection?.destroy(errorFromSignal(stop.signal, "clamav"));
+    const onAbort = (): void => connection?.destroy(errorFromSignal(stop.signal));
     stop.signal.addEventListener("abort", onAbort, { once: true });
     try {
       connection = await ClamdConnection.connect(
@@ -292,7 +292,7 @@ export class ClamdClient {
       await connection.write(`z${name}\0`, this.options.readTimeoutMs);
       return await connection.nextReply(this.options.readTimeoutMs);
     } catch (error) {
-      if (stop.signal.aborted) throw errorFromSignal(stop.signal, "clamav");
+      if (stop.signal.aborted) throw errorFromSignal(stop.signal);
       throw this.#connectionError(error, name);
     } finally {
       stop.signal.removeEventListener("abort", onAbort);
@@ -337,15 +337,15 @@ export class ClamdClient {
 
   /** Takes a connection slot; never for a signal that is already aborted. */
   async #takeSlot(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw errorFromSignal(signal, "clamav");
+    if (signal.aborted) throw errorFromSignal(signal);
     try {
       await this.#slots.acquire(signal);
     } catch {
-      throw errorFromSignal(signal, "clamav");
+      throw errorFromSignal(signal);
     }
     if (signal.aborted) {
       this.#slots.release();
-      throw errorFromSignal(signal, "clamav");
+      throw errorFromSignal(signal);
     }
   }
 
@@ -372,7 +372,7 @@ export class ClamdClient {
       return session;
     } catch (error) {
       this.#slots.release();
-      if (signal.aborted) throw errorFromSignal(signal, "clamav");
+      if (signal.aborted) throw errorFromSignal(signal);
       throw this.#connectionError(error, "IDSESSION");
     }
   }
@@ -412,7 +412,7 @@ export class ClamdClient {
     const id = session.nextId;
     session.nextId += 1;
     const { readTimeoutMs, chunkBytes, maxStreamBytes } = this.options;
-    const onAbort = (): void => connection.destroy(errorFromSignal(signal, "clamav"));
+    const onAbort = (): void => connection.destroy(errorFromSignal(signal));
     signal.addEventListener("abort", onAbort, { once: true });
     let unsubscribe = (): void => {};
     try {

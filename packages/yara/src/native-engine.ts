@@ -96,7 +96,7 @@ export async function compileWithNative(
           try {
             await slots.acquire(signal);
           } catch (error) {
-            if (signal.aborted) throw errorFromSignal(signal, "yara");
+            if (signal.aborted) throw errorFromSignal(signal);
             throw error;
           }
           let call: Promise<unknown> | undefined;
@@ -112,7 +112,7 @@ export async function compileWithNative(
             call = scanning;
             return await scanning;
           } catch (error) {
-            if (signal.aborted) throw errorFromSignal(signal, "yara");
+            if (signal.aborted) throw errorFromSignal(signal);
             const message = (error as Error)?.message ?? String(error);
             if (/timed out/.test(message)) {
               throw new ScanTimeoutError({

@@ -228,7 +228,7 @@ export class YaraWorkerPool {
         }),
       );
     }
-    if (signal.aborted) return Promise.reject(errorFromSignal(signal, "yara"));
+    if (signal.aborted) return Promise.reject(errorFromSignal(signal));
     if (this.#slots.length === 0 && this.#lastFailure) return Promise.reject(this.#noWorker());
     if (this.#queue.length >= this.#options.maxQueuedScans) {
       return Promise.reject(
@@ -395,7 +395,7 @@ export class YaraWorkerPool {
         if (slot.job !== job) return;
         // The artifact could not be read: the worker holds a half-sent job, so replace it.
         this.#terminate(slot);
-        job.reject(job.signal.aborted ? errorFromSignal(job.signal, "yara") : error);
+        job.reject(job.signal.aborted ? errorFromSignal(job.signal) : error);
       });
     }
   }
@@ -443,7 +443,7 @@ export class YaraWorkerPool {
     if (queued !== -1) this.#queue.splice(queued, 1);
     const slot = this.#slots.find((candidate) => candidate.job === job);
     if (slot) this.#terminate(slot);
-    job.reject(errorFromSignal(job.signal, "yara"));
+    job.reject(errorFromSignal(job.signal));
   }
 
   /** Stops a worker (its scan cannot be interrupted otherwise) and starts a replacement. */
