@@ -5,7 +5,6 @@ import {
   ArtifactTooLargeError,
   ArtifactUnavailableError,
   BackendUnavailableError,
-  ConcurrencyLimit,
   createScanSignal,
   EngineError,
   errorFromSignal,
@@ -13,7 +12,6 @@ import {
   parseOptions,
   raceSignal,
   type ScanOptions,
-  ScanTimeoutError,
 } from "@engine/core";
 import {
   type ClamdClientOptions,
@@ -26,6 +24,7 @@ import {
   type ClamdEndpoint,
   describeEndpoint,
 } from "./clamd-connection.js";
+import { clamdConnectionError, clamdTooLarge, clamdUnexpectedReply } from "./clamd-errors.js";
 import {
   type ClamdReply,
   type ClamdStats,
@@ -35,6 +34,7 @@ import {
   parseClamdStats,
   parseClamdVersion,
 } from "./clamd-reply.js";
+import { type ClamdSession, ClamdSessionPool } from "./clamd-session-pool.js";
 import { chunkHeader, endOfStreamFrame } from "./instream-framing.js";
 
 /** How a scan reached clamd. */
@@ -48,12 +48,6 @@ export interface ClamdScanOutcome {
   mode: ClamdScanMode;
   /** Bytes sent to clamd (0 in `path` mode). */
   bytesSent: number;
-}
-
-interface Session {
-  connection: ClamdConnection;
-  nextId: number;
-  idleTimer?: NodeJS.Timeout;
 }
 
 interface PreparedArtifact {
@@ -101,9 +95,7 @@ export class ClamdClient {
   readonly options: ResolvedClamdClientOptions;
   /** Where clamd is. */
   readonly endpoint: ClamdEndpoint;
-  readonly #slots: ConcurrencyLimit;
-  readonly #idle: Session[] = [];
-  readonly #busy = new Set<Session>();
+  readonly #sessions: ClamdSessionPool;
 
   constructor(options: ClamdClientOptions = {}) {
     this.options = parseOptions(clamdClientOptionsSchema, options, {
@@ -113,22 +105,18 @@ export class ClamdClient {
     this.endpoint = this.options.socket
       ? { socket: this.options.socket }
       : { host: this.options.host ?? "127.0.0.1", port: this.options.port ?? 3310 };
-    this.#slots = new ConcurrencyLimit({
-      concurrency: this.options.maxConnections,
-      what: "clamd connections",
-    });
+    this.#sessions = new ClamdSessionPool(this.endpoint, this.options);
   }
 
   /** Connection slots in use (scans, FILDES calls), callers waiting for one, and the maximum. */
   get usage(): { inUse: number; waiting: number; max: number } {
-    const max = this.options.maxConnections;
-    return { inUse: this.#slots.running, waiting: this.#slots.waiting, max };
+    return this.#sessions.usage;
   }
 
   /** `PING`: resolves when clamd answers `PONG`, throws a typed error otherwise. */
   async ping(options: ScanOptions = {}): Promise<void> {
     const reply = await this.#command("PING", options);
-    if (reply !== "PONG") throw this.#unexpected("PING", reply);
+    if (reply !== "PONG") throw clamdUnexpectedReply(this.endpoint, "PING", reply);
   }
 
   /** `VERSION`, parsed: engine version, and database version and date when there is an official database. */
@@ -153,7 +141,7 @@ export class ClamdClient {
   /** `RELOAD`: asks clamd to reload its databases (it answers `RELOADING` and reloads in the background). */
   async reload(options: ScanOptions = {}): Promise<void> {
     const reply = await this.#command("RELOAD", options);
-    if (reply !== "RELOADING") throw this.#unexpected("RELOAD", reply);
+    if (reply !== "RELOADING") throw clamdUnexpectedReply(this.endpoint, "RELOAD", reply);
   }
 
   /**
@@ -171,7 +159,8 @@ export class ClamdClient {
     const signal = stop.signal;
     const prepared = await this.#prepare(artifact, signal);
     const { size } = prepared;
-    if (size !== undefined && size > this.options.maxStreamBytes) throw this.#tooLarge(size);
+    if (size !== undefined && size > this.options.maxStreamBytes)
+      throw clamdTooLarge(this.options.maxStreamBytes, size);
     let mode = prepared.mode;
 
     if (mode === "fildes") {
@@ -180,16 +169,16 @@ export class ClamdClient {
       mode = "instream"; // clamd refused FILDES (an old or remote clamd): stream instead
     }
     for (let attempt = 0; ; attempt += 1) {
-      const session = await this.#acquire(signal);
+      const session = await this.#openSession(signal);
       const reused = session.nextId > 1;
       const progress: ScanAttempt = { started: false, finishedSending: false, bytesSent: 0 };
       try {
         const subject = mode === "path" ? resolve(artifact.path as string) : "stream";
         const text = await this.#request(session, mode, artifact, prepared, signal, progress);
         const reply = parseClamdReply(text, subject);
-        this.#release(session, true);
+        this.#sessions.release(session, true);
         if (reply.kind === "error" && reply.sizeLimitExceeded)
-          throw this.#tooLarge(size, progress.bytesSent);
+          throw clamdTooLarge(this.options.maxStreamBytes, size, progress.bytesSent);
         if (mode === "path" && reply.kind === "error") {
           mode = "instream"; // clamd may not read this file (permissions): stream it instead
           continue;
@@ -197,16 +186,16 @@ export class ClamdClient {
         if (reply.kind === "ok" || reply.kind === "found" || reply.kind === "error") {
           return { reply, mode, bytesSent: progress.bytesSent };
         }
-        throw this.#unexpected(mode === "path" ? "SCAN" : "INSTREAM", text);
+        throw clamdUnexpectedReply(this.endpoint, mode === "path" ? "SCAN" : "INSTREAM", text);
       } catch (error) {
-        this.#release(session, false);
+        this.#sessions.release(session, false);
         if (signal.aborted) throw errorFromSignal(signal);
         if (!(error instanceof ClamdConnectionFailure)) throw error;
         const queued = session.connection.takeQueuedReply();
         if (queued !== undefined && parseClamdReply(queued).kind === "error") {
           const reply = parseClamdReply(queued);
           if (reply.kind === "error" && reply.sizeLimitExceeded)
-            throw this.#tooLarge(size, progress.bytesSent);
+            throw clamdTooLarge(this.options.maxStreamBytes, size, progress.bytesSent);
         }
         const stale =
           reused && attempt === 0 && (error.kind === "closed" || error.kind === "write-failed");
@@ -218,7 +207,7 @@ export class ClamdClient {
 
   /** Closes the kept connections. The client stays usable: the next call reconnects. */
   async close(): Promise<void> {
-    for (const session of this.#idle.splice(0)) this.#endSession(session);
+    this.#sessions.close();
   }
 
   /** Closes the kept connections (`await using client = new ClamdClient(...)`). */
@@ -237,7 +226,7 @@ export class ClamdClient {
     const native = await loadFileDescriptorPassing();
     if (!native) return undefined;
     const socket = (this.endpoint as { socket: string }).socket;
-    await this.#takeSlot(signal);
+    await this.#sessions.takeSlot(signal);
     let text: string;
     try {
       // The addon holds a libuv thread and a clamd connection until clamd answers (or its read
@@ -245,8 +234,8 @@ export class ClamdClient {
       // FILDES calls stay within maxConnections and never fill the thread pool.
       const call = native.scanFileDescriptor(socket, resolve(path), this.options.readTimeoutMs);
       call.then(
-        () => this.#slots.release(),
-        () => this.#slots.release(),
+        () => this.#sessions.releaseSlot(),
+        () => this.#sessions.releaseSlot(),
       );
       text = await raceSignal(call, signal);
     } catch (error) {
@@ -261,7 +250,8 @@ export class ClamdClient {
           cause: error,
         });
       }
-      throw this.#connectionError(
+      throw clamdConnectionError(
+        this.endpoint,
         new ClamdConnectionFailure(kind, (error as Error).message, { cause: error }),
         "FILDES",
       );
@@ -269,7 +259,8 @@ export class ClamdClient {
     const reply = parseClamdReply(text);
     if (reply.kind === "ok" || reply.kind === "found") return reply;
     if (text.length === 0) {
-      throw this.#connectionError(
+      throw clamdConnectionError(
+        this.endpoint,
         new ClamdConnectionFailure("closed", "no reply to FILDES"),
         "FILDES",
       );
@@ -293,7 +284,7 @@ export class ClamdClient {
       return await connection.nextReply(this.options.readTimeoutMs);
     } catch (error) {
       if (stop.signal.aborted) throw errorFromSignal(stop.signal);
-      throw this.#connectionError(error, name);
+      throw clamdConnectionError(this.endpoint, error, name);
     } finally {
       stop.signal.removeEventListener("abort", onAbort);
       connection?.destroy();
@@ -335,73 +326,18 @@ export class ClamdClient {
     }
   }
 
-  /** Takes a connection slot; never for a signal that is already aborted. */
-  async #takeSlot(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw errorFromSignal(signal);
+  /** A kept or new IDSESSION connection, its failures typed. */
+  async #openSession(signal: AbortSignal): Promise<ClamdSession> {
     try {
-      await this.#slots.acquire(signal);
-    } catch {
-      throw errorFromSignal(signal);
-    }
-    if (signal.aborted) {
-      this.#slots.release();
-      throw errorFromSignal(signal);
-    }
-  }
-
-  async #acquire(signal: AbortSignal): Promise<Session> {
-    await this.#takeSlot(signal);
-    try {
-      for (let session = this.#idle.pop(); session; session = this.#idle.pop()) {
-        clearTimeout(session.idleTimer);
-        if (session.connection.usable) {
-          this.#busy.add(session);
-          return session;
-        }
-        session.connection.destroy();
-      }
-      const connection = await ClamdConnection.connect(
-        this.endpoint,
-        this.options.connectTimeoutMs,
-        signal,
-      );
-      const pending = connection.write("zIDSESSION\0", this.options.readTimeoutMs);
-      if (pending) await pending;
-      const session: Session = { connection, nextId: 1 };
-      this.#busy.add(session);
-      return session;
+      return await this.#sessions.acquire(signal);
     } catch (error) {
-      this.#slots.release();
       if (signal.aborted) throw errorFromSignal(signal);
-      throw this.#connectionError(error, "IDSESSION");
+      throw clamdConnectionError(this.endpoint, error, "IDSESSION");
     }
-  }
-
-  #release(session: Session, reusable: boolean): void {
-    if (!this.#busy.delete(session)) return;
-    this.#slots.release();
-    if (reusable && session.connection.usable) {
-      session.idleTimer = setTimeout(() => {
-        const index = this.#idle.indexOf(session);
-        if (index !== -1) this.#idle.splice(index, 1);
-        this.#endSession(session);
-      }, this.options.idleTimeoutMs);
-      session.idleTimer.unref();
-      this.#idle.push(session);
-    } else {
-      session.connection.destroy();
-    }
-  }
-
-  #endSession(session: Session): void {
-    clearTimeout(session.idleTimer);
-    if (session.connection.usable)
-      session.connection.write("zEND\0", this.options.readTimeoutMs)?.catch(() => {});
-    session.connection.destroy();
   }
 
   async #request(
-    session: Session,
+    session: ClamdSession,
     mode: ClamdScanMode,
     artifact: Artifact,
     { size, small }: PreparedArtifact,
@@ -443,7 +379,11 @@ export class ClamdClient {
           for (let offset = 0; offset < data.length; offset += chunkBytes) {
             const body = data.subarray(offset, Math.min(offset + chunkBytes, data.length));
             if (progress.bytesSent + body.length > maxStreamBytes) {
-              throw this.#tooLarge(undefined, progress.bytesSent + body.length);
+              throw clamdTooLarge(
+                this.options.maxStreamBytes,
+                undefined,
+                progress.bytesSent + body.length,
+              );
             }
             // The body's write reports any failure; the header's own promise must not go unhandled.
             connection.write(chunkHeader(body.length), readTimeoutMs)?.catch(() => {});
@@ -498,85 +438,18 @@ export class ClamdClient {
         () => true,
         () => false,
       );
-      if (alive) return this.#tooLarge(size, progress.bytesSent, failure);
+      if (alive)
+        return clamdTooLarge(this.options.maxStreamBytes, size, progress.bytesSent, failure);
       return new BackendUnavailableError({
         message: `@engine/clamav: clamd at ${describeEndpoint(this.endpoint)} went away while we sent the artifact (${failure.message})`,
         hint: "Check that clamd is running (was it killed or restarted?).",
         cause: failure,
       });
     }
-    return this.#connectionError(failure, "INSTREAM");
-  }
-
-  #connectionError(error: unknown, command: string): EngineError {
-    if (EngineError.isInstance(error)) return error;
-    const where = describeEndpoint(this.endpoint);
-    const target =
-      "socket" in this.endpoint
-        ? "socket (CLAMD_SOCKET)"
-        : "host and port (CLAMD_HOST, CLAMD_PORT)";
-    if (error instanceof ClamdConnectionFailure) {
-      switch (error.kind) {
-        case "connect-failed":
-        case "connect-timeout":
-          return new BackendUnavailableError({
-            message: `@engine/clamav: cannot connect to clamd at ${where}: ${error.message}`,
-            hint: `Start clamd, or point the scanner at a running one with its ${target}.`,
-            cause: error,
-          });
-        case "read-timeout":
-          return new ScanTimeoutError({
-            message: `@engine/clamav: clamd at ${where} did not answer ${command}: ${error.message}`,
-            hint: "clamd may be overloaded; raise readTimeoutMs or check clamd's load with STATS.",
-            cause: error,
-          });
-        case "garbage":
-          return new ProtocolError({
-            message: `@engine/clamav: ${where} does not speak the clamd protocol (${error.message})`,
-            hint: `Check that ${where} is clamd.`,
-            cause: error,
-          });
-        default:
-          return new BackendUnavailableError({
-            message: `@engine/clamav: clamd at ${where} closed the connection before answering ${command} (${error.message})`,
-            hint: "Check that clamd is running (was it killed or restarted?) and its log.",
-            cause: error,
-          });
-      }
-    }
-    return new BackendUnavailableError({
-      message: `@engine/clamav: ${command} to clamd at ${where} failed: ${(error as Error)?.message ?? String(error)}`,
-      cause: error,
-    });
-  }
-
-  #tooLarge(size: number | undefined, sent?: number, cause?: unknown): ArtifactTooLargeError {
-    const limit = this.options.maxStreamBytes;
-    const amount = size ?? sent;
-    return new ArtifactTooLargeError({
-      message:
-        sent !== undefined && (size === undefined || size <= limit)
-          ? `@engine/clamav: clamd refused the stream after ${sent} bytes: it is over clamd's StreamMaxLength`
-          : `@engine/clamav: the artifact${amount === undefined ? "" : ` (${amount} bytes)`} is over maxStreamBytes (${limit} bytes)`,
-      hint: "Raise StreamMaxLength in clamd.conf and maxStreamBytes to match, or skip artifacts this large.",
-      ...(cause === undefined ? {} : { cause }),
-    });
-  }
-
-  #unexpected(command: string, reply: string): ProtocolError {
-    const kind = parseClamdReply(reply).kind;
-    const detail =
-      kind === "unknown-command"
-        ? "clamd does not know this command (is it an old clamd?)"
-        : kind === "command-read-timed-out"
-          ? "clamd timed out reading our command"
-          : `unexpected reply ${JSON.stringify(reply).slice(0, 200)}`;
-    return new ProtocolError({
-      message: `@engine/clamav: ${command} to clamd at ${describeEndpoint(this.endpoint)}: ${detail}`,
-    });
+    return clamdConnectionError(this.endpoint, failure, "INSTREAM");
   }
 
   #throwUnexpected(command: string, reply: string): never {
-    throw this.#unexpected(command, reply);
+    throw clamdUnexpectedReply(this.endpoint, command, reply);
   }
 }

@@ -1,4 +1,4 @@
-import { constants, createReadStream } from "node:fs";
+import { constants, createReadStream, type Stats } from "node:fs";
 import { type FileHandle, open, stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { z } from "zod";
@@ -229,13 +229,13 @@ function fileError(path: string, cause: unknown): ArtifactUnavailableError {
  * Opens a file for reading without ever blocking: `O_NONBLOCK` (a FIFO or a device swapped in
  * for the file would otherwise hold a thread of the pool), then only a regular file is kept.
  */
-async function openRegularFile(path: string): Promise<FileHandle> {
+async function openRegularFile(path: string): Promise<{ handle: FileHandle; info: Stats }> {
   const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const info = await handle.stat();
     if (info.isDirectory()) throw Object.assign(new Error("is a directory"), { code: "EISDIR" });
     if (!info.isFile()) throw Object.assign(new Error("not a regular file"), { code: "ENOTREG" });
-    return handle;
+    return { handle, info };
   } catch (error) {
     await handle.close();
     throw error;
@@ -273,7 +273,7 @@ export function artifactFromFile(path: string, info?: ArtifactInfo): Artifact {
     },
     open: async function* (signal) {
       try {
-        const handle = await openRegularFile(path);
+        const { handle } = await openRegularFile(path);
         for await (const chunk of createReadStream(path, {
           fd: handle,
           highWaterMark: fileChunkBytes,
@@ -291,8 +291,9 @@ export function artifactFromFile(path: string, info?: ArtifactInfo): Artifact {
       // small files that most scans see.
       let handle: FileHandle | undefined;
       try {
-        handle = await openRegularFile(path);
-        const stats = await handle.stat();
+        const opened = await openRegularFile(path);
+        handle = opened.handle;
+        const stats = opened.info; // one fstat: the regular-file check and the size
         if (maxBytes !== undefined && stats.size > maxBytes) throw tooLarge(maxBytes, stats.size);
         if (signal?.aborted) throw errorFromSignal(signal);
         if (stats.size === 0) return await handle.readFile({ signal }); // /proc-like files report 0

@@ -1,0 +1,124 @@
+import { ConcurrencyLimit, errorFromSignal } from "@engine/core";
+import type { ResolvedClamdClientOptions } from "./clamd-client-options.js";
+import { ClamdConnection, type ClamdEndpoint } from "./clamd-connection.js";
+
+/** One kept `IDSESSION` connection: its socket, the next request id, its idle timer. */
+export interface ClamdSession {
+  connection: ClamdConnection;
+  nextId: number;
+  idleTimer?: NodeJS.Timeout;
+}
+
+/** The client options a session pool uses (milliseconds; see `ClamdClientOptions`). */
+export type ClamdSessionLimits = Pick<
+  ResolvedClamdClientOptions,
+  "maxConnections" | "connectTimeoutMs" | "readTimeoutMs" | "idleTimeoutMs"
+>;
+
+/**
+ * The clamd client's connections: at most `maxConnections` in use at once (scans and FILDES
+ * calls take a slot), `IDSESSION` sessions kept idle for `idleTimeoutMs` and reused, a dropped
+ * one never handed out again. Connection failures are thrown as they come (the client types
+ * them); a stopped signal as its engine error.
+ */
+export class ClamdSessionPool {
+  readonly #endpoint: ClamdEndpoint;
+  readonly #options: ClamdSessionLimits;
+  readonly #slots: ConcurrencyLimit;
+  readonly #idle: ClamdSession[] = [];
+  readonly #busy = new Set<ClamdSession>();
+
+  constructor(endpoint: ClamdEndpoint, options: ClamdSessionLimits) {
+    this.#endpoint = endpoint;
+    this.#options = options;
+    this.#slots = new ConcurrencyLimit({
+      concurrency: options.maxConnections,
+      what: "clamd connections",
+    });
+  }
+
+  /** Connection slots in use, callers waiting for one, and the maximum. */
+  get usage(): { inUse: number; waiting: number; max: number } {
+    return {
+      inUse: this.#slots.running,
+      waiting: this.#slots.waiting,
+      max: this.#options.maxConnections,
+    };
+  }
+
+  /** Takes a connection slot; never for a signal that is already aborted. */
+  async takeSlot(signal: AbortSignal): Promise<void> {
+    if (signal.aborted) throw errorFromSignal(signal);
+    try {
+      await this.#slots.acquire(signal);
+    } catch {
+      throw errorFromSignal(signal);
+    }
+    if (signal.aborted) {
+      this.#slots.release();
+      throw errorFromSignal(signal);
+    }
+  }
+
+  async acquire(signal: AbortSignal): Promise<ClamdSession> {
+    await this.takeSlot(signal);
+    try {
+      for (let session = this.#idle.pop(); session; session = this.#idle.pop()) {
+        clearTimeout(session.idleTimer);
+        if (session.connection.usable) {
+          this.#busy.add(session);
+          return session;
+        }
+        session.connection.destroy();
+      }
+      const connection = await ClamdConnection.connect(
+        this.#endpoint,
+        this.#options.connectTimeoutMs,
+        signal,
+      );
+      const pending = connection.write("zIDSESSION\0", this.#options.readTimeoutMs);
+      if (pending) await pending;
+      const session: ClamdSession = { connection, nextId: 1 };
+      this.#busy.add(session);
+      return session;
+    } catch (error) {
+      this.#slots.release();
+      if (signal.aborted) throw errorFromSignal(signal);
+      throw error; // typed by the client (clamdConnectionError)
+    }
+  }
+
+  /** Gives back a slot taken with {@link ClamdSessionPool.takeSlot} (FILDES calls). */
+  releaseSlot(): void {
+    this.#slots.release();
+  }
+
+  /** Returns a session: kept for reuse when it is still usable and `reusable`, else closed. */
+  release(session: ClamdSession, reusable: boolean): void {
+    if (!this.#busy.delete(session)) return;
+    this.#slots.release();
+    if (reusable && session.connection.usable) {
+      session.idleTimer = setTimeout(() => {
+        const index = this.#idle.indexOf(session);
+        if (index !== -1) this.#idle.splice(index, 1);
+        this.#endSession(session);
+      }, this.#options.idleTimeoutMs);
+      session.idleTimer.unref();
+      this.#idle.push(session);
+    } else {
+      session.connection.destroy();
+    }
+  }
+
+  #endSession(session: ClamdSession): void {
+    clearTimeout(session.idleTimer);
+    if (session.connection.usable)
+      session.connection.write("zEND\0", this.#options.readTimeoutMs)?.catch(() => {});
+    session.connection.destroy();
+  }
+
+  /** Closes the idle sessions; the pool stays usable (the next call connects). */
+  close(): void {
+    for (const session of this.#idle.splice(0)) this.#endSession(session);
+  }
+}
