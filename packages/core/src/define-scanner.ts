@@ -33,6 +33,18 @@ const nameSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9._-]*$/i, "a scanner name is letters, digits, dot, dash, underscore");
 
+/** The scanners {@link defineScanner} built (by identity: a copy of the object is not one). */
+const contractScanners = new WeakSet<object>();
+
+/**
+ * True when `scanner` was built by this copy of {@link defineScanner}: it already validates
+ * its inputs and its result, keeps its deadline and abort, and types its errors, so a caller
+ * (a multi-engine) need not wrap it again.
+ */
+export function keepsContract(scanner: Scanner): boolean {
+  return contractScanners.has(scanner);
+}
+
 function isArtifact(value: unknown): value is Artifact {
   const candidate = value as Partial<Artifact> | null;
   return (
@@ -136,11 +148,13 @@ export function defineScanner(definition: ScannerDefinition): Scanner {
     }
   };
 
-  return {
+  const scanner: Scanner = {
     name: scannerName,
     scan,
     setup,
     close,
     [Symbol.asyncDispose]: close,
   };
+  contractScanners.add(scanner);
+  return scanner;
 }

@@ -11,7 +11,12 @@ export {
   artifactInfoSchema,
 } from "./artifact.js";
 export { ConcurrencyLimit, type ConcurrencyLimitOptions } from "./concurrency-limit.js";
-export { defineScanner, type ScanContext, type ScannerDefinition } from "./define-scanner.js";
+export {
+  defineScanner,
+  keepsContract,
+  type ScanContext,
+  type ScannerDefinition,
+} from "./define-scanner.js";
 export { eicarBytes, eicarTestString } from "./eicar.js";
 export {
   createEicarScanner,

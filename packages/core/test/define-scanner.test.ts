@@ -6,6 +6,7 @@ import {
   EngineError,
   InvalidOptionsError,
   InvalidResultError,
+  keepsContract,
   ScanAbortedError,
   ScanTimeoutError,
 } from "../src/index.js";
@@ -116,6 +117,19 @@ describe("defineScanner", () => {
     const error = await scanner.scan(artifactFromBytes("x")).catch((caught: unknown) => caught);
     expect(error).toBe(frozen);
     expect((error as EngineError).code).toBe("BACKEND_UNAVAILABLE");
+  });
+
+  it("is known as keeping the contract (keepsContract), and a copy or a plain object is not", () => {
+    const defined = defineScanner({ name: "kept", scan: async () => benign });
+    expect(keepsContract(defined)).toBe(true);
+    expect(keepsContract({ ...defined })).toBe(false);
+    expect(
+      keepsContract({
+        name: "plain",
+        scan: async () => benign,
+        [Symbol.asyncDispose]: async () => {},
+      }),
+    ).toBe(false);
   });
 
   it("keeps the deadline even when the backend ignores its signal", async () => {

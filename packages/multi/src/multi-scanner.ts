@@ -7,6 +7,7 @@ import {
   EngineError,
   InvalidOptionsError,
   InvalidResultError,
+  keepsContract,
   parseOptions,
   parseScanResult,
   publicError,
@@ -158,6 +159,21 @@ export function createMultiScanner(
     ];
     const defined = limits.filter((limit): limit is number => limit !== undefined);
     const backendDeadline = defined.length > 0 ? Math.min(...defined) : undefined;
+    if (keepsContract(backend)) {
+      // Built by defineScanner: it keeps its deadline and abort and validates its result
+      // itself; wrapping it again would only cost a second signal and a second validation.
+      try {
+        const result = await backend.scan(artifact, { signal, deadline: backendDeadline });
+        return {
+          name: backend.name,
+          status: "answered",
+          result,
+          durationMs: performance.now() - started,
+        };
+      } catch (error) {
+        return failedOutcome(backend, error, started);
+      }
+    }
     using stop = createScanSignal({ signal, deadline: backendDeadline, scanner: backend.name });
     try {
       const result = await raceSignal(
@@ -174,19 +190,24 @@ export function createMultiScanner(
         durationMs: performance.now() - started,
       };
     } catch (error) {
-      const failure = asEngineError(error, backend.name);
-      try {
-        settings.onBackendError?.(backend.name, failure);
-      } catch {
-        // A logging hook must not change the answer.
-      }
-      return {
-        name: backend.name,
-        status: "failed",
-        error: failure,
-        durationMs: performance.now() - started,
-      };
+      return failedOutcome(backend, error, started);
     }
+  };
+
+  /** A backend's failure as its outcome (typed, named, reported to `onBackendError`). */
+  const failedOutcome = (backend: Scanner, error: unknown, started: number): BackendOutcome => {
+    const failure = asEngineError(error, backend.name);
+    try {
+      settings.onBackendError?.(backend.name, failure);
+    } catch {
+      // A logging hook must not change the answer.
+    }
+    return {
+      name: backend.name,
+      status: "failed",
+      error: failure,
+      durationMs: performance.now() - started,
+    };
   };
 
   const provenance = (outcome: BackendOutcome): BackendProvenance => {
