@@ -21,7 +21,7 @@ import type { EngineConfig } from "./config.js";
 import type { EngineBackends } from "./engine-backends.js";
 import { withEngineMetadata } from "./engine-metadata.js";
 import { type EngineMetrics, recordScan } from "./metrics.js";
-import { createReadinessProbe } from "./readiness.js";
+import { addOperationsRoutes } from "./operations-routes.js";
 import { redactUrls } from "./redact.js";
 import { verifySignature } from "./webhook-signature.js";
 
@@ -377,13 +377,12 @@ export async function createServer(options: {
     });
   });
 
-  app.get("/healthz", async () => ({ status: "ok" }));
   // The webhook SDK's liveness check: a marketplace or load balancer may poll it.
   app.get("/", async () => ({ status: "OK" }));
-
-  const probe = createReadinessProbe(backends, {
-    maxDatabaseAgeHours: config.CLAMAV_MAX_DATABASE_AGE_HOURS,
+  const probe = addOperationsRoutes(app, {
+    backends,
     metrics,
+    maxDatabaseAgeHours: config.CLAMAV_MAX_DATABASE_AGE_HOURS,
   });
 
   app.get("/readyz", async (_request, reply) => {
@@ -405,12 +404,6 @@ export async function createServer(options: {
       threadPool: Number(process.env.UV_THREADPOOL_SIZE) || 4,
       cache: backends.cache,
     });
-  });
-
-  app.get("/metrics", async (_request, reply) => {
-    await probe().catch(() => {}); // refreshes engine_signatures_age_seconds (at most once a second)
-    reply.header("content-type", metrics.registry.contentType);
-    return metrics.registry.metrics();
   });
 
   return app;

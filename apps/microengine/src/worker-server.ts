@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import type { QueueWorker } from "./bounty-queue.js";
 import type { EngineBackends } from "./engine-backends.js";
 import type { EngineMetrics } from "./metrics.js";
-import { createReadinessProbe } from "./readiness.js";
+import { addOperationsRoutes } from "./operations-routes.js";
 
 /**
  * A queue worker's operations endpoint: `GET /healthz` (alive), `GET /readyz` (taking jobs
@@ -23,11 +23,11 @@ export async function createWorkerServer(options: {
     loggerInstance: options.logger.child({ component: "worker-http" }, { level: "warn" }),
     requestTimeout: 10_000,
   });
-  const probe = createReadinessProbe(backends, {
-    maxDatabaseAgeHours: options.maxDatabaseAgeHours,
+  const probe = addOperationsRoutes(app, {
+    backends,
     metrics,
+    maxDatabaseAgeHours: options.maxDatabaseAgeHours,
   });
-  app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/readyz", async (_request, reply) => {
     const { ready, checks } = await probe();
     const taking = worker.running();
@@ -37,11 +37,6 @@ export async function createWorkerServer(options: {
       checks: { ...checks, queue: { ok: taking, jobs: worker.counts } },
       cache: backends.cache,
     });
-  });
-  app.get("/metrics", async (_request, reply) => {
-    await probe().catch(() => {}); // refreshes engine_signatures_age_seconds (at most once a second)
-    reply.header("content-type", metrics.registry.contentType);
-    return metrics.registry.metrics();
   });
   return app;
 }
