@@ -34,12 +34,18 @@ function locationOf(path: string, root: string) {
     : { uri: pathToFileURL(path).href };
 }
 
-/** Why a combined result is unknown: each backend's reason. */
-function unknownReason(result: ScanResult): string {
+/**
+ * Why a result is unknown: each backend's reason (`clamav: SKIPPED:ENCRYPTED`, with its public
+ * error when it failed), else the result's comments.
+ */
+export function unknownReasons(result: ScanResult): string {
   const reasons = (result.metadata.backends ?? [])
     .filter((backend) => backend.verdict === "unknown")
-    .map((backend) => `${backend.name}: ${backend.reason ?? backend.error_code ?? "unknown"}`);
-  return `could not be looked into (${reasons.join("; ") || (result.metadata.comments ?? []).join("; ") || "unknown"})`;
+    .map(
+      (backend) =>
+        `${backend.name}: ${backend.reason ?? backend.error_code ?? "unknown"}${backend.error ? ` (${backend.error})` : ""}`,
+    );
+  return reasons.join("; ") || (result.metadata.comments ?? []).join("; ") || "unknown";
 }
 
 /**
@@ -116,7 +122,10 @@ export function sarifReport(
 
   const unknowns = files
     .filter(({ result }) => result.verdict === "unknown")
-    .map(({ path, result }) => ({ path, problem: unknownReason(result) }));
+    .map(({ path, result }) => ({
+      path,
+      problem: `could not be looked into (${unknownReasons(result)})`,
+    }));
   const notification =
     (level: "error" | "note") =>
     ({ path, problem }: ScanProblem) => ({

@@ -2,7 +2,7 @@ import { artifactFromFile, EngineError, type Scanner, type ScanResult } from "@e
 import cliProgress from "cli-progress";
 import type { BackendStatus } from "./engine-backends.js";
 import { walkPaths } from "./file-walk.js";
-import { type ScannedFile, type ScanProblem, sarifReport } from "./sarif-report.js";
+import { type ScannedFile, type ScanProblem, sarifReport, unknownReasons } from "./sarif-report.js";
 import { engineVersion } from "./version.js";
 
 /** Output formats of `microengine scan`. */
@@ -61,17 +61,6 @@ function findings(result: ScanResult): string {
   return backends
     .map((backend) => `${backend.malware_family || "(no family)"} (${backend.name})`)
     .join(", ");
-}
-
-/** Why a result is unknown: the reasons its backends gave (`clamav: SKIPPED:ENCRYPTED`). */
-function unknownReasons(result: ScanResult): string {
-  const reasons = (result.metadata.backends ?? [])
-    .filter((backend) => backend.verdict === "unknown")
-    .map(
-      (backend) =>
-        `${backend.name}: ${backend.reason ?? backend.error_code ?? "unknown"}${backend.error ? ` (${backend.error})` : ""}`,
-    );
-  return reasons.join("; ") || (result.metadata.comments ?? []).join("; ") || "unknown";
 }
 
 /**
