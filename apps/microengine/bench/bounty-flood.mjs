@@ -8,11 +8,12 @@
 // FLOOD_DELAY_MS (500), FLOOD_EXPIRATION_S (25), FLOOD_NODE_ARGS (node flags for the engine,
 // e.g. "--cpu-prof"); any engine variable (BOUNTY_CONCURRENCY, ...).
 import { spawn } from "node:child_process";
-import { createHash, createHmac, randomBytes, randomInt } from "node:crypto";
+import { createHash, randomBytes, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { Agent, createServer, request } from "node:http";
+import { Agent } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { postSignedBounty, startMarketplace } from "./bench-marketplace.mjs";
 
 const bounties = Number(process.env.FLOOD_BOUNTIES ?? 1500);
 const senders = Number(process.env.FLOOD_SENDERS ?? 50);
@@ -20,7 +21,6 @@ const artifactBytes = Number(process.env.FLOOD_ARTIFACT_KB ?? 256) * 1024;
 const artifactDelayMs = Number(process.env.FLOOD_DELAY_MS ?? 500);
 const expirationMs = Number(process.env.FLOOD_EXPIRATION_S ?? 25) * 1000;
 const secret = "flood-secret";
-const sign = (body) => createHmac("sha256", secret).update(body).digest("hex");
 const say = (message) => process.stderr.write(`[flood] ${message}\n`);
 const megabytes = (kilobytes) => `${(kilobytes / 1024).toFixed(0)} MB`;
 
@@ -35,31 +35,12 @@ const artifacts = Array.from({ length: bounties }, () => {
   const bytes = randomBytes(artifactBytes);
   return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
 });
-const answers = new Map();
-const server = createServer((incoming, outgoing) => {
-  const artifact = /^\/a\/(\d+)$/.exec(incoming.url ?? "");
-  if (artifact) {
-    const item = artifacts[Number(artifact[1])];
-    setTimeout(() => {
-      if (!outgoing.destroyed)
-        outgoing.writeHead(200, { "content-length": item.bytes.length }).end(item.bytes);
-    }, artifactDelayMs);
-    return;
-  }
-  const answer = /^\/r\/(\d+)$/.exec(incoming.url ?? "");
-  if (!answer) return void outgoing.writeHead(404).end();
-  const chunks = [];
-  incoming.on("data", (chunk) => chunks.push(chunk));
-  incoming.on("end", () => {
-    const list = answers.get(answer[1]) ?? [];
-    list.push({ at: Date.now(), body: Buffer.concat(chunks).toString() });
-    answers.set(answer[1], list);
-    outgoing.writeHead(200).end("{}");
-  });
+const marketplace = await startMarketplace({
+  artifacts,
+  delayMs: artifactDelayMs,
+  clock: Date.now,
 });
-server.keepAliveTimeout = 60_000;
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
+const { answers, base } = marketplace;
 
 // The engine as operators run it, in its own process (its RSS is its own).
 const port = 20_000 + randomInt(20_000);
@@ -121,43 +102,22 @@ try {
   const agent = new Agent({ keepAlive: true, maxSockets: senders });
   const sent = [];
   const firstId = randomInt(1_000_000, 1_000_000_000);
-  const post = (index) =>
-    new Promise((resolve) => {
-      const id = String(firstId + index);
-      const expiresAt = Date.now() + expirationMs;
-      const body = JSON.stringify({
-        id,
-        artifact_type: "file",
-        artifact_uri: `${base}/a/${index}`,
-        expiration: new Date(expiresAt).toISOString(),
-        response_url: `${base}/r/${id}`,
-        sha256: artifacts[index].sha256,
-        phase: "assertion",
-      });
-      const bounty = { id, expiresAt, status: 0 };
-      sent.push(bounty);
-      const outgoing = request(
-        `${engineUrl}/`,
-        {
-          method: "POST",
-          agent,
-          headers: {
-            "content-type": "application/json",
-            "x-polyswarm-event": "bounty",
-            "x-polyswarm-signature": sign(body),
-          },
-        },
-        (response) => {
-          bounty.status = response.statusCode;
-          response.resume().on("end", resolve);
-        },
-      );
-      outgoing.on("error", (error) => {
-        bounty.status = error.code ?? "error";
-        resolve();
-      });
-      outgoing.end(body);
+  const post = async (index) => {
+    const id = String(firstId + index);
+    const expiresAt = Date.now() + expirationMs;
+    const body = JSON.stringify({
+      id,
+      artifact_type: "file",
+      artifact_uri: `${base}/a/${index}`,
+      expiration: new Date(expiresAt).toISOString(),
+      response_url: `${base}/r/${id}`,
+      sha256: artifacts[index].sha256,
+      phase: "assertion",
     });
+    const bounty = { id, expiresAt, status: 0 };
+    sent.push(bounty);
+    bounty.status = await postSignedBounty({ agent, url: `${engineUrl}/`, secret, body });
+  };
   const floodStarted = Date.now();
   let next = 0;
   await Promise.all(
@@ -240,6 +200,5 @@ try {
 } finally {
   engine.kill("SIGTERM");
   await new Promise((resolve) => engine.once("exit", resolve));
-  server.closeAllConnections();
-  server.close();
+  marketplace.close();
 }

@@ -10,17 +10,17 @@
 // Environment: CACHE_BENCH_BOUNTIES (1000), CACHE_BENCH_ARTIFACTS (200), CACHE_BENCH_KB (64),
 // CACHE_BENCH_SENDERS (16).
 import { spawn } from "node:child_process";
-import { createHash, createHmac, randomInt } from "node:crypto";
-import { Agent, createServer, request } from "node:http";
+import { createHash, randomInt } from "node:crypto";
+import { Agent } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { postSignedBounty, startMarketplace } from "./bench-marketplace.mjs";
 
 const bounties = Number(process.env.CACHE_BENCH_BOUNTIES ?? 1000);
 const distinct = Number(process.env.CACHE_BENCH_ARTIFACTS ?? 200);
 const artifactBytes = Number(process.env.CACHE_BENCH_KB ?? 64) * 1024;
 const senders = Number(process.env.CACHE_BENCH_SENDERS ?? 16);
 const secret = "cache-bench";
-const sign = (body) => createHmac("sha256", secret).update(body).digest("hex");
 const say = (message) => process.stderr.write(`[cache-bench] ${message}\n`);
 const eicar = Buffer.from("X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*");
 
@@ -54,27 +54,8 @@ const draw = () => {
 };
 const sequence = Array.from({ length: bounties }, draw);
 
-const answers = new Map();
-const server = createServer((incoming, outgoing) => {
-  const artifact = /^\/a\/(\d+)$/.exec(incoming.url ?? "");
-  if (artifact) {
-    const item = artifacts[Number(artifact[1])];
-    return void outgoing.writeHead(200, { "content-length": item.bytes.length }).end(item.bytes);
-  }
-  const answer = /^\/r\/(\d+)$/.exec(incoming.url ?? "");
-  if (!answer) return void outgoing.writeHead(404).end();
-  const chunks = [];
-  incoming.on("data", (chunk) => chunks.push(chunk));
-  incoming.on("end", () => {
-    const list = answers.get(answer[1]) ?? [];
-    list.push({ at: performance.now(), body: Buffer.concat(chunks).toString() });
-    answers.set(answer[1], list);
-    outgoing.writeHead(200).end("{}");
-  });
-});
-server.keepAliveTimeout = 60_000;
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
+const marketplace = await startMarketplace({ artifacts });
+const { answers, base } = marketplace;
 
 const percentile = (sorted, fraction) =>
   sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
@@ -111,40 +92,22 @@ async function runOnce(label, environment) {
     const agent = new Agent({ keepAlive: true, maxSockets: senders });
     const firstId = randomInt(1_000_000, 1_000_000_000);
     const sent = [];
-    const post = (position) =>
-      new Promise((resolve) => {
-        const index = sequence[position];
-        const id = String(firstId + position);
-        const body = JSON.stringify({
-          id,
-          artifact_type: "file",
-          artifact_uri: `${base}/a/${index}`,
-          expiration: new Date(Date.now() + 60_000).toISOString(),
-          response_url: `${base}/r/${id}`,
-          sha256: artifacts[index].sha256,
-          phase: "assertion",
-        });
-        const bounty = { id, index, postedAt: performance.now(), status: 0 };
-        sent.push(bounty);
-        const outgoing = request(
-          `${engineUrl}/`,
-          {
-            method: "POST",
-            agent,
-            headers: {
-              "content-type": "application/json",
-              "x-polyswarm-event": "bounty",
-              "x-polyswarm-signature": sign(body),
-            },
-          },
-          (response) => {
-            bounty.status = response.statusCode;
-            response.resume().on("end", resolve);
-          },
-        );
-        outgoing.on("error", () => resolve());
-        outgoing.end(body);
+    const post = async (position) => {
+      const index = sequence[position];
+      const id = String(firstId + position);
+      const body = JSON.stringify({
+        id,
+        artifact_type: "file",
+        artifact_uri: `${base}/a/${index}`,
+        expiration: new Date(Date.now() + 60_000).toISOString(),
+        response_url: `${base}/r/${id}`,
+        sha256: artifacts[index].sha256,
+        phase: "assertion",
       });
+      const bounty = { id, index, postedAt: performance.now(), status: 0 };
+      sent.push(bounty);
+      bounty.status = await postSignedBounty({ agent, url: `${engineUrl}/`, secret, body });
+    };
     // Each sender posts its next bounty once the previous one is answered: a steady mix.
     const started = performance.now();
     let next = 0;
@@ -195,7 +158,7 @@ say(
 const off = await runOnce("cache off", { CACHE_TTL_SECONDS: "0" });
 answers.clear();
 const on = await runOnce("cache on", {});
-server.close();
+marketplace.close();
 const row = (result) =>
   `${result.label.padEnd(10)} ${result.bountiesPerSecond.toFixed(1).padStart(8)} ${result.p50.toFixed(1).padStart(8)} ${result.p99.toFixed(1).padStart(8)} ${(result.hitRate * 100).toFixed(1).padStart(7)}% ${String(result.once).padStart(6)} ${String(result.wrong).padStart(6)}`;
 process.stdout.write(

@@ -6,21 +6,21 @@
 // Usage: pnpm --filter @engine/microengine bench:queue   (after pnpm build; needs clamd and
 // redis-server installed). Environment: QUEUE_BENCH_BOUNTIES (1000), QUEUE_BENCH_SENDERS (50).
 import { spawn } from "node:child_process";
-import { createHash, createHmac, randomBytes, randomInt } from "node:crypto";
+import { createHash, randomBytes, randomInt } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { Agent, createServer, request } from "node:http";
+import { Agent } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startManagedClamd } from "@engine/clamav/managed";
+import { postSignedBounty, startMarketplace } from "./bench-marketplace.mjs";
 
 const bounties = Number(process.env.QUEUE_BENCH_BOUNTIES ?? 1000);
 const senders = Number(process.env.QUEUE_BENCH_SENDERS ?? 50);
 const expirationMs = 30_000;
 const secret = "queue-bench";
 const cli = join(import.meta.dirname, "../bin/microengine.cjs");
-const sign = (body) => createHmac("sha256", secret).update(body).digest("hex");
 const say = (message) => process.stderr.write(`[queue-bench] ${message}\n`);
 
 const freePort = () =>
@@ -37,27 +37,8 @@ const artifacts = Array.from({ length: 256 }, () => {
   const bytes = randomBytes(10 * 1024);
   return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
 });
-const answers = new Map();
-const server = createServer((incoming, outgoing) => {
-  const artifact = /^\/a\/(\d+)$/.exec(incoming.url ?? "");
-  if (artifact) {
-    const item = artifacts[Number(artifact[1])];
-    return void outgoing.writeHead(200, { "content-length": item.bytes.length }).end(item.bytes);
-  }
-  const answer = /^\/r\/(\d+)$/.exec(incoming.url ?? "");
-  if (!answer) return void outgoing.writeHead(404).end();
-  const chunks = [];
-  incoming.on("data", (chunk) => chunks.push(chunk));
-  incoming.on("end", () => {
-    const list = answers.get(answer[1]) ?? [];
-    list.push({ at: performance.now(), body: Buffer.concat(chunks).toString() });
-    answers.set(answer[1], list);
-    outgoing.writeHead(200).end("{}");
-  });
-});
-server.keepAliveTimeout = 60_000;
-await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
+const marketplace = await startMarketplace({ artifacts });
+const { answers, base } = marketplace;
 
 const children = [];
 function start(command, environment) {
@@ -117,23 +98,7 @@ async function run(engineUrl, label, count = bounties) {
           expiresAt: performance.now() + expirationMs,
         };
         sent.push(bounty);
-        bounty.status = await new Promise((resolve) => {
-          const outgoing = request(
-            engineUrl,
-            {
-              method: "POST",
-              agent,
-              headers: {
-                "content-type": "application/json",
-                "x-polyswarm-event": "bounty",
-                "x-polyswarm-signature": sign(body),
-              },
-            },
-            (response) => response.resume().on("end", () => resolve(response.statusCode)),
-          );
-          outgoing.on("error", () => resolve(0));
-          outgoing.end(body);
-        });
+        bounty.status = await postSignedBounty({ agent, url: engineUrl, secret, body });
       }
     }),
   );
@@ -232,8 +197,7 @@ try {
   await stopAll();
   redis.kill("SIGTERM");
   await clamd[Symbol.asyncDispose]();
-  server.closeAllConnections();
-  server.close();
+  marketplace.close();
   await rm(directory, { recursive: true, force: true });
 }
 console.log(

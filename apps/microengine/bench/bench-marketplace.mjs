@@ -1,0 +1,74 @@
+// What the engine benchmarks share: a marketplace on loopback (artifacts served at /a/<index>,
+// answers collected at /r/<id>) and signed webhook posts.
+import { createHmac } from "node:crypto";
+import { createServer, request } from "node:http";
+
+/**
+ * Starts the marketplace. `artifacts[index].bytes` is served at `/a/<index>` (after `delayMs`);
+ * each POST to `/r/<id>` is kept in `answers.get(id)` as `{ at: clock(), body }`.
+ * @returns {Promise<{ base: string, answers: Map<string, Array<{ at: number, body: string }>>, close(): void }>}
+ */
+export async function startMarketplace({
+  artifacts,
+  delayMs = 0,
+  clock = () => performance.now(),
+}) {
+  const answers = new Map();
+  const server = createServer((incoming, outgoing) => {
+    const artifact = /^\/a\/(\d+)$/.exec(incoming.url ?? "");
+    if (artifact) {
+      const item = artifacts[Number(artifact[1])];
+      const send = () => {
+        if (!outgoing.destroyed)
+          outgoing.writeHead(200, { "content-length": item.bytes.length }).end(item.bytes);
+      };
+      if (delayMs > 0) setTimeout(send, delayMs);
+      else send();
+      return;
+    }
+    const answer = /^\/r\/(\d+)$/.exec(incoming.url ?? "");
+    if (!answer) return void outgoing.writeHead(404).end();
+    const chunks = [];
+    incoming.on("data", (chunk) => chunks.push(chunk));
+    incoming.on("end", () => {
+      const list = answers.get(answer[1]) ?? [];
+      list.push({ at: clock(), body: Buffer.concat(chunks).toString() });
+      answers.set(answer[1], list);
+      outgoing.writeHead(200).end("{}");
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    base: `http://127.0.0.1:${server.address().port}`,
+    answers,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+/**
+ * Posts a signed bounty webhook (`body`, a JSON string) to `url` through `agent`; resolves
+ * with the HTTP status, or the socket error's code (never rejects).
+ */
+export function postSignedBounty({ agent, url, secret, body }) {
+  return new Promise((resolve) => {
+    const outgoing = request(
+      url,
+      {
+        method: "POST",
+        agent,
+        headers: {
+          "content-type": "application/json",
+          "x-polyswarm-event": "bounty",
+          "x-polyswarm-signature": createHmac("sha256", secret).update(body).digest("hex"),
+        },
+      },
+      (response) => response.resume().on("end", () => resolve(response.statusCode)),
+    );
+    outgoing.on("error", (error) => resolve(error.code ?? "error"));
+    outgoing.end(body);
+  });
+}
