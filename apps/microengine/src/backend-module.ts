@@ -90,14 +90,17 @@ export const backendModuleStartMs = 30_000;
 /** How long a module's scanner may take to close, in ms: shutdown never waits for ever. */
 export const backendModuleCloseMs = 5_000;
 
-/** `promise`, or a rejection with `message` after `ms` (the promise is left to settle alone). */
-function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+/**
+ * `promise`, or a rejection with `message` after `ms` (the promise is left to settle alone).
+ * The bound on every step of a backend module, and on `check`'s conformance checks.
+ */
+export function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
     new Promise<never>((_resolve, reject) => {
+      // Not unref'd: a step that hangs with nothing else alive still ends in this error.
       timer = setTimeout(() => reject(new Error(message)), ms);
-      timer.unref();
     }),
   ]).finally(() => clearTimeout(timer));
 }

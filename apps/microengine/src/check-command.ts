@@ -1,7 +1,7 @@
 import { checkClamdAlerts } from "@engine/clamav";
 import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
 import { enabledChecks } from "@engine/core/conformance";
-import type { BackendModule } from "./backend-module.js";
+import { type BackendModule, within } from "./backend-module.js";
 import type { EngineBackends } from "./engine-backends.js";
 import { backendBanner } from "./scan-command.js";
 
@@ -98,25 +98,18 @@ async function checkConformance(
       out.write(`SKIP ${label}\n`);
       continue;
     }
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
+      await within(
         check.run({ createScanner: () => module.createScanner(), options }),
-        new Promise((_resolve, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`did not finish within ${limitMs} ms`)),
-            limitMs,
-          );
-        }),
-      ]);
+        limitMs,
+        `did not finish within ${limitMs} ms`,
+      );
       out.write(`PASS ${label}\n`);
     } catch (error) {
       passed = false;
       // One line per check: zod's messages put the path on a line of its own.
       const message = ((error as Error)?.message ?? String(error)).replace(/\s*\n\s*/g, " ");
       out.write(`FAIL ${label}: ${message}\n`);
-    } finally {
-      clearTimeout(timer);
     }
   }
   return passed;
