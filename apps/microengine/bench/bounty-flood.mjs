@@ -11,9 +11,8 @@ import { spawn } from "node:child_process";
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Agent } from "node:http";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { postSignedBounty, startMarketplace } from "./bench-marketplace.mjs";
+import { postSignedBounty, startMarketplace, startServe } from "./bench-support.mjs";
 
 const bounties = Number(process.env.FLOOD_BOUNTIES ?? 1500);
 const senders = Number(process.env.FLOOD_SENDERS ?? 50);
@@ -43,34 +42,14 @@ const marketplace = await startMarketplace({
 const { answers, base } = marketplace;
 
 // The engine as operators run it, in its own process (its RSS is its own).
-const port = 20_000 + randomInt(20_000);
 const nodeArguments = (process.env.FLOOD_NODE_ARGS ?? "").split(" ").filter(Boolean); // e.g. --cpu-prof
-const engine = spawn(
-  process.execPath,
-  [...nodeArguments, join(import.meta.dirname, "../bin/microengine.cjs"), "serve"],
-  {
-    env: {
-      ...process.env,
-      WEBHOOK_SECRET: secret,
-      PORT: String(port),
-      ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
-      ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
-      LOG_LEVEL: process.env.LOG_LEVEL ?? "error",
-    },
-    stdio: ["ignore", process.env.FLOOD_NODE_ARGS ? "inherit" : "ignore", "inherit"],
-  },
-);
-const engineUrl = `http://127.0.0.1:${port}`;
+const { engine, url: engineUrl } = await startServe({
+  secret,
+  nodeArguments,
+  environment: { LOG_LEVEL: process.env.LOG_LEVEL ?? "error" },
+  stdout: process.env.FLOOD_NODE_ARGS ? "inherit" : "ignore",
+});
 try {
-  for (let attempt = 0; ; attempt += 1) {
-    const ready = await fetch(`${engineUrl}/readyz`).then(
-      (response) => response.ok,
-      () => false,
-    );
-    if (ready) break;
-    if (attempt > 600) throw new Error("the engine did not become ready");
-    await sleep(100);
-  }
   await sleep(1000);
   const idle = memoryOf(engine.pid);
   await fetch(`${engineUrl}/metrics`).then((response) => response.text()); // resets the lag histogram

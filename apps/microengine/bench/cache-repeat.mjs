@@ -9,12 +9,10 @@
 // Usage: pnpm --filter @engine/microengine bench:cache   (after pnpm build; needs clamd)
 // Environment: CACHE_BENCH_BOUNTIES (1000), CACHE_BENCH_ARTIFACTS (200), CACHE_BENCH_KB (64),
 // CACHE_BENCH_SENDERS (16).
-import { spawn } from "node:child_process";
 import { createHash, randomInt } from "node:crypto";
 import { Agent } from "node:http";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { postSignedBounty, startMarketplace } from "./bench-marketplace.mjs";
+import { postSignedBounty, startMarketplace, startServe } from "./bench-support.mjs";
 
 const bounties = Number(process.env.CACHE_BENCH_BOUNTIES ?? 1000);
 const distinct = Number(process.env.CACHE_BENCH_ARTIFACTS ?? 200);
@@ -61,34 +59,8 @@ const percentile = (sorted, fraction) =>
   sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
 
 async function runOnce(label, environment) {
-  const port = 20_000 + randomInt(20_000);
-  const engine = spawn(
-    process.execPath,
-    [join(import.meta.dirname, "../bin/microengine.cjs"), "serve"],
-    {
-      env: {
-        ...process.env,
-        WEBHOOK_SECRET: secret,
-        PORT: String(port),
-        ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
-        ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
-        LOG_LEVEL: "error",
-        ...environment,
-      },
-      stdio: ["ignore", "ignore", "inherit"],
-    },
-  );
-  const engineUrl = `http://127.0.0.1:${port}`;
+  const { engine, url: engineUrl } = await startServe({ secret, environment });
   try {
-    for (let attempt = 0; ; attempt += 1) {
-      const ready = await fetch(`${engineUrl}/readyz`).then(
-        (response) => response.ok,
-        () => false,
-      );
-      if (ready) break;
-      if (attempt > 600) throw new Error("the engine did not become ready");
-      await sleep(100);
-    }
     const agent = new Agent({ keepAlive: true, maxSockets: senders });
     const firstId = randomInt(1_000_000, 1_000_000_000);
     const sent = [];

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startManagedClamd } from "@engine/clamav/managed";
-import { postSignedBounty, startMarketplace } from "./bench-marketplace.mjs";
+import { postSignedBounty, startMarketplace } from "./bench-support.mjs";
 
 const bounties = Number(process.env.QUEUE_BENCH_BOUNTIES ?? 1000);
 const senders = Number(process.env.QUEUE_BENCH_SENDERS ?? 50);

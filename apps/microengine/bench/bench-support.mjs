@@ -1,7 +1,54 @@
-// What the engine benchmarks share: a marketplace on loopback (artifacts served at /a/<index>,
-// answers collected at /r/<id>) and signed webhook posts.
-import { createHmac } from "node:crypto";
+// What the engine benchmarks share: `serve` in its own process, a marketplace on loopback
+// (artifacts served at /a/<index>, answers collected at /r/<id>) and signed webhook posts.
+import { spawn } from "node:child_process";
+import { createHmac, randomInt } from "node:crypto";
 import { createServer, request } from "node:http";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+/**
+ * Starts `microengine serve` as operators run it, in its own process (its RSS is its own),
+ * allowed to fetch from and answer to loopback, and resolves once `/readyz` answers 200.
+ * @returns {Promise<{ engine: import("node:child_process").ChildProcess, url: string }>}
+ */
+export async function startServe({
+  secret,
+  environment = {},
+  nodeArguments = [],
+  stdout = "ignore",
+}) {
+  const port = 20_000 + randomInt(20_000);
+  const engine = spawn(
+    process.execPath,
+    [...nodeArguments, join(import.meta.dirname, "../bin/microengine.cjs"), "serve"],
+    {
+      env: {
+        ...process.env,
+        WEBHOOK_SECRET: secret,
+        PORT: String(port),
+        ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
+        ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
+        LOG_LEVEL: "error",
+        ...environment,
+      },
+      stdio: ["ignore", stdout, "inherit"],
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  for (let attempt = 0; ; attempt += 1) {
+    const ready = await fetch(`${url}/readyz`).then(
+      (response) => response.ok,
+      () => false,
+    );
+    if (ready) break;
+    if (attempt > 600) {
+      engine.kill("SIGKILL");
+      throw new Error("the engine did not become ready");
+    }
+    await sleep(100);
+  }
+  return { engine, url };
+}
 
 /**
  * Starts the marketplace. `artifacts[index].bytes` is served at `/a/<index>` (after `delayMs`);
