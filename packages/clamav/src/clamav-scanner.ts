@@ -142,8 +142,9 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
       await refreshVersion();
     },
     close: () => client.close(),
-    scan: async (artifact, { signal, deadline }) => {
-      const outcome = await client.scan(artifact, { signal, deadline });
+    // The scan context's signal already fires at the deadline: the client uses it as it is.
+    scan: async (artifact, context) => {
+      const outcome = await client.scan(artifact, context);
       return toResult(outcome, await currentVersion());
     },
   });

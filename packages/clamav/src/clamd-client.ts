@@ -1,16 +1,11 @@
-import { stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import {
   type Artifact,
-  ArtifactTooLargeError,
-  ArtifactUnavailableError,
-  BackendUnavailableError,
   createScanSignal,
-  EngineError,
   errorFromSignal,
   ProtocolError,
   parseOptions,
-  raceSignal,
+  type ScanContext,
   type ScanOptions,
 } from "@engine/core";
 import {
@@ -18,13 +13,13 @@ import {
   clamdClientOptionsSchema,
   type ResolvedClamdClientOptions,
 } from "./clamd-client-options.js";
+import { ClamdConnection, ClamdConnectionFailure, type ClamdEndpoint } from "./clamd-connection.js";
 import {
-  ClamdConnection,
-  ClamdConnectionFailure,
-  type ClamdEndpoint,
-  describeEndpoint,
-} from "./clamd-connection.js";
-import { clamdConnectionError, clamdTooLarge, clamdUnexpectedReply } from "./clamd-errors.js";
+  clamdConnectionError,
+  clamdScanFailure,
+  clamdTooLarge,
+  clamdUnexpectedReply,
+} from "./clamd-errors.js";
 import {
   type ClamdReply,
   type ClamdStats,
@@ -34,11 +29,12 @@ import {
   parseClamdStats,
   parseClamdVersion,
 } from "./clamd-reply.js";
+import { type ClamdScanMode, chooseSendMode, type SendPlan } from "./clamd-send-mode.js";
 import { type ClamdSession, ClamdSessionPool } from "./clamd-session-pool.js";
-import { chunkHeader, endOfStreamFrame } from "./instream-framing.js";
+import { scanByFileDescriptor } from "./fildes-scan.js";
+import { type InstreamProgress, writeInstream } from "./instream-writer.js";
 
-/** How a scan reached clamd. */
-export type ClamdScanMode = "instream" | "path" | "fildes";
+export type { ClamdScanMode } from "./clamd-send-mode.js";
 
 /** What {@link ClamdClient.scan} returns: clamd's verdict reply and how it was obtained. */
 export interface ClamdScanOutcome {
@@ -46,37 +42,20 @@ export interface ClamdScanOutcome {
   reply: Extract<ClamdReply, { kind: "ok" | "found" | "error" }>;
   /** `instream` (streamed to clamd), `path` (clamd opened the local file) or `fildes` (we passed it open). */
   mode: ClamdScanMode;
-  /** Bytes sent to clamd (0 in `path` mode). */
+  /** Bytes sent to clamd (0 in `path` and `fildes` mode). */
   bytesSent: number;
 }
 
-interface PreparedArtifact {
-  mode: ClamdScanMode;
-  /** Size in bytes, when known before sending. */
-  size: number | undefined;
-  /** The whole content of a small file, already read. */
-  small?: Uint8Array;
-}
-
-interface ScanAttempt {
-  started: boolean;
-  finishedSending: boolean;
-  bytesSent: number;
-}
-
+/** How long the PING that tells a size refusal from a dead clamd may take, in ms. */
 const probeTimeoutMs = 1000;
 
-type FileDescriptorPassing = typeof import("@engine/clamav-native");
-let fileDescriptorPassing: Promise<FileDescriptorPassing | undefined> | undefined;
-
-/** The optional FILDES addon, loaded once; `undefined` when it is not installed or not built. */
-function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | undefined> {
-  fileDescriptorPassing ??= import("@engine/clamav-native").catch(() => undefined);
-  return fileDescriptorPassing;
+/** True for the context `defineScanner` hands a backend's scan (its signal includes the deadline). */
+function isScanContext(options: ScanOptions | ScanContext): options is ScanContext {
+  return (
+    typeof (options as Partial<ScanContext>).remainingMs === "function" &&
+    (options as Partial<ScanContext>).signal instanceof AbortSignal
+  );
 }
-/** A dropped upload at least this large, with clamd alive, is read as its StreamMaxLength refusal. */
-const sizeRefusalFloorBytes = 1024 * 1024;
-const instreamCommand = Buffer.from("zINSTREAM\0");
 
 /**
  * A small, typed clamd client. Every call has a connect timeout, a read timeout and honours
@@ -145,36 +124,61 @@ export class ClamdClient {
   }
 
   /**
-   * Scans an artifact. Local files on a unix-socket clamd are read by clamd itself
-   * (`SCAN <path>`, falling back to streaming when clamd may not read them); everything else
-   * is streamed with `INSTREAM` in `chunkBytes` chunks with back-pressure, never buffered.
+   * Scans an artifact. How it is sent is chosen per artifact (see `scanLocalFiles`,
+   * `passFileDescriptors`): a local file on a unix-socket clamd is passed open (`FILDES`) or
+   * read by clamd itself (`SCAN <path>`), falling back to streaming when clamd may not read it;
+   * everything else is streamed with `INSTREAM` in `chunkBytes` chunks with back-pressure,
+   * never buffered whole.
+   *
+   * `options` is a caller's `{ signal, deadline }`, or the `ScanContext` a scanner built with
+   * `defineScanner` hands its `scan`: its signal already fires at the deadline, so the client
+   * uses it as it is instead of building a second one.
    *
    * Throws `ArtifactTooLargeError` when the artifact is larger than `maxStreamBytes` (before
    * sending when its size is known) or when clamd cuts the stream; `BackendUnavailableError`,
    * `ScanTimeoutError`, `ScanAbortedError` or `ProtocolError` otherwise. Never a silent "OK".
    */
-  async scan(artifact: Artifact, options: ScanOptions = {}): Promise<ClamdScanOutcome> {
+  async scan(
+    artifact: Artifact,
+    options: ScanOptions | ScanContext = {},
+  ): Promise<ClamdScanOutcome> {
+    if (isScanContext(options)) {
+      if (options.signal.aborted) throw errorFromSignal(options.signal);
+      return this.#scan(artifact, options.signal);
+    }
     using stop = createScanSignal(options);
     stop.throwIfStopped();
-    const signal = stop.signal;
-    const prepared = await this.#prepare(artifact, signal);
-    const { size } = prepared;
+    // (awaited here: `using` disposes of the signal when this function returns)
+    return await this.#scan(artifact, stop.signal);
+  }
+
+  async #scan(artifact: Artifact, signal: AbortSignal): Promise<ClamdScanOutcome> {
+    const plan = await chooseSendMode(artifact, this.endpoint, this.options, signal);
+    const { size } = plan;
     if (size !== undefined && size > this.options.maxStreamBytes)
       throw clamdTooLarge(this.options.maxStreamBytes, size);
-    let mode = prepared.mode;
+    let mode = plan.mode;
 
-    if (mode === "fildes") {
-      const reply = await this.#scanFileDescriptor(artifact.path as string, signal);
+    if (mode === "fildes" && "socket" in this.endpoint) {
+      const path = artifact.path as string;
+      const { readTimeoutMs } = this.options;
+      const reply = await scanByFileDescriptor(
+        this.#sessions,
+        this.endpoint,
+        path,
+        readTimeoutMs,
+        signal,
+      );
       if (reply) return { reply, mode, bytesSent: 0 };
       mode = "instream"; // clamd refused FILDES (an old or remote clamd): stream instead
     }
     for (let attempt = 0; ; attempt += 1) {
       const session = await this.#openSession(signal);
       const reused = session.nextId > 1;
-      const progress: ScanAttempt = { started: false, finishedSending: false, bytesSent: 0 };
+      const progress: InstreamProgress = { started: false, finishedSending: false, bytesSent: 0 };
       try {
         const subject = mode === "path" ? resolve(artifact.path as string) : "stream";
-        const text = await this.#request(session, mode, artifact, prepared, signal, progress);
+        const text = await this.#request(session, mode, artifact, plan, signal, progress);
         const reply = parseClamdReply(text, subject);
         this.#sessions.release(session, true);
         if (reply.kind === "error" && reply.sizeLimitExceeded)
@@ -192,7 +196,7 @@ export class ClamdClient {
         if (signal.aborted) throw errorFromSignal(signal);
         if (!(error instanceof ClamdConnectionFailure)) throw error;
         const queued = session.connection.takeQueuedReply();
-        if (queued !== undefined && parseClamdReply(queued).kind === "error") {
+        if (queued !== undefined) {
           const reply = parseClamdReply(queued);
           if (reply.kind === "error" && reply.sizeLimitExceeded)
             throw clamdTooLarge(this.options.maxStreamBytes, size, progress.bytesSent);
@@ -200,7 +204,18 @@ export class ClamdClient {
         const stale =
           reused && attempt === 0 && (error.kind === "closed" || error.kind === "write-failed");
         if (stale && (artifact.replayable || !progress.started)) continue; // a kept connection clamd had dropped
-        throw await this.#scanFailure(error, progress, size);
+        throw await clamdScanFailure(
+          this.endpoint,
+          error,
+          progress,
+          size,
+          this.options.maxStreamBytes,
+          () =>
+            this.ping({ deadline: Date.now() + probeTimeoutMs }).then(
+              () => true,
+              () => false,
+            ),
+        );
       }
     }
   }
@@ -213,59 +228,6 @@ export class ClamdClient {
   /** Closes the kept connections (`await using client = new ClamdClient(...)`). */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
-  }
-
-  /**
-   * FILDES through the optional addon: the reply, or `undefined` when clamd answered FILDES
-   * with an error (then the caller streams). Typed errors for connection problems.
-   */
-  async #scanFileDescriptor(
-    path: string,
-    signal: AbortSignal,
-  ): Promise<Extract<ClamdReply, { kind: "ok" | "found" }> | undefined> {
-    const native = await loadFileDescriptorPassing();
-    if (!native) return undefined;
-    const socket = (this.endpoint as { socket: string }).socket;
-    await this.#sessions.takeSlot(signal);
-    let text: string;
-    try {
-      // The addon holds a libuv thread and a clamd connection until clamd answers (or its read
-      // timeout): the slot goes back only then, even when the caller stops waiting earlier, so
-      // FILDES calls stay within maxConnections and never fill the thread pool.
-      const call = native.scanFileDescriptor(socket, resolve(path), this.options.readTimeoutMs);
-      call.then(
-        () => this.#sessions.releaseSlot(),
-        () => this.#sessions.releaseSlot(),
-      );
-      text = await raceSignal(call, signal);
-    } catch (error) {
-      if (signal.aborted || EngineError.isInstance(error))
-        throw signal.aborted ? errorFromSignal(signal) : error;
-      const code = (error as NodeJS.ErrnoException).code;
-      const kind =
-        code === "ETIMEOUT" ? "read-timeout" : code === "ECONNECT" ? "connect-failed" : "closed";
-      if (code === "EFILE") {
-        throw new ArtifactUnavailableError({
-          message: `@engine/clamav: ${(error as Error).message}`,
-          cause: error,
-        });
-      }
-      throw clamdConnectionError(
-        this.endpoint,
-        new ClamdConnectionFailure(kind, (error as Error).message, { cause: error }),
-        "FILDES",
-      );
-    }
-    const reply = parseClamdReply(text);
-    if (reply.kind === "ok" || reply.kind === "found") return reply;
-    if (text.length === 0) {
-      throw clamdConnectionError(
-        this.endpoint,
-        new ClamdConnectionFailure("closed", "no reply to FILDES"),
-        "FILDES",
-      );
-    }
-    return undefined;
   }
 
   async #command(name: string, options: ScanOptions): Promise<string> {
@@ -291,41 +253,6 @@ export class ClamdClient {
     }
   }
 
-  /**
-   * Decides how to send an artifact with as few file-system trips as possible (each costs
-   * ~0.1 ms on the thread pool, as much as clamd's scan of a small file): one `stat` when clamd
-   * may read the file by path; otherwise one bounded read, which returns a small file whole or
-   * tells that it is large.
-   */
-  async #prepare(artifact: Artifact, signal: AbortSignal): Promise<PreparedArtifact> {
-    const path = artifact.path;
-    if (
-      path !== undefined &&
-      this.options.scanLocalFiles &&
-      "socket" in this.endpoint &&
-      !/[\0\n\r]/.test(path)
-    ) {
-      const stats = await stat(path).catch(() => undefined); // a read error surfaces when streaming
-      if (stats?.isFile()) {
-        const mode =
-          this.options.passFileDescriptors && (await loadFileDescriptorPassing())
-            ? "fildes"
-            : "path";
-        return { mode, size: artifact.size ?? stats.size };
-      }
-    }
-    if (artifact.size !== undefined || path === undefined) {
-      return { mode: "instream", size: artifact.size ?? (await artifact.byteLength()) };
-    }
-    try {
-      const small = await artifact.bytes({ signal, maxBytes: this.options.chunkBytes });
-      return { mode: "instream", size: small.byteLength, small };
-    } catch (error) {
-      if (!ArtifactTooLargeError.isInstance(error)) throw error;
-      return { mode: "instream", size: await artifact.byteLength() };
-    }
-  }
-
   /** A kept or new IDSESSION connection, its failures typed. */
   async #openSession(signal: AbortSignal): Promise<ClamdSession> {
     try {
@@ -336,80 +263,35 @@ export class ClamdClient {
     }
   }
 
+  /** Sends one scan request on a session (`SCAN <path>` or an `INSTREAM` upload) and reads its reply. */
   async #request(
     session: ClamdSession,
     mode: ClamdScanMode,
     artifact: Artifact,
-    { size, small }: PreparedArtifact,
+    plan: SendPlan,
     signal: AbortSignal,
-    progress: ScanAttempt,
+    progress: InstreamProgress,
   ): Promise<string> {
     const { connection } = session;
     const id = session.nextId;
     session.nextId += 1;
-    const { readTimeoutMs, chunkBytes, maxStreamBytes } = this.options;
+    const { readTimeoutMs } = this.options;
     const onAbort = (): void => connection.destroy(errorFromSignal(signal));
     signal.addEventListener("abort", onAbort, { once: true });
-    let unsubscribe = (): void => {};
     try {
       if (mode === "path") {
         await connection.write(`zSCAN ${resolve(artifact.path as string)}\0`, readTimeoutMs);
       } else {
-        progress.started = true;
-        if (size !== undefined && size <= chunkBytes) {
-          // Small artifacts (most uploads) go out in one write: command, one frame, end frame.
-          const body = small ?? (await artifact.bytes({ signal, maxBytes: maxStreamBytes }));
-          if (body.byteLength <= chunkBytes) {
-            progress.bytesSent = body.byteLength;
-            // An empty body gets no frame of its own: a zero-length frame IS the end frame.
-            const frames =
-              body.byteLength === 0
-                ? [instreamCommand, endOfStreamFrame]
-                : [instreamCommand, chunkHeader(body.byteLength), body, endOfStreamFrame];
-            await connection.write(Buffer.concat(frames), readTimeoutMs);
-            return await this.#reply(connection, id, readTimeoutMs, progress);
-          }
-        }
-        await connection.write(instreamCommand, readTimeoutMs);
-        const stream = artifact.stream({ signal });
-        // A dead clamd must end the upload even while we wait for the artifact's next chunk.
-        unsubscribe = connection.onFailure((failure) => stream.destroy(failure));
-        for await (const chunk of stream) {
-          const data = chunk as Buffer;
-          for (let offset = 0; offset < data.length; offset += chunkBytes) {
-            const body = data.subarray(offset, Math.min(offset + chunkBytes, data.length));
-            if (progress.bytesSent + body.length > maxStreamBytes) {
-              throw clamdTooLarge(
-                this.options.maxStreamBytes,
-                undefined,
-                progress.bytesSent + body.length,
-              );
-            }
-            // The body's write reports any failure; the header's own promise must not go unhandled.
-            connection.write(chunkHeader(body.length), readTimeoutMs)?.catch(() => {});
-            const pending = connection.write(body, readTimeoutMs);
-            progress.bytesSent += body.length;
-            if (pending) await pending;
-          }
-          if (connection.hasQueuedReply) break; // clamd answered early (size limit): stop sending
-        }
-        await connection.write(endOfStreamFrame, readTimeoutMs);
+        await writeInstream(connection, artifact, plan, this.options, signal, progress);
       }
-      return await this.#reply(connection, id, readTimeoutMs, progress);
+      return await this.#reply(connection, id, readTimeoutMs);
     } finally {
-      unsubscribe();
       signal.removeEventListener("abort", onAbort);
     }
   }
 
   /** Waits for the reply to session request `id` and strips its prefix. */
-  async #reply(
-    connection: ClamdConnection,
-    id: number,
-    readTimeoutMs: number,
-    progress: ScanAttempt,
-  ): Promise<string> {
-    progress.finishedSending = true;
+  async #reply(connection: ClamdConnection, id: number, readTimeoutMs: number): Promise<string> {
     const reply = await connection.nextReply(readTimeoutMs);
     const prefix = /^(\d+): /.exec(reply);
     if (prefix?.[1] !== String(id)) {
@@ -418,35 +300,6 @@ export class ClamdClient {
       });
     }
     return reply.slice(prefix[0].length);
-  }
-
-  /** Maps a socket failure during a scan: a cut stream is "too large" when clamd is still alive. */
-  async #scanFailure(
-    failure: ClamdConnectionFailure,
-    progress: ScanAttempt,
-    size: number | undefined,
-  ): Promise<EngineError> {
-    // clamd closes the socket at StreamMaxLength, while we still send (EPIPE, a close) or after
-    // the kernel took the whole upload; closing with unread data makes the kernel send a reset
-    // that can discard its "size limit exceeded" reply. A PING tells a refusal (clamd alive)
-    // from a crash. A drop after a small complete upload is not a size refusal.
-    const dropped =
-      progress.started && (failure.kind === "write-failed" || failure.kind === "closed");
-    const largeEnough = !progress.finishedSending || progress.bytesSent >= sizeRefusalFloorBytes;
-    if (dropped && largeEnough) {
-      const alive = await this.ping({ deadline: Date.now() + probeTimeoutMs }).then(
-        () => true,
-        () => false,
-      );
-      if (alive)
-        return clamdTooLarge(this.options.maxStreamBytes, size, progress.bytesSent, failure);
-      return new BackendUnavailableError({
-        message: `@engine/clamav: clamd at ${describeEndpoint(this.endpoint)} went away while we sent the artifact (${failure.message})`,
-        hint: "Check that clamd is running (was it killed or restarted?).",
-        cause: failure,
-      });
-    }
-    return clamdConnectionError(this.endpoint, failure, "INSTREAM");
   }
 
   #throwUnexpected(command: string, reply: string): never {

@@ -96,3 +96,33 @@ export function clamdUnexpectedReply(
     message: `@engine/clamav: ${command} to clamd at ${describeEndpoint(endpoint)}: ${detail}`,
   });
 }
+
+/** A dropped upload at least this large, with clamd alive, is read as its StreamMaxLength refusal. */
+const sizeRefusalFloorBytes = 1024 * 1024;
+
+/**
+ * A socket failure during a scan, as an engine error. clamd closes the socket at its
+ * StreamMaxLength while we still send (EPIPE, a close) or after the kernel took the whole
+ * upload, and closing with unread data makes the kernel send a reset that can discard its
+ * "size limit exceeded" reply: so a dropped large upload is "too large" when `isAlive()`
+ * (a PING) says clamd still runs, and "went away" when it does not. A drop after a small
+ * complete upload is not a size refusal.
+ */
+export async function clamdScanFailure(
+  endpoint: ClamdEndpoint,
+  failure: ClamdConnectionFailure,
+  upload: { started: boolean; finishedSending: boolean; bytesSent: number },
+  size: number | undefined,
+  maxStreamBytes: number,
+  isAlive: () => Promise<boolean>,
+): Promise<EngineError> {
+  const dropped = upload.started && (failure.kind === "write-failed" || failure.kind === "closed");
+  const largeEnough = !upload.finishedSending || upload.bytesSent >= sizeRefusalFloorBytes;
+  if (!dropped || !largeEnough) return clamdConnectionError(endpoint, failure, "INSTREAM");
+  if (await isAlive()) return clamdTooLarge(maxStreamBytes, size, upload.bytesSent, failure);
+  return new BackendUnavailableError({
+    message: `@engine/clamav: clamd at ${describeEndpoint(endpoint)} went away while we sent the artifact (${failure.message})`,
+    hint: "Check that clamd is running (was it killed or restarted?).",
+    cause: failure,
+  });
+}

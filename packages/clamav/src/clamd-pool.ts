@@ -2,6 +2,7 @@ import {
   type Artifact,
   BackendUnavailableError,
   InvalidOptionsError,
+  type ScanContext,
   type ScanOptions,
 } from "@engine/core";
 import { ClamdClient, type ClamdScanOutcome } from "./clamd-client.js";
@@ -25,7 +26,8 @@ export interface ClamdService {
   versionCommands(options?: ScanOptions): Promise<string[]>;
   stats(options?: ScanOptions): Promise<ClamdStats>;
   reload(options?: ScanOptions): Promise<void>;
-  scan(artifact: Artifact, options?: ScanOptions): Promise<ClamdScanOutcome>;
+  /** Scans with the caller's `{ signal, deadline }` or a `defineScanner` scan context. */
+  scan(artifact: Artifact, options?: ScanOptions | ScanContext): Promise<ClamdScanOutcome>;
   close(): Promise<void>;
 }
 
@@ -175,7 +177,10 @@ export class ClamdPool implements ClamdService {
   }
 
   /** Scans on the least busy healthy host, failing over to the others on connection failures. */
-  async scan(artifact: Artifact, options: ScanOptions = {}): Promise<ClamdScanOutcome> {
+  async scan(
+    artifact: Artifact,
+    options: ScanOptions | ScanContext = {},
+  ): Promise<ClamdScanOutcome> {
     this.#startHealthChecks();
     const tried = new Set<Host>();
     let lastError: unknown;

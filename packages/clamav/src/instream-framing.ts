@@ -15,13 +15,24 @@ export function chunkHeader(length: number): Buffer {
 }
 
 /**
- * Splits `data` into `INSTREAM` frames of at most `chunkBytes` bytes, each preceded by its
- * length header. Yields header and body separately so the body is never copied.
+ * Splits `data` into `INSTREAM` chunks of at most `chunkBytes` bytes, each as its length
+ * header and its body (a view of `data`, never a copy). Yields nothing for empty `data`: a
+ * zero-length chunk would be the end frame.
  */
-export function* instreamFrames(data: Uint8Array, chunkBytes: number): Generator<Uint8Array> {
+export function* instreamChunks(
+  data: Uint8Array,
+  chunkBytes: number,
+): Generator<[header: Buffer, body: Uint8Array]> {
   for (let offset = 0; offset < data.byteLength; offset += chunkBytes) {
     const body = data.subarray(offset, Math.min(offset + chunkBytes, data.byteLength));
-    yield chunkHeader(body.byteLength);
+    yield [chunkHeader(body.byteLength), body];
+  }
+}
+
+/** {@link instreamChunks} flattened: header, body, header, body, ... (without the end frame). */
+export function* instreamFrames(data: Uint8Array, chunkBytes: number): Generator<Uint8Array> {
+  for (const [header, body] of instreamChunks(data, chunkBytes)) {
+    yield header;
     yield body;
   }
 }

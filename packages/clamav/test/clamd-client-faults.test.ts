@@ -187,6 +187,23 @@ describe("ClamdClient against scripted faults", () => {
     await vi.waitFor(() => expect(server.open.size).toBe(0));
   });
 
+  it("takes a defineScanner scan context as it is: its signal stops the scan, with its reason", async () => {
+    const server = await fake(() => {});
+    const client = new ClamdClient({ socket: server.socketPath });
+    const controller = new AbortController();
+    const reason = new ScanTimeoutError({ message: "the scanner's deadline passed" });
+    const context = {
+      signal: controller.signal,
+      deadline: Date.now() + 60_000,
+      remainingMs: () => 60_000,
+    };
+    const scan = client.scan(stalledStreamArtifact(), context);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    controller.abort(reason);
+    await expect(scan).rejects.toBe(reason);
+    await vi.waitFor(() => expect(server.open.size).toBe(0));
+  });
+
   it("gives FILDES calls a connection slot each: never more than maxConnections at once", async () => {
     let open = 0;
     let most = 0;

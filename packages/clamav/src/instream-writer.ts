@@ -1,0 +1,77 @@
+import type { Artifact } from "@engine/core";
+import type { ClamdConnection } from "./clamd-connection.js";
+import { clamdTooLarge } from "./clamd-errors.js";
+import { endOfStreamFrame, instreamChunks, instreamFrames } from "./instream-framing.js";
+
+const instreamCommand = Buffer.from("zINSTREAM\0");
+
+/** How far an `INSTREAM` upload got: what the client's failure mapping needs to know. */
+export interface InstreamProgress {
+  /** The command was (being) written. */
+  started: boolean;
+  /** The end frame was written: clamd has the whole artifact. */
+  finishedSending: boolean;
+  /** Body bytes handed to the socket. */
+  bytesSent: number;
+}
+
+/** What an upload is bounded by (bytes, milliseconds; see `ClamdClientOptions`). */
+export interface InstreamLimits {
+  chunkBytes: number;
+  maxStreamBytes: number;
+  readTimeoutMs: number;
+}
+
+/**
+ * Writes `zINSTREAM`, the artifact in chunks of at most `chunkBytes` and the end frame to a
+ * session's connection, with back-pressure. An artifact that fits in one chunk (most uploads)
+ * goes out in a single write; a larger one is streamed and never held whole. Stops sending
+ * when clamd answers early (its size-limit refusal), and throws `ArtifactTooLargeError` before
+ * passing `maxStreamBytes`. The reply is the caller's to read.
+ *
+ * @param small the whole content when the caller has already read it
+ * @param size the artifact's size in bytes, when known
+ */
+export async function writeInstream(
+  connection: ClamdConnection,
+  artifact: Artifact,
+  { size, small }: { size: number | undefined; small?: Uint8Array | undefined },
+  limits: InstreamLimits,
+  signal: AbortSignal,
+  progress: InstreamProgress,
+): Promise<void> {
+  const { chunkBytes, maxStreamBytes, readTimeoutMs } = limits;
+  progress.started = true;
+  if (size !== undefined && size <= chunkBytes) {
+    const body = small ?? (await artifact.bytes({ signal, maxBytes: maxStreamBytes }));
+    if (body.byteLength <= chunkBytes) {
+      progress.bytesSent = body.byteLength;
+      const upload = [instreamCommand, ...instreamFrames(body, chunkBytes), endOfStreamFrame];
+      await connection.write(Buffer.concat(upload), readTimeoutMs);
+      progress.finishedSending = true;
+      return;
+    }
+  }
+  await connection.write(instreamCommand, readTimeoutMs);
+  const stream = artifact.stream({ signal });
+  // A dead clamd must end the upload even while we wait for the artifact's next chunk.
+  const unsubscribe = connection.onFailure((failure) => stream.destroy(failure));
+  try {
+    for await (const data of stream) {
+      for (const [header, body] of instreamChunks(data as Buffer, chunkBytes)) {
+        if (progress.bytesSent + body.byteLength > maxStreamBytes)
+          throw clamdTooLarge(maxStreamBytes, undefined, progress.bytesSent + body.byteLength);
+        // The body's write reports any failure; the header's own promise must not go unhandled.
+        connection.write(header, readTimeoutMs)?.catch(() => {});
+        const pending = connection.write(body, readTimeoutMs);
+        progress.bytesSent += body.byteLength;
+        if (pending) await pending;
+      }
+      if (connection.hasQueuedReply) break; // clamd answered early (size limit): stop sending
+    }
+    await connection.write(endOfStreamFrame, readTimeoutMs);
+    progress.finishedSending = true;
+  } finally {
+    unsubscribe();
+  }
+}
