@@ -52,13 +52,15 @@ export async function startServe({
 
 /**
  * Starts the marketplace. `artifacts[index].bytes` is served at `/a/<index>` (after `delayMs`);
- * each POST to `/r/<id>` is kept in `answers.get(id)` as `{ at: clock(), body }`.
+ * each POST to `/r/<id>` is kept in `answers.get(id)` as `{ at: clock(), body }`, and passed to
+ * `onAnswer(id, answer)` when given.
  * @returns {Promise<{ base: string, answers: Map<string, Array<{ at: number, body: string }>>, close(): void }>}
  */
 export async function startMarketplace({
   artifacts,
   delayMs = 0,
   clock = () => performance.now(),
+  onAnswer,
 }) {
   const answers = new Map();
   const server = createServer((incoming, outgoing) => {
@@ -79,8 +81,10 @@ export async function startMarketplace({
     incoming.on("data", (chunk) => chunks.push(chunk));
     incoming.on("end", () => {
       const list = answers.get(answer[1]) ?? [];
-      list.push({ at: clock(), body: Buffer.concat(chunks).toString() });
+      const entry = { at: clock(), body: Buffer.concat(chunks).toString() };
+      list.push(entry);
       answers.set(answer[1], list);
+      onAnswer?.(answer[1], entry);
       outgoing.writeHead(200).end("{}");
     });
   });

@@ -46,6 +46,14 @@ const pluginScannerSchema = z.looseObject({
 /** The conformance options a module may export (`export const conformance = {...}`). */
 const conformanceSchema = z
   .looseObject({
+    capabilities: z
+      .looseObject({
+        detectsEicar: z.boolean().optional(),
+        detectsEicarInLargeArtifacts: z.boolean().optional(),
+        maxArtifactBytes: z.number().int().positive().optional(),
+        createUnreachableScanner: z.function().optional(),
+      })
+      .optional(),
     detectsEicar: z.boolean().optional(),
     createUnreachableScanner: z.function().optional(),
     groups: z.record(z.string(), z.boolean()).optional(),
@@ -220,7 +228,14 @@ export async function loadBackendModule(
   const build = (): Promise<Scanner> => call(factory, "createScanner");
 
   const scanner = await build();
-  const { createUnreachableScanner, ...declared } = conformanceExport.data ?? {};
+  const {
+    createUnreachableScanner: legacyUnreachable,
+    capabilities: declaredCapabilities,
+    ...declared
+  } = conformanceExport.data ?? {};
+  const { createUnreachableScanner: declaredUnreachable, ...capabilities } =
+    declaredCapabilities ?? {};
+  const createUnreachableScanner = declaredUnreachable ?? legacyUnreachable;
   return {
     entry,
     name: scanner.name,
@@ -230,12 +245,15 @@ export async function loadBackendModule(
       // A third-party backend may be slow or remote: the 32 MiB stream is opt-in.
       ...declared,
       groups: { large: false, ...declared.groups },
-      ...(createUnreachableScanner
-        ? {
-            createUnreachableScanner: () =>
-              call(createUnreachableScanner, "conformance.createUnreachableScanner"),
-          }
-        : {}),
+      capabilities: {
+        ...capabilities,
+        ...(createUnreachableScanner
+          ? {
+              createUnreachableScanner: () =>
+                call(createUnreachableScanner, "conformance.createUnreachableScanner"),
+            }
+          : {}),
+      },
     },
     dispose: async () => {
       const plugins = made.splice(0);

@@ -17,17 +17,13 @@ interface RouteHost {
  * The operations routes serve and the worker share: `GET /healthz` (alive) and `GET /metrics`
  * (which refreshes `engine_signatures_age_seconds` through the readiness probe, at most once a
  * second). Returns that probe for the caller's own `/readyz`.
- * @param options.maxDatabaseAgeHours CLAMAV_MAX_DATABASE_AGE_HOURS: an older database fails the probe
  */
 export function addOperationsRoutes(
   app: RouteHost,
-  options: { backends: EngineBackends; metrics: EngineMetrics; maxDatabaseAgeHours: number },
+  options: { backends: EngineBackends; metrics: EngineMetrics },
 ): () => Promise<BackendReadiness> {
   const { metrics } = options;
-  const probe = createReadinessProbe(options.backends, {
-    maxDatabaseAgeHours: options.maxDatabaseAgeHours,
-    metrics,
-  });
+  const probe = createReadinessProbe(options.backends, { metrics });
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/metrics", async (_request, reply) => {
     await probe().catch(() => {});

@@ -67,7 +67,7 @@ export function watchRules(
   logger: Logger,
 ): { close(): void } {
   const directory = config.RULES_DIR;
-  if (!directory || !backends.yara) {
+  if (!directory || !backends.running.some((backend) => backend.readsRulesDirectory)) {
     logger.warn("RULES_WATCH: nothing to watch (set RULES_DIR and run yara); SIGHUP still reloads");
     return { close: () => {} };
   }
@@ -89,7 +89,7 @@ export function watchRules(
     timer = setTimeout(() => {
       fingerprint = treeFingerprint(directory); // what this reload reads: no second one for it
       logger.info({ directory, why }, "RULES_WATCH: rules changed; reloading YARA");
-      backends.reload({ clamav: false }).catch(() => {});
+      backends.reload({ rulesDirectoryOnly: true }).catch(() => {});
     }, rulesWatchDebounceMs);
   };
   const arm = (): void => {

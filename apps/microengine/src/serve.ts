@@ -222,7 +222,6 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
       worker,
       metrics,
       logger,
-      maxDatabaseAgeHours: config.CLAMAV_MAX_DATABASE_AGE_HOURS,
     });
     await app.listen({ port: config.WORKER_PORT, host: config.HOST });
   } catch (error) {

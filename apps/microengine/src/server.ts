@@ -382,7 +382,6 @@ export async function createServer(options: {
   const probe = addOperationsRoutes(app, {
     backends,
     metrics,
-    maxDatabaseAgeHours: config.CLAMAV_MAX_DATABASE_AGE_HOURS,
   });
 
   app.get("/readyz", async (_request, reply) => {

@@ -15,19 +15,13 @@ export async function createWorkerServer(options: {
   worker: QueueWorker;
   metrics: EngineMetrics;
   logger: Logger;
-  /** CLAMAV_MAX_DATABASE_AGE_HOURS: an older official database fails /readyz. */
-  maxDatabaseAgeHours: number;
 }) {
   const { backends, worker, metrics } = options;
   const app = Fastify({
     loggerInstance: options.logger.child({ component: "worker-http" }, { level: "warn" }),
     requestTimeout: 10_000,
   });
-  const probe = addOperationsRoutes(app, {
-    backends,
-    metrics,
-    maxDatabaseAgeHours: options.maxDatabaseAgeHours,
-  });
+  const probe = addOperationsRoutes(app, { backends, metrics });
   app.get("/readyz", async (_request, reply) => {
     const { ready, checks } = await probe();
     const taking = worker.running();

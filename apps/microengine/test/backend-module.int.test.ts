@@ -38,6 +38,14 @@ const modules: Record<string, string> = {
   "sloppy-scanner.mjs": `export function createScanner() {
     return { name: "sloppy", async scan() { return { verdict: "benign", confidence: 1, metadata: {} }; } };
   }`,
+  // Declares what it can do: no EICAR detection, and a way to be pointed at a backend that is down.
+  "capable-scanner.mjs": `${wordScanner.replace('name: "word"', 'name: "capable"').replace(' || text.includes("EICAR-STANDARD-ANTIVIRUS-TEST-FILE")', "")}
+export const conformance = {
+  capabilities: {
+    detectsEicar: false,
+    createUnreachableScanner: () => ({ name: "capable", async scan() { throw new Error("connect ECONNREFUSED"); } }),
+  },
+};`,
   "no-factory.mjs": "export const scanner = {};",
   "not-a-scanner.mjs": "export function createScanner() { return { name: 42 }; }",
   "syntax-error.mjs": "export function createScanner( {",
@@ -109,10 +117,27 @@ describe("a third-party backend module in scan and check", () => {
     expect(stdout).toMatch(/PASS word conformance eicar: /);
     expect(stdout).toMatch(/PASS word conformance abort: /);
     expect(stdout).toMatch(/PASS word conformance deadline: /);
-    expect(stdout).toMatch(/SKIP word conformance unreachable: /);
-    expect(stdout).toMatch(/SKIP word conformance large: /);
+    expect(stdout).toMatch(
+      /SKIP word conformance unreachable: .*\(the scanner declares no createUnreachableScanner\)/,
+    );
+    expect(stdout).toMatch(/SKIP word conformance large: .*\(group large switched off\)/);
     expect(stdout).not.toMatch(/FAIL/);
     expect(stdout).toMatch(/engine healthy/);
+    expect(code).toBe(0);
+  });
+
+  it("check: a module's declared capabilities decide what runs (no EICAR group; unreachable runs)", async () => {
+    const { code, stdout } = await microengine(
+      ["check", "--backends", "eicar,./capable-scanner.mjs"],
+      {},
+      { cwd: directory },
+    );
+    expect(stdout).toMatch(
+      /SKIP capable conformance eicar: .*\(the scanner does not declare detectsEicar\)/,
+    );
+    expect(stdout).toMatch(/PASS capable conformance unreachable: /);
+    expect(stdout).toMatch(/PASS capable conformance schema: /);
+    expect(stdout).not.toMatch(/FAIL/);
     expect(code).toBe(0);
   });
 

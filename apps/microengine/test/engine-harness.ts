@@ -111,9 +111,8 @@ export async function engineWith(scanners: Scanner[], environment: Record<string
     scanner,
     multi: scanner,
     cache: "off",
-    rulesLoadedAt: undefined,
+    running: [],
     statuses: [],
-    modules: [],
     reload: async () => true,
     dispose: async () => {},
   };

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clamavTestSignaturesWarning } from "../src/engine-backends.js";
+import { clamavTestSignaturesWarning } from "../src/clamav-backend.js";
 import { cliPath, microengine } from "./cli-runner.js";
 import { sarifValidator } from "./sarif-schema.js";
 

@@ -25,8 +25,10 @@ describeScanner(
       signaturesVersion: clamd.signaturesVersion,
     }),
   {
-    createUnreachableScanner: () =>
-      createClamavScanner({ socket: join(emptyDirectory, "clamd.sock") }),
+    capabilities: {
+      createUnreachableScanner: () =>
+        createClamavScanner({ socket: join(emptyDirectory, "clamd.sock") }),
+    },
   },
 );
 
@@ -38,7 +40,9 @@ describeScanner(
       signaturesVersion: clamd.signaturesVersion,
     }),
   {
-    createUnreachableScanner: () =>
-      createClamavScanner({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
+    capabilities: {
+      createUnreachableScanner: () =>
+        createClamavScanner({ host: "127.0.0.1", port: 1, connectTimeoutMs: 500 }),
+    },
   },
 );

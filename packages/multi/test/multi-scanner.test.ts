@@ -32,7 +32,9 @@ describeScanner(
   () => createMultiScanner([createEicarScanner(), createEicarScanner({ name: "eicar-2" })]),
   {
     largeArtifactBytes: 8 * 1024 * 1024,
-    createUnreachableScanner: () => createMultiScanner([throwing("down-1"), throwing("down-2")]),
+    capabilities: {
+      createUnreachableScanner: () => createMultiScanner([throwing("down-1"), throwing("down-2")]),
+    },
   },
 );
 
@@ -45,7 +47,7 @@ describeScanner(
     ),
   {
     largeArtifactBytes: 4 * 1024 * 1024,
-    createUnreachableScanner: () => createMultiScanner([throwing("down")]),
+    capabilities: { createUnreachableScanner: () => createMultiScanner([throwing("down")]) },
   },
 );
 

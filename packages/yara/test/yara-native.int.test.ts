@@ -13,8 +13,10 @@ describeScanner(
   () => createYaraScanner({ engine: "native", ...quiet }),
   {
     largeArtifactBytes: 16 * 1024 * 1024,
-    createUnreachableScanner: () =>
-      createYaraScanner({ engine: "native", rulesDir: "/nonexistent/rules", ...quiet }),
+    capabilities: {
+      createUnreachableScanner: () =>
+        createYaraScanner({ engine: "native", rulesDir: "/nonexistent/rules", ...quiet }),
+    },
   },
 );
 

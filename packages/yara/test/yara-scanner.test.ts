@@ -37,7 +37,9 @@ const rulesOf = (result: { metadata: Record<string, unknown> }) =>
 describeScanner("yara (wasm, bundled rules)", () => createYaraScanner({ workers: 2 }), {
   largeArtifactBytes: 16 * 1024 * 1024,
   // YARA has no daemon: its "backend" is the rules; missing rules must be an error, never benign.
-  createUnreachableScanner: () => createYaraScanner({ rulesDir: "/nonexistent/rules", ...quiet }),
+  capabilities: {
+    createUnreachableScanner: () => createYaraScanner({ rulesDir: "/nonexistent/rules", ...quiet }),
+  },
 });
 
 describe("rule loading", () => {

@@ -8,7 +8,12 @@ import { largeChecks } from "./checks/large-checks.js";
 import { lifecycleChecks } from "./checks/lifecycle-checks.js";
 import { schemaChecks } from "./checks/schema-checks.js";
 import { unreachableChecks } from "./checks/unreachable-checks.js";
-import type { ConformanceCheck, ConformanceOptions } from "./conformance-support.js";
+import {
+  type ConformanceCheck,
+  type ConformanceOptions,
+  capabilitiesOf,
+  minimumLargeArtifactBytes,
+} from "./conformance-support.js";
 
 /** Every check of the conformance suite, in order: one file per group in `checks/`. */
 export const conformanceChecks: readonly ConformanceCheck[] = [
@@ -25,16 +30,29 @@ export const conformanceChecks: readonly ConformanceCheck[] = [
 ];
 
 /**
- * The checks that apply with these options: groups switched off are left out, `eicar` when
- * the backend does not detect it, `unreachable` without `createUnreachableScanner`.
+ * Each check and whether it runs with these options, and when not, why: the scanner's
+ * declared capabilities leave out `eicar` when it does not detect EICAR, `unreachable`
+ * without `createUnreachableScanner`, `large` when `maxArtifactBytes` is under 1 MiB; and
+ * `groups` switches groups off for the run.
  */
 export function enabledChecks(
   options: ConformanceOptions,
-): { check: ConformanceCheck; enabled: boolean }[] {
+): { check: ConformanceCheck; enabled: boolean; skipReason?: string }[] {
+  const capabilities = capabilitiesOf(options);
+  const skipReason = (check: ConformanceCheck): string | undefined => {
+    if (options.groups?.[check.group] === false) return `group ${check.group} switched off`;
+    if (check.group === "eicar" && !capabilities.detectsEicar)
+      return "the scanner does not declare detectsEicar";
+    if (check.group === "unreachable" && !capabilities.createUnreachableScanner)
+      return "the scanner declares no createUnreachableScanner";
+    if (check.group === "large" && capabilities.maxArtifactBytes < minimumLargeArtifactBytes)
+      return `the scanner's maxArtifactBytes is under ${minimumLargeArtifactBytes} bytes`;
+    return undefined;
+  };
   return conformanceChecks.map((check) => {
-    let enabled = options.groups?.[check.group] !== false;
-    if (check.group === "eicar" && options.detectsEicar === false) enabled = false;
-    if (check.group === "unreachable" && !options.createUnreachableScanner) enabled = false;
-    return { check, enabled };
+    const reason = skipReason(check);
+    return reason === undefined
+      ? { check, enabled: true }
+      : { check, enabled: false, skipReason: reason };
   });
 }

@@ -14,17 +14,20 @@ export interface ConformanceRunner {
 
 /**
  * Registers the conformance suite for one backend with the test framework you pass in: one
- * test per check, switched-off groups and checks that need what the scanner does not declare
- * (`detectsEicar: false`, no `createUnreachableScanner`) registered as skipped.
+ * test per check; checks that need what the scanner does not declare in `capabilities` (EICAR
+ * detection, `createUnreachableScanner`, `maxArtifactBytes` of at least 1 MiB) and groups
+ * switched off are registered as skipped, their title saying why.
  *
  * @example
  * import { describe, it } from "node:test";
- * registerConformance({ describe, it }, "word", () => createWordScanner(), { groups: { large: false } });
+ * registerConformance({ describe, it }, "word", () => createWordScanner(), {
+ *   capabilities: { maxArtifactBytes: 8 * 1024 * 1024 },
+ * });
  *
  * @param runner the framework's `describe` and `it` (with `it.skip`)
  * @param name title of the describe block
  * @param createScanner builds a fresh scanner for each check
- * @param options which groups run and how strict the timings are
+ * @param options the scanner's capabilities, and how strict the timings are
  */
 export function registerConformance(
   runner: ConformanceRunner,
@@ -33,10 +36,10 @@ export function registerConformance(
   options: ConformanceOptions = {},
 ): void {
   runner.describe(`conformance: ${name}`, () => {
-    for (const { check, enabled } of enabledChecks(options)) {
+    for (const { check, enabled, skipReason } of enabledChecks(options)) {
       const register = enabled ? runner.it : runner.it.skip;
       register(
-        `[${check.group}] ${check.name}`,
+        `[${check.group}] ${check.name}${skipReason ? ` (skipped: ${skipReason})` : ""}`,
         () => check.run({ createScanner, options }),
         options.checkTimeoutMs ?? 60_000,
       );

@@ -21,29 +21,86 @@ export type ConformanceGroup =
   | "empty"
   | "large";
 
-/** Options of the conformance suite. */
-export interface ConformanceOptions {
-  /** Whether the backend claims to detect the EICAR test file. Default true. */
+/**
+ * What a scanner can do, declared once by its author: the suite runs the checks that apply and
+ * registers the others as skipped, saying which declaration skipped them.
+ */
+export interface ScannerCapabilities {
+  /** It detects the EICAR test file (the `eicar` group, EICAR in `schema` and `concurrency`). Default true. */
   detectsEicar?: boolean;
+  /** It finds EICAR at the very end of a large streamed artifact. Default: `detectsEicar`. */
+  detectsEicarInLargeArtifacts?: boolean;
   /**
-   * Builds a scanner of the same backend pointed at something that does not answer (a
-   * closed port, a missing socket). Without it, the `unreachable` group is skipped.
+   * The largest artifact it accepts, in bytes (a backend with a size limit refuses larger ones
+   * with `ArtifactTooLargeError`). The `large` group scans an artifact of at most this size,
+   * and is skipped when this is under 1 MiB. Default: no limit.
+   */
+  maxArtifactBytes?: number;
+  /**
+   * It talks to something that can be down: builds the same scanner pointed at something that
+   * does not answer (a closed port, a missing socket), for the `unreachable` group. Without it,
+   * that group is skipped.
    */
   createUnreachableScanner?: () => Scanner | Promise<Scanner>;
-  /** Groups to switch off (`{ large: false }`). Default: all on. */
+}
+
+/** Options of the conformance suite. */
+export interface ConformanceOptions {
+  /** What the scanner can do; the suite runs what applies (see {@link ScannerCapabilities}). */
+  capabilities?: ScannerCapabilities;
+  /** @deprecated Declare `capabilities.detectsEicar`. */
+  detectsEicar?: boolean;
+  /** @deprecated Declare `capabilities.createUnreachableScanner`. */
+  createUnreachableScanner?: () => Scanner | Promise<Scanner>;
+  /** @deprecated Declare `capabilities.detectsEicarInLargeArtifacts`. */
+  detectsEicarInLargeArtifacts?: boolean;
+  /**
+   * Groups to leave out for reasons of the run, not of the scanner (`{ large: false }` on a
+   * slow CI machine); what the scanner cannot do belongs in `capabilities`. Default: all on.
+   */
   groups?: Partial<Record<ConformanceGroup, boolean>>;
   /** How soon after an abort or deadline the scan must have ended, in ms. Default 2000. */
   stopWithinMs?: number;
   /** How long an unreachable backend may take to fail, in ms. Default 10000. */
   unreachableWithinMs?: number;
-  /** Size of the large streamed artifact, in bytes. Default 32 MiB. */
+  /** Size of the large streamed artifact, in bytes. Default 32 MiB (at most `maxArtifactBytes`). */
   largeArtifactBytes?: number;
-  /** Whether EICAR at the end of the large artifact must be found. Default: `detectsEicar`. */
-  detectsEicarInLargeArtifacts?: boolean;
   /** Number of concurrent scans in the concurrency group. Default 8. */
   concurrentScans?: number;
   /** Timeout of each check, in ms (vitest's per-test timeout). Default 60000. */
   checkTimeoutMs?: number;
+}
+
+/** {@link ScannerCapabilities} with their defaults, and the deprecated top-level options folded in. */
+export interface ResolvedCapabilities {
+  detectsEicar: boolean;
+  detectsEicarInLargeArtifacts: boolean;
+  maxArtifactBytes: number;
+  createUnreachableScanner: (() => Scanner | Promise<Scanner>) | undefined;
+}
+
+/** The capabilities a suite run goes by: declared ones first, then the deprecated options, then the defaults. */
+export function capabilitiesOf(options: ConformanceOptions): ResolvedCapabilities {
+  const declared = options.capabilities ?? {};
+  const detectsEicar = declared.detectsEicar ?? options.detectsEicar ?? true;
+  return {
+    detectsEicar,
+    detectsEicarInLargeArtifacts:
+      declared.detectsEicarInLargeArtifacts ?? options.detectsEicarInLargeArtifacts ?? detectsEicar,
+    maxArtifactBytes: declared.maxArtifactBytes ?? Number.POSITIVE_INFINITY,
+    createUnreachableScanner: declared.createUnreachableScanner ?? options.createUnreachableScanner,
+  };
+}
+
+/** Smallest artifact the `large` group is worth running with, in bytes (1 MiB). */
+export const minimumLargeArtifactBytes = 1024 * 1024;
+
+/** The size of the `large` group's artifact: `largeArtifactBytes` (32 MiB) within `maxArtifactBytes`. */
+export function largeArtifactSize(options: ConformanceOptions): number {
+  return Math.min(
+    options.largeArtifactBytes ?? 32 * 1024 * 1024,
+    capabilitiesOf(options).maxArtifactBytes,
+  );
 }
 
 /** What each check receives. */

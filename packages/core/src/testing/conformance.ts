@@ -8,6 +8,9 @@ export {
   type ConformanceGroup,
   type ConformanceOptions,
   type ConformanceSubject,
+  capabilitiesOf,
+  type ResolvedCapabilities,
+  type ScannerCapabilities,
 } from "./conformance-support.js";
 export {
   cleanArtifact,

@@ -1,4 +1,9 @@
-import { assertVerdict, type ConformanceCheck, withScanner } from "../conformance-support.js";
+import {
+  assertVerdict,
+  type ConformanceCheck,
+  capabilitiesOf,
+  withScanner,
+} from "../conformance-support.js";
 import { cleanArtifact, eicarArtifact } from "../test-artifacts.js";
 
 /** The `concurrency` group: concurrent scans of different artifacts each get their own answer. */
@@ -9,7 +14,7 @@ export const concurrencyChecks: readonly ConformanceCheck[] = [
     run: (subject) =>
       withScanner(subject, async (scanner) => {
         const count = subject.options.concurrentScans ?? 8;
-        const detects = subject.options.detectsEicar !== false;
+        const detects = capabilitiesOf(subject.options).detectsEicar;
         const expected = Array.from({ length: count }, (_, index) =>
           detects && index % 2 === 0 ? ("malicious" as const) : ("benign" as const),
         );

@@ -1,4 +1,10 @@
-import { assertValid, type ConformanceCheck, fail, withScanner } from "../conformance-support.js";
+import {
+  assertValid,
+  type ConformanceCheck,
+  capabilitiesOf,
+  fail,
+  withScanner,
+} from "../conformance-support.js";
 import { cleanArtifact, eicarArtifact } from "../test-artifacts.js";
 
 /** The `schema` group: results match `scanResultSchema`. */
@@ -9,7 +15,7 @@ export const schemaChecks: readonly ConformanceCheck[] = [
     run: (subject) =>
       withScanner(subject, async (scanner) => {
         assertValid(await scanner.scan(cleanArtifact("schema")), "a clean scan");
-        if (subject.options.detectsEicar !== false)
+        if (capabilitiesOf(subject.options).detectsEicar)
           assertValid(await scanner.scan(eicarArtifact()), "an EICAR scan");
         if (typeof scanner.name !== "string" || scanner.name.length === 0)
           fail("the scanner has no name");

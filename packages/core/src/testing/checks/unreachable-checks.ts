@@ -1,6 +1,7 @@
 import { EngineError } from "../../errors/engine-error.js";
 import {
   type ConformanceCheck,
+  capabilitiesOf,
   describeResult,
   fail,
   settleWithin,
@@ -14,9 +15,9 @@ export const unreachableChecks: readonly ConformanceCheck[] = [
     group: "unreachable",
     name: "throws a typed engine error, never a verdict, when the backend is unreachable",
     run: async (subject) => {
-      const { createUnreachableScanner } = subject.options;
+      const { createUnreachableScanner } = capabilitiesOf(subject.options);
       if (!createUnreachableScanner)
-        fail("createUnreachableScanner is required for the unreachable group");
+        fail("the unreachable group needs capabilities.createUnreachableScanner");
       const within = subject.options.unreachableWithinMs ?? 10_000;
       await withScanner(
         { ...subject, createScanner: createUnreachableScanner },
