@@ -102,3 +102,14 @@ export function stringifyWithBigInts(value: unknown): string {
   });
   return marked ? text.replaceAll(markedInteger, "$1") : text;
 }
+
+/**
+ * A plain JSON copy of `value` with every `bigint` as its decimal string (for stores whose
+ * readers use a plain `JSON.parse`, such as BullMQ job data); the reader's schema turns the
+ * strings it expects back into bigints.
+ */
+export function withBigIntsAsStrings(value: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item)),
+  );
+}

@@ -5,6 +5,7 @@ import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { RedisAnswerLedger } from "./answer-ledger.js";
+import { withBigIntsAsStrings } from "./bigint-json.js";
 import { type Bounty, bountyIdPattern, reviveBounty } from "./bounty.js";
 import type { BountyIntake, IntakeLoad, SubmitOutcome } from "./bounty-intake.js";
 import type { AnswerTarget, BountyProcessor } from "./bounty-processor.js";
@@ -56,13 +57,7 @@ function deadlineQueueName(queue: string): string {
  * decimal strings. Only the bid rules become bigints again, through the bounty schema.
  */
 export function toJobData(bounty: Bounty): { bounty: Record<string, unknown> } {
-  return {
-    bounty: JSON.parse(
-      JSON.stringify(bounty, (_key, value) =>
-        typeof value === "bigint" ? value.toString() : value,
-      ),
-    ),
-  };
+  return { bounty: withBigIntsAsStrings(bounty) as Record<string, unknown> };
 }
 
 /** A job's bounty, validated again (a queue is a boundary too). Throws BountyBodyError. */

@@ -55,6 +55,7 @@ export const yaraBackend: BackendKind = {
             rules: yara.signaturesVersion,
             rulesLoadedAgeSeconds: loadedAgeSeconds,
             workers: status.workers,
+            poolSize: status.size,
             busy: status.busy,
             queued: status.queued,
             maxQueued: status.maxQueued,

@@ -1,6 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { parseJsonWithBigInts, stringifyWithBigInts } from "../src/bigint-json.js";
+import {
+  parseJsonWithBigInts,
+  stringifyWithBigInts,
+  withBigIntsAsStrings,
+} from "../src/bigint-json.js";
 
 describe("JSON with exact integers", () => {
   it("keeps integers beyond 2^53 exact and distinct, safe ones as numbers", () => {
@@ -79,3 +83,18 @@ function reviveExpected(value: unknown): unknown {
   if (Object.is(value, -0)) return 0;
   return value;
 }
+
+describe("withBigIntsAsStrings", () => {
+  it("copies a value with its bigints as decimal strings, for readers that use a plain JSON.parse", () => {
+    const copy = withBigIntsAsStrings({
+      id: 12n,
+      rules: { max_allowed_bid: 1_000_000_000_000_000_001n },
+      list: [2n ** 70n, 3],
+    });
+    expect(copy).toEqual({
+      id: "12",
+      rules: { max_allowed_bid: "1000000000000000001" },
+      list: ["1180591620717411303424", 3],
+    });
+  });
+});
