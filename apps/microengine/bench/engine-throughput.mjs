@@ -46,8 +46,13 @@ const marketplace = await startMarketplace({
   artifacts,
   onAnswer: (id, answer) => waiting.get(id)?.(answer.body),
 });
-const clamd = await startManagedClamd({ tcp: false, config: { DisableCache: true } });
-const { engine, url } = await startServe({
+const clamd = await startManagedClamd({ tcp: false, config: { DisableCache: true } }).catch(
+  (error) => {
+    marketplace.close();
+    throw error;
+  },
+);
+const started = await startServe({
   secret,
   environment: {
     CLAMD_SOCKET: clamd.socketPath,
@@ -55,12 +60,16 @@ const { engine, url } = await startServe({
     CACHE_TTL_SECONDS: "0",
     LOG_LEVEL: "warn",
   },
+}).catch(async (error) => {
+  marketplace.close();
+  await clamd[Symbol.asyncDispose]();
+  throw error;
 });
+const { engine, url } = started;
 const raw = createMultiScanner([
   createYaraScanner({ engine: "auto", onDiagnostics: () => {} }),
   createClamavScanner(clamd.clientOptions()),
 ]);
-await raw.setup();
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const peakRss = () =>
   Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${engine.pid}/status`, "utf8"))?.[1] ?? 0) /
@@ -118,6 +127,7 @@ async function rawRun(indices, concurrency) {
 
 const rows = [];
 try {
+  await raw.setup();
   for (const [label, , count] of sizes) {
     const { warmUp, measured } = runs.get(label);
     for (const concurrency of concurrencies) {

@@ -155,9 +155,17 @@ export async function loadBackendModule(
       entry,
       "exports no createScanner() (export a function createScanner that returns a scanner)",
     );
-  const conformanceExport = conformanceSchema.safeParse(
-    namespace.conformance ?? exported.conformance,
-  );
+  let conformanceExport: ReturnType<typeof conformanceSchema.safeParse>;
+  try {
+    // A getter or Proxy in the export can throw while zod reads it.
+    conformanceExport = conformanceSchema.safeParse(namespace.conformance ?? exported.conformance);
+  } catch (error) {
+    throw new BackendModuleError(
+      entry,
+      `reading its conformance export threw: ${(error as Error)?.message ?? String(error)}`,
+      { cause: error },
+    );
+  }
   if (!conformanceExport.success)
     throw new BackendModuleError(
       entry,

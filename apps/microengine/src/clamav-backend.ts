@@ -309,17 +309,19 @@ export const clamavBackend: BackendKind = {
       tcp: false,
       ...(withSystem ? { databaseDirectories: [systemDatabaseDirectory] } : {}),
     });
-    const clamav = createClamavScanner({
-      ...managed.clientOptions(),
-      signaturesVersion: managed.signaturesVersion,
-    });
+    let clamav: ClamavScanner | undefined;
     try {
+      clamav = createClamavScanner({
+        ...managed.clientOptions(),
+        signaturesVersion: managed.signaturesVersion,
+      });
       await clamav.setup?.();
       const source = `managed clamd (shipped signatures${withSystem ? ` + ${systemDatabaseDirectory}` : "; no official database found"})`;
       const status = await banner(clamav, source);
       return { backend: clamavEngineBackend(clamav, status, managed, context) };
     } catch (error) {
-      await clamav.close?.();
+      // The managed clamd stops whatever closing the scanner does.
+      await Promise.allSettled([clamav?.close?.()]);
       await managed[Symbol.asyncDispose]();
       throw error;
     }

@@ -185,7 +185,15 @@ export async function buildBackends(
       // One after the other: a reload is heavy (YARA compiles, clamd loads its databases).
       for (const backend of running) {
         if (!backend.reload || (what.rulesDirectoryOnly && !backend.readsRulesDirectory)) continue;
-        ok = (await backend.reload()) && ok;
+        try {
+          ok = (await backend.reload()) && ok;
+        } catch (error) {
+          // A backend's reload logs and counts its own failures; one that throws anyway must
+          // not keep the others from reloading.
+          ok = false;
+          options.metrics?.rulesReloadFailures.inc({ backend: backend.name });
+          logger.error({ backend: backend.name, err: error }, "signatures NOT reloaded");
+        }
       }
     } finally {
       reloadingSignatures = false;

@@ -26,7 +26,12 @@ export const yaraBackend: BackendKind = {
           );
       },
     });
-    await yara.setup?.();
+    try {
+      await yara.setup?.();
+    } catch (error) {
+      await Promise.allSettled([yara.close?.()]);
+      throw error;
+    }
     let rulesLoadedAt = Date.now();
     const engine =
       yara.engine === "native"

@@ -46,6 +46,8 @@ export const conformance = {
     createUnreachableScanner: () => ({ name: "capable", async scan() { throw new Error("connect ECONNREFUSED"); } }),
   },
 };`,
+  "hostile-conformance.mjs": `${wordScanner.replace('name: "word"', 'name: "hostile"')}
+export const conformance = { get capabilities() { throw new Error("boom-get"); } };`,
   "no-factory.mjs": "export const scanner = {};",
   "not-a-scanner.mjs": "export function createScanner() { return { name: 42 }; }",
   "syntax-error.mjs": "export function createScanner( {",
@@ -182,6 +184,10 @@ describe("a third-party backend module in scan and check", () => {
       /ENGINE_BACKENDS entry "\.\/not-a-scanner\.mjs": createScanner\(\) did not return a scanner/,
     ],
     ["./syntax-error.mjs", /ENGINE_BACKENDS entry "\.\/syntax-error\.mjs": cannot be imported/],
+    [
+      "./hostile-conformance.mjs",
+      /ENGINE_BACKENDS entry "\.\/hostile-conformance\.mjs": reading its conformance export threw: boom-get/,
+    ],
     [
       "./named-yara.mjs",
       /ENGINE_BACKENDS entry "\.\/named-yara\.mjs": its scanner is named "yara"/,

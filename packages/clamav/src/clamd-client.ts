@@ -3,6 +3,7 @@ import {
   type Artifact,
   createScanSignal,
   errorFromSignal,
+  isScanContext,
   ProtocolError,
   parseOptions,
   type ScanContext,
@@ -48,14 +49,6 @@ export interface ClamdScanOutcome {
 
 /** How long the PING that tells a size refusal from a dead clamd may take, in ms. */
 const probeTimeoutMs = 1000;
-
-/** True for the context `defineScanner` hands a backend's scan (its signal includes the deadline). */
-function isScanContext(options: ScanOptions | ScanContext): options is ScanContext {
-  return (
-    typeof (options as Partial<ScanContext>).remainingMs === "function" &&
-    (options as Partial<ScanContext>).signal instanceof AbortSignal
-  );
-}
 
 /**
  * A small, typed clamd client. Every call has a connect timeout, a read timeout and honours
@@ -132,7 +125,8 @@ export class ClamdClient {
    *
    * `options` is a caller's `{ signal, deadline }`, or the `ScanContext` a scanner built with
    * `defineScanner` hands its `scan`: its signal already fires at the deadline, so the client
-   * uses it as it is instead of building a second one.
+   * uses it as it is instead of building a second one (an object of that shape made elsewhere
+   * is treated as `{ signal, deadline }`).
    *
    * Throws `ArtifactTooLargeError` when the artifact is larger than `maxStreamBytes` (before
    * sending when its size is known) or when clamd cuts the stream; `BackendUnavailableError`,

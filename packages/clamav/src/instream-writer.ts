@@ -1,9 +1,21 @@
-import type { Artifact } from "@engine/core";
+import { type Artifact, ArtifactUnavailableError } from "@engine/core";
 import type { ClamdConnection } from "./clamd-connection.js";
 import { clamdTooLarge } from "./clamd-errors.js";
 import { endOfStreamFrame, instreamChunks, instreamFrames } from "./instream-framing.js";
 
 const instreamCommand = Buffer.from("zINSTREAM\0");
+
+/**
+ * The artifact's content as bytes, or a typed error: a custom artifact whose stream yields
+ * strings or objects would otherwise be sent as nothing, and clamd would answer OK for it.
+ */
+function asBytes(data: unknown): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  throw new ArtifactUnavailableError({
+    message: `@engine/clamav: the artifact gave ${typeof data === "string" ? "a string" : typeof data} instead of bytes; it was not scanned`,
+    hint: "An artifact's bytes() and stream() must give Uint8Array/Buffer chunks (a stream without setEncoding, not in object mode).",
+  });
+}
 
 /** How far an `INSTREAM` upload got: what the client's failure mapping needs to know. */
 export interface InstreamProgress {
@@ -43,7 +55,7 @@ export async function writeInstream(
   const { chunkBytes, maxStreamBytes, readTimeoutMs } = limits;
   progress.started = true;
   if (size !== undefined && size <= chunkBytes) {
-    const body = small ?? (await artifact.bytes({ signal, maxBytes: maxStreamBytes }));
+    const body = asBytes(small ?? (await artifact.bytes({ signal, maxBytes: maxStreamBytes })));
     if (body.byteLength <= chunkBytes) {
       progress.bytesSent = body.byteLength;
       const upload = [instreamCommand, ...instreamFrames(body, chunkBytes), endOfStreamFrame];
@@ -58,7 +70,7 @@ export async function writeInstream(
   const unsubscribe = connection.onFailure((failure) => stream.destroy(failure));
   try {
     for await (const data of stream) {
-      for (const [header, body] of instreamChunks(data as Buffer, chunkBytes)) {
+      for (const [header, body] of instreamChunks(asBytes(data), chunkBytes)) {
         if (progress.bytesSent + body.byteLength > maxStreamBytes)
           throw clamdTooLarge(maxStreamBytes, undefined, progress.bytesSent + body.byteLength);
         // The body's write reports any failure; the header's own promise must not go unhandled.

@@ -2,12 +2,17 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import {
+  type Artifact,
   ArtifactTooLargeError,
+  ArtifactUnavailableError,
   artifactFromBytes,
   artifactFromFile,
   BackendUnavailableError,
+  defineScanner,
   InvalidOptionsError,
+  isScanContext,
   ProtocolError,
   ScanAbortedError,
   ScanTimeoutError,
@@ -190,18 +195,65 @@ describe("ClamdClient against scripted faults", () => {
   it("takes a defineScanner scan context as it is: its signal stops the scan, with its reason", async () => {
     const server = await fake(() => {});
     const client = new ClamdClient({ socket: server.socketPath });
+    let handedOver = false;
+    const scanner = defineScanner({
+      name: "via-context",
+      scan: async (artifact, context) => {
+        handedOver = isScanContext(context);
+        await client.scan(artifact, context);
+        return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+      },
+    });
     const controller = new AbortController();
-    const reason = new ScanTimeoutError({ message: "the scanner's deadline passed" });
-    const context = {
-      signal: controller.signal,
-      deadline: Date.now() + 60_000,
-      remainingMs: () => 60_000,
-    };
-    const scan = client.scan(stalledStreamArtifact(), context);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    const reason = new ScanTimeoutError({ message: "the caller's own deadline passed" });
+    const scan = scanner.scan(stalledStreamArtifact(), { signal: controller.signal });
+    await vi.waitFor(() => expect(server.open.size).toBe(1));
     controller.abort(reason);
     await expect(scan).rejects.toBe(reason);
+    expect(handedOver).toBe(true);
     await vi.waitFor(() => expect(server.open.size).toBe(0));
+  });
+
+  it("enforces the deadline of a context it did not get from defineScanner (same shape, made elsewhere)", async () => {
+    const server = await fake(() => {}); // never answers
+    const client = new ClamdClient({ socket: server.socketPath, readTimeoutMs: 30_000 });
+    const handMade = {
+      signal: new AbortController().signal,
+      deadline: Date.now() + 300,
+      remainingMs: () => 300,
+    };
+    const started = Date.now();
+    await expect(client.scan(stalledStreamArtifact(), handMade)).rejects.toBeInstanceOf(
+      ScanTimeoutError,
+    );
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it("fails closed on an artifact whose stream gives strings instead of bytes (never an empty upload and OK)", async () => {
+    const uploads: number[] = [];
+    const server = await fake((socket, received) => {
+      const text = received.toString("latin1");
+      if (!text.startsWith("zIDSESSION\0zINSTREAM\0")) return;
+      const upload = decodeInstreamFrames(received.subarray(21));
+      if (!upload) return;
+      uploads.push(upload.chunks.length);
+      socket.write("1: stream: OK\0");
+    });
+    const client = new ClamdClient({ socket: server.socketPath });
+    // A custom artifact (accepted by shape) whose stream is in string mode.
+    const stringy = {
+      kind: "stream",
+      filename: undefined,
+      mimetype: undefined,
+      size: undefined,
+      path: undefined,
+      replayable: false,
+      byteLength: async () => undefined,
+      bytes: async () => Buffer.from("not used"),
+      stream: () => Readable.from(["X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR"]),
+    } as unknown as Artifact;
+    await expect(client.scan(stringy)).rejects.toBeInstanceOf(ArtifactUnavailableError);
+    expect(uploads).toEqual([]);
   });
 
   it("gives FILDES calls a connection slot each: never more than maxConnections at once", async () => {

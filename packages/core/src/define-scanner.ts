@@ -36,6 +36,19 @@ const nameSchema = z
 /** The scanners {@link defineScanner} built (by identity: a copy of the object is not one). */
 const contractScanners = new WeakSet<object>();
 
+/** The scan contexts {@link defineScanner} built: their signal fires at their deadline. */
+const contractContexts = new WeakSet<object>();
+
+/**
+ * True when `context` is the one {@link defineScanner} handed a backend's `scan` (by identity):
+ * its signal already fires on the caller's abort and at the deadline, so a client given it
+ * (`ClamdClient.scan`) may use the signal as it is. An object of the same shape made elsewhere
+ * is not one: its deadline must still be enforced.
+ */
+export function isScanContext(context: unknown): context is ScanContext {
+  return typeof context === "object" && context !== null && contractContexts.has(context);
+}
+
 /**
  * True when `scanner` was built by this copy of {@link defineScanner}: it already validates
  * its inputs and its result, keeps its deadline and abort, and types its errors, so a caller
@@ -131,6 +144,7 @@ export function defineScanner(definition: ScannerDefinition): Scanner {
         deadline: stop.deadline,
         remainingMs: stop.remainingMs,
       };
+      contractContexts.add(context);
       const result = await raceSignal(
         Promise.resolve().then(() => definition.scan(artifact, context)),
         stop.signal,

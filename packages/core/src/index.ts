@@ -13,6 +13,7 @@ export {
 export { ConcurrencyLimit, type ConcurrencyLimitOptions } from "./concurrency-limit.js";
 export {
   defineScanner,
+  isScanContext,
   keepsContract,
   type ScanContext,
   type ScannerDefinition,

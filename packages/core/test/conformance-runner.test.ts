@@ -59,6 +59,9 @@ describe("registerConformance", () => {
       "unreachable",
     );
     expect(enabled({ capabilities: { maxArtifactBytes: 2 * 1024 * 1024 } })).toContain("large");
+    expect(() => enabled({ capabilities: { maxArtifactBytes: Number.NaN } })).toThrow(
+      /maxArtifactBytes must be a positive number/,
+    );
     // A 2 MiB limit: the large check scans 2 MiB, not the 32 MiB default (which would be refused).
     let largest = 0;
     const sized = defineScanner({

@@ -79,6 +79,16 @@ export interface ResolvedCapabilities {
   createUnreachableScanner: (() => Scanner | Promise<Scanner>) | undefined;
 }
 
+/** `maxArtifactBytes` as declared (no limit when absent); anything but a positive number is refused. */
+function validMaximum(declared: number | undefined): number {
+  if (declared === undefined) return Number.POSITIVE_INFINITY;
+  if (typeof declared !== "number" || Number.isNaN(declared) || declared <= 0)
+    throw new ConformanceError(
+      `capabilities.maxArtifactBytes must be a positive number of bytes, got ${String(declared)}`,
+    );
+  return declared;
+}
+
 /** The capabilities a suite run goes by: declared ones first, then the deprecated options, then the defaults. */
 export function capabilitiesOf(options: ConformanceOptions): ResolvedCapabilities {
   const declared = options.capabilities ?? {};
@@ -87,7 +97,7 @@ export function capabilitiesOf(options: ConformanceOptions): ResolvedCapabilitie
     detectsEicar,
     detectsEicarInLargeArtifacts:
       declared.detectsEicarInLargeArtifacts ?? options.detectsEicarInLargeArtifacts ?? detectsEicar,
-    maxArtifactBytes: declared.maxArtifactBytes ?? Number.POSITIVE_INFINITY,
+    maxArtifactBytes: validMaximum(declared.maxArtifactBytes),
     createUnreachableScanner: declared.createUnreachableScanner ?? options.createUnreachableScanner,
   };
 }
