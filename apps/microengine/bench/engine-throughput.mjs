@@ -75,6 +75,27 @@ const peakRss = () =>
   Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${engine.pid}/status`, "utf8"))?.[1] ?? 0) /
   1024;
 
+/** CPU time (user + system) a process has used, in ms, from /proc (clock ticks of 10 ms). */
+const processCpuMs = (pid) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+};
+const benchCpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+/**
+ * Where the CPU went during `run()`: the engine's process, this process (the marketplace and
+ * the senders, or the raw multi) and clamd, in ms per bounty.
+ */
+async function withCpu(count, run) {
+  const before = [processCpuMs(engine.pid), benchCpuMs(), processCpuMs(clamd.pid)];
+  const result = await run();
+  const after = [processCpuMs(engine.pid), benchCpuMs(), processCpuMs(clamd.pid)];
+  const [engineMs, benchMs, clamdMs] = after.map((value, index) => (value - before[index]) / count);
+  return { ...result, cpu: { engineMs, benchMs, clamdMs } };
+}
+
 /** Runs `task(index)` over `indices` with `concurrency` senders; returns seconds. */
 async function timed(indices, concurrency, task) {
   let next = 0;
@@ -133,8 +154,8 @@ try {
     for (const concurrency of concurrencies) {
       await engineRun(warmUp, concurrency);
       await rawRun(warmUp, concurrency);
-      const ours = await engineRun(measured, concurrency);
-      const direct = await rawRun(measured, concurrency);
+      const ours = await withCpu(measured.length, () => engineRun(measured, concurrency));
+      const direct = await withCpu(measured.length, () => rawRun(measured, concurrency));
       rows.push({ label, concurrency, count, ours, direct });
     }
   }
@@ -148,6 +169,21 @@ try {
   for (const row of rows) {
     console.log(
       `| ${row.label} | ${row.concurrency} | ${row.count} | ${row.ours.rate.toFixed(1)} | ${row.ours.p50.toFixed(1)} ms | ${row.ours.p99.toFixed(1)} ms | ${row.direct.rate.toFixed(1)} | ${(row.ours.rate / row.direct.rate).toFixed(2)}x |`,
+    );
+  }
+  console.log(
+    "\nWhere the CPU went, ms per bounty (engine run) or per scan (raw run); the machine has 2 cores:\n",
+  );
+  console.log(
+    "| artifact | concurrency | engine run: engine | marketplace + senders | clamd | total | raw run: multi (in this process) | clamd | total |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  const ms = (value) => value.toFixed(2);
+  for (const { label, concurrency, ours, direct } of rows) {
+    const engineTotal = ours.cpu.engineMs + ours.cpu.benchMs + ours.cpu.clamdMs;
+    const rawTotal = direct.cpu.benchMs + direct.cpu.clamdMs;
+    console.log(
+      `| ${label} | ${concurrency} | ${ms(ours.cpu.engineMs)} | ${ms(ours.cpu.benchMs)} | ${ms(ours.cpu.clamdMs)} | ${ms(engineTotal)} | ${ms(direct.cpu.benchMs)} | ${ms(direct.cpu.clamdMs)} | ${ms(rawTotal)} |`,
     );
   }
   console.log(`\nengine peak RSS: ${peakRss().toFixed(0)} MB`);
