@@ -10,9 +10,11 @@
 // Usage: pnpm --filter @engine/microengine bench   (after pnpm build; needs clamd installed)
 // Environment: BENCH_BOUNTIES (200 per run for 10 KB; a quarter of it for 1 MB),
 // BENCH_CONCURRENCY (1,10,50).
+import { execFileSync } from "node:child_process";
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Agent } from "node:http";
+import { availableParallelism } from "node:os";
 import { createClamavScanner } from "@engine/clamav";
 import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromBytes } from "@engine/core";
@@ -66,19 +68,19 @@ const started = await startServe({
   throw error;
 });
 const { engine, url } = started;
-const raw = createMultiScanner([
-  createYaraScanner({ engine: "auto", onDiagnostics: () => {} }),
-  createClamavScanner(clamd.clientOptions()),
-]);
+let raw;
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const cores = availableParallelism();
+// /proc counts CPU time in clock ticks (USER_HZ).
+const clockTicksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
 const peakRss = () =>
   Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${engine.pid}/status`, "utf8"))?.[1] ?? 0) /
   1024;
 
-/** CPU time (user + system) a process has used, in ms, from /proc (clock ticks of 10 ms). */
+/** CPU time (user + system) a process has used, in ms, from /proc. */
 const processCpuMs = (pid) => {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicksPerSecond;
 };
 const benchCpuMs = () => {
   const { user, system } = process.cpuUsage();
@@ -148,6 +150,10 @@ async function rawRun(indices, concurrency) {
 
 const rows = [];
 try {
+  raw = createMultiScanner([
+    createYaraScanner({ engine: "auto", onDiagnostics: () => {} }),
+    createClamavScanner(clamd.clientOptions()),
+  ]);
   await raw.setup();
   for (const [label, , count] of sizes) {
     const { warmUp, measured } = runs.get(label);
@@ -160,7 +166,7 @@ try {
     }
   }
   console.log(
-    `\nengine: yara (bundled rules, YARA_ENGINE=auto) + clamav (one clamd, cache off), ${process.version}, 2 cores; distinct artifacts, downloaded over loopback HTTP; engine result cache off\n`,
+    `\nengine: yara (bundled rules, YARA_ENGINE=auto) + clamav (one clamd, cache off), ${process.version}, ${cores} cores; distinct artifacts, downloaded over loopback HTTP; engine result cache off\n`,
   );
   console.log(
     "| artifact | concurrency | bounties | engine bounties/s | p50 | p99 | raw multi scans/s | engine / raw |",
@@ -172,7 +178,7 @@ try {
     );
   }
   console.log(
-    "\nWhere the CPU went, ms per bounty (engine run) or per scan (raw run); the machine has 2 cores:\n",
+    `\nWhere the CPU went, ms per bounty (engine run) or per scan (raw run); the machine has ${cores} cores:\n`,
   );
   console.log(
     "| artifact | concurrency | engine run: engine | marketplace + senders | clamd | total | raw run: multi (in this process) | clamd | total |",
@@ -190,7 +196,7 @@ try {
 } finally {
   engine.kill("SIGTERM");
   agent.destroy();
-  await raw.close();
+  await raw?.close();
   await clamd[Symbol.asyncDispose]();
   marketplace.close();
 }

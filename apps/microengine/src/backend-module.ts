@@ -114,7 +114,25 @@ export function within<T>(promise: Promise<T>, ms: number, message: string): Pro
 }
 
 function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return "an error that cannot be printed"; // e.g. Object.create(null), or a throwing getter
+  }
+}
+
+/**
+ * Reads from a module's exports, which may be getters or Proxies that throw: a throw becomes a
+ * BackendModuleError naming the entry and what was being read.
+ */
+function readExport<T>(entry: string, what: string, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    throw new BackendModuleError(entry, `reading ${what} threw: ${describe(error)}`, {
+      cause: error,
+    });
+  }
 }
 
 /**
@@ -148,24 +166,25 @@ export async function loadBackendModule(
       cause: error,
     });
   }
-  const exported = (namespace.default ?? {}) as Record<string, unknown>;
-  const factory = namespace.createScanner ?? exported.createScanner;
+  const exported = readExport(
+    entry,
+    "its default export",
+    () => (namespace.default ?? {}) as Record<string, unknown>,
+  );
+  const factory = readExport(
+    entry,
+    "its createScanner export",
+    () => namespace.createScanner ?? exported.createScanner,
+  );
   if (typeof factory !== "function")
     throw new BackendModuleError(
       entry,
       "exports no createScanner() (export a function createScanner that returns a scanner)",
     );
-  let conformanceExport: ReturnType<typeof conformanceSchema.safeParse>;
-  try {
-    // A getter or Proxy in the export can throw while zod reads it.
-    conformanceExport = conformanceSchema.safeParse(namespace.conformance ?? exported.conformance);
-  } catch (error) {
-    throw new BackendModuleError(
-      entry,
-      `reading its conformance export threw: ${(error as Error)?.message ?? String(error)}`,
-      { cause: error },
-    );
-  }
+  // A getter or Proxy in the export can throw while zod reads it.
+  const conformanceExport = readExport(entry, "its conformance export", () =>
+    conformanceSchema.safeParse(namespace.conformance ?? exported.conformance),
+  );
   if (!conformanceExport.success)
     throw new BackendModuleError(
       entry,
@@ -177,7 +196,9 @@ export async function loadBackendModule(
   const closed = new WeakSet<PluginScanner>();
   /** Checks what a factory returned and wraps it in the contract. */
   const wrap = (candidate: unknown, factoryName: string): Scanner => {
-    const parsed = pluginScannerSchema.safeParse(candidate);
+    const parsed = readExport(entry, `what ${factoryName}() returned`, () =>
+      pluginScannerSchema.safeParse(candidate),
+    );
     if (!parsed.success)
       throw new BackendModuleError(
         entry,

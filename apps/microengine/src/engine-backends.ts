@@ -85,6 +85,11 @@ export async function buildBackends(
   };
   const statuses: BackendStatus[] = [];
   const running: EngineBackend[] = [];
+  /** On a failed start: closes the scanners and releases what the backends hold. */
+  const releaseAll = async (): Promise<void> => {
+    await Promise.allSettled(running.map((backend) => backend.scanner.close?.()));
+    await Promise.allSettled(running.map((backend) => backend.release?.()));
+  };
   const add = (backend: EngineBackend): void => {
     running.push(backend);
     statuses.push(backend.status);
@@ -109,73 +114,81 @@ export async function buildBackends(
     );
     if (mismatch) throw new ConfigError([`VERDICT_POLICY: ${mismatch}`]);
   } catch (error) {
-    await Promise.allSettled(running.map((backend) => backend.scanner.close?.()));
-    await Promise.allSettled(running.map((backend) => backend.release?.()));
+    await releaseAll();
     throw error;
   }
 
-  const scanners = running.map((backend) => backend.scanner);
-  const multi = createMultiScanner(scanners, {
-    name: "microengine",
-    policy: config.VERDICT_POLICY.policy,
-    // Answers carry each failure's code and public reason; the details go to the log.
-    onBackendError: (backend, error) =>
-      logger.warn(
-        { backend, code: error.code, error: redactUrls(error.message) },
-        "a backend could not scan an artifact",
-      ),
-  });
-
+  // (Built after the backends: a failure here still releases them.)
+  let multi: MultiScanner;
   // While signatures are being reloaded the cache is bypassed: clamd answers from its old
   // database until its background reload ends, and those answers must not be stored.
   let reloadingSignatures = false;
   let redisStore: RedisResultStore | undefined;
   let cache: EngineBackends["cache"] = "off";
-  let scanner: Scanner = multi;
-  if (options.resultCache && config.CACHE_TTL_SECONDS > 0) {
-    redisStore = config.QUEUE_URL
-      ? createRedisResultStore(config.QUEUE_URL, config.QUEUE_NAME, logger, {
-          maxBytes: config.CACHE_MAX_BYTES,
-        })
-      : undefined;
-    cache = redisStore ? "redis" : "memory";
-    const { metrics } = options;
-    scanner = createCachedScanner(multi, {
-      store: redisStore ?? createMemoryResultStore({ maxBytes: config.CACHE_MAX_BYTES }),
-      ttlMs: config.CACHE_TTL_SECONDS * 1000,
-      // Every input of an answer that can change while the engine runs, all deterministic (the
-      // same across workers): each backend's rules or database version, and what each backend
-      // adds (the database files a managed clamd confirmed loading, clamd's engine version,
-      // which YARA engine runs).
-      versionKey: async () =>
-        JSON.stringify([
-          signaturesVersionKey(multi),
-          ...(await Promise.all(running.map((backend) => backend.cacheKey?.() ?? null))),
-        ]),
-      // What changes answers besides the signatures: the engine, its backends and the policy.
-      optionsKey: JSON.stringify([
-        engineVersion,
-        scanners.map((each) => each.name),
-        config.VERDICT_POLICY.text,
-      ]),
-      // Every artifact the engine scans with a sha256 got it from the fetcher, which computed
-      // it while downloading (a declared one only serves to check the download).
-      trustDeclaredSha256: true,
-      paused: () => reloadingSignatures || running.some((backend) => backend.cachePaused?.()),
-      // A downloaded artifact's path is a random temporary one: only whether it has one (a
-      // large artifact spooled to disk) can change an answer (YARA's `filepath` external).
-      artifactKey: (artifact) =>
-        JSON.stringify([
-          artifact.kind,
-          artifact.filename ?? "",
-          artifact.mimetype ?? "",
-          artifact.path === undefined ? "memory" : "file",
-        ]),
-      onLookup: (outcome) => {
-        if (outcome === "hit") metrics?.cacheHits.inc();
-        else if (outcome === "miss") metrics?.cacheMisses.inc();
-      },
+  let scanner: Scanner;
+  try {
+    const scanners = running.map((backend) => backend.scanner);
+    multi = createMultiScanner(scanners, {
+      name: "microengine",
+      policy: config.VERDICT_POLICY.policy,
+      // Answers carry each failure's code and public reason; the details go to the log.
+      onBackendError: (backend, error) =>
+        logger.warn(
+          { backend, code: error.code, error: redactUrls(error.message) },
+          "a backend could not scan an artifact",
+        ),
     });
+
+    scanner = multi;
+    if (options.resultCache && config.CACHE_TTL_SECONDS > 0) {
+      redisStore = config.QUEUE_URL
+        ? createRedisResultStore(config.QUEUE_URL, config.QUEUE_NAME, logger, {
+            maxBytes: config.CACHE_MAX_BYTES,
+          })
+        : undefined;
+      cache = redisStore ? "redis" : "memory";
+      const { metrics } = options;
+      scanner = createCachedScanner(multi, {
+        store: redisStore ?? createMemoryResultStore({ maxBytes: config.CACHE_MAX_BYTES }),
+        ttlMs: config.CACHE_TTL_SECONDS * 1000,
+        // Every input of an answer that can change while the engine runs, all deterministic (the
+        // same across workers): each backend's rules or database version, and what each backend
+        // adds (the database files a managed clamd confirmed loading, clamd's engine version,
+        // which YARA engine runs).
+        versionKey: async () =>
+          JSON.stringify([
+            signaturesVersionKey(multi),
+            ...(await Promise.all(running.map((backend) => backend.cacheKey?.() ?? null))),
+          ]),
+        // What changes answers besides the signatures: the engine, its backends and the policy.
+        optionsKey: JSON.stringify([
+          engineVersion,
+          scanners.map((each) => each.name),
+          config.VERDICT_POLICY.text,
+        ]),
+        // Every artifact the engine scans with a sha256 got it from the fetcher, which computed
+        // it while downloading (a declared one only serves to check the download).
+        trustDeclaredSha256: true,
+        paused: () => reloadingSignatures || running.some((backend) => backend.cachePaused?.()),
+        // A downloaded artifact's path is a random temporary one: only whether it has one (a
+        // large artifact spooled to disk) can change an answer (YARA's `filepath` external).
+        artifactKey: (artifact) =>
+          JSON.stringify([
+            artifact.kind,
+            artifact.filename ?? "",
+            artifact.mimetype ?? "",
+            artifact.path === undefined ? "memory" : "file",
+          ]),
+        onLookup: (outcome) => {
+          if (outcome === "hit") metrics?.cacheHits.inc();
+          else if (outcome === "miss") metrics?.cacheMisses.inc();
+        },
+      });
+    }
+  } catch (error) {
+    await redisStore?.close().catch(() => {});
+    await releaseAll();
+    throw error;
   }
 
   const reloadOnce = async (what: { rulesDirectoryOnly: boolean }): Promise<boolean> => {

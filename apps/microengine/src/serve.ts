@@ -95,14 +95,19 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
       { queue: config.QUEUE_NAME },
       `queue mode: bounties go to ${config.QUEUE_NAME}; run microengine worker to scan them`,
     );
-  const app = await createServer({ config, backends, processor, scanSlots, metrics, logger });
+  let app: Awaited<ReturnType<typeof createServer>> | undefined;
   try {
+    app = await createServer({ config, backends, processor, scanSlots, metrics, logger });
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (error) {
+    // Nothing taken on yet: stop what was started (the queue, the ledger, the backends).
+    await app?.close().catch(() => {});
+    await Promise.allSettled([processor.drain(), closeQueueExtras()]);
     await backends.dispose();
     throw error;
   }
-  const url = listeningUrl(app.server.address(), config.HOST, config.PORT);
+  const server = app;
+  const url = listeningUrl(server.server.address(), config.HOST, config.PORT);
   logger.info({ url, version: engineVersion }, `microengine ${engineVersion} listening on ${url}`);
   const watcher = config.RULES_WATCH ? watchRules(config, backends, logger) : undefined;
   let closing: Promise<void> | undefined;
@@ -112,7 +117,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     close: () => {
       closing ??= (async () => {
         watcher?.close();
-        await app.close();
+        await server.close();
         // Together: the watcher's answers in flight stop retrying when the grace period ends.
         await Promise.all([processor.drain(), closeQueueExtras()]);
         await backends.dispose();

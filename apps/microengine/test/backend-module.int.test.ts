@@ -48,6 +48,9 @@ export const conformance = {
 };`,
   "hostile-conformance.mjs": `${wordScanner.replace('name: "word"', 'name: "hostile"')}
 export const conformance = { get capabilities() { throw new Error("boom-get"); } };`,
+  "hostile-scanner.mjs": `export function createScanner() {
+    return { get name() { throw Object.create(null); }, async scan() {} };
+  }`,
   "no-factory.mjs": "export const scanner = {};",
   "not-a-scanner.mjs": "export function createScanner() { return { name: 42 }; }",
   "syntax-error.mjs": "export function createScanner( {",
@@ -187,6 +190,10 @@ describe("a third-party backend module in scan and check", () => {
     [
       "./hostile-conformance.mjs",
       /ENGINE_BACKENDS entry "\.\/hostile-conformance\.mjs": reading its conformance export threw: boom-get/,
+    ],
+    [
+      "./hostile-scanner.mjs",
+      /ENGINE_BACKENDS entry "\.\/hostile-scanner\.mjs": reading what createScanner\(\) returned threw: an error that cannot be printed/,
     ],
     [
       "./named-yara.mjs",

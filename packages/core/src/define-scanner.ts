@@ -40,10 +40,11 @@ const contractScanners = new WeakSet<object>();
 const contractContexts = new WeakSet<object>();
 
 /**
- * True when `context` is the one {@link defineScanner} handed a backend's `scan` (by identity):
- * its signal already fires on the caller's abort and at the deadline, so a client given it
- * (`ClamdClient.scan`) may use the signal as it is. An object of the same shape made elsewhere
- * is not one: its deadline must still be enforced.
+ * True when `context` is the one {@link defineScanner} handed a backend's `scan` (by identity),
+ * while that scan runs: its signal already fires on the caller's abort and at the deadline, so
+ * a client given it (`ClamdClient.scan`) may use the signal as it is. An object of the same
+ * shape made elsewhere, or a context kept after its scan settled, is not one: its deadline must
+ * still be enforced.
  */
 export function isScanContext(context: unknown): context is ScanContext {
   return typeof context === "object" && context !== null && contractContexts.has(context);
@@ -139,18 +140,24 @@ export function defineScanner(definition: ScannerDefinition): Scanner {
     stop.throwIfStopped();
     try {
       if (!ready) await raceSignal(setup(), stop.signal, scannerName);
-      const context: ScanContext = {
+      // Frozen (its signal cannot be swapped) and trusted only while this scan runs: once it
+      // settles, its signal no longer fires at the deadline (the timer is cleared).
+      const context: ScanContext = Object.freeze({
         signal: stop.signal,
         deadline: stop.deadline,
         remainingMs: stop.remainingMs,
-      };
+      });
       contractContexts.add(context);
-      const result = await raceSignal(
-        Promise.resolve().then(() => definition.scan(artifact, context)),
-        stop.signal,
-        scannerName,
-      );
-      return parseScanResult(result, scannerName);
+      try {
+        const result = await raceSignal(
+          Promise.resolve().then(() => definition.scan(artifact, context)),
+          stop.signal,
+          scannerName,
+        );
+        return parseScanResult(result, scannerName);
+      } finally {
+        contractContexts.delete(context);
+      }
     } catch (error) {
       if (stop.signal.aborted) throw errorFromSignal(stop.signal, scannerName);
       if (EngineError.isInstance(error)) throw stampScannerName(error, scannerName);

@@ -6,8 +6,10 @@ import {
   EngineError,
   InvalidOptionsError,
   InvalidResultError,
+  isScanContext,
   keepsContract,
   ScanAbortedError,
+  type ScanContext,
   ScanTimeoutError,
 } from "../src/index.js";
 
@@ -165,5 +167,25 @@ describe("defineScanner", () => {
     expect(() => defineScanner({ name: "", scan: async () => benign })).toThrow(
       InvalidOptionsError,
     );
+  });
+});
+
+describe("isScanContext", () => {
+  it("is true only for the context defineScanner handed the backend, while its scan runs", async () => {
+    let seen: ScanContext | undefined;
+    let during = false;
+    const scanner = defineScanner({
+      name: "probe",
+      scan: async (_artifact, context) => {
+        seen = context;
+        during = isScanContext(context);
+        return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+      },
+    });
+    await scanner.scan(artifactFromBytes(Buffer.from("x")), { deadline: Date.now() + 5_000 });
+    expect(during).toBe(true);
+    expect(isScanContext(seen)).toBe(false); // settled: its deadline timer is gone
+    expect(isScanContext({ ...seen })).toBe(false); // a copy, or the same shape made elsewhere
+    expect(Object.isFrozen(seen)).toBe(true); // its signal cannot be swapped for another
   });
 });
