@@ -227,8 +227,7 @@ function clamavEngineBackend(
     name: clamav.name,
     scanner: clamav,
     status,
-    health: ({ metrics: probeMetrics }) =>
-      clamdHealth(clamav, config.CLAMAV_MAX_DATABASE_AGE_HOURS, probeMetrics),
+    health: () => clamdHealth(clamav, config.CLAMAV_MAX_DATABASE_AGE_HOURS, metrics),
     selfCheck: (out) => clamdAlertSelfCheck(clamav, out),
     // The database clamd confirmed loading and its engine version (clamd away: no version,
     // and no conclusive answer to store either).

@@ -30,10 +30,11 @@ export interface EngineBackend {
   /** Its line in the start banner (`serve`, `worker`, `scan`, `check`). */
   readonly status: BackendStatus;
   /**
-   * Its readiness for `/readyz`: probed at most once a second by the caller. May throw (a
-   * typed engine error): the probe reports it as not ok with the error's public code.
+   * Its readiness for `/readyz`: probed at most once a second by the caller; it also publishes
+   * its signatures' age to the metrics it was built with. May throw (a typed engine error):
+   * the probe reports it as not ok with the error's public code.
    */
-  health(context: { metrics?: EngineMetrics | undefined }): Promise<BackendHealth>;
+  health(): Promise<BackendHealth>;
   /**
    * Its own checks for `check` beyond the EICAR/empty/benign scans, one PASS/FAIL line each
    * on `out`; resolves false when one failed.
@@ -66,7 +67,7 @@ export interface BackendBuildContext {
   explicit: boolean;
   /** Refuse a clamd of the operator's that answers OK for what it cannot inspect (default on). */
   verifyClamdAlerts: boolean;
-  /** Where reloads and signature ages are counted. */
+  /** Where reloads and signature ages (refreshed by each `health()`) are counted. */
   metrics?: EngineMetrics | undefined;
 }
 

@@ -23,7 +23,7 @@ export function addOperationsRoutes(
   options: { backends: EngineBackends; metrics: EngineMetrics },
 ): () => Promise<BackendReadiness> {
   const { metrics } = options;
-  const probe = createReadinessProbe(options.backends, { metrics });
+  const probe = createReadinessProbe(options.backends);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/metrics", async (_request, reply) => {
     await probe().catch(() => {});

@@ -1,6 +1,5 @@
 import { publicError } from "@engine/core";
 import type { EngineBackends } from "./engine-backends.js";
-import type { EngineMetrics } from "./metrics.js";
 
 /** What the backends' readiness probe found: ready or not, and each backend's state. */
 export interface BackendReadiness {
@@ -16,21 +15,17 @@ const probeReuseMs = 1_000;
  * (a flood of them never reaches clamd): each running backend's own `health()` (clamd answers
  * PING, its database is young enough, connections in use; YARA has a worker and rules; a
  * third-party backend is listed). A backend whose probe throws is not ready, with the error's
- * public code and reason only.
+ * public code and reason only. Each probe also refreshes engine_signatures_age_seconds.
  */
 export function createReadinessProbe(
   backends: Pick<EngineBackends, "running">,
-  options: {
-    /** Where the signatures' ages are published (engine_signatures_age_seconds). */
-    metrics?: EngineMetrics;
-  } = {},
 ): () => Promise<BackendReadiness> {
   let last: { at: number; result: Promise<BackendReadiness> } | undefined;
   const probe = async (): Promise<BackendReadiness> => {
     const results = await Promise.all(
       backends.running.map(async (backend) => {
         try {
-          return [backend.name, await backend.health({ metrics: options.metrics })] as const;
+          return [backend.name, await backend.health()] as const;
         } catch (error) {
           return [backend.name, { ok: false, ...publicError(error) }] as const;
         }

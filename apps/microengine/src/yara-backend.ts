@@ -48,7 +48,7 @@ export const yaraBackend: BackendKind = {
           ...(config.RULES_DIR ? {} : { warning: yaraBundledRulesWarning }),
         },
         readsRulesDirectory: true,
-        health: async ({ metrics }) => {
+        health: async () => {
           const status = yara.status();
           const loadedAgeSeconds = Math.round((Date.now() - rulesLoadedAt) / 1000);
           metrics?.signaturesAge.set({ backend: yara.name }, loadedAgeSeconds);

@@ -97,6 +97,10 @@ describe("the result cache in serve", () => {
     expect(await metric(url, "engine_cache_misses_total")).toBe(1);
     // A cached answer runs no backend: it is not counted as a scan.
     expect(await metric(url, 'engine_scans_total{backend="yara",verdict="malicious"}')).toBe(1);
+    // /metrics refreshes the rules' age through the backends' own health probes.
+    expect(
+      await metric(url, 'engine_signatures_age_seconds{backend="yara"}'),
+    ).toBeGreaterThanOrEqual(0);
     child.kill("SIGHUP");
     await vi.waitFor(
       async () =>

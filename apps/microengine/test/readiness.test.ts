@@ -17,7 +17,7 @@ function backend(name: string, health: EngineBackend["health"]): EngineBackend {
 }
 
 /** The ClamAV backend's health over a scripted clamd: its VERSION reply's database date, `hoursOld` ago (undefined: no official database). */
-function withClamd(hoursOld: number | undefined, maxDatabaseAgeHours = 72) {
+function withClamd(hoursOld: number | undefined, metrics?: EngineMetrics) {
   // clamd writes the date as ctime does: "Thu Nov 20 08:00:00 2026" (no zone: the machine's).
   const at = new Date(Date.now() - (hoursOld ?? 0) * 3_600_000);
   const ctime = `${at.toDateString().slice(0, 10)} ${at.toTimeString().slice(0, 8)} ${at.getFullYear()}`;
@@ -31,18 +31,14 @@ function withClamd(hoursOld: number | undefined, maxDatabaseAgeHours = 72) {
     }),
   } as unknown as ClamavScanner;
   return {
-    running: [
-      backend("clamav", ({ metrics }) =>
-        clamdHealth(clamav, maxDatabaseAgeHours, metrics as EngineMetrics | undefined),
-      ),
-    ],
+    running: [backend("clamav", () => clamdHealth(clamav, 72, metrics))],
   };
 }
 
 describe("readiness and the ClamAV database age", () => {
   it("fails when the official database is older than CLAMAV_MAX_DATABASE_AGE_HOURS, and says why", async () => {
     const metrics = createMetrics();
-    const stale = await createReadinessProbe(withClamd(100), { metrics })();
+    const stale = await createReadinessProbe(withClamd(100, metrics))();
     expect(stale.ready).toBe(false);
     expect(stale.checks.clamav).toMatchObject({
       ok: false,
