@@ -153,16 +153,18 @@ export class ClamdClient {
       throw clamdTooLarge(this.options.maxStreamBytes, size);
     let mode = plan.mode;
 
-    if (mode === "fildes" && "socket" in this.endpoint) {
-      const path = artifact.path as string;
-      const { readTimeoutMs } = this.options;
-      const reply = await scanByFileDescriptor(
-        this.#sessions,
-        this.endpoint,
-        path,
-        readTimeoutMs,
-        signal,
-      );
+    if (mode === "fildes") {
+      // (chooseSendMode picks FILDES on a unix socket only)
+      const reply =
+        "socket" in this.endpoint
+          ? await scanByFileDescriptor(
+              this.#sessions,
+              this.endpoint,
+              artifact.path as string,
+              this.options.readTimeoutMs,
+              signal,
+            )
+          : undefined;
       if (reply) return { reply, mode, bytesSent: 0 };
       mode = "instream"; // clamd refused FILDES (an old or remote clamd): stream instead
     }
