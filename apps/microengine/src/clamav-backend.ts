@@ -31,9 +31,16 @@ function clamdInstalled(): boolean {
   ].some((path) => path !== "/clamd" && existsSync(path));
 }
 
-/** Every daemon the scanner talks to (one, or each of a CLAMD_HOSTS pool). */
-function daemonsOf(scanner: ClamavScanner) {
-  return "clients" in scanner.client ? scanner.client.clients : [scanner.client];
+/**
+ * Probes every daemon the scanner talks to (one, or each of a CLAMD_HOSTS pool: each answers
+ * some scans) with an encrypted zip of EICAR and a nest past its limits, within 30 s.
+ */
+async function probeAlerts(scanner: ClamavScanner) {
+  const clients = "clients" in scanner.client ? scanner.client.clients : [scanner.client];
+  const probes = await Promise.all(
+    clients.map((client) => checkClamdAlerts(client, { deadline: Date.now() + 30_000 })),
+  );
+  return probes.flat();
 }
 
 /**
@@ -47,21 +54,18 @@ async function verifyAlerts(
   config: EngineConfig,
   logger: Logger,
 ): Promise<void> {
-  // Every daemon of a pool answers some scans: each is probed.
-  const probes = await Promise.all(
-    daemonsOf(scanner).map((client) => checkClamdAlerts(client, { deadline: Date.now() + 30_000 })),
-  );
+  const probes = await probeAlerts(scanner);
   // A daemon that cannot be reached now is skipped (a pool keeps working without it); one that
   // answers without the alerts is refused.
-  const unreachable = probes.flat().filter((probe) => probe.answer.startsWith("could not scan"));
+  const unreachable = probes.filter((probe) => probe.answer.startsWith("could not scan"));
   if (unreachable.length > 0)
     logger.warn(
       { daemons: unreachable.length / 2 },
       `${where}: some daemons could not be probed for the alert settings now (unreachable)`,
     );
-  const failing = probes
-    .flat()
-    .filter((probe) => !probe.passed && !probe.answer.startsWith("could not scan"));
+  const failing = probes.filter(
+    (probe) => !probe.passed && !probe.answer.startsWith("could not scan"),
+  );
   if (failing.length === 0) return;
   const problems = failing.map(
     (probe) => `${where} answers ${probe.answer} for the ${probe.probe} probe: ${probe.fix}`,
@@ -128,11 +132,7 @@ async function clamdAlertSelfCheck(
   clamav: ClamavScanner,
   out: NodeJS.WritableStream,
 ): Promise<boolean> {
-  const probes = (
-    await Promise.all(
-      daemonsOf(clamav).map((each) => checkClamdAlerts(each, { deadline: Date.now() + 30_000 })),
-    )
-  ).flat();
+  const probes = await probeAlerts(clamav);
   let passed = true;
   for (const probe of probes) {
     passed &&= probe.passed;
