@@ -2,6 +2,7 @@
 // (artifacts served at /a/<index>, answers collected at /r/<id>) and signed webhook posts.
 import { spawn } from "node:child_process";
 import { createHmac, randomInt } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -122,4 +123,16 @@ export function postSignedBounty({ agent, url, secret, body }) {
     outgoing.on("error", (error) => resolve(error.code ?? "error"));
     outgoing.end(body);
   });
+}
+
+/** The nearest-rank percentile (`share` 0..1) of ascending `sorted` values; NaN when there are none. */
+export function percentile(sorted, share) {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * share))] ?? Number.NaN;
+}
+
+/** A process's resident memory now and at its peak, in kB, from /proc. */
+export function memoryOf(pid) {
+  const text = readFileSync(`/proc/${pid}/status`, "utf8");
+  const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0);
+  return { rss: field("VmRSS"), peak: field("VmHWM") };
 }

@@ -9,10 +9,15 @@
 // e.g. "--cpu-prof"); any engine variable (BOUNTY_CONCURRENCY, ...).
 import { spawn } from "node:child_process";
 import { createHash, randomBytes, randomInt } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { Agent } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { postSignedBounty, startMarketplace, startServe } from "./bench-support.mjs";
+import {
+  memoryOf,
+  percentile,
+  postSignedBounty,
+  startMarketplace,
+  startServe,
+} from "./bench-support.mjs";
 
 const bounties = Number(process.env.FLOOD_BOUNTIES ?? 1500);
 const senders = Number(process.env.FLOOD_SENDERS ?? 50);
@@ -22,12 +27,6 @@ const expirationMs = Number(process.env.FLOOD_EXPIRATION_S ?? 25) * 1000;
 const secret = "flood-secret";
 const say = (message) => process.stderr.write(`[flood] ${message}\n`);
 const megabytes = (kilobytes) => `${(kilobytes / 1024).toFixed(0)} MB`;
-
-function memoryOf(pid) {
-  const text = readFileSync(`/proc/${pid}/status`, "utf8");
-  const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)?.[1] ?? 0);
-  return { rss: field("VmRSS"), peak: field("VmHWM") };
-}
 
 // Distinct random artifacts, served after a delay; answers collected on loopback.
 const artifacts = Array.from({ length: bounties }, () => {
@@ -141,8 +140,6 @@ try {
       reasons[reason] = (reasons[reason] ?? 0) + 1;
     }
   }
-  const percentile = (share) =>
-    health[Math.min(health.length - 1, Math.floor(health.length * share))];
   const rows = [
     ["bounties posted (senders)", `${sent.length} (${senders})`],
     ["accepted 202 / refused", `${accepted.length} / ${refused}`],
@@ -165,7 +162,7 @@ try {
     ],
     [
       "/healthz p50 / p99 / worst",
-      `${percentile(0.5)?.toFixed(1)} / ${percentile(0.99)?.toFixed(1)} / ${health.at(-1)?.toFixed(1)} ms (${health.length} polls)`,
+      `${percentile(health, 0.5).toFixed(1)} / ${percentile(health, 0.99).toFixed(1)} / ${health.at(-1)?.toFixed(1)} ms (${health.length} polls)`,
     ],
     ["engine event-loop delay, worst (prom-client)", `${(loopLag * 1000).toFixed(1)} ms`],
     [

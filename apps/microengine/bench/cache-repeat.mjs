@@ -12,7 +12,7 @@
 import { createHash, randomInt } from "node:crypto";
 import { Agent } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { postSignedBounty, startMarketplace, startServe } from "./bench-support.mjs";
+import { percentile, postSignedBounty, startMarketplace, startServe } from "./bench-support.mjs";
 
 const bounties = Number(process.env.CACHE_BENCH_BOUNTIES ?? 1000);
 const distinct = Number(process.env.CACHE_BENCH_ARTIFACTS ?? 200);
@@ -54,9 +54,6 @@ const sequence = Array.from({ length: bounties }, draw);
 
 const marketplace = await startMarketplace({ artifacts });
 const { answers, base } = marketplace;
-
-const percentile = (sorted, fraction) =>
-  sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
 
 async function runOnce(label, environment) {
   const { engine, url: engineUrl } = await startServe({ secret, environment });

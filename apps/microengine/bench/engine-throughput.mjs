@@ -20,7 +20,13 @@ import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromBytes } from "@engine/core";
 import { createMultiScanner } from "@engine/multi";
 import { createYaraScanner } from "@engine/yara";
-import { postSignedBounty, startMarketplace, startServe } from "./bench-support.mjs";
+import {
+  memoryOf,
+  percentile,
+  postSignedBounty,
+  startMarketplace,
+  startServe,
+} from "./bench-support.mjs";
 
 const secret = "bench-secret";
 const bountiesPerRun = Number(process.env.BENCH_BOUNTIES ?? 200);
@@ -73,9 +79,6 @@ const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 const cores = availableParallelism();
 // /proc counts CPU time in clock ticks (USER_HZ).
 const clockTicksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
-const peakRss = () =>
-  Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${engine.pid}/status`, "utf8"))?.[1] ?? 0) /
-  1024;
 
 /** CPU time (user + system) a process has used, in ms, from /proc. */
 const processCpuMs = (pid) => {
@@ -135,9 +138,11 @@ async function engineRun(indices, concurrency) {
     latencies.push(performance.now() - sent);
   });
   latencies.sort((left, right) => left - right);
-  const percentile = (share) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * share))];
-  return { rate: indices.length / seconds, p50: percentile(0.5), p99: percentile(0.99) };
+  return {
+    rate: indices.length / seconds,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+  };
 }
 
 async function rawRun(indices, concurrency) {
@@ -192,7 +197,7 @@ try {
       `| ${label} | ${concurrency} | ${ms(ours.cpu.engineMs)} | ${ms(ours.cpu.benchMs)} | ${ms(ours.cpu.clamdMs)} | ${ms(engineTotal)} | ${ms(direct.cpu.benchMs)} | ${ms(direct.cpu.clamdMs)} | ${ms(rawTotal)} |`,
     );
   }
-  console.log(`\nengine peak RSS: ${peakRss().toFixed(0)} MB`);
+  console.log(`\nengine peak RSS: ${(memoryOf(engine.pid).peak / 1024).toFixed(0)} MB`);
 } finally {
   engine.kill("SIGTERM");
   agent.destroy();

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startManagedClamd } from "@engine/clamav/managed";
-import { postSignedBounty, startMarketplace } from "./bench-support.mjs";
+import { percentile, postSignedBounty, startMarketplace } from "./bench-support.mjs";
 
 const bounties = Number(process.env.QUEUE_BENCH_BOUNTIES ?? 1000);
 const senders = Number(process.env.QUEUE_BENCH_SENDERS ?? 50);
@@ -126,15 +126,13 @@ async function run(engineUrl, label, count = bounties) {
     lastAnswer = Math.max(lastAnswer, list[0].at);
   }
   latencies.sort((a, b) => a - b);
-  const percentile = (share) =>
-    latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * share))];
   const row = {
     label,
     accepted: accepted.length,
     refused: sent.length - accepted.length,
     rate: latencies.length / ((lastAnswer - started) / 1000),
-    p50: percentile(0.5),
-    p99: percentile(0.99),
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
     lost,
     late,
     duplicates,
