@@ -281,7 +281,11 @@ describe("hard deadlines and the event loop", () => {
     expect(next.verdict).toBe("malicious");
   });
 
-  it("keeps the event loop responsive (lag under 20 ms) while a 200 MB buffer is scanned", async () => {
+  // The scan takes about 3 s of WebAssembly on a worker: run on the main thread, it would stall
+  // the loop for all of it. The bound leaves room for the OS scheduler on a loaded 2-core
+  // machine (the worker, V8's background compiler and the test runner share the cores; 30-40
+  // ms stalls were seen there with nothing of ours on the main thread).
+  it("keeps the event loop responsive (lag under 150 ms, the scan takes seconds) while a 200 MB buffer is scanned", async () => {
     const scanner = createYaraScanner({ ...quiet, workers: 1 });
     open.push({ scanner });
     await scanner.setup?.();
@@ -291,6 +295,6 @@ describe("hard deadlines and the event loop", () => {
     );
     expect(result.verdict).toBe("benign");
     console.log(`worst event-loop lag while scanning 200 MB: ${worstLagMs.toFixed(1)} ms`);
-    expect(worstLagMs).toBeLessThan(20);
+    expect(worstLagMs).toBeLessThan(150);
   }, 60_000);
 });
