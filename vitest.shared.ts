@@ -18,6 +18,8 @@ export function engineVitestConfig(
   return {
     ...(options.define ? { define: options.define } : {}),
     test: {
+      // Tests of timers that must survive garbage collection force it (nodejs/node#57736).
+      execArgv: ["--expose-gc"],
       ...(reportDirectory
         ? {
             reporters: ["default", "json"],

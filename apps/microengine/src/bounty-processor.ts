@@ -3,9 +3,11 @@ import {
   type Artifact,
   artifactFromUrl,
   ConcurrencyLimit,
+  createScanSignal,
   EngineError,
   OverloadedError,
   publicError,
+  ScanAbortedError,
   type Scanner,
   type ScanResult,
   scanResultForError,
@@ -75,6 +77,14 @@ function skipped(comment: string): ScanResult {
     confidence: 0,
     metadata: { malware_family: "", comments: [comment] },
   };
+}
+
+/** Why a bounty cut short by a shutdown is answered unknown (`ERROR:ABORTED`, saying so). */
+function shutDownError(): ScanAbortedError {
+  return new ScanAbortedError({
+    message: "@engine/microengine: the engine shut down before the scan finished",
+    publicMessage: "the engine shut down before the scan finished",
+  });
 }
 
 /** Bytes a waiting bounty holds: its artifact URI (a `data:` URI carries the artifact) and the rest. */
@@ -240,15 +250,18 @@ export class BountyProcessor implements BountyIntake {
       const handBack =
         options.handBackWhenLeftMs !== undefined &&
         expiresAt - Date.now() > options.handBackWhenLeftMs;
-      controller.abort(handBack ? new HandedBack() : new Error("the engine is shutting down"));
+      controller.abort(handBack ? new HandedBack() : shutDownError());
     }
     // Answers are retried until their expiration, but a shutdown waits 30 s at most.
     const grace = setTimeout(
       () => this.#shutdown.abort(new Error("shutdown grace period over")),
       shutdownGraceMs,
     );
-    grace.unref();
-    await Promise.allSettled([...this.#running.values()].map((entry) => entry.done));
+    try {
+      await Promise.allSettled([...this.#running.values()].map((entry) => entry.done));
+    } finally {
+      clearTimeout(grace);
+    }
     await Promise.allSettled([this.#fetcher.close(), this.#delivery.close()]);
   }
 
@@ -310,12 +323,7 @@ export class BountyProcessor implements BountyIntake {
         logger.info("handed back to the queue at shutdown, unanswered");
         throw shutdown.reason;
       }
-      const cause = shutdown.aborted
-        ? new EngineError({
-            message: "the engine shut down before the scan finished",
-            publicMessage: "the engine shut down before the scan finished",
-          })
-        : error;
+      const cause = shutdown.aborted ? shutDownError() : error;
       if (!EngineError.isInstance(error))
         logger.error({ err: error }, "unexpected failure while handling a bounty");
       if (OverloadedError.isInstance(cause))
@@ -379,10 +387,15 @@ export class BountyProcessor implements BountyIntake {
     metrics.inFlight.inc();
     const started = performance.now();
     try {
-      const signal = AbortSignal.any([
-        shutdown,
-        AbortSignal.timeout(Math.max(1, deadline - Date.now())),
-      ]);
+      // A plain timer, held until the download ends: `AbortSignal.any` over an
+      // `AbortSignal.timeout` lets Node 20 collect the timeout before it fires
+      // (nodejs/node#57736), and a stalled server then holds the slot for minutes.
+      using downloadLimit = createScanSignal({
+        signal: shutdown,
+        deadline,
+        scanner: "microengine download",
+      });
+      const { signal } = downloadLimit;
       fetched = await inSpan(
         "download",
         {
@@ -460,10 +473,11 @@ export class BountyProcessor implements BountyIntake {
       });
     }
     this.#waitingBytes += bytes;
-    const waited = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    // A plain timer held for the wait (see #scanBounty: a collected timeout never fires).
+    using waited = createScanSignal({ signal: shutdown, deadline, scanner: "microengine" });
     try {
       this.#updateGauges();
-      await this.#slots.acquire(AbortSignal.any([shutdown, waited]));
+      await this.#slots.acquire(waited.signal);
     } catch (error) {
       if (shutdown.aborted) throw shutdown.reason;
       if (OverloadedError.isInstance(error)) throw error;
@@ -472,6 +486,8 @@ export class BountyProcessor implements BountyIntake {
       });
     } finally {
       this.#waitingBytes -= bytes;
+      // A waiter that left (deadline, shutdown) no longer counts in engine_bounties_waiting.
+      this.#updateGauges();
     }
     if (Date.now() + this.#typicalServiceMs() > deadline) {
       // A slot, but too late to use it: give it to the next bounty.

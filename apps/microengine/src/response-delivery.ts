@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { createScanSignal } from "@engine/core";
 import type { Logger } from "pino";
 import { type Agent, request } from "undici";
 import {
@@ -11,6 +12,8 @@ import { redactUrls } from "./redact.js";
 
 /** Where answers may be posted. */
 export interface ResponsePolicy extends AddressPolicy {
+  /** Longest wait for one POST of an answer, in ms. Default 5,000. */
+  attemptTimeoutMs?: number;
   /** Hosts `response_url` may name (RESPONSE_ALLOWED_HOSTS); undefined: any public host. */
   allowedHosts?: readonly string[] | undefined;
 }
@@ -34,8 +37,8 @@ export function responseUrlRefusal(url: string, policy: ResponsePolicy): string 
   return literalAddressRefusal(parsed, policy);
 }
 
-/** Longest wait for one POST of an answer, in ms. */
-const attemptTimeoutMs = 5_000;
+/** Longest wait for one POST of an answer by default, in ms. */
+const defaultAttemptTimeoutMs = 5_000;
 
 /**
  * Posts answers to bounties' `response_url` through the same address policy as artifact
@@ -46,10 +49,12 @@ const attemptTimeoutMs = 5_000;
 export class ResponseDelivery {
   readonly #policy: ResponsePolicy;
   readonly #agent: Agent;
+  readonly #attemptTimeoutMs: number;
 
   constructor(policy: ResponsePolicy) {
     this.#policy = policy;
     this.#agent = createGuardedAgent(policy);
+    this.#attemptTimeoutMs = policy.attemptTimeoutMs ?? defaultAttemptTimeoutMs;
   }
 
   /** See {@link responseUrlRefusal}. */
@@ -79,6 +84,13 @@ export class ResponseDelivery {
     let delay = 100;
     for (let attempt = 1; Date.now() < options.expiresAt && !options.stop?.aborted; attempt += 1) {
       const remaining = options.expiresAt - Date.now();
+      // A plain timer held for the attempt (a collected `AbortSignal.timeout` never fires, and
+      // the POST would wait for undici's own 300 s); a shutdown's grace period ends it too.
+      using attemptLimit = createScanSignal({
+        signal: options.stop,
+        deadline: Date.now() + Math.max(100, Math.min(remaining, this.#attemptTimeoutMs)),
+        scanner: "microengine delivery",
+      });
       try {
         const response = await request(options.url, {
           method: "POST",
@@ -88,7 +100,7 @@ export class ResponseDelivery {
             "idempotency-key": options.idempotencyKey,
           },
           body: options.body,
-          signal: AbortSignal.timeout(Math.max(100, Math.min(remaining, attemptTimeoutMs))),
+          signal: attemptLimit.signal,
         });
         await response.body.dump();
         if (response.statusCode >= 200 && response.statusCode < 300) return true;
@@ -109,7 +121,8 @@ export class ResponseDelivery {
       }
       const wait = Math.min(delay, options.expiresAt - Date.now() - 50);
       if (wait <= 0) break;
-      await sleep(wait);
+      // A shutdown's grace period ends the wait too.
+      await sleep(wait, undefined, { signal: options.stop }).catch(() => {});
       delay = Math.min(delay * 2, 2_000);
     }
     return false;

@@ -5,6 +5,7 @@ import {
   ArtifactTooLargeError,
   artifactFromStream,
   type ConcurrencyLimit,
+  createScanSignal,
   EngineError,
   type EngineErrorCode,
   InvalidOptionsError,
@@ -297,17 +298,17 @@ export async function createServer(options: {
       const gone = clientGone(reply);
       try {
         if (!slots.tryAcquire()) {
-          await slots
-            .acquire(AbortSignal.any([AbortSignal.timeout(timeoutMs), gone]))
-            .catch((error: unknown) => {
-              if (gone.aborted)
-                throw new EngineError({ message: "@engine/microengine: the client went away" });
-              throw OverloadedError.isInstance(error)
-                ? error
-                : new OverloadedError({
-                    message: "@engine/microengine: no scan slot freed up before timeout_ms",
-                  });
-            });
+          // A plain timer held for the wait: a collected `AbortSignal.timeout` never fires.
+          using waited = createScanSignal({ signal: gone, deadline, scanner: "microengine" });
+          await slots.acquire(waited.signal).catch((error: unknown) => {
+            if (gone.aborted)
+              throw new EngineError({ message: "@engine/microengine: the client went away" });
+            throw OverloadedError.isInstance(error)
+              ? error
+              : new OverloadedError({
+                  message: "@engine/microengine: no scan slot freed up before timeout_ms",
+                });
+          });
         }
         holding = true;
         let artifact: Artifact;
