@@ -18,7 +18,12 @@ export const multiScannerOptionsSchema = z
       .default("any"),
     /**
      * Each backend's own time budget, in ms, inside the caller's deadline: one number for all
-     * or `{ name: ms }`. A backend past its budget counts as failed (`SCAN_TIMEOUT`). Default: none.
+     * or `{ name: ms }`. It bounds the backend's setup too: a scan waits for a backend's setup
+     * and scan together at most this long, and `setup()` waits for each backend's setup at most
+     * this long. A backend past its budget counts as failed (`SCAN_TIMEOUT`; "did not finish
+     * setting up" when its setup had not finished). Default: none (a scan still gives each
+     * backend at most the caller's deadline less `deadlineMarginMs`; `setup()` then waits as
+     * long as the backend's own setup takes).
      */
     backendTimeoutMs: z
       .union([z.number().int().positive(), z.record(z.string(), z.number().int().positive())])

@@ -4,7 +4,7 @@ import {
   BackendUnavailableError,
   createScanSignal,
   defineScanner,
-  EngineError,
+  type EngineError,
   InvalidOptionsError,
   InvalidResultError,
   keepsContract,
@@ -14,13 +14,14 @@ import {
   raceSignal,
   type Scanner,
   type ScanResult,
-  stampScannerName,
   verdictMetadata,
   verdictSchema,
 } from "@engine/core";
 import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { z } from "zod";
+import { asEngineError } from "./as-engine-error.js";
 import { answered, type BackendOutcome, failed } from "./backend-outcome.js";
+import { trackBackendSetups } from "./backend-setups.js";
 import { type MultiScannerOptions, multiScannerOptionsSchema } from "./multi-scanner-options.js";
 import { shareArtifact } from "./shared-artifact.js";
 import { namedPolicies, type VerdictPolicy } from "./verdict-policy.js";
@@ -33,17 +34,12 @@ const tracer = trace.getTracer("@engine/multi", multiPackageVersion);
 export interface MultiScanner extends Scanner {
   /** The backends, in the order given. */
   readonly backends: readonly Scanner[];
-  /** Backends whose last `setup` failed, with why. The multi works with the others. */
+  /**
+   * Backends whose latest setup failed, or had not finished within the budget of the scan or
+   * `setup()` that waited for it (`SCAN_TIMEOUT`), with why; an entry goes when that backend's
+   * setup succeeds. Filled by `setup()` and by scans alike. The multi works with the others.
+   */
   readonly setupFailures: ReadonlyMap<string, EngineError>;
-}
-
-function asEngineError(error: unknown, scanner: string): EngineError {
-  if (EngineError.isInstance(error)) return stampScannerName(error, scanner);
-  return new EngineError({
-    message: `@engine/multi: ${scanner} failed: ${(error as Error)?.message ?? String(error)}`,
-    cause: error,
-    scanner,
-  });
 }
 
 type AnsweredOutcome = Extract<BackendOutcome, { status: "answered" }>;
@@ -74,6 +70,15 @@ const policyResultSchema = z.object({
  *   still wins under `any`. `benignWhenInconclusive: true` opts out for `unknown` answers;
  *   failures always count;
  * - when every backend failed, the scan throws (the shared error, or `BackendUnavailableError`).
+ *
+ * Each backend is set up once, before its first scan, and its setup counts against its budget
+ * (`backendTimeoutMs`, inside the caller's deadline): a backend whose setup has not finished
+ * by then (a stopped clamd accepts connections and never answers) counts as failed for that
+ * scan (`SCAN_TIMEOUT`, "did not finish setting up") while the others answer; its setup goes
+ * on, and a later scan waits for it again within its own budget. `setup()` sets up every
+ * backend, waiting for each at most its `backendTimeoutMs`, and never holds a scan. `close()`
+ * closes the backends in parallel and does not wait for a setup that has not finished: that
+ * backend is closed once its setup settles.
  *
  * `metadata.backends` keeps one entry per backend (name, verdict, confidence, family, duration,
  * error code and public reason, `inconclusive` with its reason); full errors go to
@@ -114,7 +119,7 @@ export function createMultiScanner(
       : settings.backendTimeoutMs && Object.hasOwn(settings.backendTimeoutMs, name)
         ? settings.backendTimeoutMs[name]
         : undefined;
-  const setupFailures = new Map<string, EngineError>();
+  const setups = trackBackendSetups();
 
   /** One backend's scan as a span (`scan <backend>`): a no-op unless the host registered a tracer. */
   const runBackend = (
@@ -145,6 +150,27 @@ export function createMultiScanner(
       },
     );
 
+  /** A backend's deadline: its budget from now, inside the caller's deadline less the margin. */
+  const deadlineOf = (name: string, deadline: number | undefined): number | undefined => {
+    const own = budget(name);
+    const limits = [
+      deadline === undefined ? undefined : deadline - settings.deadlineMarginMs,
+      own === undefined ? undefined : Date.now() + own,
+    ].filter((limit): limit is number => limit !== undefined);
+    return limits.length > 0 ? Math.min(...limits) : undefined;
+  };
+
+  /** Waits for a backend's setup until its deadline or the signal: a hung setup holds no more. */
+  const waitForSetup = async (
+    backend: Scanner,
+    signal: AbortSignal | undefined,
+    deadline: number | undefined,
+  ): Promise<void> => {
+    if (setups.isReady(backend)) return;
+    using stop = createScanSignal({ signal, deadline, scanner: backend.name });
+    await setups.waitFor(backend, stop.signal);
+  };
+
   const scanBackend = async (
     backend: Scanner,
     artifact: Artifact,
@@ -152,46 +178,39 @@ export function createMultiScanner(
     deadline: number | undefined,
   ): Promise<BackendOutcome> => {
     const started = performance.now();
-    const own = budget(backend.name);
-    const limits = [
-      deadline === undefined ? undefined : deadline - settings.deadlineMarginMs,
-      own === undefined ? undefined : Date.now() + own,
-    ];
-    const defined = limits.filter((limit): limit is number => limit !== undefined);
-    const backendDeadline = defined.length > 0 ? Math.min(...defined) : undefined;
-    if (keepsContract(backend)) {
+    const backendDeadline = deadlineOf(backend.name, deadline);
+    try {
+      await waitForSetup(backend, signal, backendDeadline);
       // Built by defineScanner: it keeps its deadline and abort and validates its result
       // itself; wrapping it again would only cost a second signal and a second validation.
-      try {
-        const result = await backend.scan(artifact, { signal, deadline: backendDeadline });
-        return {
-          name: backend.name,
-          status: "answered",
-          result,
-          durationMs: performance.now() - started,
-        };
-      } catch (error) {
-        return failedOutcome(backend, error, started);
-      }
-    }
-    using stop = createScanSignal({ signal, deadline: backendDeadline, scanner: backend.name });
-    try {
-      const result = await raceSignal(
-        Promise.resolve().then(() =>
-          backend.scan(artifact, { signal: stop.signal, deadline: backendDeadline }),
-        ),
-        stop.signal,
-        backend.name,
-      );
+      const result = keepsContract(backend)
+        ? await backend.scan(artifact, { signal, deadline: backendDeadline })
+        : await scanPlain(backend, artifact, signal, backendDeadline);
       return {
         name: backend.name,
         status: "answered",
-        result: parseScanResult(result, backend.name),
+        result,
         durationMs: performance.now() - started,
       };
     } catch (error) {
       return failedOutcome(backend, error, started);
     }
+  };
+
+  /** A hand-written backend's scan, held to its deadline and validated. */
+  const scanPlain = async (
+    backend: Scanner,
+    artifact: Artifact,
+    signal: AbortSignal,
+    deadline: number | undefined,
+  ): Promise<ScanResult> => {
+    using stop = createScanSignal({ signal, deadline, scanner: backend.name });
+    const result = await raceSignal(
+      Promise.resolve().then(() => backend.scan(artifact, { signal: stop.signal, deadline })),
+      stop.signal,
+      backend.name,
+    );
+    return parseScanResult(result, backend.name);
   };
 
   /** A backend's failure as its outcome (typed, named, reported to `onBackendError`). */
@@ -311,24 +330,33 @@ export function createMultiScanner(
     return { verdict, confidence, metadata };
   };
 
+  /** Sets up every backend, waiting for each at most its `backendTimeoutMs`. */
+  const setUpAll = async (): Promise<void> => {
+    const settled = await Promise.allSettled(
+      scanners.map((backend) => {
+        const own = budget(backend.name);
+        return waitForSetup(backend, undefined, own === undefined ? undefined : Date.now() + own);
+      }),
+    );
+    const errors = settled.flatMap((outcome, index) =>
+      outcome.status === "rejected"
+        ? [asEngineError(outcome.reason, scanners[index]?.name ?? settings.name)]
+        : [],
+    );
+    if (errors.length === scanners.length) {
+      throw new BackendUnavailableError({
+        message: `@engine/multi: no backend could be set up: ${errors.map((error) => `${error.scanner} (${error.message})`).join("; ")}`,
+        hint: "Check the backends: none could start.",
+        cause: new AggregateError(errors),
+        scanner: settings.name,
+      });
+    }
+  };
+
+  // No setup here: the contract's lazy setup would hold every scan until all backends are set
+  // up. Each backend is set up before its own scan, within its own budget (scanBackend).
   const scanner = defineScanner({
     name: settings.name,
-    setup: async () => {
-      const settled = await Promise.allSettled(scanners.map((backend) => backend.setup?.()));
-      setupFailures.clear();
-      settled.forEach((outcome, index) => {
-        const backend = scanners[index];
-        if (outcome.status === "rejected" && backend)
-          setupFailures.set(backend.name, asEngineError(outcome.reason, backend.name));
-      });
-      if (setupFailures.size === scanners.length) {
-        throw new BackendUnavailableError({
-          message: `@engine/multi: no backend could be set up: ${[...setupFailures].map(([name, error]) => `${name} (${error.message})`).join("; ")}`,
-          cause: new AggregateError([...setupFailures.values()]),
-          scanner: settings.name,
-        });
-      }
-    },
     scan: async (artifact, { signal, deadline }) => {
       const shared = await shareArtifact(artifact, {
         memoryLimitBytes: settings.memoryLimitBytes,
@@ -350,14 +378,18 @@ export function createMultiScanner(
   // set up on their own, or by a scan that never came, must not keep workers or sockets open).
   const closeContract = scanner.close;
   const close = async (): Promise<void> => {
-    // In parallel, not after the contract's queue: a backend whose setup never ends must not
-    // keep the others (YARA workers, clamd sockets) open.
-    await Promise.allSettled([closeContract?.(), ...scanners.map((backend) => backend.close?.())]);
+    // In parallel, and without waiting for a setup that has not finished (a stopped clamd may
+    // never answer): that backend is closed once its setup settles, and the others at once.
+    await Promise.allSettled([
+      closeContract?.(),
+      ...scanners.map((backend) => setups.close(backend)),
+    ]);
   };
   return Object.defineProperties(scanner, {
+    setup: { value: setUpAll, enumerable: true },
     close: { value: close, enumerable: true },
     [Symbol.asyncDispose]: { value: close },
     backends: { value: Object.freeze([...scanners]), enumerable: true },
-    setupFailures: { get: () => setupFailures, enumerable: true },
+    setupFailures: { get: () => setups.failures, enumerable: true },
   }) as MultiScanner;
 }

@@ -63,3 +63,48 @@ export function invalid(name: string): Scanner {
     [Symbol.asyncDispose]: async () => {},
   };
 }
+
+/** A backend whose `setup` hangs, and what the multi did with it. */
+export interface StuckInSetup extends Scanner {
+  /** How many times its `setup` was called. */
+  readonly setups: number;
+  /** How many times its `close` was called. */
+  readonly closes: number;
+}
+
+/**
+ * A backend whose `setup` does not finish for `setupMs` (default: never), like a clamd stopped
+ * before the first scan (it accepts connections and never answers), and answers `answer` once
+ * set up. `contract: true` builds it with `defineScanner` (it sets itself up inside its own
+ * scan); otherwise it is a plain object that throws when scanned before its setup finished.
+ */
+export function stuckInSetup(
+  name: string,
+  answer: ScanResult,
+  options: { contract: boolean; setupMs?: number },
+): StuckInSetup {
+  const state = { setups: 0, closes: 0, ready: false };
+  const setup = (): Promise<void> => {
+    state.setups += 1;
+    const { setupMs } = options;
+    if (setupMs === undefined) return new Promise<void>(() => {});
+    return new Promise<void>((resolve) => setTimeout(resolve, setupMs)).then(() => {
+      state.ready = true;
+    });
+  };
+  const close = async (): Promise<void> => {
+    state.closes += 1;
+    state.ready = false;
+  };
+  const scan = async (): Promise<ScanResult> => {
+    if (!state.ready) throw new Error(`${name} was scanned before its setup finished`);
+    return answer;
+  };
+  const scanner: Scanner = options.contract
+    ? defineScanner({ name, setup, close, scan })
+    : { name, setup, close, scan, [Symbol.asyncDispose]: close };
+  return Object.defineProperties(scanner, {
+    setups: { get: () => state.setups, enumerable: true },
+    closes: { get: () => state.closes, enumerable: true },
+  }) as StuckInSetup;
+}

@@ -1,3 +1,4 @@
+import { createServer, type Server, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { createClamavScanner } from "@engine/clamav";
 import { type ManagedClamd, startManagedClamd } from "@engine/clamav/managed";
@@ -109,5 +110,64 @@ describe("ClamAV + YARA", () => {
     );
     expect(entry?.error_code).toBe("BACKEND_UNAVAILABLE");
     expect(verdictsOf(scan).yara).toBe("malicious");
+  });
+});
+
+describe("ClamAV stopped before the first scan", () => {
+  // A stand-in for a stopped clamd: it accepts connections and never answers, so the real
+  // client's setup (PING, with connectTimeoutMs + 1 s to answer: 3 s) hangs until its timeout.
+  let silent: Server;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => silent?.close(resolve));
+  });
+
+  it("answers by ClamAV's budget with YARA's verdict and ClamAV failed, and closes promptly", async () => {
+    const address = silent.address();
+    if (address === null || typeof address === "string") throw new Error("no TCP address");
+    const yara = createYaraScanner({
+      rules: { test: yaraOnly },
+      workers: 1,
+      onDiagnostics: () => {},
+    });
+    await yara.setup?.(); // YARA's own start-up is not what this test times
+    const local = createMultiScanner(
+      [createClamavScanner({ host: "127.0.0.1", port: address.port }), yara],
+      { name: "multi-stopped", backendTimeoutMs: { clamav: 1000 } },
+    );
+    let started = Date.now();
+    const detected = await local.scan(artifactFromBytes("header YARA-ONLY-MARKER-51C2 trailer"), {
+      deadline: Date.now() + 3_000,
+    });
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(detected).toMatchObject({
+      verdict: "malicious",
+      metadata: { malware_family: "YaraOnly.Test" },
+    });
+    expect(verdictsOf(detected)).toEqual({ clamav: "unknown", yara: "malicious" });
+    const entry = (detected.metadata.backends as Array<{ name: string; error?: string }>)[0];
+    expect(entry).toMatchObject({
+      name: "clamav",
+      error_code: "SCAN_TIMEOUT",
+      error: "a scanning backend did not finish setting up in time",
+    });
+    started = Date.now();
+    const clean = await local.scan(artifactFromBytes(cleanBytes("stopped")), {
+      deadline: Date.now() + 10_000,
+    });
+    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(clean).toMatchObject({ verdict: "unknown", confidence: 0 });
+    expect(verdictsOf(clean)).toEqual({ clamav: "unknown", yara: "benign" });
+    started = Date.now();
+    await local.close?.();
+    expect(Date.now() - started).toBeLessThan(500);
   });
 });

@@ -16,7 +16,7 @@ import {
 import { describeScanner } from "@engine/core/testing";
 import { describe, expect, it } from "vitest";
 import { createMultiScanner, majority, quorum, weighted } from "../src/index.js";
-import { answering, hanging, invalid, result, throwing } from "./fake-scanners.js";
+import { answering, hanging, invalid, result, stuckInSetup, throwing } from "./fake-scanners.js";
 
 const backendsOf = (scan: { metadata: Record<string, unknown> }) =>
   scan.metadata.backends as Array<{
@@ -256,6 +256,139 @@ describe("time", () => {
     const scan = await createMultiScanner(backends).scan(artifactFromBytes("x"));
     expect(scan.verdict).toBe("benign");
     expect(most).toBe(20);
+  });
+});
+
+describe("a backend whose setup hangs (clamd stopped before the first scan)", () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  /** "settled" when `promise` settles within `ms`, "pending" otherwise. */
+  const settlesWithin = (promise: Promise<unknown> | undefined, ms: number) =>
+    Promise.race([
+      Promise.resolve(promise).then(
+        () => "settled",
+        () => "settled",
+      ),
+      sleep(ms).then(() => "pending"),
+    ]);
+  const stuckEntry = (scan: { metadata: Record<string, unknown> }) =>
+    backendsOf(scan).find((backend) => backend.name === "stuck");
+
+  for (const contract of [false, true]) {
+    const kind = contract ? "defineScanner" : "plain-object";
+
+    it(`answers by a ${kind} backend's budget with the other's detection, counting it as failed`, async () => {
+      const scanner = createMultiScanner(
+        [
+          stuckInSetup("stuck", result("benign"), { contract }),
+          answering("yara", result("malicious", 0.9, "Fam")),
+        ],
+        { backendTimeoutMs: { stuck: 200 } },
+      );
+      const started = Date.now();
+      const scan = await scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 600 });
+      expect(Date.now() - started).toBeLessThan(450);
+      expect(scan).toMatchObject({ verdict: "malicious", metadata: { malware_family: "Fam" } });
+      expect(stuckEntry(scan)).toMatchObject({
+        verdict: "unknown",
+        error_code: "SCAN_TIMEOUT",
+        error: "a scanning backend did not finish setting up in time",
+      });
+      expect(stuckEntry(scan)?.duration_ms).toBeGreaterThanOrEqual(150);
+      expect(await settlesWithin(scanner.close?.(), 100)).toBe("settled");
+    });
+
+    it(`turns benign into unknown by the caller's deadline when a ${kind} backend's setup hangs, scan after scan`, async () => {
+      const seen: string[] = [];
+      const scanner = createMultiScanner(
+        [
+          stuckInSetup("stuck", result("benign"), { contract }),
+          answering("yara", result("benign")),
+        ],
+        { onBackendError: (name, error) => seen.push(`${name}: ${error.message}`) },
+      );
+      for (const deadlineMs of [600, 300]) {
+        const started = Date.now();
+        const scan = await scanner.scan(artifactFromBytes("x"), {
+          deadline: Date.now() + deadlineMs,
+        });
+        expect(Date.now() - started).toBeLessThan(deadlineMs);
+        expect(scan).toMatchObject({ verdict: "unknown", confidence: 0 });
+        expect(scan.metadata.comments).toEqual([
+          "INCOMPLETE: stuck failed (SCAN_TIMEOUT); no other backend detected anything",
+        ]);
+      }
+      expect(seen).toHaveLength(2);
+      expect(seen[0]).toMatch(
+        /^stuck: @engine\/multi: stuck did not finish setting up within \d+ ms/,
+      );
+      expect(await settlesWithin(scanner.close?.(), 100)).toBe("settled");
+    });
+
+    it(`closes promptly while a ${kind} backend's setup hangs, and closes that backend once it is set up`, async () => {
+      const stuck = stuckInSetup("stuck", result("benign"), { contract, setupMs: 300 });
+      const closed: string[] = [];
+      const other: Scanner = {
+        ...answering("yara", result("benign")),
+        close: async () => {
+          closed.push("yara");
+        },
+      };
+      const scanner = createMultiScanner([stuck, other], { backendTimeoutMs: { stuck: 50 } });
+      const scan = await scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 600 });
+      expect(stuckEntry(scan)).toMatchObject({ error_code: "SCAN_TIMEOUT" });
+      expect(await settlesWithin(scanner.close?.(), 100)).toBe("settled");
+      expect(closed).toEqual(["yara"]);
+      await sleep(400);
+      expect(stuck.closes).toBe(1);
+      expect(stuck.setups).toBe(1);
+    });
+
+    it(`bounds setup() by backendTimeoutMs and never lets a ${kind} backend's setup hold a scan`, async () => {
+      const stuck = stuckInSetup("stuck", result("malicious", 1, "Late"), {
+        contract,
+        setupMs: 400,
+      });
+      const scanner = createMultiScanner([stuck, answering("yara", result("benign"))], {
+        backendTimeoutMs: { stuck: 100 },
+      });
+      expect(await settlesWithin(scanner.setup?.(), 300)).toBe("settled");
+      expect(scanner.setupFailures.get("stuck")?.message).toMatch(/did not finish setting up/);
+      const early = await scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 2_000 });
+      expect(early.verdict).toBe("unknown");
+      await sleep(400);
+      expect([...scanner.setupFailures.keys()]).toEqual([]);
+      const late = await scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 2_000 });
+      expect(late).toMatchObject({ verdict: "malicious", metadata: { malware_family: "Late" } });
+      expect(stuck.setups).toBe(1);
+      await scanner.close?.();
+      // Without a budget, setup() waits as long as the backend's setup takes; scans do not.
+      const unbounded = createMultiScanner([
+        stuckInSetup("stuck", result("benign"), { contract }),
+        answering("yara", result("malicious")),
+      ]);
+      const setup = unbounded.setup?.();
+      const scan = await unbounded.scan(artifactFromBytes("x"), { deadline: Date.now() + 300 });
+      expect(scan.verdict).toBe("malicious");
+      expect(await settlesWithin(setup, 50)).toBe("pending");
+      expect(await settlesWithin(unbounded.close?.(), 100)).toBe("settled");
+    });
+  }
+
+  it("sets up a plain-object backend before its first scan, once", async () => {
+    const plain = stuckInSetup("plain", result("malicious", 1, "Set"), {
+      contract: false,
+      setupMs: 20,
+    });
+    const scanner = createMultiScanner([plain, answering("yara", result("benign"))]);
+    const scans = await Promise.all(
+      [1, 2, 3].map(() => scanner.scan(artifactFromBytes("x"), { deadline: Date.now() + 2_000 })),
+    );
+    expect(scans.map((scan) => scan.verdict)).toEqual(["malicious", "malicious", "malicious"]);
+    expect(plain.setups).toBe(1);
+    await scanner.close?.();
+    expect(plain.closes).toBe(1);
+    expect((await scanner.scan(artifactFromBytes("x"))).verdict).toBe("malicious");
+    expect(plain.setups).toBe(2);
   });
 });
 
