@@ -163,11 +163,6 @@ export class BountyProcessor implements BountyIntake {
     return this.#running.size;
   }
 
-  /** The shared slots: the scan API takes its scans from the same bound. */
-  get slots(): ConcurrencyLimit {
-    return this.#slots;
-  }
-
   load(): IntakeLoad {
     const { config } = this.options;
     const open = this.#running.size;

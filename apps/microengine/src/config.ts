@@ -137,7 +137,7 @@ export const engineConfigSchema = z.object({
   RESPONSE_ALLOWED_HOSTS: list.optional(),
   /** Open HTTP connections at most; more are refused by the socket layer. Default 1024. */
   HTTP_MAX_CONNECTIONS: integer(1, 1_000_000).default(1024),
-  /** Bounties downloading or scanning at once (the scan API shares them). Default 16. */
+  /** Bounties downloading or scanning at once. Default 16. */
   BOUNTY_CONCURRENCY: integer(1, 4096).default(16),
   /**
    * Bounties that may wait for a slot. Past it (or past their deadline while waiting) a bounty
@@ -177,10 +177,13 @@ export const engineConfigSchema = z.object({
   WORKER_CONCURRENCY: integer(1, 256).default(4),
   /**
    * Bearer token for POST /scan. Default: none, and then the scan API answers only when HOST is
-   * loopback (it shares the bounties' slots: an open scan API on a public address would let
-   * anyone take them).
+   * loopback (an open scan API on a public address would let anyone use the backends).
    */
   SCAN_API_TOKEN: z.string().min(1).optional(),
+  /** Scans the scan API runs at once (its own slots: uploads never take the bounties'). Default 4. */
+  SCAN_API_CONCURRENCY: integer(1, 4096).default(4),
+  /** Scan API requests that may wait for a slot; past it, 503 with Retry-After. Default 64. */
+  SCAN_API_BACKLOG: integer(0, 1_000_000).default(64),
   /** pino level. Default info. */
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** json (default) or pretty (one readable line per event). */

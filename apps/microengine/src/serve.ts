@@ -1,5 +1,4 @@
 import type { AddressInfo } from "node:net";
-import { ConcurrencyLimit } from "@engine/core";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { RedisAnswerLedger } from "./answer-ledger.js";
@@ -54,7 +53,6 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
   const backends = await buildBackends(config, logger, { resultCache: true, metrics });
   logBackendStatuses(backends, logger);
   let processor: BountyIntake;
-  let scanSlots: ConcurrencyLimit;
   /** What queue mode opened besides the queue: closed after it. */
   let closeQueueExtras = async (): Promise<void> => {};
   try {
@@ -76,15 +74,8 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
         metrics,
         logger,
       });
-      scanSlots = new ConcurrencyLimit({
-        concurrency: config.BOUNTY_CONCURRENCY,
-        maxWaiting: config.BOUNTY_BACKLOG,
-        what: "scan slots (BOUNTY_CONCURRENCY)",
-      });
     } else {
-      const local = new BountyProcessor({ scanner: backends.scanner, config, logger, metrics });
-      processor = local;
-      scanSlots = local.slots; // the scan API shares the bounties' bound
+      processor = new BountyProcessor({ scanner: backends.scanner, config, logger, metrics });
     }
   } catch (error) {
     await backends.dispose();
@@ -97,7 +88,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     );
   let app: Awaited<ReturnType<typeof createServer>> | undefined;
   try {
-    app = await createServer({ config, backends, processor, scanSlots, metrics, logger });
+    app = await createServer({ config, backends, processor, metrics, logger });
     await app.listen({ port: config.PORT, host: config.HOST });
   } catch (error) {
     // Nothing taken on yet: stop what was started (the queue, the ledger, the backends).

@@ -99,10 +99,11 @@ describe("deadlines survive garbage collection (second audit, item 6)", () => {
           release = () =>
             resolve({ verdict: "benign", confidence: 1, metadata: { malware_family: "" } });
         }),
+      [Symbol.asyncDispose]: async () => {},
     };
     const { app, processor } = await engineWith([holding], {
-      BOUNTY_CONCURRENCY: "1",
-      BOUNTY_BACKLOG: "4",
+      SCAN_API_CONCURRENCY: "1",
+      SCAN_API_BACKLOG: "4",
     });
     cleanups.push(
       () => app.close(),

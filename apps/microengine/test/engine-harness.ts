@@ -121,7 +121,6 @@ export async function engineWith(scanners: Scanner[], environment: Record<string
     config,
     backends,
     processor,
-    scanSlots: processor.slots,
     metrics,
     logger,
   });

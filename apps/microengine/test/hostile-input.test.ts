@@ -406,16 +406,15 @@ describe("a flood is answered, not absorbed", () => {
     const ready = await app.inject({ method: "GET", url: "/readyz" });
     expect(ready.statusCode).toBe(503);
     expect(ready.json()).toMatchObject({ status: "saturated", load: { running: 1, waiting: 2 } });
-    // The scan API shares the bound: full, so 503 with Retry-After.
+    // The scan API has slots of its own (second audit, item 12): it still answers.
     const scan = await app.inject({
       method: "POST",
       url: "/scan",
       payload: Buffer.from("x"),
       headers: { "content-type": "application/octet-stream" },
     });
-    expect(scan.statusCode).toBe(503);
-    expect(scan.headers["retry-after"]).toBe("5");
-    expect(scan.json().error.code).toBe("OVERLOADED");
+    expect(scan.statusCode).toBe(200);
+    expect(scan.json().verdict).toBe("benign");
     const ids = bounties.map((bounty) => bounty.id);
     await vi.waitFor(
       () => expect(ids.map((id) => collector.answersFor(id).length)).toEqual([1, 1, 1, 1, 1]),
@@ -528,23 +527,42 @@ describe("review findings: the edges of each bound", () => {
     await guarded.app.close();
   });
 
-  it("lets a /scan waiter whose client went away leave the backlog at once", async () => {
-    const { app, processor } = await engineWith([slowBenign(1500)], { BOUNTY_CONCURRENCY: "1" });
+  it("lets a /scan waiter whose client went away leave the backlog at once, and answers 503 with Retry-After when the backlog is full", async () => {
+    const { app } = await engineWith([slowBenign(1500)], {
+      SCAN_API_CONCURRENCY: "1",
+      SCAN_API_BACKLOG: "1",
+    });
     await app.listen({ port: 0, host: "127.0.0.1" });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/scan`;
+    const scanApiLoad = async () =>
+      (await app.inject({ method: "GET", url: "/readyz" })).json().scanApi as {
+        running: number;
+        waiting: number;
+      };
     const holder = postChunked(url, { "content-type": "application/octet-stream" }, [
       Buffer.from("a"),
     ]);
-    await vi.waitFor(() => expect(processor.load().running).toBe(1));
+    await vi.waitFor(async () => expect((await scanApiLoad()).running).toBe(1));
     const waiter = httpRequest(url, {
       method: "POST",
       headers: { "content-type": "application/octet-stream", "content-length": "1" },
     });
     waiter.on("error", () => {});
     waiter.end("b");
-    await vi.waitFor(() => expect(processor.load().waiting).toBe(1));
+    await vi.waitFor(async () => expect((await scanApiLoad()).waiting).toBe(1));
+    const refused = await app.inject({
+      method: "POST",
+      url: "/scan",
+      payload: Buffer.from("c"),
+      headers: { "content-type": "application/octet-stream" },
+    });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.headers["retry-after"]).toBe("5");
+    expect(refused.json().error.code).toBe("OVERLOADED");
     waiter.destroy();
-    await vi.waitFor(() => expect(processor.load().waiting).toBe(0), { timeout: 500 });
+    await vi.waitFor(async () => expect((await scanApiLoad()).waiting).toBe(0), {
+      timeout: 500,
+    });
     expect((await holder).status).toBe(200);
     await app.close();
   });
