@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { type Duplex, Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import {
@@ -22,6 +22,7 @@ import {
   isAllowedHost,
   literalAddressRefusal,
 } from "./address-policy.js";
+import { contentDecoders } from "./content-coding.js";
 
 /** Where artifacts may come from, and how much of them. */
 export interface FetchPolicy extends AddressPolicy {
@@ -94,6 +95,7 @@ async function toTemporaryFile(
   policy: FetchPolicy & { sharedDirectory?: string },
   signal: AbortSignal,
   info: { filename?: string; mimetype?: string },
+  decoders: Duplex[] = [],
 ): Promise<FetchedArtifact> {
   // One private directory per engine (or per download without one); one file per artifact.
   const directory =
@@ -105,7 +107,10 @@ async function toTemporaryFile(
     rm(policy.sharedDirectory ? path : directory, { recursive: true, force: true });
   try {
     const counter = new ByteCounter(policy.maxBytes);
-    await pipeline(source, counter, createWriteStream(path, { mode: 0o600 }), { signal });
+    // Decoded first (a content coding): the cap and the hash are on the artifact itself.
+    await pipeline([source, ...decoders, counter, createWriteStream(path, { mode: 0o600 })], {
+      signal,
+    });
     const sha256 = counter.hash.digest("hex");
     return {
       artifact: artifactFromFile(path, { ...info, sha256, size: counter.bytes }),
@@ -146,21 +151,48 @@ async function toMemory(
   };
 }
 
-function decodeDataUri(uri: string, maxBytes: number): { bytes: Buffer; mimetype?: string } {
-  const match = /^data:([^,]*?)(;base64)?,(.*)$/s.exec(uri);
-  if (!match)
+/**
+ * Reads a `data:` URL exactly as WHATWG `fetch` does (the data URL processor of the Fetch
+ * standard, as implemented by Node's own `fetch`): `;BASE64` and `; base64` are base64,
+ * percent-escapes are decoded before base64, whitespace inside base64 is skipped, and a body
+ * that is not valid base64 is an error, never zero bytes. Any other reading would let a sender
+ * make the engine scan other bytes than the marketplace and every other client see.
+ */
+async function decodeDataUri(
+  url: URL,
+  maxBytes: number,
+): Promise<{ bytes: Buffer; mimetype?: string }> {
+  // Percent-encoding takes at most three characters a byte: anything longer is too large.
+  if (url.href.length > maxBytes * 3 + 1024) throw tooLarge(maxBytes);
+  let response: Response;
+  try {
+    // Node's fetch only for data: (no network): the caller checked the scheme.
+    response = await fetch(url.href);
+  } catch (error) {
     throw new ArtifactUnavailableError({
-      message: "@engine/microengine: malformed data: URI",
+      message: `@engine/microengine: malformed data: URI (${(error as Error)?.cause instanceof Error ? ((error as Error).cause as Error).message : String(error)})`,
+      hint: "A data: URI is decoded as WHATWG fetch decodes it: base64 must be valid.",
       publicMessage: "malformed data: URI",
+      cause: error,
     });
-  const [, mimetype, base64, payload = ""] = match;
-  const estimated = base64 ? Math.floor((payload.length * 3) / 4) : payload.length;
-  if (estimated > maxBytes * 3 + 16) throw tooLarge(maxBytes);
-  const bytes = base64
-    ? Buffer.from(payload, "base64")
-    : Buffer.from(decodeURIComponent(payload), "latin1");
+  }
+  const bytes = Buffer.from(await response.arrayBuffer());
   if (bytes.length > maxBytes) throw tooLarge(maxBytes, bytes.length);
-  return { bytes, ...(mimetype ? { mimetype: mimetype.split(";")[0] } : {}) };
+  const mimetype = response.headers.get("content-type")?.split(";")[0]?.trim();
+  return { bytes, ...(mimetype ? { mimetype } : {}) };
+}
+
+/** A URI as the WHATWG URL parser reads it (the scheme lowercased, tabs and newlines removed). */
+function parseUri(uri: string): URL {
+  try {
+    return new URL(uri);
+  } catch (error) {
+    throw new ArtifactUnavailableError({
+      message: `@engine/microengine: the artifact URI is not a URL: ${(error as Error).message}`,
+      publicMessage: "the artifact URI is not a URL",
+      cause: error,
+    });
+  }
 }
 
 /** Options of one fetch. */
@@ -207,8 +239,9 @@ export class ArtifactFetcher {
     const info = options.mimetype ? { mimetype: options.mimetype } : {};
     let fetched: FetchedArtifact;
     try {
-      if (uri.startsWith("data:")) {
-        const decoded = decodeDataUri(uri, policy.maxBytes);
+      const url = parseUri(uri);
+      if (url.protocol === "data:") {
+        const decoded = await decodeDataUri(url, policy.maxBytes);
         const dataInfo = {
           ...info,
           ...(decoded.mimetype && !options.mimetype ? { mimetype: decoded.mimetype } : {}),
@@ -217,11 +250,11 @@ export class ArtifactFetcher {
           decoded.bytes.length <= memoryLimit
             ? await toMemory([decoded.bytes], policy.maxBytes, dataInfo)
             : await toTemporaryFile(Readable.from([decoded.bytes]), policy, signal, dataInfo);
-      } else if (uri.startsWith("file:")) {
+      } else if (url.protocol === "file:") {
         if (!policy.allowFileUris) throw refused("file: URIs are off (ARTIFACT_ALLOW_FILE_URIS)");
         let path: string;
         try {
-          path = fileURLToPath(uri);
+          path = fileURLToPath(url);
         } catch (error) {
           throw new ArtifactUnavailableError({
             message: `@engine/microengine: malformed file: URI: ${(error as Error).message}`,
@@ -243,7 +276,7 @@ export class ArtifactFetcher {
           filename: path.split("/").pop() ?? "",
         });
       } else {
-        fetched = await download(uri, policy, this.#agent, signal, info, memoryLimit);
+        fetched = await download(url, policy, this.#agent, signal, info, memoryLimit);
       }
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -278,14 +311,14 @@ export class ArtifactFetcher {
 }
 
 async function download(
-  uri: string,
+  uri: URL,
   policy: FetchPolicy & { sharedDirectory?: string },
   agent: Agent,
   signal: AbortSignal,
   info: { mimetype?: string },
   memoryLimit: number,
 ): Promise<FetchedArtifact> {
-  let current = new URL(uri);
+  let current = uri;
   for (let redirects = 0; ; redirects += 1) {
     if (current.protocol !== "https:" && current.protocol !== "http:")
       throw refused(`${current.protocol} is not allowed`);
@@ -300,6 +333,8 @@ async function download(
       dispatcher: agent,
       signal,
       maxRedirections: 0,
+      // Asked for as it is; a server that encodes anyway is decoded below, or refused.
+      headers: { "accept-encoding": "identity" },
     } as Parameters<typeof request>[1]);
     if (response.statusCode >= 300 && response.statusCode < 400 && response.headers.location) {
       await response.body.dump();
@@ -319,10 +354,18 @@ async function download(
       await response.body.dump({ limit: 0 }).catch(() => {});
       throw tooLarge(policy.maxBytes, declared);
     }
+    let decoders: Duplex[];
+    try {
+      decoders = contentDecoders(response.headers["content-encoding"], policy.maxBytes);
+    } catch (error) {
+      await response.body.dump({ limit: 0 }).catch(() => {});
+      throw error;
+    }
     const filename = current.pathname.split("/").pop() || undefined;
     const fileInfo = { ...info, ...(filename ? { filename } : {}) };
-    if (Number.isFinite(declared) && declared <= memoryLimit)
+    // An encoded body's decoded size is unknown: it goes through a temp file, capped.
+    if (decoders.length === 0 && Number.isFinite(declared) && declared <= memoryLimit)
       return await toMemory(response.body, policy.maxBytes, fileInfo);
-    return await toTemporaryFile(response.body, policy, signal, fileInfo);
+    return await toTemporaryFile(response.body, policy, signal, fileInfo, decoders);
   }
 }

@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { brotliCompressSync, deflateRawSync, deflateSync, gzipSync } from "node:zlib";
 import { ArtifactTooLargeError, ArtifactUnavailableError, ScanTimeoutError } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -33,6 +34,23 @@ async function fetchArtifact(
   }
 }
 
+/** EICAR (a few times over, to exercise the decoders) under each content coding a server may send. */
+const eicarText = Buffer.from(
+  "X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+);
+const codedBodies: Record<string, { coding: string; body: Buffer }> = {
+  "/gzip": { coding: "gzip", body: gzipSync(eicarText) },
+  "/deflate": { coding: "deflate", body: deflateSync(eicarText) },
+  "/deflate-raw": { coding: "deflate", body: deflateRawSync(eicarText) },
+  "/br": { coding: "br", body: brotliCompressSync(eicarText) },
+  "/gzip-then-br": { coding: "gzip, br", body: brotliCompressSync(gzipSync(eicarText)) },
+  "/identity": { coding: "identity", body: eicarText },
+  "/compress": { coding: "compress", body: eicarText },
+  "/zstd": { coding: "zstd", body: eicarText },
+  "/bomb": { coding: "gzip", body: gzipSync(Buffer.alloc(64 * 1024 * 1024)) },
+  "/broken": { coding: "gzip", body: Buffer.from("not gzip at all") },
+};
+
 let server: Server;
 let port: number;
 const payload = Buffer.from("artifact content for the fetcher tests");
@@ -52,6 +70,11 @@ beforeAll(async () => {
       return void response.writeHead(302, { location: `http://127.0.0.2:${port}/file` }).end();
     if (url.pathname === "/to-unlisted")
       return void response.writeHead(302, { location: `http://localhost:${port}/file` }).end();
+    const coded = codedBodies[url.pathname];
+    if (coded)
+      return void response
+        .writeHead(200, { "content-encoding": coded.coding, "content-length": coded.body.length })
+        .end(coded.body);
     if (url.pathname === "/stall") {
       response.writeHead(200, { "content-length": 100 });
       response.write("partial");
@@ -226,5 +249,67 @@ describe("ArtifactFetcher", () => {
       await fetcher.close();
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe("every byte is read one way, as standard clients read it (second audit, item 2)", () => {
+  const accepted = { ...loopbackAllowed, maxBytes: 1024 * 1024 };
+  it("asks for the identity coding, and decodes gzip, deflate (zlib or raw) and br as fetch does", async () => {
+    let askedFor: string | undefined;
+    const asking = createServer((request, response) => {
+      askedFor = request.headers["accept-encoding"];
+      response.writeHead(200, { "content-length": eicarText.length }).end(eicarText);
+    });
+    await new Promise<void>((resolve) => asking.listen(0, "127.0.0.1", resolve));
+    const { port: askingPort } = asking.address() as { port: number };
+    await (
+      await fetchArtifact(`http://127.0.0.1:${askingPort}/x`, { ...accepted, signal: signal() })
+    ).dispose();
+    asking.close();
+    expect(askedFor).toBe("identity");
+    for (const path of ["/gzip", "/deflate", "/deflate-raw", "/br", "/gzip-then-br", "/identity"]) {
+      const fetched = await fetchArtifact(`http://127.0.0.1:${port}${path}`, {
+        ...accepted,
+        signal: signal(),
+        expectedSha256: createHash("sha256").update(eicarText).digest("hex"),
+      });
+      expect(Buffer.from(await fetched.artifact.bytes()).equals(eicarText), path).toBe(true);
+      await fetched.dispose();
+    }
+  });
+
+  it("refuses codings it does not decode, bodies that do not decode, and bombs past the cap", async () => {
+    for (const path of ["/compress", "/zstd", "/broken"])
+      await expect(
+        fetchArtifact(`http://127.0.0.1:${port}${path}`, { ...accepted, signal: signal() }),
+        path,
+      ).rejects.toBeInstanceOf(ArtifactUnavailableError);
+    // 64 MiB of zeros in a 64 KB gzip: refused at the 1 MiB cap, not inflated.
+    await expect(
+      fetchArtifact(`http://127.0.0.1:${port}/bomb`, { ...accepted, signal: signal() }),
+    ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+  });
+
+  it("reads data: URIs as WHATWG fetch does: any case and spacing of base64, escapes inside it, invalid base64 refused", async () => {
+    const base64 = eicarText.toString("base64");
+    const escaped = `${base64.slice(0, 8)}%${base64.charCodeAt(8).toString(16)}${base64.slice(9)}`;
+    for (const uri of [
+      `data:;BASE64,${base64}`,
+      `data:; base64,${base64}`,
+      `data:application/octet-stream;Base64,${base64}`,
+      `data:;base64,${escaped}`,
+      `data:;base64,${base64.slice(0, 20)} \n${base64.slice(20)}`,
+      `DATA:;base64,${base64}`,
+      `data:,${encodeURIComponent(eicarText.toString("latin1"))}`,
+    ]) {
+      const fetched = await fetchArtifact(uri, { ...accepted, signal: signal() });
+      expect(Buffer.from(await fetched.artifact.bytes()).equals(eicarText), uri).toBe(true);
+      await fetched.dispose();
+    }
+    for (const uri of ["data:;base64,!!!!****", "data:;base64,Q", "data:;base64,QQ=", "data:"])
+      await expect(
+        fetchArtifact(uri, { ...accepted, signal: signal() }),
+        uri,
+      ).rejects.toBeInstanceOf(ArtifactUnavailableError);
   });
 });
