@@ -137,6 +137,14 @@ void compiler_callback(int level, const char*, int line, const YR_RULE*, const c
   work->diagnostics.push_back({work->current_index, level, line, message ? message : ""});
 }
 
+// Every `include` reaches libyara already inlined by @engine/yara, which reads only regular files
+// within its limits. libyara's own include reading (a blocking open(2): a FIFO would hold this
+// thread of the pool, and the process's exit, for good; no bound on size or count) is switched
+// off: an `include` left in a source is the compile error "includes are disabled".
+void disable_includes(YR_COMPILER* compiler) {
+  yr_compiler_set_include_callback(compiler, nullptr, nullptr, nullptr);
+}
+
 void compile_execute(napi_env, void* data) {
   auto* work = static_cast<CompileWork*>(data);
   if (work->validate) {
@@ -147,6 +155,7 @@ void compile_execute(napi_env, void* data) {
         return;
       }
       work->current_index = static_cast<int>(i);
+      disable_includes(compiler);
       yr_compiler_set_callback(compiler, compiler_callback, work);
       define_on_compiler(compiler, work->externals);
       if (yr_compiler_add_string(compiler, work->sources[i].c_str(), work->namespaces[i].c_str()) == 0) {
@@ -164,6 +173,7 @@ void compile_execute(napi_env, void* data) {
     return;
   }
   std::vector<Diagnostic> ignored;
+  disable_includes(compiler);
   define_on_compiler(compiler, work->externals);
   for (int index : work->accepted) {
     work->current_index = index;

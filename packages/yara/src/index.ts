@@ -10,6 +10,7 @@ export {
   formatDiagnostic,
   type RuleDiagnostic,
 } from "./rule-diagnostics.js";
+export { defaultRuleSourceLimits, type RuleSourceLimits } from "./rule-source-limits.js";
 export {
   loadRuleSources,
   type RuleInput,

@@ -8,7 +8,15 @@ export interface RuleDiagnostic {
   line?: number;
   /** Column (1-based), when known. */
   column?: number;
-  /** The compiler's code, e.g. `E009`, or ours: `include-not-found`, `include-cycle`, `unreadable`. */
+  /**
+   * The compiler's code, e.g. `E009` (YARA-X) or `libyara`, or ours. Reading a root file:
+   * `unreadable`, `not-regular-file` (a FIFO, device, socket or directory, never read),
+   * `file-too-large`. Its includes: `include-not-found`, `include-cycle`,
+   * `include-not-regular-file`, `include-too-large`, `include-too-deep`, `too-many-includes`,
+   * `include-not-on-own-line` (an `include` sharing its line, which an engine would read
+   * itself). Either: `rule-source-too-large` (a root with its includes), `rules-too-large`
+   * (the whole load). The size and count codes name the `RuleSourceLimits` entry to raise.
+   */
   code?: string;
   /** The message. */
   message: string;

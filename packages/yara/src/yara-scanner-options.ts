@@ -1,7 +1,23 @@
 import { availableParallelism } from "node:os";
 import { z } from "zod";
+import { maxRuleSourceStringBytes } from "./rule-source-limits.js";
 
 const externalValue = z.union([z.string(), z.number(), z.boolean()]);
+const byteLimit = (maximum: number) => z.number().int().positive().max(maximum);
+
+/** `RuleSourceLimits` as an option: each entry optional, unset ones keep their default. */
+export const ruleSourceLimitsSchema = z.strictObject({
+  /** Levels of `include` below a root file. Default 16; at most 256. */
+  maxIncludeDepth: z.number().int().min(0).max(256).optional(),
+  /** Files inlined into one root file. Default 1,024; at most 1,000,000. */
+  maxIncludedFiles: z.number().int().min(0).max(1_000_000).optional(),
+  /** Bytes of one rule file. Default 32 MiB; at most 512 MiB. */
+  maxFileBytes: byteLimit(maxRuleSourceStringBytes).optional(),
+  /** Bytes of one root file with its includes. Default 64 MiB; at most 512 MiB. */
+  maxSourceBytes: byteLimit(maxRuleSourceStringBytes).optional(),
+  /** Bytes read in one load (setup or reload). Default 256 MiB; at most 64 GiB. */
+  maxTotalBytes: byteLimit(64 * 1024 * 1024 * 1024).optional(),
+});
 
 /** Options of `createYaraScanner`. */
 export const yaraScannerOptionsSchema = z.strictObject({
@@ -28,6 +44,12 @@ export const yaraScannerOptionsSchema = z.strictObject({
       externalValue,
     )
     .default({}),
+  /**
+   * Bounds on reading rule files and inlining their `include`s (depth, files, bytes per file,
+   * per root file and per load); see `RuleSourceLimits` for the defaults. A file over a bound
+   * is a diagnostic and is skipped like a file that does not compile.
+   */
+  ruleSourceLimits: ruleSourceLimitsSchema.optional(),
   /** `"skip"` (default): a file that does not compile is reported and left out; `"fail"`: setup fails. */
   onCompileError: z.enum(["skip", "fail"]).default("skip"),
   /**

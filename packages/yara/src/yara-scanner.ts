@@ -150,6 +150,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
       rulesDir,
       ruleFiles: settings.ruleFiles,
       rules: settings.rules,
+      limits: settings.ruleSourceLimits,
     });
     const limits = { workers: settings.workers, maxQueuedScans: settings.maxQueuedScans };
     const compilation = native
