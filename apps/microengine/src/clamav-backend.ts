@@ -98,8 +98,12 @@ export async function clamdHealth(
   if (ageSeconds !== undefined) metrics?.signaturesAge.set({ backend: clamav.name }, ageSeconds);
   // Only an official database has a date; the shipped test signatures are warned about at start.
   const stale = ageSeconds !== undefined && ageSeconds > maxDatabaseAgeHours * 3600;
+  // A clamd of the operator's is re-probed for its alert settings in each of its lives.
+  const alerts = clamav.alertStatus();
+  const failingAlerts = alerts?.state === "failing";
   return {
-    ok: !stale,
+    ok: !stale && !failingAlerts,
+    ...(alerts ? { alerts: alerts.state } : {}),
     engine: version.engineVersion,
     database: version.databaseVersion ?? "custom",
     ...(ageSeconds === undefined
@@ -109,11 +113,16 @@ export async function clamdHealth(
           databaseAgeHours: Math.round(ageSeconds / 3600),
           maxDatabaseAgeHours,
         }),
-    ...(stale
+    ...(failingAlerts
       ? {
-          problem: `the database is older than CLAMAV_MAX_DATABASE_AGE_HOURS (${maxDatabaseAgeHours}): run freshclam`,
+          problem:
+            "clamd answers OK for an encrypted or too-deep archive (restarted without AlertEncrypted*/AlertExceedsMax?): its clean answers are refused until it is fixed and restarted",
         }
-      : {}),
+      : stale
+        ? {
+            problem: `the database is older than CLAMAV_MAX_DATABASE_AGE_HOURS (${maxDatabaseAgeHours}): run freshclam`,
+          }
+        : {}),
     connections: clamav.client.usage,
     // A pool's daemons by position (clamd-1, ...): their addresses stay in the logs.
     ...("hosts" in clamav.client
@@ -185,6 +194,8 @@ function clamavEngineBackend(
     metrics,
   }: { config: EngineConfig; logger: Logger; metrics?: EngineMetrics | undefined },
 ): EngineBackend {
+  const alertsKey =
+    managed || clamav.alertStatus() !== undefined ? "alerts-on" : "alerts-not-verified";
   // The managed clamd's database hash in the cache key is the one clamd confirmed loading:
   // relinking changes the files at once, clamd loads them later (or fails to and keeps the old).
   let confirmedDatabaseHash = managed?.signaturesVersion;
@@ -237,6 +248,10 @@ function clamavEngineBackend(
         (version) => version.engineVersion,
         () => null,
       ),
+      // Whether clamd's clean answers come with its alerts (managed: configured; yours:
+      // re-verified in each of its lives) or not (INSECURE_CLAMD_WITHOUT_ALERTS): workers that
+      // differ here never share answers.
+      alertsKey,
     ],
     cachePaused: () => databaseUnconfirmed,
     reload,
@@ -269,7 +284,12 @@ export const clamavBackend: BackendKind = {
       const where = configured.hosts
         ? `the clamd pool ${configured.hosts.join(",")}`
         : `the clamd at ${configured.socket ?? `${configured.host}:${configured.port}`}`;
-      const clamav = createClamavScanner(configured);
+      // Its clean answers stand only while it is verified to raise its alerts, in each of its
+      // lives (a restart may bring Debian's default clamd.conf), unless explicitly waived.
+      const clamav = createClamavScanner({
+        ...configured,
+        verifyAlerts: !config.INSECURE_CLAMD_WITHOUT_ALERTS,
+      });
       try {
         await clamav.setup?.();
       } catch (error) {

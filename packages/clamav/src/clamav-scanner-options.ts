@@ -45,6 +45,17 @@ export const clamavScannerOptionsSchema = z
      * signatures only), e.g. a hash of your database files. Default: none.
      */
     signaturesVersion: z.string().min(1).optional(),
+    /**
+     * Trust a clean answer (`OK`) only from a clamd verified to raise its alerts
+     * (`AlertEncrypted*`, `AlertExceedsMax`; see `checkClamdAlerts`) in its current life: each
+     * daemon is probed once per life (`ClamdClient.daemonGeneration`: a restart, which may
+     * bring another clamd.conf, begins a new one) and at least every `alertCheckMaxAgeMs`; a
+     * clean answer waits for that probe and is refused (`BackendUnavailableError`) when the
+     * daemon fails it. Turn it on for a clamd you do not configure yourself. Default false.
+     */
+    verifyAlerts: z.boolean().default(false),
+    /** How long one probe of `verifyAlerts` stands within a daemon's life, in ms. Default 300000. */
+    alertCheckMaxAgeMs: z.number().int().positive().default(300_000),
   })
   .refine(hasOneEndpoint, { message: oneEndpointMessage })
   .refine((options) => !(options.hosts && (options.socket || options.host || options.port)), {

@@ -7,6 +7,7 @@ import {
   verdictMetadata,
 } from "@engine/core";
 import { type ClamavScannerOptions, clamavScannerOptionsSchema } from "./clamav-scanner-options.js";
+import { ClamdAlertGuard, type ClamdAlertStatus } from "./clamd-alert-guard.js";
 import { ClamdClient, type ClamdScanOutcome } from "./clamd-client.js";
 import { clamdConnectionOptionsSchema } from "./clamd-client-options.js";
 import { ClamdPool } from "./clamd-pool.js";
@@ -21,6 +22,11 @@ export interface ClamavScanner extends Scanner {
   version(): Promise<ClamdVersion>;
   /** Asks clamd to reload its databases and refreshes the cached version. */
   reload(): Promise<void>;
+  /**
+   * With `verifyAlerts`: what is known of the daemons' alert settings (never waits; starts a
+   * probe in the background where one is due). Without it: `undefined`.
+   */
+  alertStatus(): ClamdAlertStatus | undefined;
   /**
    * clamd's database version as last reported (refreshed in the background after
    * `versionMaxAgeMs`, at once after {@link ClamavScanner.reload}), or the `signaturesVersion`
@@ -70,6 +76,8 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
     heuristicConfidence,
     versionMaxAgeMs,
     signaturesVersion,
+    verifyAlerts,
+    alertCheckMaxAgeMs,
   } = settings;
   const clientOptionKeys = Object.keys(clamdConnectionOptionsSchema.shape);
   const clientOptions = Object.fromEntries(
@@ -78,6 +86,9 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
   const client: ClamdClient | ClamdPool = settings.hosts
     ? new ClamdPool(settings.hosts, clientOptions)
     : new ClamdClient(clientOptions);
+  const guard = verifyAlerts
+    ? new ClamdAlertGuard("clients" in client ? client.clients : [client], alertCheckMaxAgeMs)
+    : undefined;
 
   let cached: CachedVersion | undefined;
   let refreshing: Promise<ClamdVersion> | undefined;
@@ -145,7 +156,10 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
     // The scan context's signal already fires at the deadline: the client uses it as it is.
     scan: async (artifact, context) => {
       const outcome = await client.scan(artifact, context);
-      return toResult(outcome, await currentVersion());
+      const result = toResult(outcome, await currentVersion());
+      // A clean answer stands only from a daemon that raises its alerts (verifyAlerts).
+      if (guard && result.verdict === "benign") await guard.confirm(context.signal);
+      return result;
     },
   });
 
@@ -162,6 +176,7 @@ export function createClamavScanner(options: ClamavScannerOptions = {}): ClamavS
   return Object.assign(scanner as Scanner & { readonly signaturesVersion: string | undefined }, {
     client,
     version: currentVersion,
+    alertStatus: () => guard?.status(),
     reload: async () => {
       await client.reload();
       cached = undefined;

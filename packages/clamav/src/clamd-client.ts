@@ -80,6 +80,17 @@ export class ClamdClient {
     this.#sessions = new ClamdSessionPool(this.endpoint, this.options);
   }
 
+  /**
+   * The lives of this clamd as the client's scans saw them: it grows by one whenever the client
+   * opens a scan connection (a session or a FILDES call) while it holds no other one to clamd
+   * (its first, the first after an idle spell, and the first after a restart, which drops
+   * every connection). A clamd.conf can only change across a restart, so what
+   * `checkClamdAlerts` found holds while this number stays the same.
+   */
+  get daemonGeneration(): number {
+    return this.#sessions.generation.current;
+  }
+
   /** Connection slots in use (scans, FILDES calls), callers waiting for one, and the maximum. */
   get usage(): { inUse: number; waiting: number; max: number } {
     return this.#sessions.usage;
@@ -233,6 +244,8 @@ export class ClamdClient {
     const onAbort = (): void => connection?.destroy(errorFromSignal(stop.signal));
     stop.signal.addEventListener("abort", onAbort, { once: true });
     try {
+      // (Not counted in daemonGeneration: a command answers no scan, and a PING now and then
+      // must not make every idle daemon look new.)
       connection = await ClamdConnection.connect(
         this.endpoint,
         this.options.connectTimeoutMs,

@@ -1,4 +1,5 @@
 import { connect, type Socket } from "node:net";
+import type { DaemonGeneration } from "./daemon-generation.js";
 
 /** Where clamd listens: a unix socket path, or a TCP host and port. */
 export type ClamdEndpoint = { socket: string } | { host: string; port: number };
@@ -86,6 +87,7 @@ export class ClamdConnection {
     endpoint: ClamdEndpoint,
     connectTimeoutMs: number,
     signal?: AbortSignal,
+    generation?: DaemonGeneration,
   ): Promise<ClamdConnection> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
@@ -103,7 +105,12 @@ export class ClamdConnection {
       };
       const onConnect = (): void => {
         cleanup();
-        resolve(new ClamdConnection(socket));
+        const connection = new ClamdConnection(socket);
+        if (generation) {
+          const ended = generation.opened();
+          socket.once("close", ended);
+        }
+        resolve(connection);
       };
       const onError = (error: NodeJS.ErrnoException): void => {
         cleanup();

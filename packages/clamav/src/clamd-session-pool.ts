@@ -1,6 +1,7 @@
 import { ConcurrencyLimit, errorFromSignal } from "@engine/core";
 import type { ResolvedClamdClientOptions } from "./clamd-client-options.js";
 import { ClamdConnection, type ClamdEndpoint } from "./clamd-connection.js";
+import { DaemonGeneration } from "./daemon-generation.js";
 
 /** One kept `IDSESSION` connection: its socket, the next request id, its idle timer. */
 export interface ClamdSession {
@@ -28,9 +29,17 @@ export class ClamdSessionPool {
   readonly #idle: ClamdSession[] = [];
   readonly #busy = new Set<ClamdSession>();
 
-  constructor(endpoint: ClamdEndpoint, options: ClamdSessionLimits) {
+  /** The daemon's lives as this pool's client sees them (FILDES calls count too). */
+  readonly generation: DaemonGeneration;
+
+  constructor(
+    endpoint: ClamdEndpoint,
+    options: ClamdSessionLimits,
+    generation = new DaemonGeneration(),
+  ) {
     this.#endpoint = endpoint;
     this.#options = options;
+    this.generation = generation;
     this.#slots = new ConcurrencyLimit({
       concurrency: options.maxConnections,
       what: "clamd connections",
@@ -75,6 +84,7 @@ export class ClamdSessionPool {
         this.#endpoint,
         this.#options.connectTimeoutMs,
         signal,
+        this.generation,
       );
       const pending = connection.write("zIDSESSION\0", this.#options.readTimeoutMs);
       if (pending) await pending;

@@ -35,11 +35,14 @@ export async function scanByFileDescriptor(
     // The addon holds a libuv thread and a clamd connection until clamd answers (or its read
     // timeout): the slot goes back only then, even when the caller stops waiting earlier, so
     // FILDES calls stay within maxConnections and never fill the thread pool.
+    // The addon's connection counts as one to clamd while the call runs (daemonGeneration).
+    const ended = sessions.generation.opened();
     const call = native.scanFileDescriptor(endpoint.socket, resolve(path), readTimeoutMs);
-    call.then(
-      () => sessions.releaseSlot(),
-      () => sessions.releaseSlot(),
-    );
+    const settled = (): void => {
+      ended();
+      sessions.releaseSlot();
+    };
+    call.then(settled, settled);
     text = await raceSignal(call, signal);
   } catch (error) {
     if (signal.aborted) throw errorFromSignal(signal);

@@ -5,6 +5,7 @@ export {
   checkClamdAlerts,
   requiredClamdAlertSettings,
 } from "./clamd-alert-check.js";
+export { ClamdAlertGuard, type ClamdAlertStatus } from "./clamd-alert-guard.js";
 export { ClamdClient, type ClamdScanMode, type ClamdScanOutcome } from "./clamd-client.js";
 export {
   type ClamdClientOptions,
