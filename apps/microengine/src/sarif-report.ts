@@ -1,18 +1,9 @@
-import { isAbsolute, relative, sep } from "node:path";
+import type { FileHandle } from "node:fs/promises";
+import { mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { isAbsolute, join, relative, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ScanResult } from "@engine/core";
-
-/** One scanned file and its combined result (with each backend's answer in `metadata.backends`). */
-export interface ScannedFile {
-  path: string;
-  result: ScanResult;
-}
-
-/** One entry that could not be scanned (unreadable, a loop, a backend failure), and why. */
-export interface ScanProblem {
-  path: string;
-  problem: string;
-}
 
 interface SarifRule {
   id: string;
@@ -48,113 +39,209 @@ export function unknownReasons(result: ScanResult): string {
   return reasons.join("; ") || (result.metadata.comments ?? []).join("; ") || "unknown";
 }
 
+/** The SARIF tool components (one per backend) and their rules (one per family), in order of first use. */
+class SarifComponents {
+  readonly components: SarifComponent[] = [];
+  readonly #componentIndex = new Map<string, number>();
+  readonly #ruleIndex = new Map<string, number>();
+
+  /** The index of a backend's component, added (with its version) on first use. */
+  componentFor(name: string, version: string | undefined): number {
+    let index = this.#componentIndex.get(name);
+    if (index === undefined) {
+      index = this.components.push({ name, ...(version ? { version } : {}), rules: [] }) - 1;
+      this.#componentIndex.set(name, index);
+    }
+    return index;
+  }
+
+  /** The index of a family's rule in a component, added on first use. */
+  ruleFor(component: number, family: string): number {
+    const key = `${component}\u0000${family}`;
+    let index = this.#ruleIndex.get(key);
+    if (index === undefined) {
+      const rules = (this.components[component] as SarifComponent).rules;
+      index = rules.push({ id: family, shortDescription: { text: family } }) - 1;
+      this.#ruleIndex.set(key, index);
+    }
+    return index;
+  }
+}
+
+/** The SARIF results of one scanned file: one per backend that found something in it. */
+function sarifResultsOf(path: string, result: ScanResult, tool: SarifComponents, root: string) {
+  const backends = result.metadata.backends ?? [
+    {
+      name: "engine",
+      verdict: result.verdict,
+      malware_family: result.metadata.malware_family,
+      metadata: result.metadata,
+    },
+  ];
+  return backends
+    .filter((backend) => backend.verdict === "malicious" || backend.verdict === "suspicious")
+    .map((backend) => {
+      const scanner = (backend.metadata?.scanner ?? {}) as { vendor_version?: unknown };
+      const family = backend.malware_family || `${backend.verdict}-without-family`;
+      const component = tool.componentFor(
+        backend.name,
+        typeof scanner.vendor_version === "string" ? scanner.vendor_version : undefined,
+      );
+      return {
+        ruleId: family,
+        rule: {
+          id: family,
+          index: tool.ruleFor(component, family),
+          toolComponent: { index: component },
+        },
+        level: backend.verdict === "malicious" ? "error" : "warning",
+        kind: "fail",
+        message: { text: `${backend.name} found ${family} (${backend.verdict})` },
+        locations: [{ physicalLocation: { artifactLocation: locationOf(path, root) } }],
+        properties: { verdict: backend.verdict, combinedVerdict: result.verdict },
+      };
+    });
+}
+
+/** JSON of a value, pretty-printed as if nested `depth` levels deep in the log. */
+function nestedJson(value: unknown, depth: number): string {
+  return JSON.stringify(value, null, 2).replaceAll("\n", `\n${"  ".repeat(depth)}`);
+}
+
+/** Writes text somewhere and resolves when it may be written more (back-pressure). */
+export type TextSink = (text: string) => Promise<void>;
+
 /**
- * Builds a SARIF 2.1.0 log of a scan: one result per detection (a malicious answer is level
- * `error`, a suspicious one `warning`), whose rule id is the malware family and whose tool
- * component is the backend that found it (`runs[0].tool.extensions`, with its version). Files
- * that could not be scanned or looked into (`unknown`) are `error` tool execution
- * notifications, and then `executionSuccessful` is false; skipped entries (FIFOs, devices)
- * are `note` notifications. Paths under `root` are relative to it (`SCANROOT`), others are
- * absolute `file:` URIs.
+ * A JSON array's items kept in a private temporary file, outside the heap: the file is
+ * removed from its directory as soon as it is open (only the open descriptor holds it), so
+ * nothing is left behind whatever ends the process. Opened on the first item.
+ */
+class SpooledItems {
+  count = 0;
+  #handle: FileHandle | undefined;
+  #directory: string | undefined;
+
+  /** Appends one item (its text, already indented). */
+  async append(text: string): Promise<void> {
+    this.#handle ??= await this.#open();
+    await this.#handle.write(`${this.count === 0 ? "" : ","}\n${text}`);
+    this.count += 1;
+  }
+
+  /** Writes the items appended so far, in order. */
+  async copyTo(write: TextSink): Promise<void> {
+    if (!this.#handle) return;
+    for await (const chunk of this.#handle.createReadStream({
+      start: 0,
+      autoClose: false,
+      encoding: "utf8",
+    }))
+      await write(chunk as string);
+  }
+
+  /** Closes the file (and removes it, where it could not be removed while open). */
+  async close(): Promise<void> {
+    await this.#handle?.close();
+    this.#handle = undefined;
+    if (this.#directory) await rm(this.#directory, { recursive: true, force: true });
+    this.#directory = undefined;
+  }
+
+  async #open(): Promise<FileHandle> {
+    const directory = await mkdtemp(join(tmpdir(), "microengine-sarif-"));
+    const handle = await open(join(directory, "items.json"), "w+", 0o600);
+    // POSIX: the open descriptor keeps the data. Elsewhere, close() removes it.
+    const removed = await rm(directory, { recursive: true }).then(
+      () => true,
+      () => false,
+    );
+    if (!removed) this.#directory = directory;
+    return handle;
+  }
+}
+
+/** Writes one SARIF 2.1.0 log as a scan goes; see {@link createSarifLogWriter}. */
+export interface SarifLogWriter {
+  /** A scanned file: a result per detection; an `unknown` answer is an `error` notification. */
+  scanned(path: string, result: ScanResult): Promise<void>;
+  /** An entry that could not be scanned, and why: an `error` notification. */
+  problem(path: string, problem: string): Promise<void>;
+  /** An entry with nothing to scan (a FIFO, a device), and what it is: a `note` notification. */
+  skipped(path: string, reason: string): Promise<void>;
+  /** Writes the rest of the log: the tool and its components, the invocation and its notifications. */
+  end(): Promise<void>;
+  /** Releases the notifications' spool; call it whether or not the log was ended. */
+  close(): Promise<void>;
+}
+
+/**
+ * Writes a SARIF 2.1.0 log of a scan while it runs, holding no result: each detection is one
+ * result (a malicious answer is level `error`, a suspicious one `warning`) written at once,
+ * whose rule id is the malware family and whose tool component is the backend that found it
+ * (`runs[0].tool.extensions`, with its version). Files that could not be scanned or looked
+ * into (`unknown`) are `error` tool execution notifications, and then `executionSuccessful`
+ * is false; skipped entries (FIFOs, devices) are `note` notifications. Notifications come
+ * after the results in the log, so they are spooled to a private temporary file (removed as
+ * soon as it is open) until {@link SarifLogWriter.end}. What stays in memory is one component
+ * per backend and one rule per family found. Paths under `root` are relative to it
+ * (`SCANROOT`), others are absolute `file:` URIs. Call the writer's methods one at a time, in
+ * the order the log should list the entries.
+ * @param write where the log goes
  * @param options.root the directory paths are made relative to (default: the working directory)
  */
-export function sarifReport(
-  files: readonly ScannedFile[],
-  problems: readonly ScanProblem[],
-  options: { toolVersion: string; root?: string; skipped?: readonly ScanProblem[] },
-) {
+export async function createSarifLogWriter(
+  write: TextSink,
+  options: { toolVersion: string; root?: string },
+): Promise<SarifLogWriter> {
   const root = options.root ?? process.cwd();
-  const components: SarifComponent[] = [];
-  const componentIndex = new Map<string, number>();
-  const ruleIndex = new Map<string, number>();
-  const componentFor = (name: string, version: string | undefined): number => {
-    let index = componentIndex.get(name);
-    if (index === undefined) {
-      index = components.push({ name, ...(version ? { version } : {}), rules: [] }) - 1;
-      componentIndex.set(name, index);
-    }
-    return index;
-  };
-  const ruleFor = (component: number, family: string): number => {
-    const key = `${component}\u0000${family}`;
-    let index = ruleIndex.get(key);
-    if (index === undefined) {
-      const rules = (components[component] as SarifComponent).rules;
-      index = rules.push({ id: family, shortDescription: { text: family } }) - 1;
-      ruleIndex.set(key, index);
-    }
-    return index;
-  };
-
-  const results = files.flatMap(({ path, result }) => {
-    const backends = result.metadata.backends ?? [
+  const tool = new SarifComponents();
+  const errors = new SpooledItems();
+  const notes = new SpooledItems();
+  let results = 0;
+  const notification = (level: "error" | "note", path: string, text: string) =>
+    " ".repeat(12) +
+    nestedJson(
       {
-        name: "engine",
-        verdict: result.verdict,
-        malware_family: result.metadata.malware_family,
-        metadata: result.metadata,
+        level,
+        message: { text },
+        locations: [{ physicalLocation: { artifactLocation: locationOf(path, root) } }],
       },
-    ];
-    return backends
-      .filter((backend) => backend.verdict === "malicious" || backend.verdict === "suspicious")
-      .map((backend) => {
-        const scanner = (backend.metadata?.scanner ?? {}) as { vendor_version?: unknown };
-        const family = backend.malware_family || `${backend.verdict}-without-family`;
-        const component = componentFor(
-          backend.name,
-          typeof scanner.vendor_version === "string" ? scanner.vendor_version : undefined,
-        );
-        return {
-          ruleId: family,
-          rule: {
-            id: family,
-            index: ruleFor(component, family),
-            toolComponent: { index: component },
-          },
-          level: backend.verdict === "malicious" ? "error" : "warning",
-          kind: "fail",
-          message: { text: `${backend.name} found ${family} (${backend.verdict})` },
-          locations: [{ physicalLocation: { artifactLocation: locationOf(path, root) } }],
-          properties: { verdict: backend.verdict, combinedVerdict: result.verdict },
-        };
-      });
-  });
-
-  const unknowns = files
-    .filter(({ result }) => result.verdict === "unknown")
-    .map(({ path, result }) => ({
-      path,
-      problem: `could not be looked into (${unknownReasons(result)})`,
-    }));
-  const notification =
-    (level: "error" | "note") =>
-    ({ path, problem }: ScanProblem) => ({
-      level,
-      message: { text: problem },
-      locations: [{ physicalLocation: { artifactLocation: locationOf(path, root) } }],
-    });
+      6,
+    );
+  const baseIds = { SCANROOT: { uri: pathToFileURL(`${root}${sep}`).href } };
+  // Everything up to the results, which are written as they come.
+  await write(
+    `{\n  "$schema": "https://json.schemastore.org/sarif-2.1.0.json",\n  "version": "2.1.0",\n  "runs": [\n    {\n      "originalUriBaseIds": ${nestedJson(baseIds, 3)},\n      "results": [`,
+  );
   return {
-    $schema: "https://json.schemastore.org/sarif-2.1.0.json",
-    version: "2.1.0" as const,
-    runs: [
-      {
-        tool: {
-          driver: { name: "microengine", version: options.toolVersion },
-          extensions: components,
-        },
-        originalUriBaseIds: { SCANROOT: { uri: pathToFileURL(`${root}${sep}`).href } },
-        invocations: [
-          {
-            executionSuccessful: problems.length === 0 && unknowns.length === 0,
-            toolExecutionNotifications: [
-              ...problems.map(notification("error")),
-              ...unknowns.map(notification("error")),
-              ...(options.skipped ?? []).map(notification("note")),
-            ],
-          },
-        ],
-        results,
-      },
-    ],
+    async scanned(path, result) {
+      for (const each of sarifResultsOf(path, result, tool, root)) {
+        await write(`${results === 0 ? "" : ","}\n        ${nestedJson(each, 4)}`);
+        results += 1;
+      }
+      if (result.verdict === "unknown")
+        await errors.append(
+          notification("error", path, `could not be looked into (${unknownReasons(result)})`),
+        );
+    },
+    problem: (path, problem) => errors.append(notification("error", path, problem)),
+    skipped: (path, reason) => notes.append(notification("note", path, reason)),
+    async end() {
+      const driver = { name: "microengine", version: options.toolVersion };
+      await write(
+        `${results === 0 ? "" : "\n      "}],\n      "tool": ${nestedJson({ driver, extensions: tool.components }, 3)},\n`,
+      );
+      await write(
+        `      "invocations": [\n        {\n          "executionSuccessful": ${errors.count === 0},\n          "toolExecutionNotifications": [`,
+      );
+      await errors.copyTo(write);
+      if (errors.count > 0 && notes.count > 0) await write(",");
+      await notes.copyTo(write);
+      const none = errors.count + notes.count === 0;
+      await write(`${none ? "" : "\n          "}]\n        }\n      ]\n    }\n  ]\n}\n`);
+    },
+    async close() {
+      await Promise.all([errors.close(), notes.close()]);
+    },
   };
 }

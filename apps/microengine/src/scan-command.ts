@@ -1,8 +1,15 @@
-import { artifactFromFile, EngineError, type Scanner, type ScanResult } from "@engine/core";
+import { once } from "node:events";
+import {
+  artifactFromFile,
+  ConcurrencyLimit,
+  EngineError,
+  type Scanner,
+  type ScanResult,
+} from "@engine/core";
 import cliProgress from "cli-progress";
 import type { BackendStatus } from "./engine-backends.js";
-import { walkPaths } from "./file-walk.js";
-import { type ScannedFile, type ScanProblem, sarifReport, unknownReasons } from "./sarif-report.js";
+import { type WalkEntry, walkPaths } from "./file-walk.js";
+import { createSarifLogWriter, type TextSink, unknownReasons } from "./sarif-report.js";
 import { engineVersion } from "./version.js";
 
 /** Output formats of `microengine scan`. */
@@ -64,12 +71,244 @@ function findings(result: ScanResult): string {
 }
 
 /**
+ * One entry of a scan, as {@link scanInWalkOrder} yields it: a scanned file and its result, a
+ * file whose scan failed, an entry the walk could not read, or one with nothing to scan.
+ */
+export type ScanEntry =
+  | { kind: "scanned"; path: string; result: ScanResult }
+  /** The scan threw: `problem` is `CODE: message`. */
+  | { kind: "failed"; path: string; problem: string; code: string }
+  /** Could not be read (missing, dangling link, loop, permission): never scanned. */
+  | { kind: "problem"; path: string; problem: string; code: "ARTIFACT_UNAVAILABLE" }
+  /** Not a regular file (a FIFO, socket or device): never opened. */
+  | { kind: "skipped"; path: string; reason: string };
+
+/**
+ * Entries a scan holds at most, per scan it runs at once (`--concurrency`): the walk goes at
+ * most this many times `--concurrency` entries ahead of the first one not reported yet.
+ */
+export const scanWindowPerConcurrency = 4;
+
+async function scanFile(
+  scanner: Scanner,
+  path: string,
+  options: { limit: ConcurrencyLimit; timeoutMs: number },
+): Promise<ScanEntry> {
+  await options.limit.acquire();
+  try {
+    const result = await scanner.scan(artifactFromFile(path), {
+      deadline: Date.now() + options.timeoutMs,
+    });
+    return { kind: "scanned", path, result };
+  } catch (caught) {
+    const error = EngineError.isInstance(caught)
+      ? caught
+      : new EngineError({ message: String(caught), cause: caught });
+    return { kind: "failed", path, problem: `${error.code}: ${error.message}`, code: error.code };
+  } finally {
+    options.limit.release();
+  }
+}
+
+/** An entry of the window: its promise, and the entry itself once it settled. */
+interface WindowSlot {
+  settled?: ScanEntry;
+  entry: Promise<ScanEntry>;
+}
+
+function windowSlot(
+  walked: WalkEntry,
+  scanner: Scanner,
+  options: { limit: ConcurrencyLimit; timeoutMs: number },
+): WindowSlot {
+  if (walked.kind === "problem") return settledSlot({ ...walked, code: "ARTIFACT_UNAVAILABLE" });
+  if (walked.kind === "skipped") return settledSlot(walked);
+  const slot: WindowSlot = { entry: scanFile(scanner, walked.path, options) };
+  slot.entry.then((entry) => {
+    slot.settled = entry;
+  });
+  return slot;
+}
+
+function settledSlot(entry: ScanEntry): WindowSlot {
+  return { settled: entry, entry: Promise.resolve(entry) };
+}
+
+/**
+ * Walks `paths` (see {@link walkPaths}) and scans each file as the walk reaches it, yielding
+ * every entry in walk order whatever order the scans finish in. At most `concurrency` scans
+ * run at once, and the walk goes at most {@link scanWindowPerConcurrency} x `concurrency`
+ * entries ahead of the first entry not yielded yet (a slow scan holds the others back until
+ * the window is full): what it holds is bounded by the window, never by the number of files.
+ * A scan that throws is a `failed` entry; the generator itself never throws for an entry.
+ * @param options.timeoutMs each scan's deadline, from when it starts (ms)
+ */
+export async function* scanInWalkOrder(
+  scanner: Scanner,
+  paths: readonly string[],
+  options: { concurrency: number; timeoutMs: number },
+): AsyncGenerator<ScanEntry> {
+  const limit = new ConcurrencyLimit({ concurrency: options.concurrency, what: "scans" });
+  const windowSize = options.concurrency * scanWindowPerConcurrency;
+  const window: WindowSlot[] = [];
+  const next = async (): Promise<ScanEntry> => {
+    const slot = window.shift() as WindowSlot;
+    return slot.settled ?? (await slot.entry);
+  };
+  for await (const walked of walkPaths(paths)) {
+    window.push(windowSlot(walked, scanner, { limit, timeoutMs: options.timeoutMs }));
+    // Whatever is done at the head goes out now; when the window is full, wait for the head.
+    while (window[0]?.settled || window.length >= windowSize) yield await next();
+  }
+  while (window.length > 0) yield await next();
+}
+
+/** Writes to a stream, waiting for it to drain when its buffer is full. */
+function sinkOf(stream: NodeJS.WritableStream): TextSink {
+  return async (text) => {
+    if (!stream.write(text)) await once(stream as NodeJS.EventEmitter, "drain");
+  };
+}
+
+/**
+ * The progress line on a terminal: the files scanned so far and the one just done (a walk
+ * that streams does not know the total). Lines for the same terminal go through `print`,
+ * which takes the line away and draws it again below them.
+ */
+class ScanProgress {
+  readonly #bar: cliProgress.SingleBar | undefined;
+  readonly #out: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly #err: NodeJS.WritableStream;
+  #files = 0;
+  #shown = false;
+
+  constructor(options: {
+    enabled: boolean;
+    out: NodeJS.WritableStream & { isTTY?: boolean };
+    err: NodeJS.WritableStream;
+  }) {
+    this.#out = options.out;
+    this.#err = options.err;
+    this.#bar = options.enabled
+      ? new cliProgress.SingleBar(
+          { stream: options.err, format: "{value} files scanned {file}", clearOnComplete: true },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
+    this.#bar?.start(0, 0, { file: "" });
+    this.#shown = this.#bar !== undefined;
+  }
+
+  /** Counts a file scanned (or failed). */
+  fileDone(path: string): void {
+    this.#files += 1;
+    this.#bar?.increment({ file: printablePath(path) });
+  }
+
+  /** Writes text to `stream`, around the progress line when both are on the same terminal. */
+  async print(stream: NodeJS.WritableStream, text: string): Promise<void> {
+    const around = this.#shown && (stream === this.#err || this.#out.isTTY === true);
+    if (around) this.#bar?.stop();
+    await sinkOf(stream)(text);
+    if (around) this.#bar?.start(0, this.#files, { file: "" });
+  }
+
+  /** Takes the progress line away for good. */
+  stop(): void {
+    this.#bar?.stop();
+    this.#shown = false;
+  }
+}
+
+/** Reports a scan's entries in one output format, as they come. */
+interface ScanReporter {
+  /** Reports one entry; called one at a time, in walk order. */
+  entry(entry: ScanEntry): Promise<void>;
+  /** Writes what comes after the entries (the counts, the end of the log). */
+  end(summary: ScanSummary): Promise<void>;
+  /** Releases what it holds, whether or not the scan ended. */
+  close(): Promise<void>;
+}
+
+/** The line `--format text` prints for an entry: none for a benign file or a skipped entry. */
+function textLine(entry: ScanEntry): string | undefined {
+  const path = printablePath(entry.path);
+  if (entry.kind === "failed" || entry.kind === "problem")
+    return `ERROR ${path}: ${entry.problem}\n`;
+  if (entry.kind === "skipped") return undefined; // on stderr, as SKIPPED
+  const { verdict } = entry.result;
+  if (verdict === "benign") return undefined;
+  if (verdict === "unknown") return `UNKNOWN ${path}: ${unknownReasons(entry.result)}\n`;
+  return `${verdict.toUpperCase()} ${path}: ${findings(entry.result)}\n`;
+}
+
+/** `--format text`: a line per malicious, suspicious, unknown or failed entry, then the counts. */
+function textReporter(print: TextSink): ScanReporter {
+  return {
+    async entry(entry) {
+      const line = textLine(entry);
+      if (line !== undefined) await print(line);
+    },
+    async end(summary) {
+      let text = "\n  verdict     files\n";
+      for (const verdict of ["malicious", "suspicious", "benign", "unknown"])
+        text += `  ${verdict.padEnd(10)}  ${summary.counts[verdict] ?? 0}\n`;
+      text += `  ${"errors".padEnd(10)}  ${summary.errors}\n`;
+      if (summary.skipped) text += `  ${"skipped".padEnd(10)}  ${summary.skipped}\n`;
+      await print(`${text}  ${"scanned".padEnd(10)}  ${summary.files}\n`);
+    },
+    close: async () => {},
+  };
+}
+
+/** `--format json`: one JSON line per entry (skipped ones are on stderr only). */
+function jsonReporter(write: TextSink): ScanReporter {
+  return {
+    async entry(entry) {
+      if (entry.kind === "scanned")
+        await write(`${JSON.stringify({ path: entry.path, ...entry.result })}\n`);
+      else if (entry.kind !== "skipped") {
+        const error = { code: entry.code, message: entry.problem };
+        await write(`${JSON.stringify({ path: entry.path, verdict: "unknown", error })}\n`);
+      }
+    },
+    end: async () => {},
+    close: async () => {},
+  };
+}
+
+/** `--format sarif`: one SARIF 2.1.0 log, written as the scan goes (see createSarifLogWriter). */
+async function sarifReporter(write: TextSink): Promise<ScanReporter> {
+  const log = await createSarifLogWriter(write, { toolVersion: engineVersion });
+  return {
+    async entry(entry) {
+      if (entry.kind === "scanned") await log.scanned(entry.path, entry.result);
+      else if (entry.kind === "skipped") await log.skipped(entry.path, entry.reason);
+      else await log.problem(entry.path, entry.problem);
+    },
+    end: () => log.end(),
+    close: () => log.close(),
+  };
+}
+
+/** Counts an entry in the summary. */
+function countEntry(summary: ScanSummary, entry: ScanEntry): void {
+  if (entry.kind === "scanned") {
+    summary.files += 1;
+    summary.counts[entry.result.verdict] = (summary.counts[entry.result.verdict] ?? 0) + 1;
+  } else if (entry.kind === "skipped") summary.skipped += 1;
+  else summary.errors += 1;
+}
+
+/**
  * Scans files and directories (recursively). On stderr: the backends banner (with warnings
- * such as test-only signatures) and a progress bar on a terminal. On stdout: with `text`, the
- * summary (every malicious, suspicious and unknown file with its family and backend, every
- * entry that could not be scanned and why, then the counts); with `json`, one JSON line per
- * entry; with `sarif`, one SARIF 2.1.0 log (then errors are also written to stderr). Bad entries never stop
- * the walk: everything else is scanned first. Exit code: see {@link scanExitCode}.
+ * such as test-only signatures) and a progress line on a terminal. On stdout, as the scan goes
+ * and in walk order (see {@link scanInWalkOrder}): with `text`, every malicious, suspicious and
+ * unknown file with its family and backend and every entry that could not be scanned and why,
+ * then the counts; with `json`, one JSON line per entry; with `sarif`, one SARIF 2.1.0 log
+ * (then errors are also written to stderr). Bad entries never stop the walk: everything else is
+ * scanned first. Memory does not grow with the files scanned: a reported entry leaves only its
+ * counts behind. Exit code: see {@link scanExitCode}.
  */
 export async function scanPaths(
   scanner: Scanner,
@@ -79,94 +318,36 @@ export async function scanPaths(
     concurrency: number;
     timeoutMs: number;
     statuses: readonly BackendStatus[];
-    out: NodeJS.WritableStream;
+    out: NodeJS.WritableStream & { isTTY?: boolean };
     err: NodeJS.WritableStream & { isTTY?: boolean };
   },
 ): Promise<ScanSummary> {
   const { out, err, format } = options;
   err.write(`microengine ${engineVersion} scan, backends:\n${backendBanner(options.statuses)}`);
   const summary: ScanSummary = { files: 0, counts: {}, errors: 0, skipped: 0 };
-  const problems: ScanProblem[] = [];
-  const skipped: ScanProblem[] = [];
-  const problem = (path: string, text: string, code = "ARTIFACT_UNAVAILABLE"): void => {
-    summary.errors += 1;
-    problems.push({ path, problem: text });
-    // In text, errors are in the summary on stdout; otherwise stdout is for machines.
-    if (format !== "text") err.write(`ERROR ${printablePath(path)}: ${text}\n`);
-    if (format === "json")
-      out.write(
-        `${JSON.stringify({ path, verdict: "unknown", error: { code, message: text } })}\n`,
-      );
-  };
-
-  const files: string[] = [];
-  for await (const entry of walkPaths(paths)) {
-    if (entry.kind === "file") files.push(entry.path);
-    else if (entry.kind === "problem") problem(entry.path, entry.problem);
-    else {
-      summary.skipped += 1;
-      skipped.push({ path: entry.path, problem: entry.reason });
-      err.write(`SKIPPED ${printablePath(entry.path)}: ${entry.reason}\n`);
+  const progress = new ScanProgress({ enabled: format === "text" && err.isTTY === true, out, err });
+  const reporter =
+    format === "text"
+      ? textReporter((text) => progress.print(out, text))
+      : format === "json"
+        ? jsonReporter(sinkOf(out))
+        : await sarifReporter(sinkOf(out));
+  try {
+    for await (const entry of scanInWalkOrder(scanner, paths, options)) {
+      countEntry(summary, entry);
+      if (entry.kind === "skipped")
+        await progress.print(err, `SKIPPED ${printablePath(entry.path)}: ${entry.reason}\n`);
+      // In text, errors are in the report on stdout; otherwise stdout is for machines.
+      else if (entry.kind !== "scanned" && format !== "text")
+        await progress.print(err, `ERROR ${printablePath(entry.path)}: ${entry.problem}\n`);
+      await reporter.entry(entry);
+      if (entry.kind === "scanned" || entry.kind === "failed") progress.fileDone(entry.path);
     }
-  }
-
-  const bar =
-    format === "text" && err.isTTY
-      ? new cliProgress.SingleBar(
-          { stream: err, format: "{bar} {value}/{total} {file}" },
-          cliProgress.Presets.shades_classic,
-        )
-      : undefined;
-  bar?.start(files.length, 0, { file: "" });
-  const scanned: ScannedFile[] = [];
-  const queue = files.values();
-  await Promise.all(
-    Array.from({ length: Math.min(options.concurrency, Math.max(1, files.length)) }, async () => {
-      for (const file of queue) {
-        let result: ScanResult;
-        try {
-          result = await scanner.scan(artifactFromFile(file), {
-            deadline: Date.now() + options.timeoutMs,
-          });
-        } catch (caught) {
-          const error = EngineError.isInstance(caught)
-            ? caught
-            : new EngineError({ message: String(caught), cause: caught });
-          bar?.increment({ file });
-          problem(file, `${error.code}: ${error.message}`, error.code);
-          continue;
-        }
-        summary.files += 1;
-        summary.counts[result.verdict] = (summary.counts[result.verdict] ?? 0) + 1;
-        scanned.push({ path: file, result });
-        if (format === "json") out.write(`${JSON.stringify({ path: file, ...result })}\n`);
-        bar?.increment({ file });
-      }
-    }),
-  );
-  bar?.stop();
-
-  // In path order whatever order the scans finished in: reports compare run to run.
-  scanned.sort((first, second) => first.path.localeCompare(second.path));
-  problems.sort((first, second) => first.path.localeCompare(second.path));
-  if (format === "sarif") {
-    out.write(
-      `${JSON.stringify(sarifReport(scanned, problems, { toolVersion: engineVersion, skipped }), null, 2)}\n`,
-    );
-  } else if (format === "text") {
-    for (const verdict of ["malicious", "suspicious"] as const)
-      for (const { path, result } of scanned.filter((each) => each.result.verdict === verdict))
-        out.write(`${verdict.toUpperCase()} ${printablePath(path)}: ${findings(result)}\n`);
-    for (const { path, result } of scanned.filter((each) => each.result.verdict === "unknown"))
-      out.write(`UNKNOWN ${printablePath(path)}: ${unknownReasons(result)}\n`);
-    for (const { path, problem: text } of problems)
-      out.write(`ERROR ${printablePath(path)}: ${text}\n`);
-    out.write(`\n  verdict     files\n`);
-    for (const verdict of ["malicious", "suspicious", "benign", "unknown"])
-      out.write(`  ${verdict.padEnd(10)}  ${summary.counts[verdict] ?? 0}\n`);
-    out.write(
-      `  ${"errors".padEnd(10)}  ${summary.errors}\n${summary.skipped ? `  ${"skipped".padEnd(10)}  ${summary.skipped}\n` : ""}  ${"scanned".padEnd(10)}  ${summary.files}\n`,
-    );
+    progress.stop();
+    await reporter.end(summary);
+  } finally {
+    progress.stop();
+    await reporter.close();
   }
   return summary;
 }

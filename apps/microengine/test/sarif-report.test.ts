@@ -1,7 +1,53 @@
 import type { ScanResult } from "@engine/core";
-import { describe, expect, it } from "vitest";
-import { sarifReport } from "../src/sarif-report.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { createSarifLogWriter } from "../src/sarif-report.js";
 import { sarifValidator } from "./sarif-schema.js";
+
+/** The parts of a SARIF log these tests read. */
+interface SarifLog {
+  runs: Array<{
+    tool: {
+      extensions: Array<{ name: string; version?: string; rules: Array<{ id: string }> }>;
+    };
+    results: Array<{
+      ruleId: string;
+      level: string;
+      rule: { index: number; toolComponent: { index: number } };
+      locations: Array<{ physicalLocation: { artifactLocation: { uri: string } } }>;
+    }>;
+    invocations: Array<{
+      executionSuccessful: boolean;
+      toolExecutionNotifications: Array<{ level: string; message: { text: string } }>;
+    }>;
+  }>;
+}
+
+/** The log the writer writes for these entries (scanned files, then problems, then skipped ones). */
+async function sarifLog(
+  files: Array<{ path: string; result: ScanResult }>,
+  problems: Array<{ path: string; problem: string }>,
+  options: { root: string; skipped?: Array<{ path: string; problem: string }> },
+): Promise<SarifLog> {
+  let text = "";
+  const writer = await createSarifLogWriter(
+    async (chunk) => {
+      text += chunk;
+    },
+    { toolVersion: "0.1.0", root: options.root },
+  );
+  try {
+    for (const { path, result } of files) await writer.scanned(path, result);
+    for (const { path, problem } of problems) await writer.problem(path, problem);
+    for (const { path, problem } of options.skipped ?? []) await writer.skipped(path, problem);
+    await writer.end();
+  } finally {
+    await writer.close();
+  }
+  const log = JSON.parse(text) as SarifLog;
+  // Written piece by piece, laid out as JSON.stringify would lay out the whole.
+  expect(text).toBe(`${JSON.stringify(log, null, 2)}\n`);
+  return log;
+}
 
 const backend = (name: string, verdict: ScanResult["verdict"], family: string) => ({
   name,
@@ -18,36 +64,39 @@ const combined = (verdict: ScanResult["verdict"], backends: ReturnType<typeof ba
   metadata: { malware_family: backends[0]?.malware_family ?? "", backends },
 });
 
-describe("sarifReport", () => {
+describe("createSarifLogWriter", () => {
   const root = "/srv/uploads";
-  const report = sarifReport(
-    [
-      {
-        path: "/srv/uploads/a b/eicar.com",
-        result: combined("malicious", [
-          backend("clamav", "malicious", "Eicar-Test-Signature"),
-          backend("yara", "malicious", "EICAR-Test-File"),
-        ]),
-      },
-      {
-        path: "/srv/uploads/odd.bin",
-        result: combined("suspicious", [
-          backend("clamav", "benign", ""),
-          backend("yara", "suspicious", "Packed.Generic"),
-        ]),
-      },
-      {
-        path: "/srv/uploads/clean.txt",
-        result: combined("benign", [backend("clamav", "benign", "")]),
-      },
-      {
-        path: "/elsewhere/second.com",
-        result: combined("malicious", [backend("clamav", "malicious", "Eicar-Test-Signature")]),
-      },
-    ],
-    [{ path: "/srv/uploads/locked", problem: "cannot read: permission denied" }],
-    { toolVersion: "0.1.0", root },
-  );
+  let report: SarifLog;
+  beforeAll(async () => {
+    report = await sarifLog(
+      [
+        {
+          path: "/srv/uploads/a b/eicar.com",
+          result: combined("malicious", [
+            backend("clamav", "malicious", "Eicar-Test-Signature"),
+            backend("yara", "malicious", "EICAR-Test-File"),
+          ]),
+        },
+        {
+          path: "/srv/uploads/odd.bin",
+          result: combined("suspicious", [
+            backend("clamav", "benign", ""),
+            backend("yara", "suspicious", "Packed.Generic"),
+          ]),
+        },
+        {
+          path: "/srv/uploads/clean.txt",
+          result: combined("benign", [backend("clamav", "benign", "")]),
+        },
+        {
+          path: "/elsewhere/second.com",
+          result: combined("malicious", [backend("clamav", "malicious", "Eicar-Test-Signature")]),
+        },
+      ],
+      [{ path: "/srv/uploads/locked", problem: "cannot read: permission denied" }],
+      { root },
+    );
+  });
 
   it("is valid SARIF 2.1.0 against the official schema", () => {
     const validate = sarifValidator();
@@ -83,7 +132,7 @@ describe("sarifReport", () => {
     expect(run?.tool.extensions[0]?.rules.map((rule) => rule.id)).toEqual(["Eicar-Test-Signature"]);
   });
 
-  it("says the run was not complete when something could not be scanned", () => {
+  it("says the run was not complete when something could not be scanned", async () => {
     const invocation = report.runs[0]?.invocations[0];
     expect(invocation?.executionSuccessful).toBe(false);
     expect(invocation?.toolExecutionNotifications).toEqual([
@@ -95,14 +144,13 @@ describe("sarifReport", () => {
         ],
       },
     ]);
-    expect(
-      sarifReport([], [], { toolVersion: "0.1.0", root }).runs[0]?.invocations[0]
-        ?.executionSuccessful,
-    ).toBe(true);
+    const empty = await sarifLog([], [], { root });
+    expect(empty.runs[0]?.invocations[0]?.executionSuccessful).toBe(true);
+    expect(sarifValidator()(empty)).toBe(true);
   });
 
-  it("percent-encodes whole segments (no scheme, fragment or query from a file name), stays valid", () => {
-    const odd = sarifReport(
+  it("percent-encodes whole segments (no scheme, fragment or query from a file name), stays valid", async () => {
+    const odd = await sarifLog(
       [
         {
           path: "/srv/uploads/javascript:alert(1)",
@@ -114,7 +162,7 @@ describe("sarifReport", () => {
         },
       ],
       [],
-      { toolVersion: "0.1.0", root },
+      { root },
     );
     expect(
       odd.runs[0]?.results.map(
@@ -124,8 +172,8 @@ describe("sarifReport", () => {
     expect(sarifValidator()(odd)).toBe(true);
   });
 
-  it("counts a file it could not look into (unknown) as not successful, and skipped entries as notes", () => {
-    const unknown = sarifReport(
+  it("counts a file it could not look into (unknown) as not successful, and skipped entries as notes", async () => {
+    const unknown = await sarifLog(
       [
         {
           path: "/srv/uploads/secret.zip",
@@ -137,7 +185,7 @@ describe("sarifReport", () => {
         },
       ],
       [],
-      { toolVersion: "0.1.0", root, skipped: [{ path: "/srv/uploads/pipe", problem: "a FIFO" }] },
+      { root, skipped: [{ path: "/srv/uploads/pipe", problem: "a FIFO" }] },
     );
     const invocation = unknown.runs[0]?.invocations[0];
     expect(invocation?.executionSuccessful).toBe(false);
@@ -148,6 +196,49 @@ describe("sarifReport", () => {
       ["note", "a FIFO"],
     ]);
     expect(sarifValidator()(unknown)).toBe(true);
+  });
+
+  it("writes the log as it goes, laid out as JSON.stringify would, notifications spooled in order", async () => {
+    let text = "";
+    const log = await createSarifLogWriter(
+      async (chunk) => {
+        text += chunk;
+      },
+      { toolVersion: "0.1.0", root },
+    );
+    try {
+      await log.scanned(
+        "/srv/uploads/a.com",
+        combined("malicious", [backend("yara", "malicious", "X")]),
+      );
+      const head = text;
+      // The detection is out before the log is ended: nothing waits for the end of the scan.
+      expect(head).toContain('"ruleId": "X"');
+      for (let index = 0; index < 500; index += 1) {
+        await log.skipped(`/srv/uploads/pipe${index}`, "a FIFO");
+        await log.problem(`/srv/uploads/locked${index}`, `cannot read ${index}`);
+      }
+      await log.scanned(
+        "/srv/uploads/b.zip",
+        combined("unknown", [
+          { ...backend("clamav", "unknown", ""), reason: "SKIPPED:ENCRYPTED" } as ReturnType<
+            typeof backend
+          >,
+        ]),
+      );
+      await log.end();
+    } finally {
+      await log.close();
+    }
+    const parsed = JSON.parse(text) as SarifLog;
+    expect(text).toBe(`${JSON.stringify(parsed, null, 2)}\n`);
+    expect(sarifValidator()(parsed)).toBe(true);
+    const notifications = parsed.runs[0]?.invocations[0]?.toolExecutionNotifications ?? [];
+    expect(notifications.map((each) => `${each.level} ${each.message.text}`)).toEqual([
+      ...Array.from({ length: 500 }, (_, index) => `error cannot read ${index}`),
+      "error could not be looked into (clamav: SKIPPED:ENCRYPTED)",
+      ...Array.from({ length: 500 }, () => "note a FIFO"),
+    ]);
   });
 
   it("is refused by the schema when broken (the validator can fail)", () => {
