@@ -135,7 +135,12 @@ export const engineConfigSchema = z.object({
   WEBHOOK_MAX_BYTES: integer(1024, 256 * 1024 * 1024).default(1024 * 1024),
   /** Hosts `response_url` may name (comma list; `*.example.com` for subdomains). Default: any public host. */
   RESPONSE_ALLOWED_HOSTS: list.optional(),
-  /** Open HTTP connections at most; more are refused by the socket layer. Default 1024. */
+  /**
+   * Open HTTP connections at most. At the cap a new connection makes room: an idle keep-alive
+   * connection is closed, else the slowest one still sending its request; one whose request has
+   * arrived and is being handled never is, and the new one is refused only when every open one
+   * is such (see connection-guard.ts). Default 1024.
+   */
   HTTP_MAX_CONNECTIONS: integer(1, 1_000_000).default(1024),
   /** Bounties downloading or scanning at once. Default 16. */
   BOUNTY_CONCURRENCY: integer(1, 4096).default(16),

@@ -22,6 +22,8 @@ export interface EngineMetrics {
   rulesReloadFailures: Counter<"backend">;
   signaturesReloads: Counter<"backend">;
   signaturesAge: Gauge<"backend">;
+  httpConnectionsEvicted: Counter<"reason">;
+  httpConnectionsRefused: Counter;
 }
 
 /**
@@ -129,6 +131,17 @@ export function createMetrics(): EngineMetrics {
       name: "engine_queue_events_total",
       help: "Queue mode: stalled (a worker died or lost its lock), retried, dead_lettered (failed for good), answered_by_watcher (no answer by the deadline), expired (taken after expiration)",
       labelNames: ["event"],
+      registers: [registry],
+    }),
+    httpConnectionsEvicted: new Counter({
+      name: "engine_http_connections_evicted_total",
+      help: "Connections closed at HTTP_MAX_CONNECTIONS to make room for a new one: idle (keep-alive, nothing in flight), slow (still sending its request, or not reading its response)",
+      labelNames: ["reason"],
+      registers: [registry],
+    }),
+    httpConnectionsRefused: new Counter({
+      name: "engine_http_connections_refused_total",
+      help: "New connections closed at HTTP_MAX_CONNECTIONS because every open one was handling a request",
       registers: [registry],
     }),
     overloaded: new Counter({

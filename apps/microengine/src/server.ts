@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { BountyBodyError, parseBountyBody } from "./bounty.js";
 import type { BountyIntake } from "./bounty-intake.js";
 import type { EngineConfig } from "./config.js";
+import { guardConnections } from "./connection-guard.js";
 import type { EngineBackends } from "./engine-backends.js";
 import type { EngineMetrics } from "./metrics.js";
 import { addOperationsRoutes } from "./operations-routes.js";
@@ -44,7 +45,12 @@ export async function createServer(options: {
     requestTimeout: requestTimeoutMs,
     connectionTimeout: requestTimeoutMs,
   });
-  app.server.maxConnections = config.HTTP_MAX_CONNECTIONS;
+  // At the cap, idle and slow connections make room: a flood of sockets cannot lock bounties out.
+  guardConnections(app.server, {
+    maxConnections: config.HTTP_MAX_CONNECTIONS,
+    metrics,
+    logger: httpLogger,
+  });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     const status =
