@@ -25,6 +25,7 @@ function withClamd(hoursOld: number | undefined, metrics?: EngineMetrics) {
   const clamav = {
     name: "clamav",
     client: { ping: async () => {}, usage: { inUse: 0, waiting: 0, max: 1 } },
+    alertStatus: () => undefined, // a managed clamd (no alert verification)
     version: async () => ({
       engineVersion: "1.4.6",
       ...(databaseDate ? { databaseVersion: "27000", databaseDate } : {}),
