@@ -14,6 +14,7 @@ import {
 } from "@engine/core";
 import type { Span } from "@opentelemetry/api";
 import type { Logger } from "pino";
+import { answerBodyProblem } from "./answer-body.js";
 import type { AnswerLedger } from "./answer-ledger.js";
 import { ArtifactFetcher, type FetchedArtifact } from "./artifact-fetcher.js";
 import { computeBid } from "./bid.js";
@@ -208,10 +209,17 @@ export class BountyProcessor implements BountyIntake {
    * Answers a bounty `unknown` for `error` without scanning it (a queue's deadline watcher, a
    * job that failed for good), unless it was answered already. Never throws.
    */
-  answerUnknown(target: Omit<AnswerTarget, "favor" | "penalize">, error: unknown): Promise<void> {
+  answerUnknown(
+    target: Omit<AnswerTarget, "favor" | "penalize">,
+    error: unknown,
+    options: {
+      /** `skip`: post without the answer ledger (Redis is away; a duplicate beats a loss). Default `use`. */
+      ledger?: "use" | "skip";
+    } = {},
+  ): Promise<void> {
     // Tracked like a bounty: a drain waits for it before closing the connections it uses.
     const key = this.#nextKey++;
-    const done = this.#postUnknown(target, error)
+    const done = this.#postUnknown(target, error, options.ledger ?? "use")
       .catch(() => {})
       .finally(() => this.#running.delete(key));
     this.#running.set(key, { controller: new AbortController(), done, expiresAt: 0 });
@@ -221,6 +229,7 @@ export class BountyProcessor implements BountyIntake {
   async #postUnknown(
     target: Omit<AnswerTarget, "favor" | "penalize">,
     error: unknown,
+    ledger: "use" | "skip",
   ): Promise<void> {
     const logger = this.options.logger.child({ bounty: target.id, phase: target.phase });
     logger.warn(
@@ -234,6 +243,7 @@ export class BountyProcessor implements BountyIntake {
       { ...target, favor: false, penalize: false },
       withEngineMetadata(scanResultForError(error)),
       logger,
+      ledger,
     );
   }
 
@@ -499,7 +509,12 @@ export class BountyProcessor implements BountyIntake {
   }
 
   /** Computes the bid and posts the answer; logs and counts, never throws. */
-  async #answer(bounty: AnswerTarget, result: ScanResult, logger: Logger): Promise<void> {
+  async #answer(
+    bounty: AnswerTarget,
+    result: ScanResult,
+    logger: Logger,
+    useLedger: "use" | "skip" = "use",
+  ): Promise<void> {
     const { config, metrics } = this.options;
     let delivered = false;
     try {
@@ -520,8 +535,9 @@ export class BountyProcessor implements BountyIntake {
               metadata: result.metadata,
             }
           : { verdict: result.verdict, metadata: result.metadata };
-      let text: string | undefined = stringifyWithBigInts(body);
-      const ledger = this.options.ledger;
+      const own = stringifyWithBigInts(body);
+      let text = own;
+      const ledger = useLedger === "use" ? this.options.ledger : undefined;
       if (ledger) {
         // Recorded before the POST: a redelivered job or the deadline watcher posts this same
         // body (same verdict, same Idempotency-Key) or nothing. When Redis does not answer in
@@ -538,6 +554,16 @@ export class BountyProcessor implements BountyIntake {
           logger.info("answered already by another process");
           return;
         } else text = claimed.value;
+      }
+      // Whatever the ledger holds (sealed, but from another process) is held to the rules.
+      const problem = text === own ? undefined : answerBodyProblem(text, bounty);
+      if (problem) {
+        metrics.redisRejected.inc({ kind: "answer" });
+        logger.error(
+          { problem },
+          "the recorded answer breaks the bounty's rules: posting this one",
+        );
+        text = own;
       }
       const answerText = text;
       delivered = await inSpan(
@@ -556,7 +582,9 @@ export class BountyProcessor implements BountyIntake {
           return posted;
         },
       );
-      if (delivered && ledger) void this.#recordPosted(ledger, bounty, text, logger);
+      // Recorded even when posted without the ledger (Redis away): nobody posts again after it.
+      if (delivered && this.options.ledger)
+        void this.#recordPosted(this.options.ledger, bounty, text, logger);
     } catch (error) {
       logger.error({ err: error }, "could not build or send the answer");
     }

@@ -1,18 +1,32 @@
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ScanTimeoutError } from "@engine/core";
 import { DelayedError, FlowProducer, type Job, Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { z } from "zod";
+import { AcceptedBackstop } from "./accepted-backstop.js";
 import type { RedisAnswerLedger } from "./answer-ledger.js";
-import { withBigIntsAsStrings } from "./bigint-json.js";
-import { type Bounty, bountyIdPattern, reviveBounty } from "./bounty.js";
+import { closeWithin, quitRedis, redisCloseLimitMs } from "./bounded-close.js";
+import type { Bounty } from "./bounty.js";
 import type { BountyIntake, IntakeLoad, SubmitOutcome } from "./bounty-intake.js";
-import type { AnswerTarget, BountyProcessor } from "./bounty-processor.js";
+import type { BountyProcessor } from "./bounty-processor.js";
 import type { EngineConfig } from "./config.js";
 import type { EngineMetrics } from "./metrics.js";
+import {
+  bountyJobId,
+  deadlineJobId,
+  deadlineTargetOf,
+  ForgedJobError,
+  failedJobTargetOf,
+  fromJobData,
+  toDeadlineJobData,
+  toJobData,
+} from "./queue-job-data.js";
 import { redactUrls } from "./redact.js";
+import type { RedisSeal } from "./redis-seal.js";
 import { responseUrlRefusal } from "./response-delivery.js";
+
+export { bountyJobId, toJobData } from "./queue-job-data.js";
 
 /**
  * How the queue treats a job, derived from a bounty's time budget (30 s by default): a worker
@@ -38,44 +52,9 @@ export const queueTiming = {
 /** The watcher's last look at a bounty in a live worker's hands, before its expiration, in ms. */
 const lastLookMs = 1_000;
 
-/** The job id of a bounty and phase: a webhook redelivered, or sent to two receivers, never makes a second job. */
-export function bountyJobId(bounty: Pick<Bounty, "id" | "phase">): string {
-  return `bounty-${bounty.id}-${bounty.phase}`;
-}
-
-function deadlineJobId(bounty: Pick<Bounty, "id" | "phase">): string {
-  return `deadline-${bounty.id}-${bounty.phase}`;
-}
-
 /** The queue of deadline jobs that `serve` and every worker watch. */
 function deadlineQueueName(queue: string): string {
   return `${queue}-deadlines`;
-}
-
-/**
- * A bounty as a job carries it: JSON, with bigints (the bids, large integers in metadata) as
- * decimal strings. Only the bid rules become bigints again, through the bounty schema.
- */
-export function toJobData(bounty: Bounty): { bounty: Record<string, unknown> } {
-  return { bounty: withBigIntsAsStrings(bounty) as Record<string, unknown> };
-}
-
-/** A job's bounty, validated again (a queue is a boundary too). Throws BountyBodyError. */
-export function fromJobData(data: unknown): Bounty {
-  return reviveBounty((data as { bounty?: unknown } | null)?.bounty);
-}
-
-/** What the deadline watcher needs to answer a bounty, and what a failed job must still hold. */
-const answerTargetSchema = z.object({
-  id: z.string().regex(bountyIdPattern),
-  phase: z.enum(["assertion", "arbitration"]),
-  response_url: z.url({ protocol: /^https?$/ }),
-  expiresAt: z.number().finite(),
-});
-
-function answerTargetOf(value: unknown): Omit<AnswerTarget, "favor" | "penalize"> | undefined {
-  const parsed = answerTargetSchema.safeParse(value);
-  return parsed.success ? { ...parsed.data, rules: undefined } : undefined;
 }
 
 /**
@@ -151,10 +130,11 @@ function startDeadlineWatcher(options: {
   queue: string;
   processor: BountyProcessor;
   ledger: RedisAnswerLedger;
+  seal: RedisSeal;
   metrics: EngineMetrics;
   logger: Logger;
 }): { close(): Promise<void> } {
-  const { processor, ledger, metrics, logger } = options;
+  const { processor, ledger, seal, metrics, logger } = options;
   const connection = connect(options.url, "worker", logger);
   const bounties = new Queue(options.queue, { connection });
   bounties.on("error", () => {});
@@ -170,8 +150,12 @@ function startDeadlineWatcher(options: {
   const watcher = new Worker(
     deadlineQueueName(options.queue),
     async (job: Job, token?: string) => {
-      const target = answerTargetOf((job.data as { target?: unknown })?.target);
-      if (!target || Date.now() >= target.expiresAt) return "expired";
+      const target = deadlineTargetOf(job.data, job.id, seal);
+      if (!target) {
+        logger.warn({ job: job.id }, "a deadline job does not verify under QUEUE_SECRET: ignored");
+        return "forged";
+      }
+      if (Date.now() >= target.expiresAt) return "expired";
       if (await ledger.isPosted(target)) return "answered";
       // A live owner answers itself (unknown at the scan's deadline if need be): no second POST.
       // Looked at again every second until just before expiration, in case the owner dies.
@@ -203,9 +187,9 @@ function startDeadlineWatcher(options: {
   );
   return {
     close: async () => {
-      await watcher.close();
-      await bounties.close();
-      await connection.quit().catch(() => connection.disconnect());
+      await closeWithin(watcher.close(), redisCloseLimitMs, () => void watcher.close(true));
+      await closeWithin(bounties.close());
+      await quitRedis(connection);
     },
   };
 }
@@ -224,14 +208,18 @@ export class BullBountyQueue implements BountyIntake {
 
   private constructor(
     private readonly config: EngineConfig & { QUEUE_URL: string },
-    private readonly redis: Redis,
-    private readonly queue: Queue,
-    private readonly flows: FlowProducer,
-    private readonly watcher: { close(): Promise<void> },
-    private readonly metrics: EngineMetrics,
-    private readonly logger: Logger,
+    private readonly parts: {
+      redis: Redis;
+      queue: Queue;
+      flows: FlowProducer;
+      watcher: { close(): Promise<void> };
+      backstop: AcceptedBackstop;
+      seal: RedisSeal;
+      metrics: EngineMetrics;
+      logger: Logger;
+    },
   ) {
-    this.#counts = new QueueCounts(queue, metrics);
+    this.#counts = new QueueCounts(parts.queue, parts.metrics);
   }
 
   /** Connects (failing fast with a message naming QUEUE_URL) and starts the deadline watcher. */
@@ -239,10 +227,11 @@ export class BullBountyQueue implements BountyIntake {
     config: EngineConfig & { QUEUE_URL: string };
     processor: BountyProcessor;
     ledger: RedisAnswerLedger;
+    seal: RedisSeal;
     metrics: EngineMetrics;
     logger: Logger;
   }): Promise<BullBountyQueue> {
-    const { config, metrics, logger } = options;
+    const { config, metrics, logger, seal } = options;
     const redis = await connectChecked(config.QUEUE_URL, "receiver", logger);
     const queue = new Queue(config.QUEUE_NAME, { connection: redis });
     const flows = new FlowProducer({ connection: redis });
@@ -257,7 +246,23 @@ export class BullBountyQueue implements BountyIntake {
       url: config.QUEUE_URL,
       queue: config.QUEUE_NAME,
     });
-    return new BullBountyQueue(config, redis, queue, flows, watcher, metrics, logger);
+    const backstop = new AcceptedBackstop({
+      processor: options.processor,
+      isPosted: (target) => options.ledger.isPosted(target),
+      marginMs: config.ANSWER_MARGIN_MS,
+      metrics,
+      logger,
+    });
+    return new BullBountyQueue(config, {
+      redis,
+      queue,
+      flows,
+      watcher,
+      backstop,
+      seal,
+      metrics,
+      logger,
+    });
   }
 
   responseRefusal(url: string): string | undefined {
@@ -282,7 +287,7 @@ export class BullBountyQueue implements BountyIntake {
   /** Whether Redis answers a PING within a second, and the job counts by state. */
   async queueState(): Promise<{ ok: boolean; jobs: Record<string, number> }> {
     const ok = await Promise.race([
-      this.redis.ping().then(
+      this.parts.redis.ping().then(
         () => true,
         () => false,
       ),
@@ -292,58 +297,17 @@ export class BullBountyQueue implements BountyIntake {
   }
 
   async submit(bounty: Bounty): Promise<SubmitOutcome> {
-    if (this.load().saturated) {
-      this.metrics.overloaded.inc({ action: "refused_503" });
+    const { metrics, logger, backstop } = this.parts;
+    if (this.load().saturated || !backstop.hasRoom) {
+      metrics.overloaded.inc({ action: "refused_503" });
       return "overloaded";
     }
-    const jobId = bountyJobId(bounty);
-    const keepSeconds = Math.ceil((bounty.expiresAt - Date.now()) / 1000) + 60;
-    // At the scan's deadline: a live owner answers then itself; the watcher answers the others.
-    const watchAt = bounty.expiresAt - this.config.ANSWER_MARGIN_MS;
-    const adding = (async (): Promise<SubmitOutcome> => {
-      if (await this.queue.getJob(jobId)) return "duplicate";
-      await this.flows.addBulk([
-        {
-          name: "bounty",
-          queueName: this.config.QUEUE_NAME,
-          data: toJobData(bounty),
-          opts: {
-            jobId,
-            attempts: queueTiming.attempts,
-            backoff: { type: "fixed", delay: queueTiming.retryDelayMs },
-            // Kept until the bounty expires: a replay after the answer still finds it.
-            removeOnComplete: { age: keepSeconds },
-            removeOnFail: { age: keepSeconds },
-          },
-        },
-        {
-          name: "deadline",
-          queueName: deadlineQueueName(this.config.QUEUE_NAME),
-          data: {
-            target: {
-              id: bounty.id,
-              phase: bounty.phase,
-              response_url: bounty.response_url,
-              expiresAt: bounty.expiresAt,
-            },
-          },
-          opts: {
-            jobId: deadlineJobId(bounty),
-            delay: Math.max(0, watchAt - Date.now()),
-            attempts: queueTiming.attempts, // a Redis blip must not drop the safety net
-            backoff: { type: "fixed", delay: 200 },
-            removeOnComplete: true,
-            removeOnFail: { age: keepSeconds },
-          },
-        },
-      ]);
-      return "accepted";
-    })();
+    const adding = this.#enqueue(bounty);
     adding.catch(() => {}); // may settle after the timeout below: the job id makes that harmless
     const timeout = new AbortController();
     const outcome = await Promise.race([
       adding.catch((error: unknown) => {
-        this.logger.warn(
+        logger.warn(
           { bounty: bounty.id, error: redactUrls((error as Error)?.message ?? String(error)) },
           "could not queue a bounty: answering 503",
         );
@@ -356,16 +320,81 @@ export class BullBountyQueue implements BountyIntake {
     ]);
     timeout.abort();
     if (outcome === "duplicate")
-      this.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
+      metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
+    // serve's own backstop: answered from here if Redis cannot say it was, near expiration.
+    if (outcome === "accepted") backstop.keep(bounty, bountyJobId(bounty));
     return outcome;
   }
 
+  /**
+   * Adds the bounty's job and deadline job (idempotent: their ids are the bounty's). Which of
+   * two receivers of one bounty got it first is decided by a receipt key set with NX: the other
+   * answers `duplicate`, after adding the jobs too (so that 202 always means queued).
+   */
+  async #enqueue(bounty: Bounty): Promise<SubmitOutcome> {
+    const { redis } = this.parts;
+    const jobId = bountyJobId(bounty);
+    const receipt = `${this.config.QUEUE_NAME}:received:${jobId}`;
+    const token = randomUUID();
+    const until = String(bounty.expiresAt + 60_000);
+    const first = (await redis.set(receipt, token, "PXAT", until, "NX")) === "OK";
+    try {
+      await this.#addJobs(bounty);
+    } catch (error) {
+      // Not queued: the marketplace's retry must be accepted, not taken for a duplicate.
+      if (first) await redis.eval(releaseReceiptScript, 1, receipt, token).catch(() => {});
+      throw error;
+    }
+    return first ? "accepted" : "duplicate";
+  }
+
+  async #addJobs(bounty: Bounty): Promise<void> {
+    const { flows, seal } = this.parts;
+    const keepSeconds = Math.ceil((bounty.expiresAt - Date.now()) / 1000) + 60;
+    // At the scan's deadline: a live owner answers then itself; the watcher answers the others.
+    const watchAt = bounty.expiresAt - this.config.ANSWER_MARGIN_MS;
+    await flows.addBulk([
+      {
+        name: "bounty",
+        queueName: this.config.QUEUE_NAME,
+        data: toJobData(bounty, seal),
+        opts: {
+          jobId: bountyJobId(bounty),
+          attempts: queueTiming.attempts,
+          backoff: { type: "fixed", delay: queueTiming.retryDelayMs },
+          // Kept until the bounty expires: a replay after the answer still finds it.
+          removeOnComplete: { age: keepSeconds },
+          removeOnFail: { age: keepSeconds },
+        },
+      },
+      {
+        name: "deadline",
+        queueName: deadlineQueueName(this.config.QUEUE_NAME),
+        data: toDeadlineJobData(bounty, seal),
+        opts: {
+          jobId: deadlineJobId(bounty),
+          delay: Math.max(0, watchAt - Date.now()),
+          attempts: queueTiming.attempts, // a Redis blip must not drop the safety net
+          backoff: { type: "fixed", delay: 200 },
+          removeOnComplete: true,
+          removeOnFail: { age: keepSeconds },
+        },
+      },
+    ]);
+  }
+
   async drain(): Promise<void> {
+    const { watcher, flows, queue, redis, backstop } = this.parts;
     this.#counts.stop();
-    await Promise.allSettled([this.watcher.close(), this.flows.close(), this.queue.close()]);
-    await this.redis.quit().catch(() => this.redis.disconnect());
+    backstop.clear();
+    await Promise.all([watcher.close(), closeWithin(flows.close()), closeWithin(queue.close())]);
+    await quitRedis(redis);
   }
 }
+
+/** Deletes a receipt key only when it still holds this receiver's token. */
+const releaseReceiptScript =
+  "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /** At shutdown, a bounty with more time left than this goes back to the queue, in ms. */
 const handBackWhenLeftMs = 15_000;
@@ -394,10 +423,11 @@ export async function startQueueWorker(options: {
   config: EngineConfig & { QUEUE_URL: string };
   processor: BountyProcessor;
   ledger: RedisAnswerLedger;
+  seal: RedisSeal;
   metrics: EngineMetrics;
   logger: Logger;
 }): Promise<QueueWorker> {
-  const { config, processor, ledger, metrics, logger } = options;
+  const { config, processor, ledger, seal, metrics, logger } = options;
   // Job counts on a connection that fails fast: an outage must not pile up queued commands.
   const probe = await connectChecked(config.QUEUE_URL, "receiver", logger);
   const queue = new Queue(config.QUEUE_NAME, { connection: probe });
@@ -408,7 +438,16 @@ export async function startQueueWorker(options: {
     config.QUEUE_NAME,
     async (job: Job) => {
       metrics.queueWaitSeconds.observe(Math.max(0, Date.now() - job.timestamp) / 1000);
-      const bounty = fromJobData(job.data); // throws for a job that no longer validates: retried
+      let bounty: Bounty;
+      try {
+        // Throws for a job that no longer validates: retried, then answered unknown.
+        bounty = fromJobData(job.data, job.id, seal);
+      } catch (error) {
+        if (!(error instanceof ForgedJobError)) throw error;
+        // Not ours: never run, retried or answered (its response_url is the forger's).
+        logger.warn({ job: job.id }, error.message);
+        return "forged";
+      }
       if (Date.now() >= bounty.expiresAt) {
         metrics.queueEvents.inc({ event: "expired" });
         logger.error({ bounty: bounty.id }, "a queued bounty expired before a worker took it");
@@ -446,7 +485,7 @@ export async function startQueueWorker(options: {
       return;
     }
     metrics.queueEvents.inc({ event: "dead_lettered" });
-    const target = answerTargetOf((job.data as { bounty?: unknown })?.bounty);
+    const target = failedJobTargetOf(job.data, job.id, seal);
     logger.error(
       { job: job.id, error: redactUrls(error.message), answerable: target !== undefined },
       "a job failed for good (dead-lettered)",
@@ -477,9 +516,10 @@ export async function startQueueWorker(options: {
       // Past the grace period, bounties another worker still has time for go back to the queue
       // unanswered (their jobs are retried); the others are answered unknown now.
       const draining = processor.drain(late ? { handBackWhenLeftMs } : {});
-      await finished.catch(() => {});
-      await Promise.allSettled([watcher.close(), draining, queue.close()]);
-      await Promise.allSettled([jobs.quit(), probe.quit()]);
+      // Redis away: BullMQ's close would wait for it for ever.
+      await closeWithin(finished, graceMs, () => void worker.close(true).catch(() => {}));
+      await Promise.allSettled([watcher.close(), draining, closeWithin(queue.close())]);
+      await Promise.all([quitRedis(jobs), quitRedis(probe)]);
     },
   };
 }

@@ -148,6 +148,34 @@ export function validateBounty(json: unknown, receivedAt = Date.now()): Bounty {
   return { ...bounty, expiresAt };
 }
 
+/** The deepest nesting of objects and arrays a bounty body may have (the bounty itself is level 1). */
+export const maximumNestingDepth = 32;
+
+/**
+ * True when JSON `text` opens more than `limit` objects or arrays inside one another (a scan
+ * that skips strings; it stops at the first level past the limit, so its cost is bounded by
+ * the text, never by recursion).
+ */
+export function exceedsNesting(text: string, limit: number): boolean {
+  let depth = 0;
+  for (let index = 0; index < text.length; index += 1) {
+    const character = text.charCodeAt(index);
+    if (character === 0x22 /* " */) {
+      for (index += 1; index < text.length; index += 1) {
+        const inner = text.charCodeAt(index);
+        if (inner === 0x5c /* \ */) index += 1;
+        else if (inner === 0x22) break;
+      }
+    } else if (character === 0x7b /* { */ || character === 0x5b /* [ */) {
+      depth += 1;
+      if (depth > limit) return true;
+    } else if (character === 0x7d /* } */ || character === 0x5d /* ] */) {
+      depth -= 1;
+    }
+  }
+  return false;
+}
+
 /**
  * Parses and validates a raw bounty body (integers beyond 2^53 kept exact). Throws
  * {@link BountyBodyError} naming the field.
@@ -155,9 +183,16 @@ export function validateBounty(json: unknown, receivedAt = Date.now()): Bounty {
  * @param receivedAt when it arrived (epoch ms), for a missing expiration and the bounds
  */
 export function parseBountyBody(body: Buffer | string, receivedAt = Date.now()): Bounty {
+  const text = typeof body === "string" ? body : body.toString("utf8");
+  // A body nested deeper than any bounty is refused before it is parsed: 3,000 levels of
+  // metadata overflowed JSON.stringify when queued, and the webhook answered 503 for ever.
+  if (exceedsNesting(text, maximumNestingDepth))
+    throw new BountyBodyError(
+      `the body is nested more than ${maximumNestingDepth} levels deep (metadata included)`,
+    );
   let json: unknown;
   try {
-    json = parseJsonWithBigInts(typeof body === "string" ? body : body.toString("utf8"));
+    json = parseJsonWithBigInts(text);
   } catch (error) {
     throw new BountyBodyError(`the body is not JSON: ${(error as Error).message}`);
   }

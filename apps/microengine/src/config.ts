@@ -176,6 +176,12 @@ export const engineConfigSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9._-]{1,100}$/, "letters, digits, '.', '_' and '-' (BullMQ refuses ':')")
     .default("engine-bounties"),
+  /**
+   * Queue mode: the secret (the same for serve and every worker, at least 16 characters) under
+   * which what the engine reads back from Redis is authenticated (HMAC-SHA256): queued
+   * bounties, deadline jobs, answer records, cached results. Required with QUEUE_URL.
+   */
+  QUEUE_SECRET: z.string().min(16, "at least 16 characters (e.g. openssl rand -hex 32)").optional(),
   /** Port of a queue worker's /healthz, /readyz and /metrics (on HOST). Default 8081; 0 picks a free one. */
   WORKER_PORT: integer(0, 65535).default(8081),
   /** Bounties a worker handles at once. Default 4. */
@@ -225,7 +231,11 @@ export function loadConfig(
       parsed.error.issues.map((issue) => {
         const variable = String(issue.path[0] ?? "configuration");
         const got = input[variable];
-        return `${variable}: ${issue.message} (got ${redactUrls(JSON.stringify(got) ?? String(got))})`;
+        // A secret is never echoed, not even a wrong one.
+        const shown = /(SECRET|TOKEN)$/.test(variable)
+          ? `${String(got).length} characters`
+          : redactUrls(JSON.stringify(got) ?? String(got));
+        return `${variable}: ${issue.message} (got ${shown})`;
       }),
     );
   }

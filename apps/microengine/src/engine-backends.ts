@@ -13,6 +13,7 @@ import type { EngineMetrics } from "./metrics.js";
 import { buildModuleBackend } from "./module-backend.js";
 import { redactUrls } from "./redact.js";
 import { createRedisResultStore, type RedisResultStore } from "./redis-result-store.js";
+import { queueSeal } from "./redis-seal.js";
 import { policyMismatch } from "./verdict-policy-setting.js";
 import { engineVersion } from "./version.js";
 
@@ -144,6 +145,7 @@ export async function buildBackends(
       redisStore = config.QUEUE_URL
         ? createRedisResultStore(config.QUEUE_URL, config.QUEUE_NAME, logger, {
             maxBytes: config.CACHE_MAX_BYTES,
+            seal: queueSeal(config, options.metrics),
           })
         : undefined;
       cache = redisStore ? "redis" : "memory";

@@ -17,6 +17,7 @@ export interface EngineMetrics {
   queueJobs: Gauge<"state">;
   queueWaitSeconds: Histogram;
   queueEvents: Counter<"event">;
+  redisRejected: Counter<"kind">;
   cacheHits: Counter;
   cacheMisses: Counter;
   rulesReloadFailures: Counter<"backend">;
@@ -37,6 +38,12 @@ export function createMetrics(): EngineMetrics {
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   return {
     registry,
+    redisRejected: new Counter({
+      name: "engine_redis_entries_rejected_total",
+      help: "Values read back from Redis that did not verify under QUEUE_SECRET (forged or corrupt) and were ignored, by kind (bounty-job, deadline-job, answer, result)",
+      labelNames: ["kind"],
+      registers: [registry],
+    }),
     cacheHits: new Counter({
       name: "engine_cache_hits_total",
       help: "Scans answered from the result cache",

@@ -1,7 +1,22 @@
 import type { ResultCacheStore } from "@engine/core";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
+import { z } from "zod";
+import { quitRedis } from "./bounded-close.js";
 import { redactUrls } from "./redact.js";
+import type { RedisSeal } from "./redis-seal.js";
+
+/** A stored entry: the result's JSON and its seal. */
+const sealedEntrySchema = z.object({ value: z.string(), seal: z.string() });
+
+/** JSON.parse, or undefined for text that is not JSON. */
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The Redis result store and how to close its connection. */
 export interface RedisResultStore extends ResultCacheStore {
@@ -60,13 +75,15 @@ return total
  * @param url the QUEUE_URL
  * @param prefix the QUEUE_NAME, so that two engines on one Redis keep their caches apart
  * @param options.maxBytes the bound on the entries' bytes (CACHE_MAX_BYTES)
+ * @param options.seal QUEUE_SECRET's seal: entries that do not verify under their key are misses
  */
 export function createRedisResultStore(
   url: string,
   prefix: string,
   logger: Logger,
-  options: { maxBytes: number },
+  options: { maxBytes: number; seal: RedisSeal },
 ): RedisResultStore {
+  const { seal } = options;
   const redis = new Redis(url, {
     maxRetriesPerRequest: 0,
     enableOfflineQueue: false,
@@ -84,12 +101,22 @@ export function createRedisResultStore(
   const keyOf = (key: string) => `${books}:${key}`;
   return {
     get: async (key) => {
-      const text = await redis.get(keyOf(key));
-      if (text === null || Buffer.byteLength(text) > maximumEntryBytes) return undefined;
-      return JSON.parse(text);
+      const stored = await redis.get(keyOf(key));
+      if (stored === null || Buffer.byteLength(stored) > maximumEntryBytes) return undefined;
+      // Sealed under QUEUE_SECRET and its own key: a rewritten or copied entry is a miss.
+      const envelope = sealedEntrySchema.safeParse(safeJson(stored));
+      if (
+        !envelope.success ||
+        !seal.verify("result", keyOf(key), envelope.data.value, envelope.data.seal)
+      ) {
+        logger.warn("a cached result in Redis does not verify under QUEUE_SECRET: ignored");
+        return undefined;
+      }
+      return safeJson(envelope.data.value);
     },
     set: async (key, value, ttlMs) => {
-      const text = JSON.stringify(value);
+      const inner = JSON.stringify(value);
+      const text = JSON.stringify({ value: inner, seal: seal.sign("result", keyOf(key), inner) });
       if (Buffer.byteLength(text) > maximumEntryBytes) return;
       await (
         redis as unknown as {
@@ -106,7 +133,7 @@ export function createRedisResultStore(
       );
     },
     close: async () => {
-      await redis.quit().catch(() => redis.disconnect());
+      await quitRedis(redis);
     },
   };
 }

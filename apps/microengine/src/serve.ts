@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { RedisAnswerLedger } from "./answer-ledger.js";
+import { quitRedis } from "./bounded-close.js";
 import type { BountyIntake } from "./bounty-intake.js";
 import { BountyProcessor } from "./bounty-processor.js";
 import { BullBountyQueue, startQueueWorker } from "./bounty-queue.js";
@@ -9,6 +10,7 @@ import { ConfigError, type EngineConfig } from "./config.js";
 import { buildBackends, type EngineBackends } from "./engine-backends.js";
 import { createMetrics, type EngineMetrics } from "./metrics.js";
 import { redactUrls } from "./redact.js";
+import { queueSeal, type RedisSeal } from "./redis-seal.js";
 import { watchRules } from "./rules-watcher.js";
 import { createServer } from "./server.js";
 import { engineVersion } from "./version.js";
@@ -50,19 +52,21 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
       "ARTIFACT_ALLOW_PRIVATE_ADDRESSES: artifact downloads and answers may reach private, loopback and link-local addresses (for a local marketplace or a private network only)",
     );
   const metrics = createMetrics();
+  // Queue mode reads back from Redis only what QUEUE_SECRET authenticates: checked first.
+  const seal = config.QUEUE_URL ? queueSeal(config, metrics) : undefined;
   const backends = await buildBackends(config, logger, { resultCache: true, metrics });
   logBackendStatuses(backends, logger);
   let processor: BountyIntake;
   /** What queue mode opened besides the queue: closed after it. */
   let closeQueueExtras = async (): Promise<void> => {};
   try {
-    if (config.QUEUE_URL) {
+    if (config.QUEUE_URL && seal) {
       // serve answers no bounty itself, but its deadline watcher answers those nobody did.
       const {
         processor: answering,
         ledger,
         close,
-      } = ledgeredProcessor(config.QUEUE_URL, config, backends, metrics, logger);
+      } = ledgeredProcessor(config.QUEUE_URL, seal, config, backends, metrics, logger);
       closeQueueExtras = async () => {
         await answering.drain();
         await close();
@@ -71,6 +75,7 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
         config: { ...config, QUEUE_URL: config.QUEUE_URL },
         processor: answering,
         ledger,
+        seal,
         metrics,
         logger,
       });
@@ -133,13 +138,14 @@ function ledgerConnection(url: string, logger: Logger): Redis {
  */
 function ledgeredProcessor(
   queueUrl: string,
+  seal: RedisSeal,
   config: EngineConfig,
   backends: EngineBackends,
   metrics: EngineMetrics,
   logger: Logger,
 ) {
   const redis = ledgerConnection(queueUrl, logger);
-  const ledger = new RedisAnswerLedger(redis, config.QUEUE_NAME);
+  const ledger = new RedisAnswerLedger(redis, config.QUEUE_NAME, seal);
   const processor = new BountyProcessor({
     scanner: backends.scanner,
     config,
@@ -151,7 +157,7 @@ function ledgeredProcessor(
     processor,
     ledger,
     close: async (): Promise<void> => {
-      await redis.quit().catch(() => redis.disconnect());
+      await quitRedis(redis);
     },
   };
 }
@@ -196,13 +202,14 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
     ]);
   const queueUrl = config.QUEUE_URL;
   const metrics = createMetrics();
+  const seal = queueSeal(config, metrics);
   const backends = await buildBackends(config, logger, { resultCache: true, metrics });
   logBackendStatuses(backends, logger);
   const {
     processor,
     ledger,
     close: closeLedger,
-  } = ledgeredProcessor(queueUrl, config, backends, metrics, logger);
+  } = ledgeredProcessor(queueUrl, seal, config, backends, metrics, logger);
   let worker: Awaited<ReturnType<typeof startQueueWorker>>;
   let app: Awaited<ReturnType<typeof createWorkerServer>>;
   try {
@@ -210,6 +217,7 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
       config: { ...config, QUEUE_URL: queueUrl },
       processor,
       ledger,
+      seal,
       metrics,
       logger,
     });

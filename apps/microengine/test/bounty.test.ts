@@ -116,4 +116,18 @@ describe("bounty parsing", () => {
     expect(() => reviveBounty({ ...bounty, expiresAt: "soon" })).toThrow(/expiresAt/);
     expect(() => reviveBounty(null)).toThrow(BountyBodyError);
   });
+
+  it("second audit, item 15: refuses metadata nested past 32 levels before parsing it, and counts strings right", () => {
+    const deep = (levels: number) =>
+      JSON.stringify({ ...valid, metadata: { a: 0 } }).replace(
+        '{"a":0}',
+        `${'{"a":'.repeat(levels)}0${"}".repeat(levels)}`,
+      );
+    expect(() => parse(deep(3_000))).toThrow(/nested more than 32 levels/);
+    expect(() => parse(deep(100_000))).toThrow(BountyBodyError);
+    expect(parse(deep(20)).metadata).toBeDefined();
+    // Brackets inside strings (escaped quotes too) are not nesting.
+    const bracketed = { ...valid, metadata: { note: `\\" ${"[".repeat(100)}` } };
+    expect(parse(JSON.stringify(bracketed)).metadata).toEqual(bracketed.metadata);
+  });
 });

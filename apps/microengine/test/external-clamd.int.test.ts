@@ -166,7 +166,12 @@ describe("a clamd given by CLAMD_* is held to its alert settings for as long as 
     const redis = await startRedis();
     await using bare = await startManagedClamd({ tcp: false, config: clamdAlertsOff });
     await using good = await startManagedClamd({ tcp: false });
-    const shared = { QUEUE_URL: redis.url, QUEUE_NAME: "cache-alerts", ENGINE_BACKENDS: "clamav" };
+    const shared = {
+      QUEUE_URL: redis.url,
+      QUEUE_NAME: "cache-alerts",
+      QUEUE_SECRET: "cache-alerts-test-secret",
+      ENGINE_BACKENDS: "clamav",
+    };
     const insecure = await buildBackends(
       loadConfig({
         ...shared,

@@ -43,6 +43,7 @@ const environment = () => ({
   ...process.env,
   WEBHOOK_SECRET: "crash",
   QUEUE_URL: redis.url,
+  QUEUE_SECRET: "queue-crash-test-secret",
   QUEUE_NAME: "crash",
   ENGINE_BACKENDS: "eicar",
   WORKER_CONCURRENCY: "4",

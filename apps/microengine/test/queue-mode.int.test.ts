@@ -7,6 +7,7 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { bountyJobId, toJobData } from "../src/bounty-queue.js";
 import { loadConfig } from "../src/config.js";
+import { RedisSeal } from "../src/redis-seal.js";
 import { type RunningEngine, type RunningWorker, startEngine, startWorker } from "../src/serve.js";
 import { simulate } from "../src/simulate.js";
 import { signBody } from "../src/webhook-signature.js";
@@ -24,12 +25,14 @@ afterAll(async () => {
 });
 
 const quiet = pino({ level: "silent" });
+const queueSecret = "queue-mode-test-secret";
 const settings = (queue: string, extra: Record<string, string> = {}) => ({
   WEBHOOK_SECRET: "queue",
   PORT: "0",
   WORKER_PORT: "0",
   QUEUE_URL: redis.url,
   QUEUE_NAME: queue,
+  QUEUE_SECRET: queueSecret,
   ENGINE_BACKENDS: "eicar,yara",
   WORKER_CONCURRENCY: "2",
   ANSWER_MARGIN_MS: "1000",
@@ -157,11 +160,17 @@ describe("queue mode (serve queues, workers scan)", () => {
       phase: "assertion",
       expiresAt: Date.now() + 15_000,
     };
-    // A job from an incompatible release: its bounty no longer validates, on every attempt.
+    // A job from an incompatible release (sealed with the same secret): its bounty no longer
+    // validates, on every attempt.
+    const jobId = bountyJobId(valid as never);
+    const incompatible = { ...valid, artifact_type: "email" };
     await queue.add(
       "bounty",
-      { bounty: { ...valid, artifact_type: "email" } },
-      { jobId: bountyJobId(valid as never), attempts: 3, backoff: { type: "fixed", delay: 100 } },
+      {
+        bounty: incompatible,
+        seal: new RedisSeal(queueSecret).sign("bounty-job", jobId, JSON.stringify(incompatible)),
+      },
+      { jobId, attempts: 3, backoff: { type: "fixed", delay: 100 } },
     );
     const answer = await answerOf(collector, id, 8000);
     expect(answer.verdict).toBe("unknown");
@@ -182,16 +191,19 @@ describe("queue mode (serve queues, workers scan)", () => {
   });
 
   it('keeps a metadata string like "12n" a string, and the bids exact, through the job', () => {
-    const data = toJobData({
-      id: "1",
-      artifact_type: "file",
-      artifact_uri: "data:,x",
-      response_url: "https://m.example/a",
-      phase: "assertion",
-      metadata: { tag: "12n", big: 37287461917542145n },
-      rules: { min_allowed_bid: 1n, max_allowed_bid: 1_000_000_000_000_000_001n },
-      expiresAt: Date.now() + 1000,
-    });
+    const data = toJobData(
+      {
+        id: "1",
+        artifact_type: "file",
+        artifact_uri: "data:,x",
+        response_url: "https://m.example/a",
+        phase: "assertion",
+        metadata: { tag: "12n", big: 37287461917542145n },
+        rules: { min_allowed_bid: 1n, max_allowed_bid: 1_000_000_000_000_000_001n },
+        expiresAt: Date.now() + 1000,
+      },
+      new RedisSeal(queueSecret),
+    );
     const round = JSON.parse(JSON.stringify(data));
     expect(round.bounty.metadata).toEqual({ tag: "12n", big: "37287461917542145" });
     expect(round.bounty.rules).toEqual({

@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisResultStore, maximumEntryBytes } from "../src/redis-result-store.js";
+import { RedisSeal } from "../src/redis-seal.js";
 import { type RedisServer, startRedis } from "./redis-harness.js";
 
 // The shared result cache lives beside BullMQ (noeviction): it must bound itself.
@@ -19,7 +20,10 @@ const quiet = pino({ level: "silent" });
 
 /** A store once connected: it fails fast (no offline queue) until its connection is up. */
 async function connected(prefix: string, maxBytes: number) {
-  const store = createRedisResultStore(redis.url, prefix, quiet, { maxBytes });
+  const store = createRedisResultStore(redis.url, prefix, quiet, {
+    maxBytes,
+    seal: new RedisSeal("result-store-test-secret"),
+  });
   for (let attempt = 0; attempt < 100; attempt += 1) {
     if (
       await store.get("probe").then(
@@ -68,6 +72,37 @@ describe("the Redis result store", () => {
       expect(await store.get("hostile")).toBeUndefined();
     } finally {
       await store.close();
+    }
+  });
+
+  it("second audit, item 5: ignores an entry rewritten, copied from another key or sealed with another secret", async () => {
+    const store = await connected("sealed", 1_000_000);
+    const other = createRedisResultStore(redis.url, "sealed", quiet, {
+      maxBytes: 1_000_000,
+      seal: new RedisSeal("another-secret-entirely"),
+    });
+    try {
+      await store.set("eicar", { verdict: "malicious" }, 60_000);
+      await store.set("clean", { verdict: "benign" }, 60_000);
+      expect(await store.get("eicar")).toEqual({ verdict: "malicious" });
+      // Rewritten in place: the value says benign now, the seal is the old one.
+      const stored = JSON.parse((await client.get("{sealed:result}:eicar")) ?? "{}");
+      await client.set(
+        "{sealed:result}:eicar",
+        JSON.stringify({ ...stored, value: JSON.stringify({ verdict: "benign" }) }),
+      );
+      expect(await store.get("eicar")).toBeUndefined();
+      // Copied whole from another key: its seal names the other key.
+      await client.set("{sealed:result}:eicar", (await client.get("{sealed:result}:clean")) ?? "");
+      expect(await store.get("eicar")).toBeUndefined();
+      // A plain value, as the cache stored before it was sealed.
+      await client.set("{sealed:result}:eicar", JSON.stringify({ verdict: "benign" }));
+      expect(await store.get("eicar")).toBeUndefined();
+      // An engine with another secret reads nothing of this one's.
+      expect(await other.get("clean")).toBeUndefined();
+      expect(await store.get("clean")).toEqual({ verdict: "benign" });
+    } finally {
+      await Promise.all([store.close(), other.close()]);
     }
   });
 });
