@@ -30,3 +30,25 @@ export async function closeWithin(
 export function quitRedis(redis: Redis): Promise<void> {
   return closeWithin(redis.quit(), redisCloseLimitMs, () => redis.disconnect());
 }
+
+/** Longest a shutdown lets HTTP connections finish once the intake is drained, in ms. */
+export const connectionGraceMs = 10_000;
+
+/**
+ * Closes an HTTP app so that no client can hold a shutdown: it stops listening at once (new
+ * requests on kept connections get 503), waits for `drain` (answers in flight go out
+ * meanwhile: never after a client's half-sent request), then gives the connections still open
+ * {@link connectionGraceMs} to finish and closes the rest. Node stops its header and request
+ * timeouts once a server closes, so without the last step one socket trickling a header line
+ * would hold the process for ever.
+ */
+export async function closeHttpDraining(
+  app: { close(): PromiseLike<unknown>; server: { closeAllConnections(): void } },
+  drain: () => Promise<unknown>,
+  graceMs = connectionGraceMs,
+): Promise<void> {
+  const closing = Promise.resolve(app.close());
+  await drain();
+  await closeWithin(closing, graceMs, () => app.server.closeAllConnections());
+  await closing.catch(() => {});
+}

@@ -2,7 +2,7 @@ import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { RedisAnswerLedger } from "./answer-ledger.js";
-import { quitRedis } from "./bounded-close.js";
+import { closeHttpDraining, quitRedis } from "./bounded-close.js";
 import type { BountyIntake } from "./bounty-intake.js";
 import { BountyProcessor } from "./bounty-processor.js";
 import { BullBountyQueue, startQueueWorker } from "./bounty-queue.js";
@@ -113,9 +113,9 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
     close: () => {
       closing ??= (async () => {
         watcher?.close();
-        await server.close();
-        // Together: the watcher's answers in flight stop retrying when the grace period ends.
-        await Promise.all([processor.drain(), closeQueueExtras()]);
+        // Drains first (together: the watcher's answers in flight stop retrying when the grace
+        // period ends), whatever the HTTP clients do; lingering connections are closed after.
+        await closeHttpDraining(server, () => Promise.all([processor.drain(), closeQueueExtras()]));
         await backends.dispose();
       })();
       return closing;
@@ -248,8 +248,8 @@ export async function startWorker(config: EngineConfig, logger: Logger): Promise
     close: () => {
       closing ??= (async () => {
         watcher?.close();
-        await worker.close(); // drains the processor too
-        await app.close();
+        // The worker drains the processor; a client of the health port cannot hold it.
+        await closeHttpDraining(app, () => worker.close());
         await closeLedger();
         await backends.dispose();
         finish();
