@@ -227,6 +227,11 @@ export async function buildBackends(
       });
       return current;
     }
+    // Said, so that an operator whose SIGHUP waits behind a long reload knows why.
+    logger.info(
+      { queued: queued !== undefined },
+      "a reload is already running: this request is served by the next one, when it ends",
+    );
     if (queued) {
       queued.rulesDirectoryOnly &&= rulesDirectoryOnly;
       return queued.promise;
