@@ -92,6 +92,7 @@ describe("microengine", () => {
     const queue = await microengine(["serve", "--backends", "eicar", "--port", "0"], {
       WEBHOOK_SECRET: "x",
       QUEUE_URL: "redis://:s3cretpass@127.0.0.1:1",
+      QUEUE_SECRET: "cli-test-queue-secret",
     });
     expect(queue.code).toBe(2);
     expect(queue.stderr).toMatch(
