@@ -1,18 +1,7 @@
 import { verdictSchema } from "@engine/core";
-import { defaultBidRange } from "./bid.js";
+import { allowedBidRange } from "./bid.js";
 import { parseJsonWithBigInts } from "./bigint-json.js";
 import type { AnswerTarget } from "./bounty-processor.js";
-
-/** The bid range a bounty's rules allow (the marketplace default for a side not given). */
-function allowedBids(rules: AnswerTarget["rules"]): { min: bigint; max: bigint } {
-  const max =
-    rules?.max_allowed_bid ??
-    (rules?.min_allowed_bid !== undefined && rules.min_allowed_bid > defaultBidRange.max
-      ? rules.min_allowed_bid
-      : defaultBidRange.max);
-  const min = rules?.min_allowed_bid ?? (defaultBidRange.min < max ? defaultBidRange.min : max);
-  return { min, max };
-}
 
 /**
  * Why an answer body about to be posted for `target` is not one the engine could have made
@@ -38,7 +27,10 @@ export function answerBodyProblem(text: string, target: AnswerTarget): string | 
   if (amount === undefined) return "no integer bid";
   if (parsedVerdict.data === "unknown" || parsedVerdict.data === "suspicious")
     return amount === 0n ? undefined : `a bid of ${amount} on ${parsedVerdict.data}`;
-  const { min, max } = allowedBids(target.rules);
+  const { min, max } = allowedBidRange(
+    target.rules?.min_allowed_bid,
+    target.rules?.max_allowed_bid,
+  );
   if (amount < min || amount > max) return `a bid of ${amount} outside the rules [${min}, ${max}]`;
   return undefined;
 }

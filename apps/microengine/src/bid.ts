@@ -15,6 +15,22 @@ function shape(strategy: BidStrategy, confidence: number): number {
 }
 
 /**
+ * The range a bid must lie in: the bounty's rules, a missing side being the marketplace
+ * default, moved so that the range stays within the side that is given (max only, below the
+ * default min: the bid is at most that max).
+ */
+export function allowedBidRange(
+  ruleMin: bigint | undefined,
+  ruleMax: bigint | undefined,
+): { min: bigint; max: bigint } {
+  const max =
+    ruleMax ??
+    (ruleMin !== undefined && ruleMin > defaultBidRange.max ? ruleMin : defaultBidRange.max);
+  const min = ruleMin ?? (defaultBidRange.min < max ? defaultBidRange.min : max);
+  return { min, max };
+}
+
+/**
  * The integer bid for an assertion: `min + shape(confidence) x (max - min)`, where `shape` is
  * the strategy (linear: c, conservative: c², aggressive: √c). Favour filters raise the
  * confidence by 20 %, penalise filters lower it by 20 %; the result is always clamped to
@@ -31,15 +47,7 @@ export function computeBid(options: {
   penalize?: boolean;
 }): bigint {
   if (options.verdict === "unknown" || options.verdict === "suspicious") return 0n;
-  // The bounty's rules bound the bid; a missing side is the marketplace default, moved so
-  // that the range stays within the side that is given (max only, below the default min:
-  // the bid is at most that max).
-  const max =
-    options.max ??
-    (options.min !== undefined && options.min > defaultBidRange.max
-      ? options.min
-      : defaultBidRange.max);
-  const min = options.min ?? (defaultBidRange.min < max ? defaultBidRange.min : max);
+  const { min, max } = allowedBidRange(options.min, options.max);
   let confidence = Number.isFinite(options.confidence) ? options.confidence : 0;
   if (options.favor) confidence *= 1.2;
   if (options.penalize) confidence *= 0.8;
