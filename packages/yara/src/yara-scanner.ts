@@ -156,7 +156,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
     const compilation = native
       ? await compileWithNative(native, sources, externals, limits)
       : await compileWithWasm(sources, externals, limits);
-    diagnostics.push(...compilation.diagnostics);
+    for (const diagnostic of compilation.diagnostics) diagnostics.push(diagnostic);
     const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
     const accepted = compilation.accepted.flatMap((index) => {
       const source = sources[index];

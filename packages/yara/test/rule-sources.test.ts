@@ -341,3 +341,15 @@ describe("a scanner whose rules include a FIFO", () => {
     await scanner.close?.();
   });
 });
+
+describe("large rule files and trees (review finding)", () => {
+  it("loads a 250,000-line rule file (a spread of its lines overflowed the stack) into one source", async () => {
+    const lines = Array.from({ length: 250_000 }, (_, index) => `// line ${index}`);
+    lines.push("rule big { condition: true }");
+    const directory = await directoryWith({ "big.yar": lines.join("\n") });
+    const { sources, diagnostics } = await loadRuleSources({ rulesDir: directory });
+    expect(diagnostics).toEqual([]);
+    expect(sources).toHaveLength(1);
+    expect(sources[0]?.source.endsWith("rule big { condition: true }")).toBe(true);
+  });
+});
