@@ -98,7 +98,7 @@ export async function clamdHealth(
   if (ageSeconds !== undefined) metrics?.signaturesAge.set({ backend: clamav.name }, ageSeconds);
   // Only an official database has a date; the shipped test signatures are warned about at start.
   const stale = ageSeconds !== undefined && ageSeconds > maxDatabaseAgeHours * 3600;
-  // A clamd of the operator's is re-probed for its alert settings in each of its lives.
+  // A clamd of the operator's is re-probed for its alert settings after each new connection.
   const alerts = clamav.alertStatus();
   const failingAlerts = alerts?.state === "failing";
   return {
@@ -249,7 +249,7 @@ function clamavEngineBackend(
         () => null,
       ),
       // Whether clamd's clean answers come with its alerts (managed: configured; yours:
-      // re-verified in each of its lives) or not (INSECURE_CLAMD_WITHOUT_ALERTS): workers that
+      // re-verified after each new connection) or not (INSECURE_CLAMD_WITHOUT_ALERTS): workers that
       // differ here never share answers.
       alertsKey,
     ],
@@ -284,8 +284,8 @@ export const clamavBackend: BackendKind = {
       const where = configured.hosts
         ? `the clamd pool ${configured.hosts.join(",")}`
         : `the clamd at ${configured.socket ?? `${configured.host}:${configured.port}`}`;
-      // Its clean answers stand only while it is verified to raise its alerts, in each of its
-      // lives (a restart may bring Debian's default clamd.conf), unless explicitly waived.
+      // Its clean answers stand only while it is verified to raise its alerts since its last
+      // new connection (a restart may bring Debian's default clamd.conf), unless waived.
       const clamav = createClamavScanner({
         ...configured,
         verifyAlerts: !config.INSECURE_CLAMD_WITHOUT_ALERTS,

@@ -47,14 +47,15 @@ export const clamavScannerOptionsSchema = z
     signaturesVersion: z.string().min(1).optional(),
     /**
      * Trust a clean answer (`OK`) only from a clamd verified to raise its alerts
-     * (`AlertEncrypted*`, `AlertExceedsMax`; see `checkClamdAlerts`) in its current life: each
-     * daemon is probed once per life (`ClamdClient.daemonGeneration`: a restart, which may
-     * bring another clamd.conf, begins a new one) and at least every `alertCheckMaxAgeMs`; a
-     * clean answer waits for that probe and is refused (`BackendUnavailableError`) when the
-     * daemon fails it. Turn it on for a clamd you do not configure yourself. Default false.
+     * (`AlertEncrypted*`, `AlertExceedsMax`; see `checkClamdAlerts`) since its last new scan
+     * connection: each daemon is probed once per generation (`ClamdClient.daemonGeneration`:
+     * every new scan connection, so every restart, which may bring another clamd.conf) and at
+     * least every `alertCheckMaxAgeMs`; a clean answer waits for that probe and is refused
+     * (`BackendUnavailableError`) when the daemon fails it. Turn it on for a clamd you do not
+     * configure yourself (one address per daemon: use `hosts` for several). Default false.
      */
     verifyAlerts: z.boolean().default(false),
-    /** How long one probe of `verifyAlerts` stands within a daemon's life, in ms. Default 300000. */
+    /** How long one probe of `verifyAlerts` stands within one generation, in ms. Default 300000. */
     alertCheckMaxAgeMs: z.number().int().positive().default(300_000),
   })
   .refine(hasOneEndpoint, { message: oneEndpointMessage })

@@ -5,7 +5,7 @@ import type { ClamdClient } from "./clamd-client.js";
 /** Longest one daemon's alert probe may take, in ms. */
 const probeTimeoutMs = 30_000;
 
-/** What was found of one daemon's alert settings, in one of its lives. */
+/** What was found of one daemon's alert settings, in one generation. */
 interface DaemonCheck {
   /** `daemonGeneration` when it was found. */
   generation: number;
@@ -20,9 +20,9 @@ interface DaemonCheck {
 /** What the guard knows of the daemons' alert settings now. */
 export interface ClamdAlertStatus {
   /**
-   * `verified`: every daemon reached raised both alerts in its current life; `failing`: one
+   * `verified`: every daemon reached raised both alerts in its current generation; `failing`: one
    * answers OK for what it could not inspect (its clean answers are refused); `unchecked`:
-   * not probed yet in its current life (the next clean answer waits for the probe).
+   * not probed yet in its current generation (the next clean answer waits for the probe).
    */
   state: "verified" | "failing" | "unchecked";
   /** For `failing`: each failing probe's answer and the clamd.conf fix. */
@@ -33,10 +33,11 @@ export interface ClamdAlertStatus {
  * Keeps a clamd's alert settings (`AlertEncrypted*`, `AlertExceedsMax`) verified for as long
  * as its clean answers are trusted: a clamd restarted with another clamd.conf (Debian's default
  * after an upgrade) answers `OK` for an encrypted or too-deep archive. Each daemon is probed
- * with `checkClamdAlerts` once per life (`ClamdClient.daemonGeneration`: every restart drops
- * every connection, so the next scan connection begins a new life) and at least every
- * `maxAgeMs`; a clean answer waits for the probe of the daemon's current life, and is refused
- * (`BackendUnavailableError`) when a daemon fails it.
+ * with `checkClamdAlerts` once per generation (`ClamdClient.daemonGeneration`: every new scan
+ * connection, so every restart, begins one; kept sessions are reused) and at least every
+ * `maxAgeMs`; a clean answer waits for the probe of the daemon's current generation, and is
+ * refused (`BackendUnavailableError`) when a daemon fails it. One client per daemon: behind
+ * one address, a probe may reach another daemon than a scan did (use a pool's clients).
  */
 export class ClamdAlertGuard {
   readonly #clients: readonly ClamdClient[];
@@ -46,7 +47,7 @@ export class ClamdAlertGuard {
 
   /**
    * @param clients the daemons (one client, or a pool's `clients`)
-   * @param maxAgeMs how long a probe's finding stands within one life, in ms
+   * @param maxAgeMs how long a probe's finding stands within one generation, in ms
    */
   constructor(clients: readonly ClamdClient[], maxAgeMs: number) {
     this.#clients = clients;
@@ -54,7 +55,7 @@ export class ClamdAlertGuard {
   }
 
   /**
-   * Resolves once every reachable daemon passed the probe in its current life (probing those
+   * Resolves once every reachable daemon passed the probe in its current generation (probing those
    * not checked yet, each once however many scans wait); rejects with the signal's reason when
    * it fires first, and with `BackendUnavailableError` naming the missing settings when a daemon
    * fails.
@@ -92,8 +93,8 @@ export class ClamdAlertGuard {
 
   /**
    * True for a daemon the probe could not reach that cannot have given an unchecked answer:
-   * it was never reached (a pool's daemon down since start), or its current life is the one it
-   * last passed the probe in (it went away after that; its next life is probed).
+   * it was never reached (a pool's daemon down since start), or its current generation is the one it
+   * last passed the probe in (it went away after that; its next one is probed).
    */
   #answeredNothingUnchecked(index: number, check: DaemonCheck): boolean {
     const client = this.#clients[index];
@@ -125,7 +126,7 @@ export class ClamdAlertGuard {
   async #probe(client: ClamdClient): Promise<DaemonCheck> {
     const probes = await checkClamdAlerts(client, { deadline: Date.now() + probeTimeoutMs });
     const check: DaemonCheck = {
-      // Read after the probe: its connection is the daemon's current life.
+      // Read after the probe: its connection is the daemon's current generation.
       generation: client.daemonGeneration,
       checkedAt: Date.now(),
       passed: probes.every((probe) => probe.passed),

@@ -81,11 +81,11 @@ export class ClamdClient {
   }
 
   /**
-   * The lives of this clamd as the client's scans saw them: it grows by one whenever the client
-   * opens a scan connection (a session or a FILDES call) while it holds no other one to clamd
-   * (its first, the first after an idle spell, and the first after a restart, which drops
-   * every connection). A clamd.conf can only change across a restart, so what
-   * `checkClamdAlerts` found holds while this number stays the same.
+   * What the client's scans may have been talking to: it grows by one with every scan
+   * connection the client opens (a session or a FILDES call; kept sessions are reused). A
+   * restart of clamd, which may bring another clamd.conf, drops every connection, so what
+   * `checkClamdAlerts` found holds while this number stays the same. Several daemons behind one
+   * address each need their own client (`ClamdPool`): a probe may reach another one.
    */
   get daemonGeneration(): number {
     return this.#sessions.generation.current;

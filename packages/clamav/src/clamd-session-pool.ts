@@ -29,7 +29,7 @@ export class ClamdSessionPool {
   readonly #idle: ClamdSession[] = [];
   readonly #busy = new Set<ClamdSession>();
 
-  /** The daemon's lives as this pool's client sees them (FILDES calls count too). */
+  /** The scan connections this pool's client opened (FILDES calls count too): see `daemonGeneration`. */
   readonly generation: DaemonGeneration;
 
   constructor(

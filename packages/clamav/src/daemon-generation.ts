@@ -1,8 +1,10 @@
 /**
- * Counts the lives of one clamd as a client sees them: a new generation begins whenever the
- * client connects while it holds no other connection to that clamd. clamd drops every
- * connection when it stops, so each restart (with a clamd.conf that may have changed) begins a
- * new generation; what was checked of a daemon's settings (`checkClamdAlerts`) holds within one.
+ * Counts what a client may be talking to, as it sees it: a new generation begins with every
+ * scan connection it opens. A restart of clamd (with a clamd.conf that may have changed) drops
+ * every connection, so it always shows as a new generation; so does a connection that reaches
+ * another daemon behind the same address while older connections to the first are still open
+ * (a rolling update). What was checked of a daemon's settings (`checkClamdAlerts`) holds
+ * within one generation. Kept sessions are reused, so under steady load generations are rare.
  */
 export class DaemonGeneration {
   #live = 0;
@@ -23,7 +25,7 @@ export class DaemonGeneration {
    * once, on close or failure; later calls do nothing).
    */
   opened(): () => void {
-    if (this.#live === 0) this.#generation += 1;
+    this.#generation += 1;
     this.#live += 1;
     let ended = false;
     return () => {
