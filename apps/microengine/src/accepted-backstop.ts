@@ -23,6 +23,7 @@ const redisCheckTimeoutMs = 500;
  */
 export class AcceptedBackstop {
   readonly #pending = new Map<string, NodeJS.Timeout>();
+  #cleared = false;
 
   constructor(
     private readonly options: {
@@ -40,9 +41,9 @@ export class AcceptedBackstop {
     return this.#pending.size < maximumBackstops;
   }
 
-  /** Keeps `bounty` until its backstop time (once per bounty and phase). */
+  /** Keeps `bounty` until its backstop time (once per bounty and phase; never after `clear`). */
   keep(bounty: Bounty, key: string): void {
-    if (this.#pending.has(key)) return;
+    if (this.#cleared || this.#pending.has(key) || !this.hasRoom) return;
     const target: UnscannedTarget = {
       id: bounty.id,
       phase: bounty.phase,
@@ -63,6 +64,7 @@ export class AcceptedBackstop {
 
   /** Forgets every kept bounty (shutdown). */
   clear(): void {
+    this.#cleared = true;
     for (const timer of this.#pending.values()) clearTimeout(timer);
     this.#pending.clear();
   }

@@ -48,6 +48,7 @@ export async function closeHttpDraining(
   graceMs = connectionGraceMs,
 ): Promise<void> {
   const closing = Promise.resolve(app.close());
+  closing.catch(() => {}); // awaited below, after the drain; never an unhandled rejection
   await drain();
   await closeWithin(closing, graceMs, () => app.server.closeAllConnections());
   await closing.catch(() => {});

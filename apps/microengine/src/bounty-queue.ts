@@ -205,6 +205,7 @@ function startDeadlineWatcher(options: {
 export class BullBountyQueue implements BountyIntake {
   readonly inFlight = 0;
   readonly #counts: QueueCounts;
+  #draining = false;
 
   private constructor(
     private readonly config: EngineConfig & { QUEUE_URL: string },
@@ -298,12 +299,18 @@ export class BullBountyQueue implements BountyIntake {
 
   async submit(bounty: Bounty): Promise<SubmitOutcome> {
     const { metrics, logger, backstop } = this.parts;
-    if (this.load().saturated || !backstop.hasRoom) {
+    if (this.#draining || this.load().saturated || !backstop.hasRoom) {
       metrics.overloaded.inc({ action: "refused_503" });
       return "overloaded";
     }
     const adding = this.#enqueue(bounty);
-    adding.catch(() => {}); // may settle after the timeout below: the job id makes that harmless
+    // Kept whenever the job is queued, whatever the webhook answered: a duplicate (the job of
+    // a 503'd first delivery that landed late, or another receiver's) and a job that landed
+    // after the 2 s timeout are answered from here too if Redis then stays away.
+    adding.then(
+      () => backstop.keep(bounty, bountyJobId(bounty)),
+      () => {},
+    );
     const timeout = new AbortController();
     const outcome = await Promise.race([
       adding.catch((error: unknown) => {
@@ -321,8 +328,6 @@ export class BullBountyQueue implements BountyIntake {
     timeout.abort();
     if (outcome === "duplicate")
       metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
-    // serve's own backstop: answered from here if Redis cannot say it was, near expiration.
-    if (outcome === "accepted") backstop.keep(bounty, bountyJobId(bounty));
     return outcome;
   }
 
@@ -385,6 +390,7 @@ export class BullBountyQueue implements BountyIntake {
 
   async drain(): Promise<void> {
     const { watcher, flows, queue, redis, backstop } = this.parts;
+    this.#draining = true;
     this.#counts.stop();
     backstop.clear();
     await Promise.all([watcher.close(), closeWithin(flows.close()), closeWithin(queue.close())]);

@@ -11,6 +11,7 @@ import {
   InvalidOptionsError,
   OverloadedError,
   publicError,
+  raceSignal,
   scanResultForError,
 } from "@engine/core";
 import type { Multipart } from "@fastify/multipart";
@@ -119,6 +120,7 @@ interface BodyArtifact {
 async function multipartArtifact(
   request: FastifyRequest,
   config: EngineConfig,
+  signal: AbortSignal,
 ): Promise<BodyArtifact> {
   const parts = request.parts();
   const malformed = (error: unknown): InvalidOptionsError => {
@@ -131,12 +133,23 @@ async function multipartArtifact(
       cause: error,
     });
   };
-  const first = await parts.next().catch((error: unknown) => {
+  // The part's head must arrive within timeout_ms, like the rest (it holds a scan slot).
+  const first = await raceSignal(parts.next(), signal, "microengine").catch((error: unknown) => {
+    if (signal.aborted) throw error;
     throw malformed(error);
   });
   const part = first.done ? undefined : (first.value as Multipart);
   if (!part) throw notOneFile("it holds no part");
   if (part.type !== "file") throw notOneFile("its first part is a text field");
+  // A quoted-printable or base64 part is decoded by some parsers (Go's mime/multipart) and
+  // not by others: the bytes scanned must be the bytes every reader sees.
+  const transferEncoding = (part.encoding || "7bit").toLowerCase();
+  if (!["7bit", "8bit", "binary"].includes(transferEncoding))
+    throw new InvalidOptionsError({
+      message: `@engine/microengine: a multipart file part with Content-Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 32))}`,
+      publicMessage:
+        "a multipart file part must be sent as it is (Content-Transfer-Encoding binary, 8bit or 7bit)",
+    });
   const stream = part.file as Readable & { truncated?: boolean };
   const artifact = artifactFromStream(
     limitedChunks(stream, config.ARTIFACT_MAX_BYTES, () => stream.truncated === true),
@@ -296,8 +309,9 @@ export async function scanRoutes(scanApi: FastifyInstance, options: ScanRoutesOp
     try {
       await takeSlot(slots, deadline, gone);
       holding = true;
+      using arrival = createScanSignal({ signal: gone, deadline, scanner: "microengine" });
       const body = multipart
-        ? await multipartArtifact(request, config)
+        ? await multipartArtifact(request, config, arrival.signal)
         : rawArtifact(request, config, declared);
       metrics.inFlight.inc();
       let result: ReturnType<typeof withEngineMetadata>;

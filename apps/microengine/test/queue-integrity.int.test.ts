@@ -177,6 +177,37 @@ describe("what is read back from Redis is authenticated under QUEUE_SECRET (item
 });
 
 describe("Redis away past the bounties' time (item 8)", () => {
+  it("also backstops a bounty whose job landed after the webhook answered 503 (a slow Redis, then an outage)", async () => {
+    const slow = await startRedis();
+    const engine = await startEngine(
+      loadConfig(settings("integrity-c", { QUEUE_URL: slow.url, ANSWER_MARGIN_MS: "3000" })),
+      quiet,
+    );
+    const admin = new Redis(slow.url);
+    try {
+      const sent = bounty(9_000);
+      const expiresAt = Date.now() + 9_000;
+      // Redis holds every write for 2.5 s: the webhook gives up after 2 s (503), the job lands.
+      await admin.call("CLIENT", "PAUSE", "2500", "WRITE");
+      expect((await post(engine, sent)).status).toBe(503);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      expect(
+        await admin.exists(
+          `bull:integrity-c:${bountyJobId({ id: String(sent.id), phase: "assertion" })}`,
+        ),
+      ).toBe(1);
+      admin.disconnect();
+      await slow.stop();
+      const answer = await answerOf(collector, sent.id, 9_000);
+      expect(answer.verdict).toBe("unknown");
+      expect(answer.at).toBeLessThanOrEqual(expiresAt);
+    } finally {
+      admin.disconnect();
+      await engine.close();
+      await slow.dispose();
+    }
+  }, 30_000);
+
   it("has serve answer every bounty it accepted before expiration, from its own backstop", async () => {
     const lonely = await startRedis();
     const engine = await startEngine(

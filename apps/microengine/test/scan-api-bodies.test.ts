@@ -60,6 +60,31 @@ describe("POST /scan scans every part of a multipart body or refuses it (second 
     }
   });
 
+  it("refuses a file part sent quoted-printable or base64 (some parsers decode it, others do not)", async () => {
+    const { app } = await engineWith([createEicarScanner()]);
+    cleanups.push(() => app.close());
+    for (const [encoding, content] of [
+      ["quoted-printable", eicarBytes().toString("latin1").replace(/=/g, "=3D")],
+      ["base64", eicarBytes().toString("base64")],
+      ["Base64", eicarBytes().toString("base64")],
+    ]) {
+      const payload = Buffer.concat([
+        Buffer.from(
+          `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Transfer-Encoding: ${encoding}\r\n\r\n${content}\r\n--${boundary}--\r\n`,
+        ),
+      ]);
+      const response = await app.inject({ method: "POST", url: "/scan", payload, headers });
+      expect(response.statusCode, encoding).toBe(400);
+      expect(response.json().error.message, encoding).toMatch(/Content-Transfer-Encoding/);
+    }
+    const binary = Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\nContent-Transfer-Encoding: binary\r\n\r\n${eicarBytes().toString("latin1")}\r\n--${boundary}--\r\n`,
+      "latin1",
+    );
+    const scanned = await app.inject({ method: "POST", url: "/scan", payload: binary, headers });
+    expect(scanned.json().verdict).toBe("malicious");
+  });
+
   it("still scans a body of one file part, whatever it holds", async () => {
     const { app } = await engineWith([createEicarScanner()]);
     cleanups.push(() => app.close());
