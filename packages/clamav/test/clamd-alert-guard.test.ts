@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import { artifactFromBytes, BackendUnavailableError } from "@engine/core";
 import { afterEach, describe, expect, it } from "vitest";
-import { createClamavScanner } from "../src/index.js";
+import { type ClamdClient, createClamavScanner } from "../src/index.js";
 import { decodeInstreamFrames } from "../src/instream-framing.js";
 import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
@@ -98,14 +98,14 @@ describe("createClamavScanner({ verifyAlerts })", () => {
     const scanner = createClamavScanner({ socket: clamd.socketPath, verifyAlerts: true });
     try {
       expect((await scanner.scan(artifactFromBytes("one"))).verdict).toBe("benign");
-      const before = scanner.client.daemonGeneration;
+      const before = (scanner.client as ClamdClient).daemonGeneration;
       // Two scans at once: the kept session serves one, a new connection the other.
       alerts.on = false;
       const both = await Promise.allSettled([
         scanner.scan(artifactFromBytes("two")),
         scanner.scan(artifactFromBytes("three")),
       ]);
-      expect(scanner.client.daemonGeneration).toBeGreaterThan(before);
+      expect((scanner.client as ClamdClient).daemonGeneration).toBeGreaterThan(before);
       // The second connection began a generation: its clean answer waited for a probe, which
       // failed; nothing was answered benign after the daemon changed.
       expect(both.some((outcome) => outcome.status === "rejected")).toBe(true);
