@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 import { Command, Option } from "commander";
 import type { Logger } from "pino";
-import { checkEngine } from "./check-command.js";
-import { ConfigError, type EngineConfig, loadConfig } from "./config.js";
-import { buildBackends } from "./engine-backends.js";
-import { createLogger } from "./logger.js";
-import { type ScanFormat, scanExitCode, scanFormats, scanPaths } from "./scan-command.js";
-import { startEngine, startWorker } from "./serve.js";
-import { simulate } from "./simulate.js";
-import { engineVersion } from "./version.js";
+import { buildBackends } from "./backends/build-backends.js";
+import { checkEngine } from "./commands/check-command.js";
+import {
+  type ScanFormat,
+  scanExitCode,
+  scanFormats,
+  scanPaths,
+} from "./commands/scan/scan-command.js";
+import { startEngine, startWorker } from "./commands/serve-command.js";
+import { simulate } from "./commands/simulate-command.js";
+import { ConfigError, type EngineConfig, loadConfig } from "./config/config.js";
+import { createLogger } from "./operations/logger.js";
+import { engineVersion } from "./operations/version.js";
 
 type Flags = Record<string, unknown>;
 

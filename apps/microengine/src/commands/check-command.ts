@@ -1,0 +1,58 @@
+import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
+import type { EngineBackends } from "../backends/build-backends.js";
+import { backendBanner } from "./scan/scan-command.js";
+
+/**
+ * The engine's self-test, like the SDK's --check-eicar/--check-empty: EICAR must be malicious,
+ * an empty and a benign file benign. Then each backend's own checks: ClamAV probes clamd with
+ * an encrypted zip of EICAR and a nest past its limits, and fails naming the clamd.conf setting
+ * when clamd answers OK; a third-party backend must pass the conformance checks that apply to
+ * it. Prints each backend's version and rules/database version.
+ * Resolves true when the engine is healthy.
+ */
+export async function checkEngine(
+  backends: EngineBackends,
+  out: NodeJS.WritableStream,
+): Promise<boolean> {
+  let healthy = true;
+  out.write(backendBanner(backends.statuses));
+  const cases: Array<[string, Uint8Array, ScanResult["verdict"]]> = [
+    ["EICAR", eicarBytes(), "malicious"],
+    ["empty file", new Uint8Array(0), "benign"],
+    ["benign file", Buffer.from("A benign text file for the engine's self-test.\n"), "benign"],
+  ];
+  for (const [label, bytes, expected] of cases) {
+    try {
+      const result = await backends.scanner.scan(artifactFromBytes(bytes), {
+        deadline: Date.now() + 30_000,
+      });
+      const ok = result.verdict === expected;
+      healthy &&= ok;
+      const perBackend = (result.metadata.backends ?? [])
+        .map(
+          (backend) =>
+            `${backend.name}=${backend.verdict}${backend.error_code ? `(${backend.error_code})` : ""}`,
+        )
+        .join(" ");
+      out.write(
+        `${ok ? "PASS" : "FAIL"} ${label}: ${result.verdict} (expected ${expected}) ${perBackend}\n`,
+      );
+      if (label === "EICAR") {
+        for (const backend of result.metadata.backends ?? []) {
+          const scanner = (backend.metadata?.scanner ?? {}) as Record<string, unknown>;
+          out.write(
+            `     ${backend.name}: version ${String(scanner.vendor_version ?? "?")}, signatures ${String(scanner.signatures_version ?? "?")}\n`,
+          );
+        }
+      }
+    } catch (error) {
+      healthy = false;
+      out.write(`FAIL ${label}: ${(error as Error).message}\n`);
+    }
+  }
+  // Each backend's own checks: clamd's alert probes, a third-party module's conformance.
+  for (const backend of backends.running)
+    if (backend.selfCheck) healthy = (await backend.selfCheck(out)) && healthy;
+  out.write(healthy ? "engine healthy\n" : "engine NOT healthy\n");
+  return healthy;
+}

@@ -1,0 +1,602 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  type Artifact,
+  artifactFromUrl,
+  ConcurrencyLimit,
+  createScanSignal,
+  EngineError,
+  OverloadedError,
+  publicError,
+  ScanAbortedError,
+  type Scanner,
+  type ScanResult,
+  scanResultForError,
+} from "@engine/core";
+import type { Span } from "@opentelemetry/api";
+import type { Logger } from "pino";
+import type { EngineConfig } from "../config/config.js";
+import { ArtifactFetcher, type FetchedArtifact } from "../net/artifact-fetcher.js";
+import { ResponseDelivery } from "../net/response-delivery.js";
+import { type EngineMetrics, recordScan } from "../operations/metrics.js";
+import { redactUrls } from "../operations/redact.js";
+import { inSpan } from "../operations/tracing.js";
+import { answerBodyProblem } from "../protocol/answer-body.js";
+import { computeBid } from "../protocol/bid.js";
+import { stringifyWithBigInts } from "../protocol/bigint-json.js";
+import type { Bounty } from "../protocol/bounty.js";
+import { matchesFilter } from "../protocol/bounty-filter.js";
+import { withEngineMetadata } from "../protocol/engine-metadata.js";
+import type { AnswerLedger } from "../queue/answer-ledger.js";
+import type { BountyIntake, IntakeLoad, SubmitOutcome } from "./bounty-intake.js";
+import { ReplayCache } from "./replay-cache.js";
+
+/** The keys under which a bounty counts as seen: its id and phase, and the delivery id. */
+export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | undefined> {
+  return [`${bounty.id}:${bounty.phase}`, deliveryId ? `delivery:${deliveryId}` : undefined];
+}
+
+/** Longest the answer ledger may take to record a claim before the answer goes out anyway, in ms. */
+const ledgerTimeoutMs = 2_000;
+
+/** Longest a shutdown waits for answers still being retried, in ms. */
+const shutdownGraceMs = 30_000;
+
+/** What answering a bounty needs once its artifact is scanned (not the artifact URI or metadata). */
+export interface AnswerTarget {
+  id: string;
+  phase: Bounty["phase"];
+  response_url: string;
+  expiresAt: number;
+  rules: Bounty["rules"];
+  favor: boolean;
+  penalize: boolean;
+}
+
+/**
+ * Thrown by `run()` when a queue worker's shutdown hands its bounty back unanswered (another
+ * worker has time to scan it): the queue retries the job.
+ */
+export class HandedBack extends Error {
+  constructor() {
+    super("handed back to the queue at shutdown");
+    this.name = "HandedBack";
+  }
+}
+
+/** Hands the bounty over and forgets it. */
+function takeBounty(holder: { bounty?: Bounty }): Bounty {
+  const { bounty } = holder;
+  holder.bounty = undefined;
+  if (!bounty) throw new Error("@engine/microengine: a bounty was taken twice");
+  return bounty;
+}
+
+/** The answer of a bounty the engine did not scan (filtered, overloaded). */
+function skipped(comment: string): ScanResult {
+  return {
+    verdict: "unknown",
+    confidence: 0,
+    metadata: { malware_family: "", comments: [comment] },
+  };
+}
+
+/** Why a bounty cut short by a shutdown is answered unknown (`ERROR:ABORTED`, saying so). */
+function shutDownError(): ScanAbortedError {
+  return new ScanAbortedError({
+    message: "@engine/microengine: the engine shut down before the scan finished",
+    publicMessage: "the engine shut down before the scan finished",
+  });
+}
+
+/** Bytes a waiting bounty holds: its artifact URI (a `data:` URI carries the artifact) and the rest. */
+function bountyBytes(bounty: Bounty): number {
+  return bounty.artifact_uri.length + bounty.response_url.length + 2048;
+}
+
+/**
+ * Takes accepted bounties and always answers them before expiration: fetch the artifact,
+ * scan it with a deadline of `expiration - ANSWER_MARGIN_MS`, and post the assertion (verdict,
+ * integer bid, metadata) or the arbitration vote to `response_url`. Anything that goes wrong
+ * (download, size, sha256, backend, timeout, shutdown, a bug) becomes an `unknown` answer with
+ * a code and a public reason, never silence and never a crash: each bounty runs inside one
+ * error boundary.
+ *
+ * Work is bounded: at most BOUNTY_CONCURRENCY bounties download or scan at once, at most
+ * BOUNTY_BACKLOG (and BOUNTY_BACKLOG_BYTES) wait. A bounty that finds the backlog full, whose
+ * deadline passes while it waits, or that would not be reached in time (judged by the median
+ * download + scan time of the last 64 bounties) is answered `unknown` with `SKIPPED:OVERLOADED`
+ * at once, instead of holding a slot until it times out. When
+ * the answers still to post pass BOUNTY_CONCURRENCY + 2 x BOUNTY_BACKLOG, `submit` says
+ * `"overloaded"` (the webhook answers 503 and the marketplace retries).
+ */
+export class BountyProcessor implements BountyIntake {
+  readonly #replays = new ReplayCache();
+  readonly #running = new Map<
+    number,
+    { controller: AbortController; done: Promise<void>; expiresAt: number }
+  >();
+  #nextKey = 0;
+  readonly #fetcher: ArtifactFetcher;
+  readonly #delivery: ResponseDelivery;
+  readonly #slots: ConcurrencyLimit;
+  readonly #maximumOpen: number;
+  #waitingBytes = 0;
+  #draining = false;
+  /** How long recent bounties held a slot (download + scan), in ms: the last 64. */
+  readonly #serviceSamples: number[] = [];
+  /** Set when the engine shuts down: answers stop retrying then. */
+  readonly #shutdown = new AbortController();
+
+  constructor(
+    private readonly options: {
+      scanner: Scanner;
+      config: EngineConfig;
+      logger: Logger;
+      metrics: EngineMetrics;
+      /** Records answers around their POST (queue mode): each bounty answered once, one verdict. */
+      ledger?: AnswerLedger;
+    },
+  ) {
+    const { config } = options;
+    const addresses = {
+      allowPrivateAddresses: config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
+    };
+    this.#fetcher = new ArtifactFetcher({
+      ...addresses,
+      allowedHosts: config.ARTIFACT_ALLOWED_HOSTS,
+      allowFileUris: config.ARTIFACT_ALLOW_FILE_URIS,
+      maxBytes: config.ARTIFACT_MAX_BYTES,
+    });
+    this.#delivery = new ResponseDelivery({
+      ...addresses,
+      allowedHosts: config.RESPONSE_ALLOWED_HOSTS,
+    });
+    this.#slots = new ConcurrencyLimit({
+      concurrency: config.BOUNTY_CONCURRENCY,
+      maxWaiting: config.BOUNTY_BACKLOG,
+      what: "bounty slots (BOUNTY_CONCURRENCY)",
+    });
+    this.#maximumOpen = config.BOUNTY_CONCURRENCY + 2 * config.BOUNTY_BACKLOG;
+  }
+
+  /** Number of accepted bounties not answered yet. */
+  get inFlight(): number {
+    return this.#running.size;
+  }
+
+  load(): IntakeLoad {
+    const { config } = this.options;
+    const open = this.#running.size;
+    return {
+      running: this.#slots.running,
+      concurrency: this.#slots.concurrency,
+      waiting: this.#slots.waiting,
+      backlog: config.BOUNTY_BACKLOG,
+      open,
+      saturated:
+        (this.#slots.running >= this.#slots.concurrency &&
+          this.#slots.waiting >= config.BOUNTY_BACKLOG) ||
+        open >= this.#maximumOpen,
+    };
+  }
+
+  responseRefusal(url: string): string | undefined {
+    return this.#delivery.refusal(url);
+  }
+
+  async submit(bounty: Bounty, deliveryId?: string): Promise<SubmitOutcome> {
+    if (this.#running.size >= this.#maximumOpen || this.#draining) {
+      this.options.metrics.overloaded.inc({ action: "refused_503" });
+      return "overloaded";
+    }
+    if (!this.#replays.remember(replayKeys(bounty, deliveryId), bounty.expiresAt)) {
+      this.options.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
+      return "duplicate";
+    }
+    void this.#track(bounty, true);
+    return "accepted";
+  }
+
+  /**
+   * Handles one bounty (no replay check or backlog: queue workers bound their own intake).
+   * Resolves when answered; rejects with `HandedBack` when a shutdown handed it back.
+   */
+  run(bounty: Bounty): Promise<void> {
+    return this.#track(bounty, false);
+  }
+
+  /**
+   * Answers a bounty `unknown` for `error` without scanning it (a queue's deadline watcher, a
+   * job that failed for good), unless it was answered already. Never throws.
+   */
+  answerUnknown(
+    target: Omit<AnswerTarget, "favor" | "penalize">,
+    error: unknown,
+    options: {
+      /** `skip`: post without the answer ledger (Redis is away; a duplicate beats a loss). Default `use`. */
+      ledger?: "use" | "skip";
+    } = {},
+  ): Promise<void> {
+    // Tracked like a bounty: a drain waits for it before closing the connections it uses.
+    const key = this.#nextKey++;
+    const done = this.#postUnknown(target, error, options.ledger ?? "use")
+      .catch(() => {})
+      .finally(() => this.#running.delete(key));
+    this.#running.set(key, { controller: new AbortController(), done, expiresAt: 0 });
+    return done;
+  }
+
+  async #postUnknown(
+    target: Omit<AnswerTarget, "favor" | "penalize">,
+    error: unknown,
+    ledger: "use" | "skip",
+  ): Promise<void> {
+    const logger = this.options.logger.child({ bounty: target.id, phase: target.phase });
+    logger.warn(
+      {
+        code: publicError(error).code,
+        message: redactUrls((error as Error)?.message ?? String(error)),
+      },
+      "answering unknown",
+    );
+    await this.#answer(
+      { ...target, favor: false, penalize: false },
+      withEngineMetadata(scanResultForError(error)),
+      logger,
+      ledger,
+    );
+  }
+
+  /** Graceful shutdown: running and waiting scans stop now and are answered `unknown`; resolves when every answer went out. */
+  async drain(options: { handBackWhenLeftMs?: number } = {}): Promise<void> {
+    this.#draining = true;
+    for (const { controller, expiresAt } of this.#running.values()) {
+      // A queue worker hands back what another worker still has time to scan, unanswered.
+      const handBack =
+        options.handBackWhenLeftMs !== undefined &&
+        expiresAt - Date.now() > options.handBackWhenLeftMs;
+      controller.abort(handBack ? new HandedBack() : shutDownError());
+    }
+    // Answers are retried until their expiration, but a shutdown waits 30 s at most.
+    const grace = setTimeout(
+      () => this.#shutdown.abort(new Error("shutdown grace period over")),
+      shutdownGraceMs,
+    );
+    try {
+      await Promise.allSettled([...this.#running.values()].map((entry) => entry.done));
+    } finally {
+      clearTimeout(grace);
+    }
+    await Promise.allSettled([this.#fetcher.close(), this.#delivery.close()]);
+  }
+
+  #track(bounty: Bounty, bounded: boolean): Promise<void> {
+    const key = this.#nextKey++;
+    const controller = new AbortController();
+    const logger = this.options.logger.child({ bounty: bounty.id, phase: bounty.phase });
+    const { config } = this.options;
+    const target: AnswerTarget = {
+      id: bounty.id,
+      phase: bounty.phase,
+      response_url: bounty.response_url,
+      expiresAt: bounty.expiresAt,
+      rules: bounty.rules,
+      favor: config.BID_FAVOR.some((filter) => matchesFilter(filter, bounty)),
+      penalize: config.BID_PENALIZE.some((filter) => matchesFilter(filter, bounty)),
+    };
+    // The bounty itself (a data: URI may hold a megabyte) is let go once it is scanned.
+    const done = this.#handle({ bounty }, target, controller.signal, bounded, logger)
+      .catch((error: unknown) => {
+        if (error instanceof HandedBack && !bounded) throw error; // the queue worker retries it
+        // The boundary below answers every failure; this only guards against a bug in it.
+        logger.error({ err: error }, "unexpected failure outside the bounty's error boundary");
+        this.options.metrics.dropped.inc();
+      })
+      .finally(() => this.#running.delete(key));
+    this.#running.set(key, { controller, done, expiresAt: bounty.expiresAt });
+    return done;
+  }
+
+  /** The error boundary of one bounty: whatever happens, one answer goes out. */
+  async #handle(
+    holder: { bounty?: Bounty },
+    target: AnswerTarget,
+    shutdown: AbortSignal,
+    bounded: boolean,
+    logger: Logger,
+  ): Promise<void> {
+    const attributes = { "engine.bounty.id": target.id, "engine.bounty.phase": target.phase };
+    return inSpan("bounty", attributes, (span) =>
+      this.#handleInSpan(holder, target, shutdown, bounded, logger, span),
+    );
+  }
+
+  async #handleInSpan(
+    holder: { bounty?: Bounty },
+    target: AnswerTarget,
+    shutdown: AbortSignal,
+    bounded: boolean,
+    logger: Logger,
+    span: Span,
+  ): Promise<void> {
+    let result: ScanResult;
+    try {
+      // Only #scanBounty's frame holds the bounty: once it returns, nothing here keeps it.
+      result = await this.#scanBounty(takeBounty(holder), shutdown, bounded, logger);
+    } catch (error) {
+      if (shutdown.reason instanceof HandedBack) {
+        logger.info("handed back to the queue at shutdown, unanswered");
+        throw shutdown.reason;
+      }
+      const cause = shutdown.aborted ? shutDownError() : error;
+      if (!EngineError.isInstance(error))
+        logger.error({ err: error }, "unexpected failure while handling a bounty");
+      if (OverloadedError.isInstance(cause))
+        this.options.metrics.overloaded.inc({ action: "answered_unknown" });
+      logger.warn(
+        {
+          code: EngineError.isInstance(cause) ? cause.code : "ENGINE_ERROR",
+          message: redactUrls((cause as Error)?.message ?? String(cause)),
+        },
+        "answering unknown",
+      );
+      result = scanResultForError(cause);
+    }
+    span.setAttribute("engine.verdict", result.verdict);
+    if (result.metadata.malware_family)
+      span.setAttribute("engine.malware_family", result.metadata.malware_family);
+    await this.#answer(target, withEngineMetadata(result), logger);
+  }
+
+  /**
+   * Records a posted answer, retrying while Redis is away (until the bounty expires): a record
+   * that never lands would let the deadline watcher post a second, different answer.
+   */
+  async #recordPosted(
+    ledger: AnswerLedger,
+    bounty: AnswerTarget,
+    body: string,
+    logger: Logger,
+  ): Promise<void> {
+    for (let delay = 200; Date.now() < bounty.expiresAt; delay = Math.min(delay * 2, 2_000)) {
+      try {
+        await ledger.posted(bounty, body);
+        return;
+      } catch (error) {
+        logger.warn({ err: error }, "could not record the answer as posted yet (retrying)");
+        await sleep(delay);
+      }
+    }
+  }
+
+  /** Filters, a slot (waiting in the bounded backlog), the download, the scan. */
+  async #scanBounty(
+    bounty: Bounty,
+    shutdown: AbortSignal,
+    bounded: boolean,
+    logger: Logger,
+  ): Promise<ScanResult> {
+    const { config, metrics, scanner } = this.options;
+    const rejectedBy = config.BOUNTY_REJECT.find((filter) => matchesFilter(filter, bounty));
+    const unmatched = config.BOUNTY_ACCEPT.find((filter) => !matchesFilter(filter, bounty));
+    if (rejectedBy || unmatched) {
+      return skipped(
+        `SKIPPED:FILTERED by ${rejectedBy ? `BOUNTY_REJECT ${rejectedBy}` : `BOUNTY_ACCEPT ${unmatched}`}`,
+      );
+    }
+    const deadline = bounty.expiresAt - config.ANSWER_MARGIN_MS;
+    if (bounded) await this.#admit(bounty, deadline, shutdown);
+    else await this.#slots.acquire(shutdown);
+    this.#updateGauges();
+    let fetched: FetchedArtifact | undefined;
+    metrics.inFlight.inc();
+    const started = performance.now();
+    try {
+      // A plain timer, held until the download ends: `AbortSignal.any` over an
+      // `AbortSignal.timeout` lets Node 20 collect the timeout before it fires
+      // (nodejs/node#57736), and a stalled server then holds the slot for minutes.
+      using downloadLimit = createScanSignal({
+        signal: shutdown,
+        deadline,
+        scanner: "microengine download",
+      });
+      const { signal } = downloadLimit;
+      fetched = await inSpan(
+        "download",
+        {
+          "engine.bounty.id": bounty.id,
+          // The scheme only: a URI may carry a token or a megabyte of data.
+          "url.scheme": bounty.artifact_uri.split(":", 1)[0]?.slice(0, 16) ?? "",
+        },
+        async (span) => {
+          const artifact = await this.#fetcher.fetch(bounty.artifact_uri, {
+            signal,
+            expectedSha256: bounty.sha256 ?? null,
+            mimetype: bounty.mimetype ?? null,
+          });
+          span.setAttribute("engine.artifact.bytes", artifact.bytes);
+          return artifact;
+        },
+      );
+      let artifact: Artifact = fetched.artifact;
+      if (bounty.artifact_type === "url") {
+        const text = Buffer.from(await fetched.artifact.bytes({ maxBytes: 64 * 1024 }))
+          .toString("utf8")
+          .trim();
+        artifact = artifactFromUrl(text);
+      }
+      const result = await inSpan("scan", { "engine.bounty.id": bounty.id }, async (span) => {
+        const answer = await scanner.scan(artifact, { deadline, signal: shutdown });
+        span.setAttribute("engine.verdict", answer.verdict);
+        span.setAttribute(
+          "engine.cache_hit",
+          (answer.metadata.cache as { hit?: unknown } | undefined)?.hit === true,
+        );
+        return answer;
+      });
+      recordScan(metrics, result);
+      return result;
+    } finally {
+      this.#serviceSamples.push(performance.now() - started);
+      if (this.#serviceSamples.length > 64) this.#serviceSamples.shift();
+      metrics.inFlight.dec();
+      this.#slots.release();
+      this.#updateGauges();
+      await fetched?.dispose().catch((error: unknown) => {
+        logger.warn({ err: error }, "could not remove a downloaded artifact");
+      });
+    }
+  }
+
+  /**
+   * Takes a slot now, or waits in the bounded backlog until one frees up. Throws
+   * `OverloadedError` when the backlog (count or bytes) is full or the deadline passes first.
+   */
+  /** The median time a bounty holds a slot (robust to one huge artifact), in ms; 0 before any. */
+  #typicalServiceMs(): number {
+    if (this.#serviceSamples.length === 0) return 0;
+    const sorted = [...this.#serviceSamples].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)] as number;
+  }
+
+  async #admit(bounty: Bounty, deadline: number, shutdown: AbortSignal): Promise<void> {
+    if (this.#slots.tryAcquire()) return;
+    const { config } = this.options;
+    // Work that cannot finish before its deadline is answered now, not started: a doomed
+    // bounty would hold a slot until it times out while others wait.
+    const serviceMs = this.#typicalServiceMs();
+    const expectedWaitMs = ((this.#slots.waiting + 1) / this.#slots.concurrency + 1) * serviceMs;
+    if (Date.now() + expectedWaitMs > deadline) {
+      throw new OverloadedError({
+        message: `@engine/microengine: ${this.#slots.waiting} bounties wait for ${this.#slots.concurrency} slots (about ${Math.round(serviceMs)} ms each): this one would not be scanned before its deadline`,
+      });
+    }
+    const bytes = bountyBytes(bounty);
+    if (this.#waitingBytes + bytes > config.BOUNTY_BACKLOG_BYTES) {
+      throw new OverloadedError({
+        message: `@engine/microengine: the backlog holds ${this.#waitingBytes} bytes of bounties (BOUNTY_BACKLOG_BYTES ${config.BOUNTY_BACKLOG_BYTES})`,
+      });
+    }
+    this.#waitingBytes += bytes;
+    // A plain timer held for the wait (see #scanBounty: a collected timeout never fires).
+    using waited = createScanSignal({ signal: shutdown, deadline, scanner: "microengine" });
+    try {
+      this.#updateGauges();
+      await this.#slots.acquire(waited.signal);
+    } catch (error) {
+      if (shutdown.aborted) throw shutdown.reason;
+      if (OverloadedError.isInstance(error)) throw error;
+      throw new OverloadedError({
+        message: `@engine/microengine: no slot freed up before the bounty's deadline (BOUNTY_CONCURRENCY ${config.BOUNTY_CONCURRENCY})`,
+      });
+    } finally {
+      this.#waitingBytes -= bytes;
+      // A waiter that left (deadline, shutdown) no longer counts in engine_bounties_waiting.
+      this.#updateGauges();
+    }
+    if (Date.now() + this.#typicalServiceMs() > deadline) {
+      // A slot, but too late to use it: give it to the next bounty.
+      this.#slots.release();
+      throw new OverloadedError({
+        message: `@engine/microengine: a slot freed up ${deadline - Date.now()} ms before the bounty's deadline, less than a scan takes (about ${Math.round(this.#typicalServiceMs())} ms)`,
+      });
+    }
+  }
+
+  #updateGauges(): void {
+    this.options.metrics.bountiesRunning.set(this.#slots.running);
+    this.options.metrics.bountiesWaiting.set(this.#slots.waiting);
+  }
+
+  /** Computes the bid and posts the answer; logs and counts, never throws. */
+  async #answer(
+    bounty: AnswerTarget,
+    result: ScanResult,
+    logger: Logger,
+    useLedger: "use" | "skip" = "use",
+  ): Promise<void> {
+    const { config, metrics } = this.options;
+    let delivered = false;
+    try {
+      const { favor, penalize } = bounty;
+      const body =
+        bounty.phase === "assertion"
+          ? {
+              verdict: result.verdict,
+              bid: computeBid({
+                verdict: result.verdict,
+                confidence: result.confidence,
+                strategy: config.BID_STRATEGY,
+                min: bounty.rules?.min_allowed_bid,
+                max: bounty.rules?.max_allowed_bid,
+                favor,
+                penalize,
+              }),
+              metadata: result.metadata,
+            }
+          : { verdict: result.verdict, metadata: result.metadata };
+      const own = stringifyWithBigInts(body);
+      let text = own;
+      const ledger = useLedger === "use" ? this.options.ledger : undefined;
+      if (ledger) {
+        // Recorded before the POST: a redelivered job or the deadline watcher posts this same
+        // body (same verdict, same Idempotency-Key) or nothing. When Redis does not answer in
+        // time, the answer still goes out (at least once beats never).
+        const claimed = await Promise.race([
+          ledger.claim(bounty, text).then(
+            (value) => ({ value }),
+            () => undefined,
+          ),
+          sleep(ledgerTimeoutMs).then(() => undefined),
+        ]);
+        if (!claimed) logger.warn("the answer ledger did not answer in time: posting anyway");
+        else if (claimed.value === undefined) {
+          logger.info("answered already by another process");
+          return;
+        } else text = claimed.value;
+      }
+      // Whatever the ledger holds (sealed, but from another process) is held to the rules.
+      const problem = text === own ? undefined : answerBodyProblem(text, bounty);
+      if (problem) {
+        metrics.redisRejected.inc({ kind: "answer" });
+        logger.error(
+          { problem },
+          "the recorded answer breaks the bounty's rules: posting this one",
+        );
+        text = own;
+      }
+      const answerText = text;
+      delivered = await inSpan(
+        "deliver",
+        { "engine.bounty.id": bounty.id, "engine.verdict": result.verdict },
+        async (span) => {
+          const posted = await this.#delivery.deliver({
+            url: bounty.response_url,
+            body: answerText,
+            idempotencyKey: `${bounty.id}:${bounty.phase}`,
+            expiresAt: bounty.expiresAt,
+            stop: this.#shutdown.signal,
+            logger,
+          });
+          span.setAttribute("engine.delivered", posted);
+          return posted;
+        },
+      );
+      // Recorded even when posted without the ledger (Redis away): nobody posts again after it.
+      if (delivered && this.options.ledger)
+        void this.#recordPosted(this.options.ledger, bounty, text, logger);
+    } catch (error) {
+      logger.error({ err: error }, "could not build or send the answer");
+    }
+    if (delivered && Date.now() <= bounty.expiresAt) {
+      metrics.bounties.inc({ phase: bounty.phase, outcome: result.verdict });
+      logger.info({ verdict: result.verdict, confidence: result.confidence }, "answered");
+    } else if (delivered) {
+      metrics.answeredLate.inc();
+      logger.error("answered after expiration");
+    } else {
+      metrics.dropped.inc();
+      logger.error("could not deliver the answer before expiration");
+    }
+  }
+}

@@ -1,0 +1,43 @@
+import { publicError } from "@engine/core";
+import type { EngineBackends } from "../backends/build-backends.js";
+
+/** What the backends' readiness probe found: ready or not, and each backend's state. */
+export interface BackendReadiness {
+  ready: boolean;
+  checks: Record<string, unknown>;
+}
+
+/** How long one probe's answer is reused, in ms. */
+const probeReuseMs = 1_000;
+
+/**
+ * The backends' readiness, probed at most once a second however many `/readyz` requests come
+ * (a flood of them never reaches clamd): each running backend's own `health()` (clamd answers
+ * PING, its database is young enough, connections in use; YARA has a worker and rules; a
+ * third-party backend is listed). A backend whose probe throws is not ready, with the error's
+ * public code and reason only. Each probe also refreshes engine_signatures_age_seconds.
+ */
+export function createReadinessProbe(
+  backends: Pick<EngineBackends, "running">,
+): () => Promise<BackendReadiness> {
+  let last: { at: number; result: Promise<BackendReadiness> } | undefined;
+  const probe = async (): Promise<BackendReadiness> => {
+    const results = await Promise.all(
+      backends.running.map(async (backend) => {
+        try {
+          return [backend.name, await backend.health()] as const;
+        } catch (error) {
+          return [backend.name, { ok: false, ...publicError(error) }] as const;
+        }
+      }),
+    );
+    return {
+      ready: results.every(([, health]) => health.ok),
+      checks: Object.fromEntries(results),
+    };
+  };
+  return () => {
+    if (!last || Date.now() - last.at > probeReuseMs) last = { at: Date.now(), result: probe() };
+    return last.result;
+  };
+}

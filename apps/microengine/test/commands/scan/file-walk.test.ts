@@ -1,0 +1,94 @@
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type WalkEntry, walkPaths } from "../../../src/commands/scan/file-walk.js";
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "engine-walk-"));
+  await mkdir(join(root, "a", "b"), { recursive: true });
+  await writeFile(join(root, "a", "one.txt"), "1");
+  await writeFile(join(root, "a", "b", "two.txt"), "2");
+  await symlink("..", join(root, "a", "b", "up")); // a loop back to a parent
+  await symlink("self", join(root, "self")); // a link to itself
+  await symlink("missing", join(root, "dangling"));
+  await symlink(join(root, "a", "b"), join(root, "again")); // the same directory twice
+  await symlink(join(root, "a", "one.txt"), join(root, "file-link"));
+  execFileSync("mkfifo", [join(root, "pipe")]);
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function walk(paths: string[]): Promise<string[]> {
+  const seen: WalkEntry[] = [];
+  for await (const entry of walkPaths(paths)) seen.push(entry);
+  return seen.map((entry) =>
+    entry.kind === "file"
+      ? `file ${entry.path.replace(root, "")}`
+      : entry.kind === "problem"
+        ? `problem ${entry.path.replace(root, "")}: ${entry.problem}`
+        : `skipped ${entry.path.replace(root, "")}: ${entry.reason}`,
+  );
+}
+
+describe("walkPaths", () => {
+  it("reports loops, dangling links and FIFOs per entry and walks everything else once", async () => {
+    expect(await walk([root, join(root, "nowhere")])).toEqual([
+      "file /a/b/two.txt",
+      "problem /a/b/up: symbolic link loop (leads back to a parent directory)",
+      "file /a/one.txt",
+      "problem /dangling: dangling symbolic link (its target does not exist)",
+      "file /file-link",
+      "skipped /pipe: a FIFO",
+      "problem /self: cannot follow symbolic link: symbolic link loop",
+      "problem /nowhere: cannot read: no such file or directory",
+    ]);
+  });
+
+  it("reports a file name that is not UTF-8, and a FIFO named on the command line, as errors", async () => {
+    const odd = await mkdtemp(join(tmpdir(), "engine-walk-odd-"));
+    try {
+      await writeFile(Buffer.from(`${odd}/bad-\xff-name`, "latin1"), "x");
+      await writeFile(join(odd, "good.txt"), "x");
+      expect(await walk([odd, join(root, "pipe")])).toEqual([
+        `problem ${odd.replace(root, "")}/bad-\ufffd-name: the file name is not valid UTF-8: not scanned (rename it)`,
+        `file ${odd.replace(root, "")}/good.txt`,
+        "problem /pipe: a FIFO: nothing to scan",
+      ]);
+    } finally {
+      await rm(odd, { recursive: true, force: true });
+    }
+  });
+
+  it("enters a directory reached by two paths once, whichever comes first", async () => {
+    // again -> a/b, whose `up` is a/b/.. = a: entered through the link, so the path `a` adds nothing.
+    expect(await walk([join(root, "again"), join(root, "a")])).toEqual([
+      "file /again/two.txt",
+      "problem /again/up/b: symbolic link loop (leads back to a parent directory)",
+      "file /again/up/one.txt",
+    ]);
+  });
+
+  it("survives a link chain that doubles at every level (no exponential walk)", async () => {
+    const chain = await mkdtemp(join(tmpdir(), "engine-walk-chain-"));
+    try {
+      for (let level = 0; level < 24; level += 1) {
+        await mkdir(join(chain, `d${level}`));
+        await writeFile(join(chain, `d${level}`, "f"), String(level));
+      }
+      for (let level = 0; level < 23; level += 1) {
+        await symlink(join(chain, `d${level + 1}`), join(chain, `d${level}`, "x"));
+        await symlink(join(chain, `d${level + 1}`), join(chain, `d${level}`, "y"));
+      }
+      const started = performance.now();
+      const entries = await walk([join(chain, "d0")]);
+      expect(entries.filter((entry) => entry.startsWith("file")).length).toBe(24);
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      await rm(chain, { recursive: true, force: true });
+    }
+  });
+});

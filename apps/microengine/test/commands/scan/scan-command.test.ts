@@ -1,0 +1,349 @@
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import type { Artifact, Scanner, ScanResult, Verdict } from "@engine/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { walkPaths } from "../../../src/commands/scan/file-walk.js";
+import {
+  type ScanFormat,
+  scanExitCode,
+  scanPaths,
+} from "../../../src/commands/scan/scan-command.js";
+import { sarifValidator } from "../../harness/sarif-schema.js";
+
+// Audit finding 14: `microengine scan` kept every path and every full result (with each
+// backend's metadata) until the end, about 3.2 KB a file (967 MB for 300,000 files). These
+// tests pin down that a scan streams: what it holds does not grow with the files scanned.
+const collect = (globalThis as { gc?: () => void }).gc;
+
+/** A writable that keeps (or only counts) what it is given, optionally claiming to be a TTY. */
+function sink(options: { keep?: boolean; isTTY?: boolean } = {}) {
+  let text = "";
+  let bytes = 0;
+  const stream = Object.assign(
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        bytes += chunk.length;
+        if (options.keep !== false) text += chunk.toString();
+        done();
+      },
+    }),
+    { isTTY: options.isTTY ?? false },
+  );
+  return { stream, text: () => text, bytes: () => bytes };
+}
+
+/** A scanner that answers with `answer(path, call)` (call counts from 1). */
+function fakeScanner(
+  answer: (path: string, call: number) => ScanResult | Promise<ScanResult>,
+): Scanner {
+  let calls = 0;
+  return {
+    name: "fake",
+    scan: async (artifact: Artifact) => answer(artifact.path ?? "", ++calls),
+    [Symbol.asyncDispose]: async () => {},
+  };
+}
+
+/** A combined result as the multi-scanner makes it: one backend's answer in `metadata.backends`. */
+function resultOf(verdict: Verdict, extra: Record<string, unknown> = {}): ScanResult {
+  const family = verdict === "malicious" || verdict === "suspicious" ? "Test.Family" : "";
+  return {
+    verdict,
+    confidence: 1,
+    metadata: {
+      malware_family: family,
+      backends: [
+        {
+          name: "fake",
+          verdict,
+          confidence: 1,
+          malware_family: family,
+          duration_ms: 1,
+          ...(verdict === "unknown" ? { reason: "SKIPPED:ENCRYPTED" } : {}),
+          metadata: { malware_family: family, scanner: { vendor_version: "fake-1.0" }, ...extra },
+        },
+      ],
+    },
+  } as ScanResult;
+}
+
+async function scan(
+  scanner: Scanner,
+  paths: string[],
+  options: { format?: ScanFormat; concurrency?: number; out?: Writable; err?: Writable } = {},
+) {
+  const out = sink();
+  const err = sink();
+  const summary = await scanPaths(scanner, paths, {
+    format: options.format ?? "text",
+    concurrency: options.concurrency ?? 4,
+    timeoutMs: 10_000,
+    statuses: [],
+    out: options.out ?? out.stream,
+    err: options.err ?? err.stream,
+  });
+  return { summary, stdout: out.text(), stderr: err.text() };
+}
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "engine-scan-command-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Writes `count` tiny files under `directory`, 500 per subdirectory. */
+async function tinyFiles(directory: string, count: number): Promise<void> {
+  for (let index = 0; index < count; index += 1) {
+    const sub = join(directory, `d${String(Math.floor(index / 500)).padStart(3, "0")}`);
+    if (index % 500 === 0) await mkdir(sub, { recursive: true });
+    await writeFile(join(sub, `f${String(index).padStart(5, "0")}`), `${index}\n`);
+  }
+}
+
+describe("scanPaths holds a bounded number of results (audit finding 14)", () => {
+  const fileCount = 3000;
+  let tree: string;
+  beforeAll(async () => {
+    tree = join(root, "many");
+    await tinyFiles(tree, fileCount);
+  });
+
+  it.each(["text", "json", "sarif"] as const)(
+    "keeps nothing of a reported file: earlier results are collected and the heap does not grow per file (%s)",
+    async (format) => {
+      if (!collect) throw new Error("this test needs node --expose-gc (see vitest.shared.ts)");
+      const gc = collect;
+      const results: WeakRef<object>[] = [];
+      const samples: Array<{ heap: number; alive: number }> = [];
+      const sample = async () => {
+        // In a later turn (WeakRefs dereferenced in this one stay alive until it ends).
+        await new Promise((resolve) => setImmediate(resolve));
+        gc();
+        gc();
+        samples.push({
+          heap: process.memoryUsage().heapUsed,
+          alive: results.filter((result) => result.deref() !== undefined).length,
+        });
+      };
+      const scanner = fakeScanner(async (_path, call) => {
+        // A turn of the event loop per scan, as a real backend's read takes.
+        await new Promise((resolve) => setImmediate(resolve));
+        if (call === 1000 || call === fileCount) await sample();
+        if (call % 97 === 0) throw new Error("the backend fell over");
+        const verdict: Verdict =
+          call % 50 === 0 ? "malicious" : call % 50 === 1 ? "unknown" : "benign";
+        // A large per-result blob, as a backend's provenance can be: 2048 numbers (8-16 KB).
+        const result = resultOf(verdict, { provenance: new Array(2048).fill(call) });
+        results.push(new WeakRef(result));
+        return result;
+      });
+      const out = sink({ keep: false });
+      const { summary } = await scan(scanner, [tree], { format, concurrency: 4, out: out.stream });
+
+      expect(summary.files + summary.errors).toBe(fileCount);
+      expect(out.bytes()).toBeGreaterThan(0);
+      const [early, late] = samples as [(typeof samples)[0], (typeof samples)[0]];
+      // Alive at the last scan: the in-flight window (4 x --concurrency), not the ~3000 before.
+      expect(late.alive).toBeLessThanOrEqual(32);
+      // 2000 files between the samples: a kept result would cost 8 KB or more each.
+      const perFile = (late.heap - early.heap) / (fileCount - 1000);
+      expect(perFile).toBeLessThan(1024);
+    },
+  );
+
+  it("scans while it walks: a file created during the scan, in a directory not walked yet, is scanned", async () => {
+    const growing = join(root, "growing");
+    await tinyFiles(join(growing, "a"), 200);
+    await mkdir(join(growing, "z"));
+    const scanner = fakeScanner(async (_path, call) => {
+      if (call === 1) await writeFile(join(growing, "z", "late.txt"), "late\n");
+      return resultOf("benign");
+    });
+    const { summary, stdout } = await scan(scanner, [growing], { format: "json" });
+    expect(summary.files).toBe(201);
+    expect(stdout).toContain(join(growing, "z", "late.txt"));
+  });
+});
+
+describe("scanPaths streams in walk order", () => {
+  let tree: string;
+  let walkOrder: string[];
+  beforeAll(async () => {
+    tree = join(root, "ordered");
+    await tinyFiles(tree, 1200);
+    await symlink("missing", join(tree, "d001", "dangling"));
+    walkOrder = [];
+    for await (const entry of walkPaths([tree])) walkOrder.push(entry.path);
+  });
+
+  /** Finishes scans out of order: a delay from 0 to 3 ms derived from the path. */
+  const shuffling = () =>
+    fakeScanner(async (path) => {
+      const delay = [...path].reduce((sum, character) => sum + character.charCodeAt(0), 0) % 4;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      return resultOf(path.endsWith("7") ? "malicious" : "benign");
+    });
+
+  it("writes each entry in walk order whatever order the scans finish in, the same run to run", async () => {
+    const first = await scan(shuffling(), [tree], { format: "json", concurrency: 8 });
+    const paths = first.stdout
+      .trim()
+      .split("\n")
+      .map((line) => (JSON.parse(line) as { path: string }).path);
+    expect(paths).toEqual(walkOrder);
+    const text = await scan(shuffling(), [tree], { concurrency: 8 });
+    expect((await scan(shuffling(), [tree], { concurrency: 8 })).stdout).toBe(text.stdout);
+    expect(text.stdout.split("\n").filter((line) => line.startsWith("MALICIOUS"))).toEqual(
+      walkOrder
+        .filter((path) => path.endsWith("7"))
+        .map((path) => `MALICIOUS ${path}: Test.Family (fake)`),
+    );
+  });
+
+  it("runs at most --concurrency scans at once and looks at most 4 x --concurrency entries ahead", async () => {
+    let running = 0;
+    let mostRunning = 0;
+    let started = 0;
+    let mostAhead = 0;
+    let written = 0;
+    const out = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        written += chunk.toString().split("\n").length - 1;
+        done();
+      },
+    });
+    const scanner = fakeScanner(async () => {
+      running += 1;
+      started += 1;
+      mostRunning = Math.max(mostRunning, running);
+      mostAhead = Math.max(mostAhead, started - written);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+      running -= 1;
+      return resultOf("benign");
+    });
+    await scan(scanner, [tree], { format: "json", concurrency: 3, out });
+    expect(mostRunning).toBe(3);
+    expect(mostAhead).toBeLessThanOrEqual(12);
+  });
+});
+
+describe("scanPaths output", () => {
+  let tree: string;
+  beforeAll(async () => {
+    tree = join(root, "mixed");
+    await mkdir(join(tree, "sub"), { recursive: true });
+    for (const name of ["clean.txt", "evil.com", "odd.bin", "secret.zip", "sub/broken.bin"])
+      await writeFile(join(tree, name), name);
+    await symlink("missing-target", join(tree, "dangling"));
+    execFileSync("mkfifo", [join(tree, "pipe")]);
+  });
+
+  const answers = () =>
+    fakeScanner((path) => {
+      if (path.endsWith("broken.bin")) throw new Error("read failed");
+      if (path.endsWith("evil.com")) return resultOf("malicious");
+      if (path.endsWith("odd.bin")) return resultOf("suspicious");
+      if (path.endsWith("secret.zip")) return resultOf("unknown");
+      return resultOf("benign");
+    });
+
+  it("text: every malicious, suspicious, unknown and error entry in walk order, then the counts", async () => {
+    const { summary, stdout, stderr } = await scan(answers(), [tree]);
+    expect(stdout).toBe(
+      [
+        `ERROR ${join(tree, "dangling")}: dangling symbolic link (its target does not exist)`,
+        `MALICIOUS ${join(tree, "evil.com")}: Test.Family (fake)`,
+        `SUSPICIOUS ${join(tree, "odd.bin")}: Test.Family (fake)`,
+        `UNKNOWN ${join(tree, "secret.zip")}: fake: SKIPPED:ENCRYPTED`,
+        `ERROR ${join(tree, "sub", "broken.bin")}: ENGINE_ERROR: Error: read failed`,
+        "",
+        "  verdict     files",
+        "  malicious   1",
+        "  suspicious  1",
+        "  benign      1",
+        "  unknown     1",
+        "  errors      2",
+        "  skipped     1",
+        "  scanned     4",
+        "",
+      ].join("\n"),
+    );
+    expect(stderr).toContain(`SKIPPED ${join(tree, "pipe")}: a FIFO`);
+    expect(scanExitCode(summary)).toBe(2);
+  });
+
+  it("sarif: one valid SARIF 2.1.0 log, results and notifications in walk order, no spool file left", async () => {
+    const spools = async () =>
+      (await readdir(tmpdir())).filter((name) => name.startsWith("microengine-sarif-"));
+    const before = await spools();
+    let duringTheScan: string[] = [];
+    const scanner = answers();
+    const watching = fakeScanner(async (path) => {
+      if (path.endsWith("sub/broken.bin")) duringTheScan = await spools();
+      return scanner.scan({ path } as Artifact);
+    });
+    const { stdout, stderr } = await scan(watching, [tree], { format: "sarif" });
+    const log = JSON.parse(stdout);
+    const validate = sarifValidator();
+    expect(validate(log), JSON.stringify(validate.errors)).toBe(true);
+    const run = log.runs[0];
+    expect(run.tool.extensions).toEqual([
+      {
+        name: "fake",
+        version: "fake-1.0",
+        rules: [{ id: "Test.Family", shortDescription: { text: "Test.Family" } }],
+      },
+    ]);
+    expect(
+      run.results.map(
+        (result: {
+          level: string;
+          locations: Array<{ physicalLocation: { artifactLocation: { uri: string } } }>;
+        }) => `${result.level} ${result.locations[0]?.physicalLocation.artifactLocation.uri}`,
+      ),
+    ).toEqual([
+      `error ${new URL(`file://${join(tree, "evil.com")}`).href}`,
+      `warning ${new URL(`file://${join(tree, "odd.bin")}`).href}`,
+    ]);
+    expect(run.invocations[0].executionSuccessful).toBe(false);
+    expect(
+      run.invocations[0].toolExecutionNotifications.map(
+        (notification: { level: string; message: { text: string } }) =>
+          `${notification.level} ${notification.message.text}`,
+      ),
+    ).toEqual([
+      "error dangling symbolic link (its target does not exist)",
+      "error could not be looked into (fake: SKIPPED:ENCRYPTED)",
+      "error ENGINE_ERROR: Error: read failed",
+      "note a FIFO",
+    ]);
+    expect(stderr).toMatch(/ERROR .*dangling: dangling symbolic link/);
+    // The notifications' spool is unlinked as soon as it is open: never visible, never left.
+    expect(duringTheScan).toEqual(before);
+    expect(await spools()).toEqual(before);
+  });
+
+  it("sarif: a clean scan is a successful run with no notifications", async () => {
+    const { stdout } = await scan(answers(), [join(tree, "clean.txt")], { format: "sarif" });
+    const log = JSON.parse(stdout);
+    expect(sarifValidator()(log)).toBe(true);
+    expect(log.runs[0].results).toEqual([]);
+    expect(log.runs[0].invocations[0]).toEqual({
+      executionSuccessful: true,
+      toolExecutionNotifications: [],
+    });
+  });
+
+  it("on a terminal, the progress line counts the files scanned (the total is not known up front)", async () => {
+    const err = sink({ isTTY: true });
+    const { stdout } = await scan(answers(), [tree], { err: err.stream });
+    expect(err.text()).toMatch(/\D5 files scanned /);
+    expect(err.text()).not.toMatch(/\d+\/\d+/);
+    expect(stdout).toContain(`MALICIOUS ${join(tree, "evil.com")}: Test.Family (fake)`);
+  });
+});

@@ -1,0 +1,71 @@
+import { writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
+import { simulate } from "../../src/commands/simulate-command.js";
+import { loadConfig } from "../../src/config/config.js";
+
+// The real thing: `serve` with its embedded default (YARA + a managed clamd), driven by `simulate`.
+let engine: RunningEngine;
+beforeAll(async () => {
+  const config = loadConfig({
+    WEBHOOK_SECRET: "end-to-end",
+    PORT: "0",
+    ARTIFACT_ALLOWED_HOSTS: "127.0.0.1",
+    ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
+  });
+  engine = await startEngine(config, pino({ level: "silent" }));
+});
+afterAll(async () => {
+  await engine?.close();
+});
+
+describe("simulate against serve (ClamAV + YARA)", () => {
+  it("gets EICAR malicious with a family and a bid in range, the benign file benign, and a vote", async () => {
+    const extra = join(tmpdir(), `engine-e2e-${process.pid}.txt`);
+    await writeFile(extra, "an extra artifact given on the command line\n");
+    const results = await simulate({
+      engineUrl: `${engine.url}/`,
+      secret: "end-to-end",
+      paths: [extra],
+      expirationSeconds: 20,
+    });
+    expect(
+      results
+        .map((result) => `${result.artifact}/${result.phase}: ${result.problems.join("; ")}`)
+        .filter((line) => !line.endsWith(": ")),
+    ).toEqual([]);
+    expect(results.map((result) => [result.artifact, result.phase, result.verdict])).toEqual([
+      ["eicar.com", "assertion", "malicious"],
+      ["eicar.com", "arbitration", "malicious"],
+      ["benign.txt", "assertion", "benign"],
+      [`engine-e2e-${process.pid}.txt`, "assertion", "benign"],
+    ]);
+    expect(BigInt(results[0]?.bid ?? "0")).toBeGreaterThan(0n);
+  });
+
+  it("works with artifacts served over HTTP from an allowed host", async () => {
+    const results = await simulate({
+      engineUrl: `${engine.url}/`,
+      secret: "end-to-end",
+      serveHttp: true,
+      expirationSeconds: 20,
+    });
+    expect(results.every((result) => result.status === "ok")).toBe(true);
+  });
+
+  it("fails a simulation signed with the wrong secret", async () => {
+    const results = await simulate({
+      engineUrl: `${engine.url}/`,
+      secret: "wrong",
+      expirationSeconds: 5,
+    });
+    expect(
+      results.every(
+        (result) => result.status === "failed" && /HTTP 401/.test(result.problems[0] ?? ""),
+      ),
+    ).toBe(true);
+  });
+});
