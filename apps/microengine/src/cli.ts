@@ -12,6 +12,7 @@ import {
 import { startEngine, startWorker } from "./commands/serve-command.js";
 import { simulate } from "./commands/simulate-command.js";
 import { ConfigError, type EngineConfig, loadConfig } from "./config/config.js";
+import { errorMessage } from "./operations/error-message.js";
 import { createLogger } from "./operations/logger.js";
 import { engineVersion } from "./operations/version.js";
 
@@ -265,6 +266,6 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   if (error instanceof ConfigError) process.stderr.write(`microengine: ${error.message}\n`);
-  else process.stderr.write(`microengine: ${(error as Error)?.message ?? String(error)}\n`);
+  else process.stderr.write(`microengine: ${errorMessage(error)}\n`);
   process.exit(2);
 });

@@ -1,5 +1,6 @@
 import { enabledChecks } from "@engine/core/conformance";
 import { ConfigError } from "../config/config.js";
+import { errorMessage } from "../operations/error-message.js";
 import type { EngineBackend } from "./backend-kind.js";
 import {
   type BackendModule,
@@ -38,7 +39,7 @@ export async function checkConformance(
     } catch (error) {
       passed = false;
       // One line per check: zod's messages put the path on a line of its own.
-      const message = ((error as Error)?.message ?? String(error)).replace(/\s*\n\s*/g, " ");
+      const message = errorMessage(error).replace(/\s*\n\s*/g, " ");
       out.write(`FAIL ${label}: ${message}\n`);
     }
   }

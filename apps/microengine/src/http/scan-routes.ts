@@ -19,8 +19,8 @@ import fastifyMultipart from "@fastify/multipart";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { EngineBackends } from "../backends/build-backends.js";
 import type { EngineConfig } from "../config/config.js";
+import { errorMessage, loggableMessage } from "../operations/error-message.js";
 import { type EngineMetrics, recordScan } from "../operations/metrics.js";
-import { redactUrls } from "../operations/redact.js";
 import { withEngineMetadata } from "../protocol/engine-metadata.js";
 
 /** What a multipart body may add around its file: boundaries, part headers. */
@@ -128,7 +128,7 @@ async function multipartArtifact(
     if (code === "FST_PARTS_LIMIT" || code === "FST_FILES_LIMIT" || code === "FST_FIELDS_LIMIT")
       return notOneFile("it holds more parts", error);
     return new InvalidOptionsError({
-      message: `@engine/microengine: a malformed multipart body: ${(error as Error)?.message ?? String(error)}`,
+      message: `@engine/microengine: a malformed multipart body: ${errorMessage(error)}`,
       publicMessage: "a malformed multipart body",
       cause: error,
     });
@@ -330,11 +330,7 @@ export async function scanRoutes(scanApi: FastifyInstance, options: ScanRoutesOp
       const { code, message } = publicError(error);
       // A client error from the parsers (busboy limits, prototype keys) is the client's.
       const status = failureStatus(error, code);
-      if (status >= 500)
-        request.log.warn(
-          { code, error: redactUrls((error as Error)?.message ?? String(error)) },
-          "scan failed",
-        );
+      if (status >= 500) request.log.warn({ code, error: loggableMessage(error) }, "scan failed");
       if (code === "OVERLOADED") {
         metrics.overloaded.inc({ action: "refused_503" });
         reply.header("retry-after", String(retryAfterSeconds));

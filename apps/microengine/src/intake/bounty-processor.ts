@@ -17,8 +17,8 @@ import type { Logger } from "pino";
 import type { EngineConfig } from "../config/config.js";
 import { ArtifactFetcher, type FetchedArtifact } from "../net/artifact-fetcher.js";
 import { ResponseDelivery } from "../net/response-delivery.js";
+import { loggableMessage } from "../operations/error-message.js";
 import { type EngineMetrics, recordScan } from "../operations/metrics.js";
-import { redactUrls } from "../operations/redact.js";
 import { inSpan } from "../operations/tracing.js";
 import { answerBodyProblem } from "../protocol/answer-body.js";
 import { computeBid } from "../protocol/bid.js";
@@ -235,7 +235,7 @@ export class BountyProcessor implements BountyIntake {
     logger.warn(
       {
         code: publicError(error).code,
-        message: redactUrls((error as Error)?.message ?? String(error)),
+        message: loggableMessage(error),
       },
       "answering unknown",
     );
@@ -336,7 +336,7 @@ export class BountyProcessor implements BountyIntake {
       logger.warn(
         {
           code: EngineError.isInstance(cause) ? cause.code : "ENGINE_ERROR",
-          message: redactUrls((cause as Error)?.message ?? String(cause)),
+          message: loggableMessage(cause),
         },
         "answering unknown",
       );

@@ -16,6 +16,7 @@ import {
   errorFromSignal,
 } from "@engine/core";
 import { type Agent, request } from "undici";
+import { errorMessage } from "../operations/error-message.js";
 import {
   type AddressPolicy,
   createGuardedAgent,
@@ -287,7 +288,7 @@ export class ArtifactFetcher {
       if (code === "EPRIVATEADDRESS")
         throw refused("the host resolves to a private address", (error as Error).message);
       throw new ArtifactUnavailableError({
-        message: `@engine/microengine: the artifact download failed: ${(error as Error)?.message ?? String(error)}`,
+        message: `@engine/microengine: the artifact download failed: ${errorMessage(error)}`,
         cause: error,
       });
     }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createScanSignal } from "@engine/core";
 import type { Logger } from "pino";
 import { type Agent, request } from "undici";
-import { redactUrls } from "../operations/redact.js";
+import { loggableMessage } from "../operations/error-message.js";
 import {
   type AddressPolicy,
   createGuardedAgent,
@@ -114,7 +114,7 @@ export class ResponseDelivery {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException)?.code;
         options.logger.warn(
-          { attempt, code, error: redactUrls((error as Error)?.message ?? String(error)) },
+          { attempt, code, error: loggableMessage(error) },
           "delivering the answer failed",
         );
         if (code === "EPRIVATEADDRESS") return false; // the policy will not change on a retry

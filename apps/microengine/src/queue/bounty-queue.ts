@@ -9,6 +9,7 @@ import type { BountyIntake, IntakeLoad, SubmitOutcome } from "../intake/bounty-i
 import type { BountyProcessor } from "../intake/bounty-processor.js";
 import { responseUrlRefusal } from "../net/response-delivery.js";
 import { closeWithin, quitRedis, redisCloseLimitMs } from "../operations/bounded-close.js";
+import { loggableMessage } from "../operations/error-message.js";
 import type { EngineMetrics } from "../operations/metrics.js";
 import { redactUrls } from "../operations/redact.js";
 import type { Bounty } from "../protocol/bounty.js";
@@ -315,7 +316,7 @@ export class BullBountyQueue implements BountyIntake {
     const outcome = await Promise.race([
       adding.catch((error: unknown) => {
         logger.warn(
-          { bounty: bounty.id, error: redactUrls((error as Error)?.message ?? String(error)) },
+          { bounty: bounty.id, error: loggableMessage(error) },
           "could not queue a bounty: answering 503",
         );
         return "unavailable" as const;

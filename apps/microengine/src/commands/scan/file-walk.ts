@@ -1,6 +1,7 @@
 import type { Stats } from "node:fs";
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { errorMessage } from "../../operations/error-message.js";
 
 /** One entry of a walk: a file to scan, an entry that could not be read, or one that has nothing to scan. */
 export type WalkEntry =
@@ -23,7 +24,7 @@ function reasonOf(error: unknown): string {
     case "ENAMETOOLONG":
       return "path too long";
     default:
-      return code ?? (error as Error)?.message ?? String(error);
+      return code ?? errorMessage(error);
   }
 }
 
