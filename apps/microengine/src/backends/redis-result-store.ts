@@ -1,9 +1,7 @@
 import type { ResultCacheStore } from "@engine/core";
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { z } from "zod";
-import { quitRedis } from "../operations/bounded-close.js";
-import { redactUrls } from "../operations/redact.js";
+import { quitRedis, redisConnection } from "../queue/redis-connections.js";
 import type { RedisSeal } from "../queue/redis-seal.js";
 
 /** A stored entry: the result's JSON and its seal. */
@@ -84,17 +82,7 @@ export function createRedisResultStore(
   options: { maxBytes: number; seal: RedisSeal },
 ): RedisResultStore {
   const { seal } = options;
-  const redis = new Redis(url, {
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    connectTimeout: 3_000,
-  });
-  redis.on("error", (error: Error) =>
-    logger.debug(
-      { error: redactUrls(error.message) },
-      "result cache connection error (lookups miss meanwhile)",
-    ),
-  );
+  const redis = redisConnection(url, "cache", logger);
   redis.defineCommand("engineStoreResult", { numberOfKeys: 4, lua: storeScript });
   // One hash tag: the cache's keys stay on one node of a cluster.
   const books = `{${prefix}:result}`;

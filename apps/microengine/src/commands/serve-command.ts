@@ -1,20 +1,18 @@
 import type { AddressInfo } from "node:net";
-import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { buildBackends, type EngineBackends } from "../backends/build-backends.js";
 import { watchRules } from "../backends/rules-watcher.js";
 import { ConfigError, type EngineConfig } from "../config/config.js";
+import { closeHttpDraining } from "../http/draining-close.js";
 import { createServer } from "../http/server.js";
 import { createWorkerServer } from "../http/worker-server.js";
 import type { BountyIntake } from "../intake/bounty-intake.js";
 import { BountyProcessor } from "../intake/bounty-processor.js";
-import { closeHttpDraining, quitRedis } from "../operations/bounded-close.js";
-import { createMetrics, type EngineMetrics } from "../operations/metrics.js";
-import { redactUrls } from "../operations/redact.js";
+import { createMetrics } from "../operations/metrics.js";
 import { engineVersion } from "../operations/version.js";
-import { RedisAnswerLedger } from "../queue/answer-ledger.js";
 import { BullBountyQueue, startQueueWorker } from "../queue/bounty-queue.js";
-import { queueSeal, type RedisSeal } from "../queue/redis-seal.js";
+import { ledgeredProcessor } from "../queue/ledgered-processor.js";
+import { queueSeal } from "../queue/redis-seal.js";
 
 /** `http://host:port` of a listening server (the port it got when 0 was asked for). */
 function listeningUrl(address: string | AddressInfo | null, host: string, port: number): string {
@@ -119,45 +117,6 @@ export async function startEngine(config: EngineConfig, logger: Logger): Promise
         await backends.dispose();
       })();
       return closing;
-    },
-  };
-}
-
-/** A Redis connection for the answer ledger: it waits for Redis to come back (bounded by the processor). */
-function ledgerConnection(url: string, logger: Logger): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: 2, connectTimeout: 3_000 });
-  redis.on("error", (error: Error) =>
-    logger.warn({ error: redactUrls(error.message) }, "answer ledger connection error (retrying)"),
-  );
-  return redis;
-}
-
-/**
- * A bounty processor that answers through the Redis answer ledger (queue mode), and how to
- * close the ledger's connection.
- */
-function ledgeredProcessor(
-  queueUrl: string,
-  seal: RedisSeal,
-  config: EngineConfig,
-  backends: EngineBackends,
-  metrics: EngineMetrics,
-  logger: Logger,
-) {
-  const redis = ledgerConnection(queueUrl, logger);
-  const ledger = new RedisAnswerLedger(redis, config.QUEUE_NAME, seal);
-  const processor = new BountyProcessor({
-    scanner: backends.scanner,
-    config,
-    logger,
-    metrics,
-    ledger,
-  });
-  return {
-    processor,
-    ledger,
-    close: async (): Promise<void> => {
-      await quitRedis(redis);
     },
   };
 }

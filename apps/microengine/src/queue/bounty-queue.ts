@@ -2,13 +2,13 @@ import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ScanTimeoutError } from "@engine/core";
 import { DelayedError, FlowProducer, type Job, Queue, Worker } from "bullmq";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config/config.js";
 import type { BountyIntake, IntakeLoad, SubmitOutcome } from "../intake/bounty-intake.js";
 import type { BountyProcessor } from "../intake/bounty-processor.js";
 import { responseUrlRefusal } from "../net/response-delivery.js";
-import { closeWithin, quitRedis, redisCloseLimitMs } from "../operations/bounded-close.js";
+import { closeWithin, redisCloseLimitMs } from "../operations/bounded-close.js";
 import { loggableMessage } from "../operations/error-message.js";
 import type { EngineMetrics } from "../operations/metrics.js";
 import { redactUrls } from "../operations/redact.js";
@@ -25,6 +25,7 @@ import {
   toDeadlineJobData,
   toJobData,
 } from "./job-data.js";
+import { checkedRedisConnection, quitRedis, redisConnection } from "./redis-connections.js";
 import type { RedisSeal } from "./redis-seal.js";
 
 export { bountyJobId, toJobData } from "./job-data.js";
@@ -56,45 +57,6 @@ const lastLookMs = 1_000;
 /** The queue of deadline jobs that `serve` and every worker watch. */
 function deadlineQueueName(queue: string): string {
   return `${queue}-deadlines`;
-}
-
-/**
- * A Redis connection for QUEUE_URL; `worker` connections retry their commands for ever (BullMQ
- * needs it), `receiver` ones fail fast. Both reconnect within half a second.
- */
-function connect(url: string, role: "receiver" | "worker", logger: Logger): Redis {
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: 3_000,
-    retryStrategy: (attempt: number) => Math.min(attempt * 50, 500),
-    // The receiver fails fast (the webhook answers 503); workers wait for Redis to come back.
-    ...(role === "receiver"
-      ? { maxRetriesPerRequest: 1, enableOfflineQueue: false }
-      : { maxRetriesPerRequest: null }),
-  });
-  redis.on("error", (error: Error) =>
-    logger.warn({ error: redactUrls(error.message) }, "queue connection error (retrying)"),
-  );
-  return redis;
-}
-
-/** Connects and pings once, with a message naming QUEUE_URL (its password redacted). */
-async function connectChecked(
-  url: string,
-  role: "receiver" | "worker",
-  logger: Logger,
-): Promise<Redis> {
-  const redis = connect(url, role, logger);
-  try {
-    await redis.connect();
-    await redis.ping();
-    return redis;
-  } catch (error) {
-    redis.disconnect();
-    throw new Error(
-      redactUrls(`QUEUE_URL: cannot reach Redis at ${url}: ${(error as Error).message}`),
-    );
-  }
 }
 
 /** Job counts read every second, for /readyz, saturation and the metrics. */
@@ -136,7 +98,7 @@ function startDeadlineWatcher(options: {
   logger: Logger;
 }): { close(): Promise<void> } {
   const { processor, ledger, seal, metrics, logger } = options;
-  const connection = connect(options.url, "worker", logger);
+  const connection = redisConnection(options.url, "worker", logger);
   const bounties = new Queue(options.queue, { connection });
   bounties.on("error", () => {});
   /** True while a live worker holds the bounty's job (an active job whose lock is still renewed). */
@@ -234,7 +196,7 @@ export class BullBountyQueue implements BountyIntake {
     logger: Logger;
   }): Promise<BullBountyQueue> {
     const { config, metrics, logger, seal } = options;
-    const redis = await connectChecked(config.QUEUE_URL, "receiver", logger);
+    const redis = await checkedRedisConnection(config.QUEUE_URL, "receiver", logger);
     const queue = new Queue(config.QUEUE_NAME, { connection: redis });
     const flows = new FlowProducer({ connection: redis });
     queue.on("error", (error: Error) =>
@@ -436,11 +398,11 @@ export async function startQueueWorker(options: {
 }): Promise<QueueWorker> {
   const { config, processor, ledger, seal, metrics, logger } = options;
   // Job counts on a connection that fails fast: an outage must not pile up queued commands.
-  const probe = await connectChecked(config.QUEUE_URL, "receiver", logger);
+  const probe = await checkedRedisConnection(config.QUEUE_URL, "receiver", logger);
   const queue = new Queue(config.QUEUE_NAME, { connection: probe });
   queue.on("error", () => {});
   const counts = new QueueCounts(queue, metrics);
-  const jobs = connect(config.QUEUE_URL, "worker", logger);
+  const jobs = redisConnection(config.QUEUE_URL, "worker", logger);
   const worker = new Worker(
     config.QUEUE_NAME,
     async (job: Job) => {

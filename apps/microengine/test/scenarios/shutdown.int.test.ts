@@ -4,7 +4,7 @@ import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { startEngine } from "../../src/commands/serve-command.js";
 import { loadConfig } from "../../src/config/config.js";
-import { connectionGraceMs } from "../../src/operations/bounded-close.js";
+import { connectionGraceMs } from "../../src/http/draining-close.js";
 import { answerOf, bountyBody, secret, signed, useCollector } from "../harness/engine-harness.js";
 
 // Second audit, item 7: SIGTERM was held by any client with a half-sent request (shutdown
