@@ -83,6 +83,8 @@ export function createRedisResultStore(
 ): RedisResultStore {
   const { seal } = options;
   const redis = redisConnection(url, "cache", logger);
+  // Connected now: without an offline queue, commands sent before would all miss.
+  redis.connect().catch(() => {});
   redis.defineCommand("engineStoreResult", { numberOfKeys: 4, lua: storeScript });
   // One hash tag: the cache's keys stay on one node of a cluster.
   const books = `{${prefix}:result}`;
