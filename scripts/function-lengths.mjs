@@ -20,7 +20,8 @@ const args = process.argv.slice(2);
 const overIndex = args.indexOf("--over");
 const over = overIndex === -1 ? undefined : Number(args[overIndex + 1]);
 const all = args.includes("--all");
-const root = args.find((arg, index) => !arg.startsWith("--") && index !== overIndex + 1) ??
+const root =
+  args.find((arg, index) => !arg.startsWith("--") && (overIndex === -1 || index !== overIndex + 1)) ??
   "apps/microengine/src";
 
 function sourceFiles(directory) {

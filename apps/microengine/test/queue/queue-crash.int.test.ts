@@ -157,7 +157,14 @@ describe("a worker killed mid-scan", () => {
     const slow = 990_002; // still downloading when the grace period ends: handed back
     await post(quick, 3_000);
     const slowExpiresAt = await post(slow, 14_000);
-    await new Promise((resolve) => setTimeout(resolve, 1_000)); // both in hand, downloading
+    // Both in hand, downloading (the worker is up and has its signal handlers: on a loaded
+    // machine its start takes more than a second).
+    const queue = new Queue("crash", { connection: { url: redis.url } });
+    await vi.waitFor(async () => expect(await queue.getActiveCount()).toBe(2), {
+      timeout: 15_000,
+      interval: 100,
+    });
+    await queue.close();
     const exited = new Promise<number | null>((resolve) => leaving.once("exit", resolve));
     leaving.kill("SIGTERM");
     expect(await exited).toBe(0);
