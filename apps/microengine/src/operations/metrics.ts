@@ -36,8 +36,33 @@ export function createMetrics(): EngineMetrics {
   const registry = new Registry();
   // Process and runtime metrics (CPU, memory, event-loop lag, GC, handles), prefixed nodejs_/process_.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  // Registered in this order, which is the order /metrics lists them in.
   return {
     registry,
+    ...storedStateMetrics(registry),
+    ...scanMetrics(registry),
+    ...bountyMetrics(registry),
+    ...queueMetrics(registry),
+    ...loadMetrics(registry),
+  };
+}
+
+/**
+ * What the engine reads back and reloads: Redis entries that fail QUEUE_SECRET's check, the
+ * result cache, rules and signatures.
+ */
+function storedStateMetrics(
+  registry: Registry,
+): Pick<
+  EngineMetrics,
+  | "redisRejected"
+  | "cacheHits"
+  | "cacheMisses"
+  | "rulesReloadFailures"
+  | "signaturesReloads"
+  | "signaturesAge"
+> {
+  return {
     redisRejected: new Counter({
       name: "engine_redis_entries_rejected_total",
       help: "Values read back from Redis that did not verify under QUEUE_SECRET (forged or corrupt) and were ignored, by kind (bounty-job, deadline-job, answer, result)",
@@ -72,6 +97,14 @@ export function createMetrics(): EngineMetrics {
       labelNames: ["backend"],
       registers: [registry],
     }),
+  };
+}
+
+/** Scans by backend and verdict, their durations, errors by code, and those running now. */
+function scanMetrics(
+  registry: Registry,
+): Pick<EngineMetrics, "scans" | "scanDuration" | "scanErrors" | "inFlight"> {
+  return {
     scans: new Counter({
       name: "engine_scans_total",
       help: "Scans by backend and verdict",
@@ -96,6 +129,17 @@ export function createMetrics(): EngineMetrics {
       help: "Scans running now",
       registers: [registry],
     }),
+  };
+}
+
+/** Bounties by phase and outcome, those answered late or dropped (must stay 0), waiting and running. */
+function bountyMetrics(
+  registry: Registry,
+): Pick<
+  EngineMetrics,
+  "bounties" | "answeredLate" | "dropped" | "bountiesWaiting" | "bountiesRunning"
+> {
+  return {
     bounties: new Counter({
       name: "engine_bounties_total",
       help: "Bounties by phase and outcome",
@@ -122,6 +166,14 @@ export function createMetrics(): EngineMetrics {
       help: "Bounties downloading or scanning now (at most BOUNTY_CONCURRENCY)",
       registers: [registry],
     }),
+  };
+}
+
+/** Queue mode: jobs by state, time waited in the queue, and queue events. */
+function queueMetrics(
+  registry: Registry,
+): Pick<EngineMetrics, "queueJobs" | "queueWaitSeconds" | "queueEvents"> {
+  return {
     queueJobs: new Gauge({
       name: "engine_queue_jobs",
       help: "Queue mode: jobs by state (waiting, active, delayed, failed), read from Redis",
@@ -140,6 +192,17 @@ export function createMetrics(): EngineMetrics {
       labelNames: ["event"],
       registers: [registry],
     }),
+  };
+}
+
+/**
+ * Work turned away at the bounds: connections evicted or refused at HTTP_MAX_CONNECTIONS,
+ * bounties and scans refused or answered unknown.
+ */
+function loadMetrics(
+  registry: Registry,
+): Pick<EngineMetrics, "httpConnectionsEvicted" | "httpConnectionsRefused" | "overloaded"> {
+  return {
     httpConnectionsEvicted: new Counter({
       name: "engine_http_connections_evicted_total",
       help: "Connections closed at HTTP_MAX_CONNECTIONS to make room for a new one: idle (keep-alive, nothing in flight), slow (still sending its request, or not reading its response)",
