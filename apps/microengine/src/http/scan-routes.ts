@@ -14,7 +14,7 @@ import {
   raceSignal,
   scanResultForError,
 } from "@engine/core";
-import type { Multipart } from "@fastify/multipart";
+import type { Multipart, MultipartFile } from "@fastify/multipart";
 import fastifyMultipart from "@fastify/multipart";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { EngineBackends } from "../backends/build-backends.js";
@@ -22,6 +22,7 @@ import type { EngineConfig } from "../config/config.js";
 import { errorMessage, loggableMessage } from "../operations/error-message.js";
 import { type EngineMetrics, recordScan } from "../operations/metrics.js";
 import { withEngineMetadata } from "../protocol/engine-metadata.js";
+import { refuseAndClose } from "./public-body.js";
 
 /** What a multipart body may add around its file: boundaries, part headers. */
 const multipartOverheadBytes = 64 * 1024;
@@ -38,11 +39,6 @@ const scanStatus: Partial<Record<EngineErrorCode, number>> = {
   SCAN_TIMEOUT: 504,
   OVERLOADED: 503,
 };
-
-/** Public error body: a code and a short reason, never a path, an address or a stack. */
-export function publicBody(code: string, message: string) {
-  return { status: "ERROR", code, error: message };
-}
 
 function tooLarge(maxBytes: number): ArtifactTooLargeError {
   return new ArtifactTooLargeError({
@@ -102,6 +98,40 @@ function notOneFile(detail: string, cause?: unknown): InvalidOptionsError {
   });
 }
 
+/** A multipart parser's error as the client's: a part past the limits (one part), or a malformed body. */
+function malformedMultipart(error: unknown): InvalidOptionsError {
+  const code = (error as { code?: string })?.code;
+  if (code === "FST_PARTS_LIMIT" || code === "FST_FILES_LIMIT" || code === "FST_FIELDS_LIMIT")
+    return notOneFile("it holds more parts", error);
+  return new InvalidOptionsError({
+    message: `@engine/microengine: a malformed multipart body: ${errorMessage(error)}`,
+    publicMessage: "a malformed multipart body",
+    cause: error,
+  });
+}
+
+/** A handler for a failed wait on the parser: `signal`'s own error as it is, any other as {@link malformedMultipart}. */
+function failedPartWait(signal: AbortSignal) {
+  return (error: unknown): never => {
+    if (signal.aborted) throw error;
+    throw malformedMultipart(error);
+  };
+}
+
+/**
+ * Refuses a file part sent quoted-printable or base64: some parsers decode it (Go's
+ * mime/multipart), others do not, and the bytes scanned must be the bytes every reader sees.
+ */
+function refuseEncodedPart(part: MultipartFile): void {
+  const transferEncoding = (part.encoding || "7bit").toLowerCase();
+  if (!["7bit", "8bit", "binary"].includes(transferEncoding))
+    throw new InvalidOptionsError({
+      message: `@engine/microengine: a multipart file part with Content-Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 32))}`,
+      publicMessage:
+        "a multipart file part must be sent as it is (Content-Transfer-Encoding binary, 8bit or 7bit)",
+    });
+}
+
 /** The artifact of a request body, and what to check once it was scanned. */
 interface BodyArtifact {
   artifact: Artifact;
@@ -113,89 +143,63 @@ interface BodyArtifact {
 }
 
 /**
- * The one file of a multipart body. Every other part (a second file, a text field, before or
- * after it) refuses the request: a verdict on one part is no verdict on the others, and a
- * part that is silently dropped is a part nobody scanned.
+ * After the scan of a multipart body's file: what is left of the file is drained (a scanner
+ * may stop reading early, on a detection), then the body must end. The parser's limits (one
+ * part) turn any further part into an error here.
+ */
+async function expectBodyEnd(
+  parts: AsyncIterableIterator<Multipart>,
+  file: Readable,
+  signal: AbortSignal,
+): Promise<void> {
+  file.resume();
+  const next = await Promise.race([
+    parts.next(),
+    new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    }),
+  ]).catch(failedPartWait(signal));
+  if (!next.done) throw notOneFile("it holds a second part");
+}
+
+/**
+ * The one file of a multipart body, bounded by `maxBytes`. Every other part (a second file, a
+ * text field, before or after it) refuses the request: a verdict on one part is no verdict on
+ * the others, and a part that is silently dropped is a part nobody scanned.
  */
 async function multipartArtifact(
   request: FastifyRequest,
-  config: EngineConfig,
+  maxBytes: number,
   signal: AbortSignal,
 ): Promise<BodyArtifact> {
   const parts = request.parts();
-  const malformed = (error: unknown): InvalidOptionsError => {
-    const code = (error as { code?: string })?.code;
-    if (code === "FST_PARTS_LIMIT" || code === "FST_FILES_LIMIT" || code === "FST_FIELDS_LIMIT")
-      return notOneFile("it holds more parts", error);
-    return new InvalidOptionsError({
-      message: `@engine/microengine: a malformed multipart body: ${errorMessage(error)}`,
-      publicMessage: "a malformed multipart body",
-      cause: error,
-    });
-  };
   // The part's head must arrive within timeout_ms, like the rest (it holds a scan slot).
-  const first = await raceSignal(parts.next(), signal, "microengine").catch((error: unknown) => {
-    if (signal.aborted) throw error;
-    throw malformed(error);
-  });
+  const first = await raceSignal(parts.next(), signal, "microengine").catch(failedPartWait(signal));
   const part = first.done ? undefined : (first.value as Multipart);
   if (!part) throw notOneFile("it holds no part");
   if (part.type !== "file") throw notOneFile("its first part is a text field");
-  // A quoted-printable or base64 part is decoded by some parsers (Go's mime/multipart) and
-  // not by others: the bytes scanned must be the bytes every reader sees.
-  const transferEncoding = (part.encoding || "7bit").toLowerCase();
-  if (!["7bit", "8bit", "binary"].includes(transferEncoding))
-    throw new InvalidOptionsError({
-      message: `@engine/microengine: a multipart file part with Content-Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 32))}`,
-      publicMessage:
-        "a multipart file part must be sent as it is (Content-Transfer-Encoding binary, 8bit or 7bit)",
-    });
+  refuseEncodedPart(part);
   const stream = part.file as Readable & { truncated?: boolean };
   const artifact = artifactFromStream(
-    limitedChunks(stream, config.ARTIFACT_MAX_BYTES, () => stream.truncated === true),
+    limitedChunks(stream, maxBytes, () => stream.truncated === true),
     {
       ...(part.filename ? { filename: part.filename.slice(0, 255) } : {}),
       ...(part.mimetype ? { mimetype: part.mimetype.slice(0, 255) } : {}),
     },
   );
-  return {
-    artifact,
-    afterScan: async (signal) => {
-      // A scanner may stop reading early (a detection): what is left of the file is drained,
-      // then the body must end. The parser's limits (one part) turn any further part into an
-      // error here.
-      stream.resume();
-      const next = await Promise.race([
-        parts.next(),
-        new Promise<never>((_, reject) => {
-          if (signal.aborted) reject(signal.reason);
-          signal.addEventListener("abort", () => reject(signal.reason), { once: true });
-        }),
-      ]).catch((error: unknown) => {
-        if (signal.aborted) throw error;
-        throw malformed(error);
-      });
-      if (!next.done) throw notOneFile("it holds a second part");
-    },
-  };
+  return { artifact, afterScan: (signal) => expectBodyEnd(parts, stream, signal) };
 }
 
-/** The artifact of a raw body (`?filename=` names it). */
-function rawArtifact(
-  request: FastifyRequest,
-  config: EngineConfig,
-  declared: number,
-): BodyArtifact {
+/** The artifact of a raw body of `declared` bytes (`?filename=` names it), bounded by `maxBytes`. */
+function rawArtifact(request: FastifyRequest, maxBytes: number, declared: number): BodyArtifact {
   const payload = request.body as Readable | undefined;
   const query = request.query as Record<string, string | undefined>;
   const filename = typeof query.filename === "string" ? query.filename.slice(0, 255) : "";
-  const artifact = artifactFromStream(
-    limitedChunks(payload ?? emptyBody(), config.ARTIFACT_MAX_BYTES),
-    {
-      ...(Number.isFinite(declared) && declared >= 0 ? { size: declared } : {}),
-      ...(filename ? { filename } : {}),
-    },
-  );
+  const artifact = artifactFromStream(limitedChunks(payload ?? emptyBody(), maxBytes), {
+    ...(Number.isFinite(declared) && declared >= 0 ? { size: declared } : {}),
+    ...(filename ? { filename } : {}),
+  });
   return { artifact, afterScan: async () => {} };
 }
 
@@ -224,10 +228,17 @@ function failureStatus(error: unknown, code: EngineErrorCode): number {
     : 500;
 }
 
+/** The settings the scan API reads. */
+export type ScanRoutesConfig = Pick<EngineConfig, "ARTIFACT_MAX_BYTES" | "HOST" | "SCAN_API_TOKEN">;
+
+/** The settings of the scan API's slots. */
+export type ScanSlotsConfig = Pick<EngineConfig, "SCAN_API_CONCURRENCY" | "SCAN_API_BACKLOG">;
+
 /** What the scan API needs. */
 export interface ScanRoutesOptions {
-  config: EngineConfig;
-  backends: EngineBackends;
+  config: ScanRoutesConfig;
+  /** Its `scanner`: the engine's, behind the result cache when it is on. */
+  backends: Pick<EngineBackends, "scanner">;
   metrics: EngineMetrics;
   /** Its slots: see {@link createScanSlots}. */
   slots: ConcurrencyLimit;
@@ -237,7 +248,7 @@ export interface ScanRoutesOptions {
  * The scan API's own slots: SCAN_API_CONCURRENCY scans at once, SCAN_API_BACKLOG waiting
  * (slow uploads never take the bounties' slots).
  */
-export function createScanSlots(config: EngineConfig): ConcurrencyLimit {
+export function createScanSlots(config: ScanSlotsConfig): ConcurrencyLimit {
   return new ConcurrencyLimit({
     concurrency: config.SCAN_API_CONCURRENCY,
     maxWaiting: config.SCAN_API_BACKLOG,
@@ -246,20 +257,159 @@ export function createScanSlots(config: EngineConfig): ConcurrencyLimit {
 }
 
 /**
+ * Refuses a scan request its caller may not make, before its body is read (so the connection
+ * closes): 403 while the scan API is closed (no SCAN_API_TOKEN and a HOST beyond loopback),
+ * 401 without the bearer token. Undefined when the request may go on.
+ */
+function refuseAccess(config: ScanRoutesConfig, request: FastifyRequest, reply: FastifyReply) {
+  if (config.SCAN_API_TOKEN === undefined && !isLoopbackHost(config.HOST))
+    return refuseAndClose(
+      reply,
+      403,
+      "SCAN_API_CLOSED",
+      "the scan API needs SCAN_API_TOKEN when the engine listens beyond loopback",
+    );
+  if (config.SCAN_API_TOKEN && !sameToken(request.headers.authorization, config.SCAN_API_TOKEN))
+    return refuseAndClose(
+      reply,
+      401,
+      "UNAUTHORIZED",
+      "a bearer token (SCAN_API_TOKEN) is required",
+    );
+  return undefined;
+}
+
+/** What a scan request declares: its body's length and kind, and its deadline. */
+interface ScanRequest {
+  /** `content-length` (NaN when chunked). */
+  declared: number;
+  multipart: boolean;
+  /** Now plus `?timeout_ms=` (default 30 s, at most 600 s), in ms since the epoch. */
+  deadline: number;
+}
+
+/** Reads what a scan request declares (see {@link ScanRequest}). */
+function readScanRequest(request: FastifyRequest): ScanRequest {
+  const query = request.query as Record<string, string | undefined>;
+  const requested = Number(query.timeout_ms);
+  const timeoutMs =
+    Number.isFinite(requested) && requested >= 1
+      ? Math.min(requested, scanTimeout.maximum)
+      : scanTimeout.default;
+  return {
+    declared: Number(request.headers["content-length"]),
+    multipart: request.isMultipart(),
+    deadline: Date.now() + timeoutMs,
+  };
+}
+
+/** True when the declared length is over ARTIFACT_MAX_BYTES (plus a multipart body's overhead). */
+function declaredTooLarge(scan: ScanRequest, maxBytes: number): boolean {
+  const allowance = maxBytes + (scan.multipart ? multipartOverheadBytes : 0);
+  return Number.isFinite(scan.declared) && scan.declared > allowance;
+}
+
+/**
+ * Scans the request's body within a scan slot, taken before the body is read and given back
+ * as soon as the scan is done; then checks the body held nothing else and counts the scan.
+ */
+async function scanBody(
+  options: ScanRoutesOptions,
+  request: FastifyRequest,
+  scan: ScanRequest,
+  gone: AbortSignal,
+) {
+  const { config, backends, metrics, slots } = options;
+  const { deadline } = scan;
+  await takeSlot(slots, deadline, gone);
+  let holding = true;
+  try {
+    using arrival = createScanSignal({ signal: gone, deadline, scanner: "microengine" });
+    const body = scan.multipart
+      ? await multipartArtifact(request, config.ARTIFACT_MAX_BYTES, arrival.signal)
+      : rawArtifact(request, config.ARTIFACT_MAX_BYTES, scan.declared);
+    metrics.inFlight.inc();
+    let result: ReturnType<typeof withEngineMetadata>;
+    try {
+      result = withEngineMetadata(await backends.scanner.scan(body.artifact, { deadline }));
+    } finally {
+      metrics.inFlight.dec();
+      slots.release();
+      holding = false;
+    }
+    using rest = createScanSignal({ signal: gone, deadline, scanner: "microengine" });
+    await body.afterScan(rest.signal);
+    recordScan(metrics, result);
+    return result;
+  } finally {
+    if (holding) slots.release();
+  }
+}
+
+/**
+ * The answer to a failed scan request: the error's status (a parser's 4xx is the client's),
+ * its public code and reason and the `unknown` result; 503 with Retry-After when overloaded.
+ * The connection closes: the body may be partly unread (refused early, too large).
+ */
+function answerScanFailure(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  metrics: EngineMetrics,
+  error: unknown,
+) {
+  const { code, message } = publicError(error);
+  const status = failureStatus(error, code);
+  if (status >= 500) request.log.warn({ code, error: loggableMessage(error) }, "scan failed");
+  if (code === "OVERLOADED") {
+    metrics.overloaded.inc({ action: "refused_503" });
+    reply.header("retry-after", String(retryAfterSeconds));
+  }
+  reply.header("connection", "close");
+  return reply
+    .code(status)
+    .send({ error: { code, message }, ...withEngineMetadata(scanResultForError(error)) });
+}
+
+/** `POST /scan`: access checked, the declared size and timeout read, then the scan or its failure. */
+async function answerScan(
+  options: ScanRoutesOptions,
+  request: FastifyRequest,
+  reply: FastifyReply,
+) {
+  const { config, metrics } = options;
+  const refused = refuseAccess(config, request, reply);
+  if (refused) return refused;
+  const scan = readScanRequest(request);
+  if (declaredTooLarge(scan, config.ARTIFACT_MAX_BYTES))
+    return refuseAndClose(
+      reply,
+      413,
+      "ARTIFACT_TOO_LARGE",
+      tooLarge(config.ARTIFACT_MAX_BYTES).publicMessage,
+    );
+  // A waiter whose client went away leaves the queue at once.
+  const gone = clientGone(reply);
+  try {
+    return reply.send(await scanBody(options, request, scan, gone));
+  } catch (error) {
+    return answerScanFailure(request, reply, metrics, error);
+  }
+}
+
+/**
  * `POST /scan` as a Fastify plugin: a raw body (`?filename=`), or a multipart body of exactly
  * one file part, streamed to the engine's scanner and bounded by ARTIFACT_MAX_BYTES as it
  * arrives, within its own slots. Open on a loopback HOST, or with SCAN_API_TOKEN.
  */
 export async function scanRoutes(scanApi: FastifyInstance, options: ScanRoutesOptions) {
-  const { config, backends, metrics, slots } = options;
-  const scanApiOpen = config.SCAN_API_TOKEN !== undefined || isLoopbackHost(config.HOST);
+  const { ARTIFACT_MAX_BYTES: maxBytes } = options.config;
   // Bodies stream through, bounded by ARTIFACT_MAX_BYTES as they arrive.
   scanApi.removeAllContentTypeParsers();
   // One byte over the cap reaches our counter, so an oversize file fails instead of being cut.
   // One part: a second one (file or field) is an error the handler sees, never dropped.
   await scanApi.register(fastifyMultipart, {
     limits: {
-      fileSize: config.ARTIFACT_MAX_BYTES + 1,
+      fileSize: maxBytes + 1,
       files: 1,
       fields: 0,
       fieldSize: 4096,
@@ -268,80 +418,5 @@ export async function scanRoutes(scanApi: FastifyInstance, options: ScanRoutesOp
     },
   });
   scanApi.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
-  scanApi.post("/scan", async (request, reply) => {
-    if (!scanApiOpen) {
-      return reply
-        .code(403)
-        .header("connection", "close")
-        .send(
-          publicBody(
-            "SCAN_API_CLOSED",
-            "the scan API needs SCAN_API_TOKEN when the engine listens beyond loopback",
-          ),
-        );
-    }
-    if (config.SCAN_API_TOKEN && !sameToken(request.headers.authorization, config.SCAN_API_TOKEN)) {
-      return reply
-        .code(401)
-        .header("connection", "close")
-        .send(publicBody("UNAUTHORIZED", "a bearer token (SCAN_API_TOKEN) is required"));
-    }
-    const query = request.query as Record<string, string | undefined>;
-    const declared = Number(request.headers["content-length"]);
-    const multipart = request.isMultipart();
-    const allowance = config.ARTIFACT_MAX_BYTES + (multipart ? multipartOverheadBytes : 0);
-    if (Number.isFinite(declared) && declared > allowance) {
-      return reply
-        .code(413)
-        .header("connection", "close")
-        .send(publicBody("ARTIFACT_TOO_LARGE", tooLarge(config.ARTIFACT_MAX_BYTES).publicMessage));
-    }
-    const requested = Number(query.timeout_ms);
-    const timeoutMs =
-      Number.isFinite(requested) && requested >= 1
-        ? Math.min(requested, scanTimeout.maximum)
-        : scanTimeout.default;
-    const deadline = Date.now() + timeoutMs;
-
-    let holding = false;
-    // A waiter whose client went away leaves the queue at once.
-    const gone = clientGone(reply);
-    try {
-      await takeSlot(slots, deadline, gone);
-      holding = true;
-      using arrival = createScanSignal({ signal: gone, deadline, scanner: "microengine" });
-      const body = multipart
-        ? await multipartArtifact(request, config, arrival.signal)
-        : rawArtifact(request, config, declared);
-      metrics.inFlight.inc();
-      let result: ReturnType<typeof withEngineMetadata>;
-      try {
-        result = withEngineMetadata(await backends.scanner.scan(body.artifact, { deadline }));
-      } finally {
-        metrics.inFlight.dec();
-        slots.release();
-        holding = false;
-      }
-      using rest = createScanSignal({ signal: gone, deadline, scanner: "microengine" });
-      await body.afterScan(rest.signal);
-      recordScan(metrics, result);
-      return reply.send(result);
-    } catch (error) {
-      const { code, message } = publicError(error);
-      // A client error from the parsers (busboy limits, prototype keys) is the client's.
-      const status = failureStatus(error, code);
-      if (status >= 500) request.log.warn({ code, error: loggableMessage(error) }, "scan failed");
-      if (code === "OVERLOADED") {
-        metrics.overloaded.inc({ action: "refused_503" });
-        reply.header("retry-after", String(retryAfterSeconds));
-      }
-      // The body may be partly unread (refused early, too large): close rather than drain it.
-      reply.header("connection", "close");
-      return reply
-        .code(status)
-        .send({ error: { code, message }, ...withEngineMetadata(scanResultForError(error)) });
-    } finally {
-      if (holding) slots.release();
-    }
-  });
+  scanApi.post("/scan", (request, reply) => answerScan(options, request, reply));
 }

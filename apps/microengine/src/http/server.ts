@@ -9,7 +9,8 @@ import { BountyBodyError, parseBountyBody } from "../protocol/bounty.js";
 import { verifySignature } from "../protocol/webhook-signature.js";
 import { guardConnections } from "./connection-guard.js";
 import { addOperationsRoutes } from "./operations-routes.js";
-import { createScanSlots, publicBody, scanRoutes } from "./scan-routes.js";
+import { publicBody } from "./public-body.js";
+import { createScanSlots, scanRoutes } from "./scan-routes.js";
 
 /** Seconds a marketplace is told to wait before retrying when the engine is saturated. */
 const retryAfterSeconds = 5;
