@@ -1,9 +1,11 @@
-import { createRequire } from "node:module";
-import { isAbsolute, join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
-import { type Artifact, defineScanner, type Scanner, type ScanOptions } from "@engine/core";
+import type { Scanner } from "@engine/core";
 import type { ConformanceOptions } from "@engine/core/conformance";
-import { z } from "zod";
+import { conformanceOptions } from "./module-conformance.js";
+import { readModuleExports } from "./module-exports.js";
+import { importBackendModule } from "./module-import.js";
+import { ModuleScanners } from "./module-scanners.js";
+
+export { BackendModuleError } from "./backend-module-error.js";
 
 /**
  * A third-party backend named in ENGINE_BACKENDS (`./my-scanner.mjs`, `npm:my-scanner`): a module
@@ -27,113 +29,10 @@ export interface BackendModule {
   dispose(): Promise<void>;
 }
 
-/** Thrown when an ENGINE_BACKENDS module cannot be loaded or breaks the contract; names the entry. */
-export class BackendModuleError extends Error {
-  constructor(entry: string, problem: string, options?: ErrorOptions) {
-    super(`ENGINE_BACKENDS entry ${JSON.stringify(entry)}: ${problem}`, options);
-    this.name = "BackendModuleError";
-  }
-}
-
-/** What the module's factory must return: the contract's shape, checked before first use. */
-const pluginScannerSchema = z.looseObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, dot, dash, underscore"),
-  scan: z.function(),
-  setup: z.function().optional(),
-  close: z.function().optional(),
-});
-
-/** The conformance options a module may export (`export const conformance = {...}`). */
-const conformanceSchema = z
-  .looseObject({
-    capabilities: z
-      .looseObject({
-        detectsEicar: z.boolean().optional(),
-        detectsEicarInLargeArtifacts: z.boolean().optional(),
-        maxArtifactBytes: z.number().int().positive().optional(),
-        createUnreachableScanner: z.function().optional(),
-      })
-      .optional(),
-    detectsEicar: z.boolean().optional(),
-    createUnreachableScanner: z.function().optional(),
-    groups: z.record(z.string(), z.boolean()).optional(),
-    stopWithinMs: z.number().positive().max(600_000).optional(),
-    unreachableWithinMs: z.number().positive().max(600_000).optional(),
-    largeArtifactBytes: z
-      .number()
-      .int()
-      .positive()
-      .max(1024 ** 3)
-      .optional(),
-    detectsEicarInLargeArtifacts: z.boolean().optional(),
-    concurrentScans: z.number().int().positive().max(256).optional(),
-    checkTimeoutMs: z.number().positive().max(600_000).optional(),
-  })
-  .optional();
-
-type PluginScanner = z.output<typeof pluginScannerSchema> & {
-  scan(artifact: Artifact, options: ScanOptions): unknown;
-  setup?(): unknown;
-  close?(): unknown;
-  [Symbol.asyncDispose]?(): unknown;
-};
-
-/** The module's URL: a path from the working directory, or a package resolved from it (then from the engine). */
-function moduleUrl(entry: string, cwd: string): string {
-  if (!entry.startsWith("npm:"))
-    return pathToFileURL(isAbsolute(entry) ? entry : resolve(cwd, entry)).href;
-  const specifier = entry.slice("npm:".length);
-  try {
-    // The operator's project first: `npm install my-scanner` where the engine runs. Resolved
-    // as require.resolve does: a package with both builds is loaded through its require entry.
-    return pathToFileURL(createRequire(join(cwd, "package.json")).resolve(specifier)).href;
-  } catch {
-    // Installed beside the engine (or import-only exports, which require.resolve cannot see).
-    return specifier;
-  }
-}
-
 /** How long a module may take to import and build its scanner, and its scanner to set up, in ms. */
 export const backendModuleStartMs = 30_000;
 /** How long a module's scanner may take to close, in ms: shutdown never waits for ever. */
 export const backendModuleCloseMs = 5_000;
-
-/**
- * `promise`, or a rejection with `message` after `ms` (the promise is left to settle alone).
- * The bound on every step of a backend module, and on `check`'s conformance checks.
- */
-export function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_resolve, reject) => {
-      // Not unref'd: a step that hangs with nothing else alive still ends in this error.
-      timer = setTimeout(() => reject(new Error(message)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-function describe(error: unknown): string {
-  try {
-    return error instanceof Error ? String(error.message) : String(error);
-  } catch {
-    return "an error that cannot be printed"; // e.g. Object.create(null), or a throwing getter
-  }
-}
-
-/**
- * Reads from a module's exports, which may be getters or Proxies that throw: a throw becomes a
- * BackendModuleError naming the entry and what was being read.
- */
-function readExport<T>(entry: string, what: string, read: () => T): T {
-  try {
-    return read();
-  } catch (error) {
-    throw new BackendModuleError(entry, `reading ${what} threw: ${describe(error)}`, {
-      cause: error,
-    });
-  }
-}
 
 /**
  * Loads an ENGINE_BACKENDS module entry and builds its scanner. Throws {@link BackendModuleError}
@@ -154,149 +53,19 @@ export async function loadBackendModule(
 ): Promise<BackendModule> {
   const startMs = options.startMs ?? backendModuleStartMs;
   const closeMs = options.closeMs ?? backendModuleCloseMs;
-  let namespace: Record<string, unknown>;
-  try {
-    namespace = (await within(
-      import(moduleUrl(entry, options.cwd ?? process.cwd())),
-      startMs,
-      `did not finish loading within ${startMs / 1000} s`,
-    )) as Record<string, unknown>;
-  } catch (error) {
-    throw new BackendModuleError(entry, `cannot be imported: ${describe(error)}`, {
-      cause: error,
-    });
-  }
-  const exported = readExport(
-    entry,
-    "its default export",
-    () => (namespace.default ?? {}) as Record<string, unknown>,
-  );
-  const factory = readExport(
-    entry,
-    "its createScanner export",
-    () => namespace.createScanner ?? exported.createScanner,
-  );
-  if (typeof factory !== "function")
-    throw new BackendModuleError(
-      entry,
-      "exports no createScanner() (export a function createScanner that returns a scanner)",
-    );
-  // A getter or Proxy in the export can throw while zod reads it.
-  const conformanceExport = readExport(entry, "its conformance export", () =>
-    conformanceSchema.safeParse(namespace.conformance ?? exported.conformance),
-  );
-  if (!conformanceExport.success)
-    throw new BackendModuleError(
-      entry,
-      `its conformance export is invalid: ${z.prettifyError(conformanceExport.error)}`,
-    );
-
-  const made: PluginScanner[] = [];
-  /** Plugins whose close() ran since their last setup: dispose does not close them twice. */
-  const closed = new WeakSet<PluginScanner>();
-  /** Checks what a factory returned and wraps it in the contract. */
-  const wrap = (candidate: unknown, factoryName: string): Scanner => {
-    const parsed = readExport(entry, `what ${factoryName}() returned`, () =>
-      pluginScannerSchema.safeParse(candidate),
-    );
-    if (!parsed.success)
-      throw new BackendModuleError(
-        entry,
-        `${factoryName}() did not return a scanner: ${z.prettifyError(parsed.error)}`,
-      );
-    const plugin = candidate as PluginScanner;
-    made.push(plugin);
-    return defineScanner({
-      name: plugin.name,
-      scan: async (artifact, context) =>
-        (await plugin.scan(artifact, {
-          signal: context.signal,
-          ...(context.deadline === undefined ? {} : { deadline: context.deadline }),
-        })) as never,
-      ...(plugin.setup
-        ? {
-            setup: async () => {
-              closed.delete(plugin);
-              await within(
-                Promise.resolve().then(() => plugin.setup?.()),
-                startMs,
-                `${plugin.name}: setup did not finish within ${startMs / 1000} s`,
-              );
-            },
-          }
-        : {}),
-      ...(plugin.close
-        ? {
-            close: async () => {
-              closed.add(plugin);
-              await within(
-                Promise.resolve().then(() => plugin.close?.()),
-                closeMs,
-                `${plugin.name}: close did not finish within ${closeMs / 1000} s`,
-              );
-            },
-          }
-        : {}),
-    });
-  };
-  const call = async (create: unknown, factoryName: string): Promise<Scanner> => {
-    let candidate: unknown;
-    try {
-      candidate = await within(
-        Promise.resolve().then(() => (create as () => unknown)()),
-        startMs,
-        `did not return within ${startMs / 1000} s`,
-      );
-    } catch (error) {
-      throw new BackendModuleError(entry, `${factoryName}() failed: ${describe(error)}`, {
-        cause: error,
-      });
-    }
-    return wrap(candidate, factoryName);
-  };
-  const build = (): Promise<Scanner> => call(factory, "createScanner");
-
+  const namespace = await importBackendModule(entry, options.cwd ?? process.cwd(), startMs);
+  const { factory, conformance } = readModuleExports(entry, namespace);
+  const scanners = new ModuleScanners(entry, { startMs, closeMs });
+  const build = (): Promise<Scanner> => scanners.create(factory, "createScanner");
   const scanner = await build();
-  const {
-    createUnreachableScanner: legacyUnreachable,
-    capabilities: declaredCapabilities,
-    ...declared
-  } = conformanceExport.data ?? {};
-  const { createUnreachableScanner: declaredUnreachable, ...capabilities } =
-    declaredCapabilities ?? {};
-  const createUnreachableScanner = declaredUnreachable ?? legacyUnreachable;
   return {
     entry,
     name: scanner.name,
     scanner,
     createScanner: build,
-    conformance: {
-      // A third-party backend may be slow or remote: the 32 MiB stream is opt-in.
-      ...declared,
-      groups: { large: false, ...declared.groups },
-      capabilities: {
-        ...capabilities,
-        ...(createUnreachableScanner
-          ? {
-              createUnreachableScanner: () =>
-                call(createUnreachableScanner, "conformance.createUnreachableScanner"),
-            }
-          : {}),
-      },
-    },
-    dispose: async () => {
-      const plugins = made.splice(0);
-      await Promise.allSettled(
-        plugins.map((plugin) => {
-          const release =
-            plugin[Symbol.asyncDispose] ?? (closed.has(plugin) ? undefined : plugin.close);
-          return within(
-            Promise.resolve().then(() => release?.call(plugin)),
-            closeMs,
-            "dispose did not finish",
-          );
-        }),
-      );
-    },
+    conformance: conformanceOptions(conformance, (create, factoryName) =>
+      scanners.create(create, factoryName),
+    ),
+    dispose: () => scanners.dispose(),
   };
 }

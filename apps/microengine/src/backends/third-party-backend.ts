@@ -1,50 +1,7 @@
-import { enabledChecks } from "@engine/core/conformance";
 import { ConfigError } from "../config/config.js";
-import { errorMessage } from "../operations/error-message.js";
 import type { EngineBackend } from "./backend-kind.js";
-import {
-  type BackendModule,
-  BackendModuleError,
-  loadBackendModule,
-  within,
-} from "./module-loader.js";
-
-/**
- * Runs the conformance checks that apply to a third-party backend (those its module's
- * `conformance` export's `capabilities` and `groups` leave on; `unreachable` only with its
- * `createUnreachableScanner`, `large` only when its `groups` turn it on),
- * each on a fresh scanner from its factory, each bounded by `checkTimeoutMs` (default 60 s).
- * Prints one PASS/FAIL/SKIP line per check; resolves true when none failed.
- */
-export async function checkConformance(
-  module: BackendModule,
-  out: NodeJS.WritableStream,
-): Promise<boolean> {
-  const options = module.conformance;
-  const limitMs = options.checkTimeoutMs ?? 60_000;
-  let passed = true;
-  for (const { check, enabled, skipReason } of enabledChecks(options)) {
-    const label = `${module.name} conformance ${check.group}: ${check.name}`;
-    if (!enabled) {
-      out.write(`SKIP ${label} (${skipReason})\n`);
-      continue;
-    }
-    try {
-      await within(
-        check.run({ createScanner: () => module.createScanner(), options }),
-        limitMs,
-        `did not finish within ${limitMs} ms`,
-      );
-      out.write(`PASS ${label}\n`);
-    } catch (error) {
-      passed = false;
-      // One line per check: zod's messages put the path on a line of its own.
-      const message = errorMessage(error).replace(/\s*\n\s*/g, " ");
-      out.write(`FAIL ${label}: ${message}\n`);
-    }
-  }
-  return passed;
-}
+import { checkConformance } from "./module-conformance.js";
+import { type BackendModule, BackendModuleError, loadBackendModule } from "./module-loader.js";
 
 /**
  * A third-party backend from an ENGINE_BACKENDS module entry (`./my-scanner.mjs`,
