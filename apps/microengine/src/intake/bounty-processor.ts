@@ -2,7 +2,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Artifact,
   artifactFromUrl,
-  ConcurrencyLimit,
   createScanSignal,
   EngineError,
   OverloadedError,
@@ -27,8 +26,13 @@ import type { Bounty } from "../protocol/bounty.js";
 import { matchesFilter } from "../protocol/bounty-filter.js";
 import { withEngineMetadata } from "../protocol/engine-metadata.js";
 import type { AnswerLedger } from "../queue/answer-ledger.js";
+import { type Admission, BacklogAdmission, WaitingAdmission } from "./admission.js";
+import type { AnswerTarget } from "./answer-target.js";
 import type { BountyIntake, IntakeLoad, SubmitOutcome } from "./bounty-intake.js";
+import { BountySlots } from "./bounty-slots.js";
 import { ReplayCache } from "./replay-cache.js";
+
+export type { AnswerTarget } from "./answer-target.js";
 
 /** The keys under which a bounty counts as seen: its id and phase, and the delivery id. */
 export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | undefined> {
@@ -40,17 +44,6 @@ const ledgerTimeoutMs = 2_000;
 
 /** Longest a shutdown waits for answers still being retried, in ms. */
 const shutdownGraceMs = 30_000;
-
-/** What answering a bounty needs once its artifact is scanned (not the artifact URI or metadata). */
-export interface AnswerTarget {
-  id: string;
-  phase: Bounty["phase"];
-  response_url: string;
-  expiresAt: number;
-  rules: Bounty["rules"];
-  favor: boolean;
-  penalize: boolean;
-}
 
 /**
  * Thrown by `run()` when a queue worker's shutdown hands its bounty back unanswered (another
@@ -80,17 +73,41 @@ function skipped(comment: string): ScanResult {
   };
 }
 
+/** The `SKIPPED:FILTERED` answer of a bounty BOUNTY_REJECT or BOUNTY_ACCEPT turns away; undefined when it is scanned. */
+function filteredOut(
+  bounty: Bounty,
+  config: Pick<EngineConfig, "BOUNTY_REJECT" | "BOUNTY_ACCEPT">,
+): ScanResult | undefined {
+  const rejectedBy = config.BOUNTY_REJECT.find((filter) => matchesFilter(filter, bounty));
+  const unmatched = config.BOUNTY_ACCEPT.find((filter) => !matchesFilter(filter, bounty));
+  if (!rejectedBy && !unmatched) return undefined;
+  return skipped(
+    `SKIPPED:FILTERED by ${rejectedBy ? `BOUNTY_REJECT ${rejectedBy}` : `BOUNTY_ACCEPT ${unmatched}`}`,
+  );
+}
+
+/** What answering `bounty` needs, with BID_FAVOR and BID_PENALIZE applied to it. */
+function answerTarget(
+  bounty: Bounty,
+  config: Pick<EngineConfig, "BID_FAVOR" | "BID_PENALIZE">,
+): AnswerTarget {
+  return {
+    id: bounty.id,
+    phase: bounty.phase,
+    response_url: bounty.response_url,
+    expiresAt: bounty.expiresAt,
+    rules: bounty.rules,
+    favor: config.BID_FAVOR.some((filter) => matchesFilter(filter, bounty)),
+    penalize: config.BID_PENALIZE.some((filter) => matchesFilter(filter, bounty)),
+  };
+}
+
 /** Why a bounty cut short by a shutdown is answered unknown (`ERROR:ABORTED`, saying so). */
 function shutDownError(): ScanAbortedError {
   return new ScanAbortedError({
     message: "@engine/microengine: the engine shut down before the scan finished",
     publicMessage: "the engine shut down before the scan finished",
   });
-}
-
-/** Bytes a waiting bounty holds: its artifact URI (a `data:` URI carries the artifact) and the rest. */
-function bountyBytes(bounty: Bounty): number {
-  return bounty.artifact_uri.length + bounty.response_url.length + 2048;
 }
 
 /**
@@ -105,7 +122,7 @@ function bountyBytes(bounty: Bounty): number {
  * BOUNTY_BACKLOG (and BOUNTY_BACKLOG_BYTES) wait. A bounty that finds the backlog full, whose
  * deadline passes while it waits, or that would not be reached in time (judged by the median
  * download + scan time of the last 64 bounties) is answered `unknown` with `SKIPPED:OVERLOADED`
- * at once, instead of holding a slot until it times out. When
+ * at once, instead of holding a slot until it times out ({@link BacklogAdmission}). When
  * the answers still to post pass BOUNTY_CONCURRENCY + 2 x BOUNTY_BACKLOG, `submit` says
  * `"overloaded"` (the webhook answers 503 and the marketplace retries).
  */
@@ -118,12 +135,12 @@ export class BountyProcessor implements BountyIntake {
   #nextKey = 0;
   readonly #fetcher: ArtifactFetcher;
   readonly #delivery: ResponseDelivery;
-  readonly #slots: ConcurrencyLimit;
+  readonly #slots: BountySlots;
+  /** A webhook's bounties wait in the bounded backlog; a queue job's wait for a slot. */
+  readonly #backlog: Admission;
+  readonly #waiting: Admission;
   readonly #maximumOpen: number;
-  #waitingBytes = 0;
   #draining = false;
-  /** How long recent bounties held a slot (download + scan), in ms: the last 64. */
-  readonly #serviceSamples: number[] = [];
   /** Set when the engine shuts down: answers stop retrying then. */
   readonly #shutdown = new AbortController();
 
@@ -137,10 +154,8 @@ export class BountyProcessor implements BountyIntake {
       ledger?: AnswerLedger;
     },
   ) {
-    const { config } = options;
-    const addresses = {
-      allowPrivateAddresses: config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES,
-    };
+    const { config, metrics } = options;
+    const addresses = { allowPrivateAddresses: config.ARTIFACT_ALLOW_PRIVATE_ADDRESSES };
     this.#fetcher = new ArtifactFetcher({
       ...addresses,
       allowedHosts: config.ARTIFACT_ALLOWED_HOSTS,
@@ -151,11 +166,9 @@ export class BountyProcessor implements BountyIntake {
       ...addresses,
       allowedHosts: config.RESPONSE_ALLOWED_HOSTS,
     });
-    this.#slots = new ConcurrencyLimit({
-      concurrency: config.BOUNTY_CONCURRENCY,
-      maxWaiting: config.BOUNTY_BACKLOG,
-      what: "bounty slots (BOUNTY_CONCURRENCY)",
-    });
+    this.#slots = new BountySlots(config, metrics);
+    this.#backlog = new BacklogAdmission(this.#slots, config);
+    this.#waiting = new WaitingAdmission(this.#slots);
     this.#maximumOpen = config.BOUNTY_CONCURRENCY + 2 * config.BOUNTY_BACKLOG;
   }
 
@@ -193,7 +206,7 @@ export class BountyProcessor implements BountyIntake {
       this.options.metrics.bounties.inc({ phase: bounty.phase, outcome: "duplicate" });
       return "duplicate";
     }
-    void this.#track(bounty, true);
+    void this.#track(bounty, this.#backlog);
     return "accepted";
   }
 
@@ -202,7 +215,7 @@ export class BountyProcessor implements BountyIntake {
    * Resolves when answered; rejects with `HandedBack` when a shutdown handed it back.
    */
   run(bounty: Bounty): Promise<void> {
-    return this.#track(bounty, false);
+    return this.#track(bounty, this.#waiting);
   }
 
   /**
@@ -270,24 +283,15 @@ export class BountyProcessor implements BountyIntake {
     await Promise.allSettled([this.#fetcher.close(), this.#delivery.close()]);
   }
 
-  #track(bounty: Bounty, bounded: boolean): Promise<void> {
+  #track(bounty: Bounty, admission: Admission): Promise<void> {
     const key = this.#nextKey++;
     const controller = new AbortController();
     const logger = this.options.logger.child({ bounty: bounty.id, phase: bounty.phase });
-    const { config } = this.options;
-    const target: AnswerTarget = {
-      id: bounty.id,
-      phase: bounty.phase,
-      response_url: bounty.response_url,
-      expiresAt: bounty.expiresAt,
-      rules: bounty.rules,
-      favor: config.BID_FAVOR.some((filter) => matchesFilter(filter, bounty)),
-      penalize: config.BID_PENALIZE.some((filter) => matchesFilter(filter, bounty)),
-    };
+    const target = answerTarget(bounty, this.options.config);
     // The bounty itself (a data: URI may hold a megabyte) is let go once it is scanned.
-    const done = this.#handle({ bounty }, target, controller.signal, bounded, logger)
+    const done = this.#handle({ bounty }, target, admission, controller.signal, logger)
       .catch((error: unknown) => {
-        if (error instanceof HandedBack && !bounded) throw error; // the queue worker retries it
+        if (error instanceof HandedBack && admission.handsBack) throw error; // the queue worker retries it
         // The boundary below answers every failure; this only guards against a bug in it.
         logger.error({ err: error }, "unexpected failure outside the bounty's error boundary");
         this.options.metrics.dropped.inc();
@@ -301,51 +305,138 @@ export class BountyProcessor implements BountyIntake {
   async #handle(
     holder: { bounty?: Bounty },
     target: AnswerTarget,
+    admission: Admission,
     shutdown: AbortSignal,
-    bounded: boolean,
     logger: Logger,
   ): Promise<void> {
     const attributes = { "engine.bounty.id": target.id, "engine.bounty.phase": target.phase };
     return inSpan("bounty", attributes, (span) =>
-      this.#handleInSpan(holder, target, shutdown, bounded, logger, span),
+      this.#handleInSpan(holder, target, admission, shutdown, logger, span),
     );
   }
 
   async #handleInSpan(
     holder: { bounty?: Bounty },
     target: AnswerTarget,
+    admission: Admission,
     shutdown: AbortSignal,
-    bounded: boolean,
     logger: Logger,
     span: Span,
   ): Promise<void> {
     let result: ScanResult;
     try {
       // Only #scanBounty's frame holds the bounty: once it returns, nothing here keeps it.
-      result = await this.#scanBounty(takeBounty(holder), shutdown, bounded, logger);
+      result = await this.#scanBounty(takeBounty(holder), admission, shutdown, logger);
     } catch (error) {
       if (shutdown.reason instanceof HandedBack) {
         logger.info("handed back to the queue at shutdown, unanswered");
         throw shutdown.reason;
       }
-      const cause = shutdown.aborted ? shutDownError() : error;
-      if (!EngineError.isInstance(error))
-        logger.error({ err: error }, "unexpected failure while handling a bounty");
-      if (OverloadedError.isInstance(cause))
-        this.options.metrics.overloaded.inc({ action: "answered_unknown" });
-      logger.warn(
-        {
-          code: EngineError.isInstance(cause) ? cause.code : "ENGINE_ERROR",
-          message: loggableMessage(cause),
-        },
-        "answering unknown",
-      );
-      result = scanResultForError(cause);
+      result = this.#failed(error, shutdown, logger);
     }
     span.setAttribute("engine.verdict", result.verdict);
     if (result.metadata.malware_family)
       span.setAttribute("engine.malware_family", result.metadata.malware_family);
     await this.#answer(target, withEngineMetadata(result), logger);
+  }
+
+  /** The `unknown` answer of a bounty whose scan failed (logged, and counted when overloaded). */
+  #failed(error: unknown, shutdown: AbortSignal, logger: Logger): ScanResult {
+    const cause = shutdown.aborted ? shutDownError() : error;
+    if (!EngineError.isInstance(error))
+      logger.error({ err: error }, "unexpected failure while handling a bounty");
+    if (OverloadedError.isInstance(cause))
+      this.options.metrics.overloaded.inc({ action: "answered_unknown" });
+    logger.warn(
+      {
+        code: EngineError.isInstance(cause) ? cause.code : "ENGINE_ERROR",
+        message: loggableMessage(cause),
+      },
+      "answering unknown",
+    );
+    return scanResultForError(cause);
+  }
+
+  /** Filters, a slot (as `admission` gives it), the download, the scan. */
+  async #scanBounty(
+    bounty: Bounty,
+    admission: Admission,
+    shutdown: AbortSignal,
+    logger: Logger,
+  ): Promise<ScanResult> {
+    const { config, metrics } = this.options;
+    const filtered = filteredOut(bounty, config);
+    if (filtered) return filtered;
+    const deadline = bounty.expiresAt - config.ANSWER_MARGIN_MS;
+    await admission.admit(bounty, deadline, shutdown);
+    this.#slots.updateGauges();
+    let fetched: FetchedArtifact | undefined;
+    metrics.inFlight.inc();
+    const started = performance.now();
+    try {
+      // A plain timer, held until the download ends: `AbortSignal.any` over an
+      // `AbortSignal.timeout` lets Node 20 collect the timeout before it fires
+      // (nodejs/node#57736), and a stalled server then holds the slot for minutes.
+      using downloadLimit = createScanSignal({
+        signal: shutdown,
+        deadline,
+        scanner: "microengine download",
+      });
+      fetched = await this.#download(bounty, downloadLimit.signal);
+      const result = await this.#scan(bounty, fetched, deadline, shutdown);
+      recordScan(metrics, result);
+      return result;
+    } finally {
+      const serviceMs = performance.now() - started;
+      metrics.inFlight.dec();
+      this.#slots.release(serviceMs);
+      await fetched?.dispose().catch((error: unknown) => {
+        logger.warn({ err: error }, "could not remove a downloaded artifact");
+      });
+    }
+  }
+
+  /** Downloads the bounty's artifact (checked against its sha256) until `signal` fires. */
+  #download(bounty: Bounty, signal: AbortSignal): Promise<FetchedArtifact> {
+    const attributes = {
+      "engine.bounty.id": bounty.id,
+      // The scheme only: a URI may carry a token or a megabyte of data.
+      "url.scheme": bounty.artifact_uri.split(":", 1)[0]?.slice(0, 16) ?? "",
+    };
+    return inSpan("download", attributes, async (span) => {
+      const artifact = await this.#fetcher.fetch(bounty.artifact_uri, {
+        signal,
+        expectedSha256: bounty.sha256 ?? null,
+        mimetype: bounty.mimetype ?? null,
+      });
+      span.setAttribute("engine.artifact.bytes", artifact.bytes);
+      return artifact;
+    });
+  }
+
+  /** Scans the downloaded artifact (for a `url` bounty, the URL it holds) before `deadline`. */
+  async #scan(
+    bounty: Bounty,
+    fetched: FetchedArtifact,
+    deadline: number,
+    shutdown: AbortSignal,
+  ): Promise<ScanResult> {
+    let artifact: Artifact = fetched.artifact;
+    if (bounty.artifact_type === "url") {
+      const text = Buffer.from(await fetched.artifact.bytes({ maxBytes: 64 * 1024 }))
+        .toString("utf8")
+        .trim();
+      artifact = artifactFromUrl(text);
+    }
+    return inSpan("scan", { "engine.bounty.id": bounty.id }, async (span) => {
+      const answer = await this.options.scanner.scan(artifact, { deadline, signal: shutdown });
+      span.setAttribute("engine.verdict", answer.verdict);
+      span.setAttribute(
+        "engine.cache_hit",
+        (answer.metadata.cache as { hit?: unknown } | undefined)?.hit === true,
+      );
+      return answer;
+    });
   }
 
   /**
@@ -367,145 +458,6 @@ export class BountyProcessor implements BountyIntake {
         await sleep(delay);
       }
     }
-  }
-
-  /** Filters, a slot (waiting in the bounded backlog), the download, the scan. */
-  async #scanBounty(
-    bounty: Bounty,
-    shutdown: AbortSignal,
-    bounded: boolean,
-    logger: Logger,
-  ): Promise<ScanResult> {
-    const { config, metrics, scanner } = this.options;
-    const rejectedBy = config.BOUNTY_REJECT.find((filter) => matchesFilter(filter, bounty));
-    const unmatched = config.BOUNTY_ACCEPT.find((filter) => !matchesFilter(filter, bounty));
-    if (rejectedBy || unmatched) {
-      return skipped(
-        `SKIPPED:FILTERED by ${rejectedBy ? `BOUNTY_REJECT ${rejectedBy}` : `BOUNTY_ACCEPT ${unmatched}`}`,
-      );
-    }
-    const deadline = bounty.expiresAt - config.ANSWER_MARGIN_MS;
-    if (bounded) await this.#admit(bounty, deadline, shutdown);
-    else await this.#slots.acquire(shutdown);
-    this.#updateGauges();
-    let fetched: FetchedArtifact | undefined;
-    metrics.inFlight.inc();
-    const started = performance.now();
-    try {
-      // A plain timer, held until the download ends: `AbortSignal.any` over an
-      // `AbortSignal.timeout` lets Node 20 collect the timeout before it fires
-      // (nodejs/node#57736), and a stalled server then holds the slot for minutes.
-      using downloadLimit = createScanSignal({
-        signal: shutdown,
-        deadline,
-        scanner: "microengine download",
-      });
-      const { signal } = downloadLimit;
-      fetched = await inSpan(
-        "download",
-        {
-          "engine.bounty.id": bounty.id,
-          // The scheme only: a URI may carry a token or a megabyte of data.
-          "url.scheme": bounty.artifact_uri.split(":", 1)[0]?.slice(0, 16) ?? "",
-        },
-        async (span) => {
-          const artifact = await this.#fetcher.fetch(bounty.artifact_uri, {
-            signal,
-            expectedSha256: bounty.sha256 ?? null,
-            mimetype: bounty.mimetype ?? null,
-          });
-          span.setAttribute("engine.artifact.bytes", artifact.bytes);
-          return artifact;
-        },
-      );
-      let artifact: Artifact = fetched.artifact;
-      if (bounty.artifact_type === "url") {
-        const text = Buffer.from(await fetched.artifact.bytes({ maxBytes: 64 * 1024 }))
-          .toString("utf8")
-          .trim();
-        artifact = artifactFromUrl(text);
-      }
-      const result = await inSpan("scan", { "engine.bounty.id": bounty.id }, async (span) => {
-        const answer = await scanner.scan(artifact, { deadline, signal: shutdown });
-        span.setAttribute("engine.verdict", answer.verdict);
-        span.setAttribute(
-          "engine.cache_hit",
-          (answer.metadata.cache as { hit?: unknown } | undefined)?.hit === true,
-        );
-        return answer;
-      });
-      recordScan(metrics, result);
-      return result;
-    } finally {
-      this.#serviceSamples.push(performance.now() - started);
-      if (this.#serviceSamples.length > 64) this.#serviceSamples.shift();
-      metrics.inFlight.dec();
-      this.#slots.release();
-      this.#updateGauges();
-      await fetched?.dispose().catch((error: unknown) => {
-        logger.warn({ err: error }, "could not remove a downloaded artifact");
-      });
-    }
-  }
-
-  /**
-   * Takes a slot now, or waits in the bounded backlog until one frees up. Throws
-   * `OverloadedError` when the backlog (count or bytes) is full or the deadline passes first.
-   */
-  /** The median time a bounty holds a slot (robust to one huge artifact), in ms; 0 before any. */
-  #typicalServiceMs(): number {
-    if (this.#serviceSamples.length === 0) return 0;
-    const sorted = [...this.#serviceSamples].sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)] as number;
-  }
-
-  async #admit(bounty: Bounty, deadline: number, shutdown: AbortSignal): Promise<void> {
-    if (this.#slots.tryAcquire()) return;
-    const { config } = this.options;
-    // Work that cannot finish before its deadline is answered now, not started: a doomed
-    // bounty would hold a slot until it times out while others wait.
-    const serviceMs = this.#typicalServiceMs();
-    const expectedWaitMs = ((this.#slots.waiting + 1) / this.#slots.concurrency + 1) * serviceMs;
-    if (Date.now() + expectedWaitMs > deadline) {
-      throw new OverloadedError({
-        message: `@engine/microengine: ${this.#slots.waiting} bounties wait for ${this.#slots.concurrency} slots (about ${Math.round(serviceMs)} ms each): this one would not be scanned before its deadline`,
-      });
-    }
-    const bytes = bountyBytes(bounty);
-    if (this.#waitingBytes + bytes > config.BOUNTY_BACKLOG_BYTES) {
-      throw new OverloadedError({
-        message: `@engine/microengine: the backlog holds ${this.#waitingBytes} bytes of bounties (BOUNTY_BACKLOG_BYTES ${config.BOUNTY_BACKLOG_BYTES})`,
-      });
-    }
-    this.#waitingBytes += bytes;
-    // A plain timer held for the wait (see #scanBounty: a collected timeout never fires).
-    using waited = createScanSignal({ signal: shutdown, deadline, scanner: "microengine" });
-    try {
-      this.#updateGauges();
-      await this.#slots.acquire(waited.signal);
-    } catch (error) {
-      if (shutdown.aborted) throw shutdown.reason;
-      if (OverloadedError.isInstance(error)) throw error;
-      throw new OverloadedError({
-        message: `@engine/microengine: no slot freed up before the bounty's deadline (BOUNTY_CONCURRENCY ${config.BOUNTY_CONCURRENCY})`,
-      });
-    } finally {
-      this.#waitingBytes -= bytes;
-      // A waiter that left (deadline, shutdown) no longer counts in engine_bounties_waiting.
-      this.#updateGauges();
-    }
-    if (Date.now() + this.#typicalServiceMs() > deadline) {
-      // A slot, but too late to use it: give it to the next bounty.
-      this.#slots.release();
-      throw new OverloadedError({
-        message: `@engine/microengine: a slot freed up ${deadline - Date.now()} ms before the bounty's deadline, less than a scan takes (about ${Math.round(this.#typicalServiceMs())} ms)`,
-      });
-    }
-  }
-
-  #updateGauges(): void {
-    this.options.metrics.bountiesRunning.set(this.#slots.running);
-    this.options.metrics.bountiesWaiting.set(this.#slots.waiting);
   }
 
   /** Computes the bid and posts the answer; logs and counts, never throws. */
