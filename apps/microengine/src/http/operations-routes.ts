@@ -1,34 +1,35 @@
+import type { FastifyInstance } from "fastify";
 import type { EngineBackends } from "../backends/build-backends.js";
 import type { EngineMetrics } from "../operations/metrics.js";
-import { type BackendReadiness, createReadinessProbe } from "../operations/readiness.js";
+import { createReadinessProbe } from "../operations/readiness.js";
+import { type RoleReadiness, readinessAnswer } from "./readiness-body.js";
 
-/** What the routes need of a Fastify instance (serve's and the worker's differ in logger type). */
-interface RouteHost {
-  get(
-    path: string,
-    handler: (
-      request: unknown,
-      reply: { header(name: string, value: string): unknown },
-    ) => Promise<unknown>,
-  ): unknown;
+/** What the operations routes need. */
+export interface OperationsRoutesOptions {
+  /** The running backends (probed for `/readyz`) and where the result cache lives. */
+  backends: Pick<EngineBackends, "running" | "cache">;
+  metrics: Pick<EngineMetrics, "registry">;
+  /** The role's part of `/readyz` (see {@link RoleReadiness}), asked after the backends' probe. */
+  roleReadiness: () => Promise<RoleReadiness>;
 }
 
 /**
- * The operations routes serve and the worker share: `GET /healthz` (alive) and `GET /metrics`
- * (which refreshes `engine_signatures_age_seconds` through the readiness probe, at most once a
- * second). Returns that probe for the caller's own `/readyz`.
+ * The operations routes of serve and of a queue worker, as a Fastify plugin: `GET /healthz`
+ * (alive), `GET /metrics` (which refreshes `engine_signatures_age_seconds` through the
+ * backends' readiness probe, at most once a second) and `GET /readyz` (the backends' probe and
+ * the role's own part, one body for both: see {@link readinessAnswer}).
  */
-export function addOperationsRoutes(
-  app: RouteHost,
-  options: { backends: EngineBackends; metrics: EngineMetrics },
-): () => Promise<BackendReadiness> {
-  const { metrics } = options;
-  const probe = createReadinessProbe(options.backends);
+export async function operationsRoutes(app: FastifyInstance, options: OperationsRoutesOptions) {
+  const { backends, metrics, roleReadiness } = options;
+  const probe = createReadinessProbe(backends);
   app.get("/healthz", async () => ({ status: "ok" }));
   app.get("/metrics", async (_request, reply) => {
     await probe().catch(() => {});
     reply.header("content-type", metrics.registry.contentType);
     return metrics.registry.metrics();
   });
-  return probe;
+  app.get("/readyz", async (_request, reply) => {
+    const answer = readinessAnswer(await probe(), await roleReadiness(), backends.cache);
+    return reply.code(answer.statusCode).send(answer.body);
+  });
 }

@@ -1,3 +1,4 @@
+import type { ConcurrencyLimit } from "@engine/core";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import type { Logger } from "pino";
 import type { EngineBackends } from "../backends/build-backends.js";
@@ -8,8 +9,9 @@ import { redactUrls } from "../operations/redact.js";
 import { BountyBodyError, parseBountyBody } from "../protocol/bounty.js";
 import { verifySignature } from "../protocol/webhook-signature.js";
 import { guardConnections } from "./connection-guard.js";
-import { addOperationsRoutes } from "./operations-routes.js";
+import { operationsRoutes } from "./operations-routes.js";
 import { publicBody } from "./public-body.js";
+import type { RoleReadiness } from "./readiness-body.js";
 import { createScanSlots, scanRoutes } from "./scan-routes.js";
 
 /** Seconds a marketplace is told to wait before retrying when the engine is saturated. */
@@ -17,6 +19,32 @@ const retryAfterSeconds = 5;
 
 /** Longest time to receive one request, headers and body, in ms. */
 const requestTimeoutMs = 120_000;
+
+/** Serve's part of `/readyz`: the queue (queue mode), the intake's load, the scan API's slots. */
+async function intakeReadiness(
+  intake: Pick<BountyIntake, "queueState" | "load" | "inFlight">,
+  scanSlots: ConcurrencyLimit,
+): Promise<RoleReadiness> {
+  const queue = intake.queueState ? await intake.queueState() : undefined;
+  const load = intake.load();
+  return {
+    ...(queue ? { queue } : {}),
+    saturated: load.saturated,
+    work: {
+      inFlight: intake.inFlight,
+      load,
+      // The scan API's own slots: full, it answers 503 itself; the bounties are not affected.
+      scanApi: {
+        running: scanSlots.running,
+        concurrency: scanSlots.concurrency,
+        waiting: scanSlots.waiting,
+        backlog: scanSlots.maxWaiting,
+      },
+    },
+    // libuv's threads for file reads, DNS and the native scans (see cli.ts).
+    threadPool: Number(process.env.UV_THREADPOOL_SIZE) || 4,
+  };
+}
 
 /**
  * The engine's HTTP server: the PolySwarm webhook (`POST /`), the scan API (`POST /scan`),
@@ -165,37 +193,10 @@ export async function createServer(options: {
 
   // The webhook SDK's liveness check: a marketplace or load balancer may poll it.
   app.get("/", async () => ({ status: "OK" }));
-  const probe = addOperationsRoutes(app, {
+  await app.register(operationsRoutes, {
     backends,
     metrics,
-  });
-
-  app.get("/readyz", async (_request, reply) => {
-    const { ready: backendsReady, checks } = await probe();
-    let ready = backendsReady;
-    if (processor.queueState) {
-      const queue = await processor.queueState();
-      checks.queue = queue;
-      ready &&= queue.ok;
-    }
-    const load = processor.load();
-    const status = !ready ? "not ready" : load.saturated ? "saturated" : "ready";
-    return reply.code(ready && !load.saturated ? 200 : 503).send({
-      status,
-      inFlight: processor.inFlight,
-      load,
-      // The scan API's own slots: full, it answers 503 itself; the bounties are not affected.
-      scanApi: {
-        running: scanSlots.running,
-        concurrency: scanSlots.concurrency,
-        waiting: scanSlots.waiting,
-        backlog: scanSlots.maxWaiting,
-      },
-      checks,
-      // libuv's threads for file reads, DNS and the native scans (see cli.ts).
-      threadPool: Number(process.env.UV_THREADPOOL_SIZE) || 4,
-      cache: backends.cache,
-    });
+    roleReadiness: () => intakeReadiness(processor, scanSlots),
   });
 
   return app;

@@ -3,7 +3,13 @@ import type { Logger } from "pino";
 import type { EngineBackends } from "../backends/build-backends.js";
 import type { EngineMetrics } from "../operations/metrics.js";
 import type { QueueWorker } from "../queue/bounty-queue.js";
-import { addOperationsRoutes } from "./operations-routes.js";
+import { operationsRoutes } from "./operations-routes.js";
+import type { RoleReadiness } from "./readiness-body.js";
+
+/** A worker's part of `/readyz`: the queue is ok while it takes jobs, with the job counts. */
+function queueWorkerReadiness(worker: Pick<QueueWorker, "running" | "counts">): RoleReadiness {
+  return { queue: { ok: worker.running(), jobs: worker.counts } };
+}
 
 /**
  * A queue worker's operations endpoint: `GET /healthz` (alive), `GET /readyz` (taking jobs
@@ -21,16 +27,10 @@ export async function createWorkerServer(options: {
     loggerInstance: options.logger.child({ component: "worker-http" }, { level: "warn" }),
     requestTimeout: 10_000,
   });
-  const probe = addOperationsRoutes(app, { backends, metrics });
-  app.get("/readyz", async (_request, reply) => {
-    const { ready, checks } = await probe();
-    const taking = worker.running();
-    const ok = ready && taking;
-    return reply.code(ok ? 200 : 503).send({
-      status: ok ? "ready" : "not ready",
-      checks: { ...checks, queue: { ok: taking, jobs: worker.counts } },
-      cache: backends.cache,
-    });
+  await app.register(operationsRoutes, {
+    backends,
+    metrics,
+    roleReadiness: async () => queueWorkerReadiness(worker),
   });
   return app;
 }
