@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from "node:timers/promises";
 import {
   type Artifact,
   artifactFromUrl,
@@ -19,14 +18,12 @@ import { ResponseDelivery } from "../net/response-delivery.js";
 import { loggableMessage } from "../operations/error-message.js";
 import { type EngineMetrics, recordScan } from "../operations/metrics.js";
 import { inSpan } from "../operations/tracing.js";
-import { answerBodyProblem } from "../protocol/answer-body.js";
-import { computeBid } from "../protocol/bid.js";
-import { stringifyWithBigInts } from "../protocol/bigint-json.js";
 import type { Bounty } from "../protocol/bounty.js";
 import { matchesFilter } from "../protocol/bounty-filter.js";
 import { withEngineMetadata } from "../protocol/engine-metadata.js";
 import type { AnswerLedger } from "../queue/answer-ledger.js";
 import { type Admission, BacklogAdmission, WaitingAdmission } from "./admission.js";
+import { AnswerPoster, type AnswerPosting } from "./answer-poster.js";
 import type { AnswerTarget } from "./answer-target.js";
 import type { BountyIntake, IntakeLoad, SubmitOutcome } from "./bounty-intake.js";
 import { BountySlots } from "./bounty-slots.js";
@@ -38,9 +35,6 @@ export type { AnswerTarget } from "./answer-target.js";
 export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | undefined> {
   return [`${bounty.id}:${bounty.phase}`, deliveryId ? `delivery:${deliveryId}` : undefined];
 }
-
-/** Longest the answer ledger may take to record a claim before the answer goes out anyway, in ms. */
-const ledgerTimeoutMs = 2_000;
 
 /** Longest a shutdown waits for answers still being retried, in ms. */
 const shutdownGraceMs = 30_000;
@@ -124,7 +118,8 @@ function shutDownError(): ScanAbortedError {
  * download + scan time of the last 64 bounties) is answered `unknown` with `SKIPPED:OVERLOADED`
  * at once, instead of holding a slot until it times out ({@link BacklogAdmission}). When
  * the answers still to post pass BOUNTY_CONCURRENCY + 2 x BOUNTY_BACKLOG, `submit` says
- * `"overloaded"` (the webhook answers 503 and the marketplace retries).
+ * `"overloaded"` (the webhook answers 503 and the marketplace retries). Answers go out through
+ * {@link AnswerPoster}.
  */
 export class BountyProcessor implements BountyIntake {
   readonly #replays = new ReplayCache();
@@ -139,6 +134,7 @@ export class BountyProcessor implements BountyIntake {
   /** A webhook's bounties wait in the bounded backlog; a queue job's wait for a slot. */
   readonly #backlog: Admission;
   readonly #waiting: Admission;
+  readonly #poster: AnswerPosting;
   readonly #maximumOpen: number;
   #draining = false;
   /** Set when the engine shuts down: answers stop retrying then. */
@@ -169,6 +165,13 @@ export class BountyProcessor implements BountyIntake {
     this.#slots = new BountySlots(config, metrics);
     this.#backlog = new BacklogAdmission(this.#slots, config);
     this.#waiting = new WaitingAdmission(this.#slots);
+    this.#poster = new AnswerPoster({
+      config,
+      metrics,
+      ledger: options.ledger,
+      delivery: this.#delivery,
+      stop: this.#shutdown.signal,
+    });
     this.#maximumOpen = config.BOUNTY_CONCURRENCY + 2 * config.BOUNTY_BACKLOG;
   }
 
@@ -252,7 +255,7 @@ export class BountyProcessor implements BountyIntake {
       },
       "answering unknown",
     );
-    await this.#answer(
+    await this.#poster.post(
       { ...target, favor: false, penalize: false },
       withEngineMetadata(scanResultForError(error)),
       logger,
@@ -337,7 +340,7 @@ export class BountyProcessor implements BountyIntake {
     span.setAttribute("engine.verdict", result.verdict);
     if (result.metadata.malware_family)
       span.setAttribute("engine.malware_family", result.metadata.malware_family);
-    await this.#answer(target, withEngineMetadata(result), logger);
+    await this.#poster.post(target, withEngineMetadata(result), logger);
   }
 
   /** The `unknown` answer of a bounty whose scan failed (logged, and counted when overloaded). */
@@ -437,118 +440,5 @@ export class BountyProcessor implements BountyIntake {
       );
       return answer;
     });
-  }
-
-  /**
-   * Records a posted answer, retrying while Redis is away (until the bounty expires): a record
-   * that never lands would let the deadline watcher post a second, different answer.
-   */
-  async #recordPosted(
-    ledger: AnswerLedger,
-    bounty: AnswerTarget,
-    body: string,
-    logger: Logger,
-  ): Promise<void> {
-    for (let delay = 200; Date.now() < bounty.expiresAt; delay = Math.min(delay * 2, 2_000)) {
-      try {
-        await ledger.posted(bounty, body);
-        return;
-      } catch (error) {
-        logger.warn({ err: error }, "could not record the answer as posted yet (retrying)");
-        await sleep(delay);
-      }
-    }
-  }
-
-  /** Computes the bid and posts the answer; logs and counts, never throws. */
-  async #answer(
-    bounty: AnswerTarget,
-    result: ScanResult,
-    logger: Logger,
-    useLedger: "use" | "skip" = "use",
-  ): Promise<void> {
-    const { config, metrics } = this.options;
-    let delivered = false;
-    try {
-      const { favor, penalize } = bounty;
-      const body =
-        bounty.phase === "assertion"
-          ? {
-              verdict: result.verdict,
-              bid: computeBid({
-                verdict: result.verdict,
-                confidence: result.confidence,
-                strategy: config.BID_STRATEGY,
-                min: bounty.rules?.min_allowed_bid,
-                max: bounty.rules?.max_allowed_bid,
-                favor,
-                penalize,
-              }),
-              metadata: result.metadata,
-            }
-          : { verdict: result.verdict, metadata: result.metadata };
-      const own = stringifyWithBigInts(body);
-      let text = own;
-      const ledger = useLedger === "use" ? this.options.ledger : undefined;
-      if (ledger) {
-        // Recorded before the POST: a redelivered job or the deadline watcher posts this same
-        // body (same verdict, same Idempotency-Key) or nothing. When Redis does not answer in
-        // time, the answer still goes out (at least once beats never).
-        const claimed = await Promise.race([
-          ledger.claim(bounty, text).then(
-            (value) => ({ value }),
-            () => undefined,
-          ),
-          sleep(ledgerTimeoutMs).then(() => undefined),
-        ]);
-        if (!claimed) logger.warn("the answer ledger did not answer in time: posting anyway");
-        else if (claimed.value === undefined) {
-          logger.info("answered already by another process");
-          return;
-        } else text = claimed.value;
-      }
-      // Whatever the ledger holds (sealed, but from another process) is held to the rules.
-      const problem = text === own ? undefined : answerBodyProblem(text, bounty);
-      if (problem) {
-        metrics.redisRejected.inc({ kind: "answer" });
-        logger.error(
-          { problem },
-          "the recorded answer breaks the bounty's rules: posting this one",
-        );
-        text = own;
-      }
-      const answerText = text;
-      delivered = await inSpan(
-        "deliver",
-        { "engine.bounty.id": bounty.id, "engine.verdict": result.verdict },
-        async (span) => {
-          const posted = await this.#delivery.deliver({
-            url: bounty.response_url,
-            body: answerText,
-            idempotencyKey: `${bounty.id}:${bounty.phase}`,
-            expiresAt: bounty.expiresAt,
-            stop: this.#shutdown.signal,
-            logger,
-          });
-          span.setAttribute("engine.delivered", posted);
-          return posted;
-        },
-      );
-      // Recorded even when posted without the ledger (Redis away): nobody posts again after it.
-      if (delivered && this.options.ledger)
-        void this.#recordPosted(this.options.ledger, bounty, text, logger);
-    } catch (error) {
-      logger.error({ err: error }, "could not build or send the answer");
-    }
-    if (delivered && Date.now() <= bounty.expiresAt) {
-      metrics.bounties.inc({ phase: bounty.phase, outcome: result.verdict });
-      logger.info({ verdict: result.verdict, confidence: result.confidence }, "answered");
-    } else if (delivered) {
-      metrics.answeredLate.inc();
-      logger.error("answered after expiration");
-    } else {
-      metrics.dropped.inc();
-      logger.error("could not deliver the answer before expiration");
-    }
   }
 }
