@@ -1,4 +1,4 @@
-import { createEicarScanner, type Scanner } from "@engine/core";
+import { createEicarScanner, eicarBytes, type Scanner } from "@engine/core";
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import type { EngineBackend } from "../../src/backends/backend-kind.js";
@@ -8,6 +8,7 @@ import { createServer } from "../../src/http/server.js";
 import { createWorkerServer } from "../../src/http/worker-server.js";
 import type { BountyIntake, IntakeLoad } from "../../src/intake/bounty-intake.js";
 import { createMetrics } from "../../src/operations/metrics.js";
+import { engineWith } from "../harness/engine-harness.js";
 
 const logger = pino({ level: "silent" });
 
@@ -149,5 +150,55 @@ describe("a worker's /readyz", () => {
     const backendDown = await workerReadiness(false, true);
     expect(backendDown.statusCode).toBe(503);
     expect(backendDown.json().status).toBe("not ready");
+  });
+});
+
+describe("the scan API and operations", () => {
+  it("scans a raw body and a multipart upload, and reports health, readiness and metrics", async () => {
+    const { app } = await engineWith([createEicarScanner()], { SCAN_API_TOKEN: "token" });
+    expect(
+      (
+        await app.inject({
+          method: "POST",
+          url: "/scan",
+          payload: eicarBytes(),
+          headers: { "content-type": "application/octet-stream" },
+        })
+      ).statusCode,
+    ).toBe(401);
+    const raw = await app.inject({
+      method: "POST",
+      url: "/scan",
+      payload: eicarBytes(),
+      headers: { "content-type": "application/octet-stream", authorization: "Bearer token" },
+    });
+    expect(raw.json()).toMatchObject({
+      verdict: "malicious",
+      metadata: { backends: [{ name: "eicar", verdict: "malicious" }] },
+    });
+    const boundary = "----engine";
+    const multipart = Buffer.concat([
+      Buffer.from(
+        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="hello.txt"\r\nContent-Type: text/plain\r\n\r\n`,
+      ),
+      Buffer.from("hello"),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const upload = await app.inject({
+      method: "POST",
+      url: "/scan",
+      payload: multipart,
+      headers: {
+        "content-type": `multipart/form-data; boundary=${boundary}`,
+        authorization: "Bearer token",
+      },
+    });
+    expect(upload.json()).toMatchObject({ verdict: "benign" });
+    expect((await app.inject({ method: "GET", url: "/healthz" })).json()).toEqual({ status: "ok" });
+    expect((await app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
+    const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
+    expect(metrics).toMatch(/engine_scans_total\{backend="eicar",verdict="malicious"\} 1/);
+    expect(metrics).toMatch(/engine_bounties_dropped_total 0/);
+    await app.close();
   });
 });

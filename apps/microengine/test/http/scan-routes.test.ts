@@ -148,3 +148,17 @@ describe("slow uploads to /scan never take the bounties' slots (second audit, it
     expect(answer.verdict).toBe("malicious");
   });
 });
+
+describe("the scan API and its bound", () => {
+  it("refuses a scan body over ARTIFACT_MAX_BYTES", async () => {
+    const { app } = await engineWith([createEicarScanner()], { ARTIFACT_MAX_BYTES: "1000" });
+    const response = await app.inject({
+      method: "POST",
+      url: "/scan",
+      payload: Buffer.alloc(2000),
+      headers: { "content-type": "application/octet-stream" },
+    });
+    expect(response.statusCode).toBe(413);
+    await app.close();
+  });
+});

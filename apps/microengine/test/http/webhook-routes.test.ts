@@ -2,7 +2,6 @@ import {
   BackendUnavailableError,
   createEicarScanner,
   defineScanner,
-  eicarBytes,
   type Scanner,
 } from "@engine/core";
 import { describe, expect, it, vi } from "vitest";
@@ -254,68 +253,6 @@ describe("bounty handling", () => {
     await postBounty(app, text);
     await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
     expect(seen).toEqual([{ kind: "url", text: url }]);
-    await app.close();
-  });
-});
-
-describe("the scan API and operations", () => {
-  it("scans a raw body and a multipart upload, and reports health, readiness and metrics", async () => {
-    const { app } = await engineWith([createEicarScanner()], { SCAN_API_TOKEN: "token" });
-    expect(
-      (
-        await app.inject({
-          method: "POST",
-          url: "/scan",
-          payload: eicarBytes(),
-          headers: { "content-type": "application/octet-stream" },
-        })
-      ).statusCode,
-    ).toBe(401);
-    const raw = await app.inject({
-      method: "POST",
-      url: "/scan",
-      payload: eicarBytes(),
-      headers: { "content-type": "application/octet-stream", authorization: "Bearer token" },
-    });
-    expect(raw.json()).toMatchObject({
-      verdict: "malicious",
-      metadata: { backends: [{ name: "eicar", verdict: "malicious" }] },
-    });
-    const boundary = "----engine";
-    const multipart = Buffer.concat([
-      Buffer.from(
-        `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="hello.txt"\r\nContent-Type: text/plain\r\n\r\n`,
-      ),
-      Buffer.from("hello"),
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ]);
-    const upload = await app.inject({
-      method: "POST",
-      url: "/scan",
-      payload: multipart,
-      headers: {
-        "content-type": `multipart/form-data; boundary=${boundary}`,
-        authorization: "Bearer token",
-      },
-    });
-    expect(upload.json()).toMatchObject({ verdict: "benign" });
-    expect((await app.inject({ method: "GET", url: "/healthz" })).json()).toEqual({ status: "ok" });
-    expect((await app.inject({ method: "GET", url: "/readyz" })).statusCode).toBe(200);
-    const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
-    expect(metrics).toMatch(/engine_scans_total\{backend="eicar",verdict="malicious"\} 1/);
-    expect(metrics).toMatch(/engine_bounties_dropped_total 0/);
-    await app.close();
-  });
-
-  it("refuses a scan body over ARTIFACT_MAX_BYTES", async () => {
-    const { app } = await engineWith([createEicarScanner()], { ARTIFACT_MAX_BYTES: "1000" });
-    const response = await app.inject({
-      method: "POST",
-      url: "/scan",
-      payload: Buffer.alloc(2000),
-      headers: { "content-type": "application/octet-stream" },
-    });
-    expect(response.statusCode).toBe(413);
     await app.close();
   });
 });
