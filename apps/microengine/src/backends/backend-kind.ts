@@ -59,9 +59,13 @@ export interface EngineBackend {
   release?(): Promise<void>;
 }
 
-/** What a backend kind is given to build itself. */
-export interface BackendBuildContext {
-  config: EngineConfig;
+/**
+ * What a backend kind is given to build itself. The table gives every kind the whole config; a
+ * kind names the settings it reads (`BackendBuildContext<"RULES_DIR" | "YARA_ENGINE">`).
+ */
+export interface BackendBuildContext<Setting extends keyof EngineConfig = keyof EngineConfig> {
+  /** The settings (the kind's slice of them). */
+  config: Pick<EngineConfig, Setting>;
   logger: Logger;
   /** ENGINE_BACKENDS was set: a backend it names must start, or the engine does not. */
   explicit: boolean;

@@ -1,9 +1,24 @@
-import { createYaraScanner } from "@engine/yara";
-import type { BackendKind } from "./backend-kind.js";
+import { createYaraScanner, type RuleDiagnostic, type YaraScanner } from "@engine/yara";
+import type { Logger } from "pino";
+import type { EngineMetrics } from "../operations/metrics.js";
+import type {
+  BackendBuildContext,
+  BackendHealth,
+  BackendKind,
+  BackendStatus,
+} from "./backend-kind.js";
 
 /** The banner's warning when YARA runs the bundled rules: one EICAR rule. */
 export const yaraBundledRulesWarning =
   "YARA has only the bundled EICAR rule: set RULES_DIR to a directory of your rules";
+
+/** The settings YARA reads. */
+type YaraSetting = "RULES_DIR" | "YARA_ENGINE";
+
+/** When the rules in use were loaded (at start, then at each successful reload). */
+interface RulesLoaded {
+  at: number;
+}
 
 /**
  * YARA with RULES_DIR (or the bundled rules) on YARA_ENGINE. Rule files that do not compile at
@@ -11,20 +26,13 @@ export const yaraBundledRulesWarning =
  * Ready when a worker runs and rules are loaded; reloads on SIGHUP and RULES_WATCH.
  */
 export const yaraBackend: BackendKind = {
-  async build(wanted, { config, logger, metrics }) {
+  async build(wanted, { config, logger, metrics }: BackendBuildContext<YaraSetting>) {
     if (!wanted)
       return { status: { name: "yara", running: false, reason: "not in ENGINE_BACKENDS" } };
     const yara = createYaraScanner({
       ...(config.RULES_DIR ? { rulesDir: config.RULES_DIR } : {}),
       engine: config.YARA_ENGINE,
-      onDiagnostics: (diagnostics) => {
-        const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
-        if (errors.length > 0)
-          logger.warn(
-            { skipped: errors.length, first: errors[0] },
-            "some YARA rule files do not compile and were skipped",
-          );
-      },
+      onDiagnostics: (diagnostics) => warnSkippedRuleFiles(diagnostics, logger),
     });
     try {
       await yara.setup?.();
@@ -32,63 +40,93 @@ export const yaraBackend: BackendKind = {
       await Promise.allSettled([yara.close?.()]);
       throw error;
     }
-    let rulesLoadedAt = Date.now();
-    const engine =
-      yara.engine === "native"
-        ? `libyara ${yara.vendorVersion}`
-        : `YARA-X ${yara.vendorVersion} (WebAssembly)`;
+    const rulesLoaded: RulesLoaded = { at: Date.now() };
     return {
       backend: {
         name: yara.name,
         scanner: yara,
-        status: {
-          name: yara.name,
-          running: true,
-          reason: `${engine}, ${yara.ruleFileCount} rule file(s) from ${config.RULES_DIR ?? "the bundled rules"}, rules ${yara.signaturesVersion}`,
-          ...(config.RULES_DIR ? {} : { warning: yaraBundledRulesWarning }),
-        },
+        status: yaraBanner(yara, config.RULES_DIR),
         readsRulesDirectory: true,
-        health: async () => {
-          const status = yara.status();
-          const loadedAgeSeconds = Math.round((Date.now() - rulesLoadedAt) / 1000);
-          metrics?.signaturesAge.set({ backend: yara.name }, loadedAgeSeconds);
-          return {
-            ok: status.ready && yara.ruleFileCount > 0,
-            engine: yara.engine,
-            vendorVersion: yara.vendorVersion,
-            ruleFiles: yara.ruleFileCount,
-            rules: yara.signaturesVersion,
-            rulesLoadedAgeSeconds: loadedAgeSeconds,
-            workers: status.workers,
-            poolSize: status.size,
-            busy: status.busy,
-            queued: status.queued,
-            maxQueued: status.maxQueued,
-            ...(status.lastFailure ? { problem: "no worker could start; retrying" } : {}),
-          };
-        },
+        health: async () => yaraHealth(yara, rulesLoaded, metrics),
         // Which engine runs changes answers (libyara and YARA-X differ on some rules).
         cacheKey: async () => yara.engine,
-        reload: async () => {
-          try {
-            await yara.reload({ onCompileError: "fail" });
-            rulesLoadedAt = Date.now();
-            metrics?.signaturesReloads.inc({ backend: yara.name });
-            logger.info(
-              { backend: yara.name, ruleFiles: yara.ruleFileCount, rules: yara.signaturesVersion },
-              "YARA rules reloaded",
-            );
-            return true;
-          } catch (error) {
-            metrics?.rulesReloadFailures.inc({ backend: yara.name });
-            logger.error(
-              { backend: yara.name, err: error, rules: yara.signaturesVersion },
-              "YARA rules NOT reloaded: the last good rules stay in use",
-            );
-            return false;
-          }
-        },
+        reload: () => reloadYaraRules(yara, rulesLoaded, logger, metrics),
       },
     };
   },
 };
+
+/** At start: the rule files that do not compile are skipped, with one warning. */
+function warnSkippedRuleFiles(diagnostics: RuleDiagnostic[], logger: Logger): void {
+  const errors = diagnostics.filter((diagnostic) => diagnostic.severity === "error");
+  if (errors.length > 0)
+    logger.warn(
+      { skipped: errors.length, first: errors[0] },
+      "some YARA rule files do not compile and were skipped",
+    );
+}
+
+/** YARA's banner line: its engine, how many rule files from where, the rules' version. */
+function yaraBanner(yara: YaraScanner, rulesDirectory: string | undefined): BackendStatus {
+  const engine =
+    yara.engine === "native"
+      ? `libyara ${yara.vendorVersion}`
+      : `YARA-X ${yara.vendorVersion} (WebAssembly)`;
+  return {
+    name: yara.name,
+    running: true,
+    reason: `${engine}, ${yara.ruleFileCount} rule file(s) from ${rulesDirectory ?? "the bundled rules"}, rules ${yara.signaturesVersion}`,
+    ...(rulesDirectory ? {} : { warning: yaraBundledRulesWarning }),
+  };
+}
+
+/** YARA's readiness: a worker runs and rules are loaded; publishes the rules' age. */
+function yaraHealth(
+  yara: YaraScanner,
+  rulesLoaded: RulesLoaded,
+  metrics: EngineMetrics | undefined,
+): BackendHealth {
+  const status = yara.status();
+  const loadedAgeSeconds = Math.round((Date.now() - rulesLoaded.at) / 1000);
+  metrics?.signaturesAge.set({ backend: yara.name }, loadedAgeSeconds);
+  return {
+    ok: status.ready && yara.ruleFileCount > 0,
+    engine: yara.engine,
+    vendorVersion: yara.vendorVersion,
+    ruleFiles: yara.ruleFileCount,
+    rules: yara.signaturesVersion,
+    rulesLoadedAgeSeconds: loadedAgeSeconds,
+    workers: status.workers,
+    poolSize: status.size,
+    busy: status.busy,
+    queued: status.queued,
+    maxQueued: status.maxQueued,
+    ...(status.lastFailure ? { problem: "no worker could start; retrying" } : {}),
+  };
+}
+
+/** A strict reload: one rule file that does not compile keeps every old rule. Logs and counts. */
+async function reloadYaraRules(
+  yara: YaraScanner,
+  rulesLoaded: RulesLoaded,
+  logger: Logger,
+  metrics: EngineMetrics | undefined,
+): Promise<boolean> {
+  try {
+    await yara.reload({ onCompileError: "fail" });
+    rulesLoaded.at = Date.now();
+    metrics?.signaturesReloads.inc({ backend: yara.name });
+    logger.info(
+      { backend: yara.name, ruleFiles: yara.ruleFileCount, rules: yara.signaturesVersion },
+      "YARA rules reloaded",
+    );
+    return true;
+  } catch (error) {
+    metrics?.rulesReloadFailures.inc({ backend: yara.name });
+    logger.error(
+      { backend: yara.name, err: error, rules: yara.signaturesVersion },
+      "YARA rules NOT reloaded: the last good rules stay in use",
+    );
+    return false;
+  }
+}
