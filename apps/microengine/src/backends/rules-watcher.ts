@@ -52,6 +52,19 @@ function treeFingerprint(directory: string): string | undefined {
   return hash.digest("hex");
 }
 
+/** The identity of `directory` (device, inode, birth time), or undefined when it is not one now. */
+function directoryIdentity(directory: string): string | undefined {
+  try {
+    const info = statSync(directory);
+    return info.isDirectory() ? `${info.dev}:${info.ino}:${info.birthtimeMs}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the watcher needs of the engine's backends: whether one reads RULES_DIR, and reloads. */
+type WatchedBackends = Pick<EngineBackends, "running" | "reload">;
+
 /**
  * RULES_WATCH: reloads the YARA rules when a file under RULES_DIR changes, once the changes
  * have stopped for {@link rulesWatchDebounceMs} (clamd's databases are left to SIGHUP). A
@@ -62,8 +75,8 @@ function treeFingerprint(directory: string): string | undefined {
  * inode). A reload that fails keeps the last good rules (see `EngineBackends.reload`).
  */
 export function watchRules(
-  config: EngineConfig,
-  backends: EngineBackends,
+  config: Pick<EngineConfig, "RULES_DIR">,
+  backends: WatchedBackends,
   logger: Logger,
 ): { close(): void } {
   const directory = config.RULES_DIR;
@@ -71,65 +84,87 @@ export function watchRules(
     logger.warn("RULES_WATCH: nothing to watch (set RULES_DIR and run yara); SIGHUP still reloads");
     return { close: () => {} };
   }
-  let timer: NodeJS.Timeout | undefined;
-  let watcher: FSWatcher | undefined;
-  let watched: string | undefined; // device:inode:birth of the directory being watched
-  const identity = (): string | undefined => {
-    try {
-      const info = statSync(directory);
-      return info.isDirectory() ? `${info.dev}:${info.ino}:${info.birthtimeMs}` : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+  const watcher = new RulesDirectoryWatcher(directory, backends, logger);
+  logger.info({ directory }, "RULES_WATCH: reloading the YARA rules when RULES_DIR changes");
+  return { close: () => watcher.close() };
+}
 
-  let fingerprint = treeFingerprint(directory);
-  const changed = (why: string): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      fingerprint = treeFingerprint(directory); // what this reload reads: no second one for it
-      logger.info({ directory, why }, "RULES_WATCH: rules changed; reloading YARA");
-      backends.reload({ rulesDirectoryOnly: true }).catch(() => {});
+/** The watch on one RULES_DIR, its periodic check, and the debounced reload they ask for. */
+class RulesDirectoryWatcher {
+  readonly #directory: string;
+  readonly #backends: WatchedBackends;
+  readonly #logger: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #watcher: FSWatcher | undefined;
+  #watched: string | undefined; // device:inode:birth of the directory being watched
+  #fingerprint: string | undefined;
+  readonly #check: NodeJS.Timeout;
+
+  constructor(directory: string, backends: WatchedBackends, logger: Logger) {
+    this.#directory = directory;
+    this.#backends = backends;
+    this.#logger = logger;
+    this.#fingerprint = treeFingerprint(directory);
+    this.#arm();
+    this.#check = setInterval(() => this.#compare(), rulesDirectoryCheckMs);
+    this.#check.unref();
+  }
+
+  close(): void {
+    clearTimeout(this.#timer);
+    clearInterval(this.#check);
+    this.#watcher?.close();
+  }
+
+  #changed(why: string): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      // What this reload reads: no second one for it.
+      this.#fingerprint = treeFingerprint(this.#directory);
+      this.#logger.info(
+        { directory: this.#directory, why },
+        "RULES_WATCH: rules changed; reloading YARA",
+      );
+      this.#backends.reload({ rulesDirectoryOnly: true }).catch(() => {});
     }, rulesWatchDebounceMs);
-  };
-  const arm = (): void => {
-    watcher?.close();
-    watcher = undefined;
-    watched = identity();
-    if (!watched) return; // gone for now: the check below arms again when it is back
+  }
+
+  #arm(): void {
+    const directory = this.#directory;
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    this.#watched = directoryIdentity(directory);
+    if (!this.#watched) return; // gone for now: the check below arms again when it is back
     try {
-      watcher = watch(directory, { recursive: true, persistent: false }, () => changed("a file"));
-      watcher.on("error", (error) => {
-        logger.warn({ err: error, directory }, "RULES_WATCH: the watch failed; watching again");
-        watched = undefined;
+      this.#watcher = watch(directory, { recursive: true, persistent: false }, () =>
+        this.#changed("a file"),
+      );
+      this.#watcher.on("error", (error) => {
+        this.#logger.warn(
+          { err: error, directory },
+          "RULES_WATCH: the watch failed; watching again",
+        );
+        this.#watched = undefined;
       });
     } catch (error) {
-      logger.error(
+      this.#logger.error(
         { err: error, directory },
         "RULES_WATCH: cannot watch RULES_DIR; SIGHUP still reloads",
       );
     }
-  };
-  arm();
-  const check = setInterval(() => {
-    const now = identity();
-    const print = treeFingerprint(directory);
-    if (now !== watched) {
-      arm();
-      if (now) changed("RULES_DIR was replaced");
-    } else if (print !== fingerprint) {
-      arm();
-      changed("the rules tree changed");
+  }
+
+  /** The periodic check: RULES_DIR replaced, or its tree changed behind the watch's back. */
+  #compare(): void {
+    const now = directoryIdentity(this.#directory);
+    const print = treeFingerprint(this.#directory);
+    if (now !== this.#watched) {
+      this.#arm();
+      if (now) this.#changed("RULES_DIR was replaced");
+    } else if (print !== this.#fingerprint) {
+      this.#arm();
+      this.#changed("the rules tree changed");
     }
-    fingerprint = print;
-  }, rulesDirectoryCheckMs);
-  check.unref();
-  logger.info({ directory }, "RULES_WATCH: reloading the YARA rules when RULES_DIR changes");
-  return {
-    close: () => {
-      clearTimeout(timer);
-      clearInterval(check);
-      watcher?.close();
-    },
-  };
+    this.#fingerprint = print;
+  }
 }
