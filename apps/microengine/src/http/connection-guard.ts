@@ -99,6 +99,42 @@ function rankForEviction(
 }
 
 /**
+ * The order in which the `open` connections make room at the cap: one ranking (see
+ * {@link rankForEviction}) is used for up to {@link rankingLifetimeMs}, so a flood of new
+ * connections does not rank every open one each time.
+ */
+function createEvictionOrder(open: ReadonlyMap<Socket, ConnectionState>, graceMs: number) {
+  let ranking: Candidate[] = [];
+  let rankedAt = Number.NEGATIVE_INFINITY;
+  let cursor = 0;
+
+  /**
+   * The next connection of the current ranking still open and as it was ranked. One that
+   * changed since (it started a request, or finished one) waits for the next ranking.
+   */
+  const nextCandidate = (): Candidate | undefined => {
+    while (cursor < ranking.length) {
+      const candidate = ranking[cursor++] as Candidate;
+      const { state } = candidate;
+      if (open.get(state.socket) !== state || state.since !== candidate.since) continue;
+      if (evictionReason(state) === candidate.reason) return candidate;
+    }
+    return undefined;
+  };
+  return {
+    /** The connection to close next to make room at `now`, or undefined when none may be. */
+    next(now: number): Candidate | undefined {
+      const candidate = now - rankedAt < rankingLifetimeMs ? nextCandidate() : undefined;
+      if (candidate) return candidate;
+      ranking = rankForEviction(open.values(), now, graceMs);
+      rankedAt = now;
+      cursor = 0;
+      return nextCandidate();
+    },
+  };
+}
+
+/**
  * Warns at the first eviction or refusal, then once per interval with the counts while the
  * cap keeps being hit: a flood makes a few lines, never one per socket.
  */
@@ -169,31 +205,9 @@ export function guardConnections(server: Server, options: ConnectionGuardOptions
   const graceMs = options.graceMs ?? defaultGraceMs;
   const warnings = createCapWarnings(options.logger, maxConnections);
   const open = new Map<Socket, ConnectionState>();
-  let ranking: Candidate[] = [];
-  let rankedAt = Number.NEGATIVE_INFINITY;
-  let cursor = 0;
-
-  /**
-   * The next connection of the current ranking still open and as it was ranked. One that
-   * changed since (it started a request, or finished one) waits for the next ranking.
-   */
-  const nextCandidate = (): Candidate | undefined => {
-    while (cursor < ranking.length) {
-      const candidate = ranking[cursor++] as Candidate;
-      const { state } = candidate;
-      if (open.get(state.socket) !== state || state.since !== candidate.since) continue;
-      if (evictionReason(state) === candidate.reason) return candidate;
-    }
-    return undefined;
-  };
+  const evictionOrder = createEvictionOrder(open, graceMs);
   const makeRoom = (now: number): boolean => {
-    let candidate = now - rankedAt < rankingLifetimeMs ? nextCandidate() : undefined;
-    if (!candidate) {
-      ranking = rankForEviction(open.values(), now, graceMs);
-      rankedAt = now;
-      cursor = 0;
-      candidate = nextCandidate();
-    }
+    const candidate = evictionOrder.next(now);
     if (!candidate) return false;
     open.delete(candidate.state.socket);
     candidate.state.socket.destroy();
