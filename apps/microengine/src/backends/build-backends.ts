@@ -41,6 +41,23 @@ export interface EngineBackends {
   dispose(): Promise<void>;
 }
 
+/** How {@link buildBackends} builds the engine: what `serve`, `worker`, `scan` and `check` differ in. */
+export interface BuildBackendsOptions {
+  /**
+   * Probe a clamd given by CLAMD_* with an encrypted zip and a deep nest, and refuse to start
+   * when it answers OK (unless INSECURE_CLAMD_WITHOUT_ALERTS). Default true; `check` reports
+   * the probes itself instead.
+   */
+  verifyClamdAlerts?: boolean;
+  /**
+   * Put the result cache (CACHE_TTL_SECONDS, CACHE_MAX_BYTES; in Redis with QUEUE_URL) in
+   * front of the multi-engine. Default false (`scan` and `check` always scan).
+   */
+  resultCache?: boolean;
+  /** Where cache lookups, reloads and signature ages are counted. */
+  metrics?: EngineMetrics;
+}
+
 /**
  * Builds the engine's scanners from the settings, one entry of the backend table
  * (`backend-table.ts`) per backend name, then ENGINE_BACKENDS' module entries
@@ -53,21 +70,7 @@ export interface EngineBackends {
 export async function buildBackends(
   config: EngineConfig,
   logger: Logger,
-  options: {
-    /**
-     * Probe a clamd given by CLAMD_* with an encrypted zip and a deep nest, and refuse to start
-     * when it answers OK (unless INSECURE_CLAMD_WITHOUT_ALERTS). Default true; `check` reports
-     * the probes itself instead.
-     */
-    verifyClamdAlerts?: boolean;
-    /**
-     * Put the result cache (CACHE_TTL_SECONDS, CACHE_MAX_BYTES; in Redis with QUEUE_URL) in
-     * front of the multi-engine. Default false (`scan` and `check` always scan).
-     */
-    resultCache?: boolean;
-    /** Where cache lookups, reloads and signature ages are counted. */
-    metrics?: EngineMetrics;
-  } = {},
+  options: BuildBackendsOptions = {},
 ): Promise<EngineBackends> {
   const { running, statuses } = await startBackends(config, logger, options);
   // While signatures are being reloaded the cache is bypassed: clamd answers from its old
