@@ -36,6 +36,25 @@ export function replayKeys(bounty: Bounty, deliveryId?: string): Array<string | 
   return [`${bounty.id}:${bounty.phase}`, deliveryId ? `delivery:${deliveryId}` : undefined];
 }
 
+/** The settings a {@link BountyProcessor} reads: downloads, answers, bounds, filters and bids. */
+export type BountyProcessorConfig = Pick<
+  EngineConfig,
+  | "ARTIFACT_ALLOW_PRIVATE_ADDRESSES"
+  | "ARTIFACT_ALLOWED_HOSTS"
+  | "ARTIFACT_ALLOW_FILE_URIS"
+  | "ARTIFACT_MAX_BYTES"
+  | "RESPONSE_ALLOWED_HOSTS"
+  | "ANSWER_MARGIN_MS"
+  | "BOUNTY_CONCURRENCY"
+  | "BOUNTY_BACKLOG"
+  | "BOUNTY_BACKLOG_BYTES"
+  | "BOUNTY_ACCEPT"
+  | "BOUNTY_REJECT"
+  | "BID_STRATEGY"
+  | "BID_FAVOR"
+  | "BID_PENALIZE"
+>;
+
 /** Longest a shutdown waits for answers still being retried, in ms. */
 const shutdownGraceMs = 30_000;
 
@@ -143,7 +162,7 @@ export class BountyProcessor implements BountyIntake {
   constructor(
     private readonly options: {
       scanner: Scanner;
-      config: EngineConfig;
+      config: BountyProcessorConfig;
       logger: Logger;
       metrics: EngineMetrics;
       /** Records answers around their POST (queue mode): each bounty answered once, one verdict. */
