@@ -36,6 +36,58 @@ function kindOf(info: Stats): string {
 }
 
 /**
+ * The information of `path`, following a symbolic link; or the problem for its entry when it
+ * cannot be read or its link cannot be followed.
+ */
+async function followedStats(path: string): Promise<Stats | { problem: string }> {
+  let link: Stats;
+  try {
+    link = await lstat(path);
+  } catch (error) {
+    return { problem: `cannot read: ${reasonOf(error)}` };
+  }
+  if (!link.isSymbolicLink()) return link;
+  try {
+    return await stat(path);
+  } catch (error) {
+    const reason = reasonOf(error);
+    return {
+      problem:
+        reason === "no such file or directory"
+          ? "dangling symbolic link (its target does not exist)"
+          : `cannot follow symbolic link: ${reason}`,
+    };
+  }
+}
+
+/**
+ * The paths in a directory, in name order, or the problem listing it. A name that is not
+ * UTF-8 comes as a problem entry: paths travel as strings, and it cannot be opened by its
+ * decoded form.
+ */
+async function* directoryPaths(
+  path: string,
+): AsyncGenerator<{ kind: "path"; path: string } | WalkEntry> {
+  let names: Buffer[];
+  try {
+    names = await readdir(path, { encoding: "buffer" });
+  } catch (error) {
+    yield { kind: "problem", path, problem: `cannot list directory: ${reasonOf(error)}` };
+    return;
+  }
+  for (const raw of names.sort(Buffer.compare)) {
+    const name = raw.toString("utf8");
+    if (!Buffer.from(name, "utf8").equals(raw))
+      yield {
+        kind: "problem",
+        path: join(path, name),
+        problem: "the file name is not valid UTF-8: not scanned (rename it)",
+      };
+    else yield { kind: "path", path: join(path, name) };
+  }
+}
+
+/**
  * Walks files and directories (recursively, following symbolic links, in name order) and
  * yields every regular file once per path. It never stops on a bad entry: a missing path, a
  * dangling link, a link loop or an unreadable directory is yielded as a `problem` for that
@@ -50,29 +102,10 @@ export async function* walkPaths(paths: readonly string[]): AsyncGenerator<WalkE
     ancestors: ReadonlySet<string>,
     named: boolean,
   ): AsyncGenerator<WalkEntry> {
-    let link: Stats;
-    try {
-      link = await lstat(path);
-    } catch (error) {
-      yield { kind: "problem", path, problem: `cannot read: ${reasonOf(error)}` };
+    const info = await followedStats(path);
+    if ("problem" in info) {
+      yield { kind: "problem", path, problem: info.problem };
       return;
-    }
-    let info = link;
-    if (link.isSymbolicLink()) {
-      try {
-        info = await stat(path);
-      } catch (error) {
-        const reason = reasonOf(error);
-        yield {
-          kind: "problem",
-          path,
-          problem:
-            reason === "no such file or directory"
-              ? "dangling symbolic link (its target does not exist)"
-              : `cannot follow symbolic link: ${reason}`,
-        };
-        return;
-      }
     }
     if (info.isFile()) {
       yield { kind: "file", path };
@@ -97,27 +130,10 @@ export async function* walkPaths(paths: readonly string[]): AsyncGenerator<WalkE
     }
     if (entered.has(key)) return; // reached before through another link: scanned there
     entered.add(key);
-    let names: Buffer[];
-    try {
-      names = await readdir(path, { encoding: "buffer" });
-    } catch (error) {
-      yield { kind: "problem", path, problem: `cannot list directory: ${reasonOf(error)}` };
-      return;
-    }
     const inside = new Set(ancestors).add(key);
-    for (const raw of names.sort(Buffer.compare)) {
-      const name = raw.toString("utf8");
-      // Paths travel as strings: a name that is not UTF-8 cannot be opened by its decoded form.
-      if (!Buffer.from(name, "utf8").equals(raw)) {
-        yield {
-          kind: "problem",
-          path: join(path, name),
-          problem: "the file name is not valid UTF-8: not scanned (rename it)",
-        };
-        continue;
-      }
-      yield* visit(join(path, name), inside, false);
-    }
+    for await (const entry of directoryPaths(path))
+      if (entry.kind === "path") yield* visit(entry.path, inside, false);
+      else yield entry;
   }
 
   for (const path of paths) yield* visit(resolve(path), new Set(), true);
