@@ -2,10 +2,10 @@ import { redactUrls } from "./redact.js";
 
 /** The message of anything thrown: an Error's `message`, else its string form. Never throws. */
 export function errorMessage(error: unknown): string {
-  const message = (error as { message?: unknown } | null | undefined)?.message;
-  if (typeof message === "string") return message;
   try {
-    return String(error);
+    // (a getter may throw, and an object without toString may refuse String())
+    const message = (error as { message?: unknown } | null | undefined)?.message;
+    return typeof message === "string" ? message : String(error);
   } catch {
     return "(an unprintable error)";
   }
