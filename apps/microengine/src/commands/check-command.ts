@@ -1,6 +1,6 @@
 import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
 import type { EngineBackends } from "../backends/build-backends.js";
-import { backendBanner } from "./scan/scan-command.js";
+import { backendBanner } from "./backend-banner.js";
 
 /**
  * The engine's self-test, like the SDK's --check-eicar/--check-empty: EICAR must be malicious,

@@ -6,11 +6,8 @@ import { Writable } from "node:stream";
 import type { Artifact, Scanner, ScanResult, Verdict } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { walkPaths } from "../../../src/commands/scan/file-walk.js";
-import {
-  type ScanFormat,
-  scanExitCode,
-  scanPaths,
-} from "../../../src/commands/scan/scan-command.js";
+import { type ScanFormat, scanPaths } from "../../../src/commands/scan/scan-command.js";
+import { scanExitCode } from "../../../src/commands/scan/scan-summary.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
 
 // Audit finding 14: `microengine scan` kept every path and every full result (with each
