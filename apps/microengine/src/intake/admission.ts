@@ -108,8 +108,10 @@ export class BacklogAdmission implements Admission {
     // deadline passed would then hold its place in the backlog.
     using waited = createScanSignal({ signal: shutdown, deadline, scanner: "microengine" });
     try {
+      const granted = this.slots.acquire(waited.signal);
+      // After joining the queue (acquire queues at once): the gauge counts this waiter too.
       this.slots.updateGauges();
-      await this.slots.acquire(waited.signal);
+      await granted;
     } catch (error) {
       if (shutdown.aborted) throw shutdown.reason;
       if (OverloadedError.isInstance(error)) throw error;

@@ -145,13 +145,18 @@ export class AnswerPoster implements AnswerPosting {
     // Recorded before the POST: a redelivered job or the deadline watcher posts this same
     // body (same verdict, same Idempotency-Key) or nothing. When Redis does not answer in
     // time, the answer still goes out (at least once beats never).
+    const giveUp = new AbortController();
     const claimed = await Promise.race([
       ledger.claim(target, own).then(
         (value) => ({ value }),
         () => undefined,
       ),
-      sleep(ledgerTimeoutMs).then(() => undefined),
+      sleep(ledgerTimeoutMs, undefined, { signal: giveUp.signal }).then(
+        () => undefined,
+        () => undefined,
+      ),
     ]);
+    giveUp.abort(); // the timer goes with the race: no 2 s left pending per answer
     if (claimed) return claimed.value;
     logger.warn("the answer ledger did not answer in time: posting anyway");
     return own;
