@@ -1,6 +1,27 @@
 import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
+import type { Command } from "commander";
 import type { EngineBackends } from "../backends/build-backends.js";
 import { backendBanner } from "./backend-banner.js";
+import { type CommandFlags, withEngineOptions } from "./command-flags.js";
+import { withBackends } from "./one-shot-backends.js";
+
+/** Adds `microengine check`: the self-test; exit code 0 when healthy, 1 when not. */
+export function addCheckCommand(program: Command): void {
+  withEngineOptions(
+    program
+      .command("check")
+      .description("self-test: EICAR malicious, empty and benign files benign; versions"),
+  ).action(async (flags: CommandFlags) => {
+    // check runs the clamd alert probes itself and reports them instead of refusing to start.
+    await withBackends(
+      flags,
+      async (backends) => {
+        process.exitCode = (await checkEngine(backends, process.stdout)) ? 0 : 1;
+      },
+      { verifyClamdAlerts: false },
+    );
+  });
+}
 
 /**
  * The engine's self-test, like the SDK's --check-eicar/--check-empty: EICAR must be malicious,
@@ -21,38 +42,51 @@ export async function checkEngine(
     ["empty file", new Uint8Array(0), "benign"],
     ["benign file", Buffer.from("A benign text file for the engine's self-test.\n"), "benign"],
   ];
-  for (const [label, bytes, expected] of cases) {
-    try {
-      const result = await backends.scanner.scan(artifactFromBytes(bytes), {
-        deadline: Date.now() + 30_000,
-      });
-      const ok = result.verdict === expected;
-      healthy &&= ok;
-      const perBackend = (result.metadata.backends ?? [])
-        .map(
-          (backend) =>
-            `${backend.name}=${backend.verdict}${backend.error_code ? `(${backend.error_code})` : ""}`,
-        )
-        .join(" ");
-      out.write(
-        `${ok ? "PASS" : "FAIL"} ${label}: ${result.verdict} (expected ${expected}) ${perBackend}\n`,
-      );
-      if (label === "EICAR") {
-        for (const backend of result.metadata.backends ?? []) {
-          const scanner = (backend.metadata?.scanner ?? {}) as Record<string, unknown>;
-          out.write(
-            `     ${backend.name}: version ${String(scanner.vendor_version ?? "?")}, signatures ${String(scanner.signatures_version ?? "?")}\n`,
-          );
-        }
-      }
-    } catch (error) {
-      healthy = false;
-      out.write(`FAIL ${label}: ${(error as Error).message}\n`);
-    }
-  }
+  for (const [label, bytes, expected] of cases)
+    healthy = (await checkCase(backends, out, label, bytes, expected)) && healthy;
   // Each backend's own checks: clamd's alert probes, a third-party module's conformance.
   for (const backend of backends.running)
     if (backend.selfCheck) healthy = (await backend.selfCheck(out)) && healthy;
   out.write(healthy ? "engine healthy\n" : "engine NOT healthy\n");
   return healthy;
+}
+
+/**
+ * Scans `bytes` and prints PASS or FAIL with each backend's verdict (after EICAR, each
+ * backend's version and signatures). Resolves true when the verdict is `expected`.
+ */
+async function checkCase(
+  backends: Pick<EngineBackends, "scanner">,
+  out: NodeJS.WritableStream,
+  label: string,
+  bytes: Uint8Array,
+  expected: ScanResult["verdict"],
+): Promise<boolean> {
+  try {
+    const result = await backends.scanner.scan(artifactFromBytes(bytes), {
+      deadline: Date.now() + 30_000,
+    });
+    const ok = result.verdict === expected;
+    const perBackend = (result.metadata.backends ?? [])
+      .map(
+        (backend) =>
+          `${backend.name}=${backend.verdict}${backend.error_code ? `(${backend.error_code})` : ""}`,
+      )
+      .join(" ");
+    out.write(
+      `${ok ? "PASS" : "FAIL"} ${label}: ${result.verdict} (expected ${expected}) ${perBackend}\n`,
+    );
+    if (label === "EICAR") {
+      for (const backend of result.metadata.backends ?? []) {
+        const scanner = (backend.metadata?.scanner ?? {}) as Record<string, unknown>;
+        out.write(
+          `     ${backend.name}: version ${String(scanner.vendor_version ?? "?")}, signatures ${String(scanner.signatures_version ?? "?")}\n`,
+        );
+      }
+    }
+    return ok;
+  } catch (error) {
+    out.write(`FAIL ${label}: ${(error as Error).message}\n`);
+    return false;
+  }
 }

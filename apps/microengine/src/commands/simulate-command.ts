@@ -2,15 +2,40 @@ import { randomInt } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
 import { eicarBytes } from "@engine/core";
+import type { Command } from "commander";
 import { defaultBidRange } from "../protocol/bid.js";
+import type { CommandFlags } from "./command-flags.js";
 import { type Offered, startLocalMarketplace } from "./simulate/local-marketplace.js";
 import {
   type BountyJob,
   type SimulatedBounty,
   simulateBounty,
 } from "./simulate/simulated-bounty.js";
+import { writeSimulationReport } from "./simulate/simulation-report.js";
 
 export type { SimulatedBounty } from "./simulate/simulated-bounty.js";
+
+/** Adds `microengine simulate [paths...]`: exit code 0 when every answer passed, 1 when not. */
+export function addSimulateCommand(program: Command): void {
+  program
+    .command("simulate")
+    .description("a local marketplace: post signed bounties to an engine and check its answers")
+    .argument("[paths...]", "extra files to offer")
+    .option("--engine <url>", "the engine's webhook URL", "http://127.0.0.1:8080/")
+    .option("--secret <secret>", "the shared secret (default: WEBHOOK_SECRET)")
+    .option("--expiration <seconds>", "seconds each bounty has", "30")
+    .option("--serve-http", "serve artifacts over loopback HTTP instead of data: URIs")
+    .action(async (paths: string[], flags: CommandFlags) => {
+      const results = await simulate({
+        engineUrl: String(flags.engine),
+        secret: (flags.secret as string | undefined) ?? process.env.WEBHOOK_SECRET,
+        paths,
+        expirationSeconds: Number(flags.expiration) || 30,
+        serveHttp: Boolean(flags.serveHttp),
+      });
+      process.exitCode = writeSimulationReport(results, process.stdout);
+    });
+}
 
 /** Options of {@link simulate}. */
 export interface SimulateOptions {

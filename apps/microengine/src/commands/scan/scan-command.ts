@@ -1,19 +1,53 @@
 import type { Scanner } from "@engine/core";
+import { type Command, Option } from "commander";
 import type { BackendStatus } from "../../backends/build-backends.js";
+import { ConfigError } from "../../config/config.js";
 import { engineVersion } from "../../operations/version.js";
 import { backendBanner } from "../backend-banner.js";
+import { type CommandFlags, wholeNumber, withEngineOptions } from "../command-flags.js";
+import { withBackends } from "../one-shot-backends.js";
 import { scanInWalkOrder } from "./scan-in-walk-order.js";
 import { printablePath, sinkOf } from "./scan-output.js";
 import { ScanProgress } from "./scan-progress.js";
 import { jsonReporter, sarifReporter, textReporter } from "./scan-reporters.js";
-import { countEntry, type ScanSummary } from "./scan-summary.js";
-
-export { type ScanSummary, scanExitCode } from "./scan-summary.js";
+import { countEntry, type ScanSummary, scanExitCode } from "./scan-summary.js";
 
 /** Output formats of `microengine scan`. */
 export const scanFormats = ["text", "json", "sarif"] as const;
 /** One of {@link scanFormats}. */
 export type ScanFormat = (typeof scanFormats)[number];
+
+/** Adds `microengine scan <paths...>`; its exit code is {@link scanExitCode}'s. */
+export function addScanCommand(program: Command): void {
+  withEngineOptions(program.command("scan").description("scan files and directories (recursively)"))
+    .argument("<paths...>")
+    .addOption(
+      new Option("--format <format>", "text (summary), json (one line per file) or sarif")
+        .choices(scanFormats)
+        .default("text"),
+    )
+    .option("--json", "the same as --format json")
+    .option("--concurrency <n>", "scans at once", "4")
+    .option("--timeout <ms>", "per-artifact deadline in ms", "60000")
+    .action(async (paths: string[], flags: CommandFlags) => {
+      const concurrency = wholeNumber(flags.concurrency, "--concurrency", 1, 256);
+      const timeoutMs = wholeNumber(flags.timeout, "--timeout", 1, 24 * 3600 * 1000);
+      // An empty argument (an unset shell variable) would otherwise scan the working directory.
+      if (paths.some((path) => path.trim() === ""))
+        throw new ConfigError(["scan: an empty path was given (an unset variable?)"]);
+      await withBackends(flags, async (backends) => {
+        const summary = await scanPaths(backends.scanner, paths, {
+          format: flags.json ? "json" : (flags.format as ScanFormat),
+          concurrency,
+          timeoutMs,
+          statuses: backends.statuses,
+          out: process.stdout,
+          err: process.stderr,
+        });
+        process.exitCode = scanExitCode(summary);
+      });
+    });
+}
 
 /**
  * Scans files and directories (recursively). On stderr: the backends banner (with warnings
