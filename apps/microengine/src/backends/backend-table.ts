@@ -1,6 +1,6 @@
 import type { BackendName } from "../config/config.js";
 import type { BackendKind } from "./backend-kind.js";
-import { clamavBackend } from "./clamav-backend.js";
+import { clamavBackend } from "./clamav/clamav-backend.js";
 import { eicarBackend } from "./eicar-backend.js";
 import { yaraBackend } from "./yara-backend.js";
 

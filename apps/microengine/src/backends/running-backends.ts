@@ -9,7 +9,7 @@ import { policyMismatch } from "../config/verdict-policy-setting.js";
 import type { EngineMetrics } from "../operations/metrics.js";
 import type { BackendBuildContext, BackendStatus, EngineBackend } from "./backend-kind.js";
 import { backendTable } from "./backend-table.js";
-import { buildModuleBackend } from "./third-party-backend.js";
+import { buildModuleBackend } from "./third-party/third-party-backend.js";
 
 /** ENGINE_BACKENDS when it is unset: YARA, plus ClamAV when it can run. */
 const defaultBackendEntries = ["yara", "clamav"];

@@ -5,7 +5,7 @@ import { createServer } from "../http/server.js";
 import type { BountyIntake } from "../intake/bounty-intake.js";
 import { BountyProcessor } from "../intake/bounty-processor.js";
 import { engineVersion } from "../operations/version.js";
-import { BullBountyQueue } from "../queue/bounty-queue.js";
+import { BullBountyQueue } from "../queue/bounty-receiver.js";
 import { ledgeredProcessor } from "../queue/ledgered-processor.js";
 import type { RedisSeal } from "../queue/redis-seal.js";
 import { type CommandFlags, configFrom, withEngineOptions } from "./command-flags.js";
@@ -16,9 +16,6 @@ import {
   startRuntime,
   untilClosed,
 } from "./engine-runtime.js";
-
-// Tests and tools reach the worker through this module too.
-export { type RunningWorker, startWorker } from "./worker-command.js";
 
 /** Adds `microengine serve`: the webhook receiver and the HTTP scan API, until SIGTERM or SIGINT. */
 export function addServeCommand(program: Command): void {
@@ -137,15 +134,20 @@ async function openQueueIntake(
     await answering.drain();
     await close();
   };
-  const processor = await BullBountyQueue.open({
-    config: { ...config, QUEUE_URL: queueUrl },
-    processor: answering,
-    ledger,
-    seal,
-    metrics,
-    logger,
-  });
-  return { processor, closeQueueExtras };
+  try {
+    const processor = await BullBountyQueue.open({
+      config: { ...config, QUEUE_URL: queueUrl },
+      processor: answering,
+      ledger,
+      seal,
+      metrics,
+      logger,
+    });
+    return { processor, closeQueueExtras };
+  } catch (error) {
+    await closeQueueExtras(); // the ledger's connection too, not only the backends
+    throw error;
+  }
 }
 
 /** The webhook receiver and scan API, listening; if that fails, stops what was started. */

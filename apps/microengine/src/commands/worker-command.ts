@@ -2,8 +2,8 @@ import type { Command } from "commander";
 import type { Logger } from "pino";
 import { ConfigError, type EngineConfig } from "../config/config.js";
 import { createWorkerServer } from "../http/worker-server.js";
-import { startQueueWorker } from "../queue/bounty-queue.js";
 import { ledgeredProcessor } from "../queue/ledgered-processor.js";
+import { startQueueWorker } from "../queue/queue-worker.js";
 import { type CommandFlags, configFrom, withEngineOptions } from "./command-flags.js";
 import {
   type EngineRuntime,
@@ -85,12 +85,17 @@ async function takeJobs(runtime: EngineRuntime<EngineConfig & { QUEUE_URL: strin
     ledger,
     close: closeLedger,
   } = ledgeredProcessor(config.QUEUE_URL, seal, config, backends, metrics, logger);
+  let worker: Awaited<ReturnType<typeof startQueueWorker>> | undefined;
+  let app: Awaited<ReturnType<typeof createWorkerServer>> | undefined;
   try {
-    const worker = await startQueueWorker({ config, processor, ledger, seal, metrics, logger });
-    const app = await createWorkerServer({ backends, worker, metrics, logger });
+    worker = await startQueueWorker({ config, processor, ledger, seal, metrics, logger });
+    app = await createWorkerServer({ backends, worker, metrics, logger });
     const url = await listen(app, config.HOST, config.WORKER_PORT);
     return { worker, app, url, closeLedger };
   } catch (error) {
+    // Stops what was started: the BullMQ worker (it would take jobs), its server, the ledger.
+    await app?.close().catch(() => {});
+    await worker?.close(0).catch(() => {});
     await closeLedger();
     await backends.dispose();
     throw error;

@@ -2,7 +2,7 @@ import Fastify from "fastify";
 import type { Logger } from "pino";
 import type { EngineBackends } from "../backends/build-backends.js";
 import type { EngineMetrics } from "../operations/metrics.js";
-import type { QueueWorker } from "../queue/bounty-queue.js";
+import type { QueueWorker } from "../queue/queue-worker.js";
 import { operationsRoutes } from "./operations-routes.js";
 import type { RoleReadiness } from "./readiness-body.js";
 

@@ -2,7 +2,7 @@ import type { ClamavScanner } from "@engine/clamav";
 import { BackendUnavailableError, type Scanner } from "@engine/core";
 import { describe, expect, it } from "vitest";
 import type { EngineBackend } from "../../src/backends/backend-kind.js";
-import { clamdHealth } from "../../src/backends/clamav-backend.js";
+import { clamdHealth } from "../../src/backends/clamav/clamav-backend.js";
 import { createMetrics, type EngineMetrics } from "../../src/operations/metrics.js";
 import { createReadinessProbe } from "../../src/operations/readiness.js";
 

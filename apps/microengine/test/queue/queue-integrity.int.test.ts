@@ -3,15 +3,11 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  type RunningEngine,
-  type RunningWorker,
-  startEngine,
-  startWorker,
-} from "../../src/commands/serve-command.js";
+import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
+import { type RunningWorker, startWorker } from "../../src/commands/worker-command.js";
 import { loadConfig } from "../../src/config/config.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";
-import { bountyJobId } from "../../src/queue/bounty-queue.js";
+import { bountyJobId } from "../../src/queue/job-data.js";
 import { RedisSeal } from "../../src/queue/redis-seal.js";
 import { answerOf, useCollector } from "../harness/engine-harness.js";
 import { type RedisServer, startRedis } from "../harness/redis-harness.js";

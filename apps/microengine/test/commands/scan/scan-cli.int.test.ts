@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clamavTestSignaturesWarning } from "../../../src/backends/clamav-backend.js";
+import { clamavTestSignaturesWarning } from "../../../src/backends/clamav/clamav-backend.js";
 import { cliPath, microengine } from "../../harness/cli-runner.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
 

@@ -4,11 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
-import { loadConfig } from "../../src/config/config.js";
-import { signBody } from "../../src/protocol/webhook-signature.js";
-import { microengine } from "../harness/cli-runner.js";
-import { type Collector, startCollector } from "../harness/engine-harness.js";
+import { type RunningEngine, startEngine } from "../../../src/commands/serve-command.js";
+import { loadConfig } from "../../../src/config/config.js";
+import { signBody } from "../../../src/protocol/webhook-signature.js";
+import { microengine } from "../../harness/cli-runner.js";
+import { type Collector, startCollector } from "../../harness/engine-harness.js";
 
 // Third-party backends: modules in a temporary directory, outside this repository (so they
 // cannot import @engine/*: plain objects), named in ENGINE_BACKENDS and used by scan, check
@@ -148,7 +148,7 @@ describe("a third-party backend module in scan and check", () => {
 
   it("check: the core README's third-party scanner (under 20 lines) passes as written", async () => {
     const readme = await readFile(
-      join(import.meta.dirname, "../../../../packages/core/README.md"),
+      join(import.meta.dirname, "../../../../../packages/core/README.md"),
       "utf8",
     );
     const section = readme.slice(readme.indexOf("## A third-party backend for the engine"));

@@ -8,9 +8,9 @@ import { artifactFromBytes, eicarBytes } from "@engine/core";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { buildBackends } from "../../src/backends/build-backends.js";
-import { ConfigError, loadConfig } from "../../src/config/config.js";
-import { startRedis } from "../harness/redis-harness.js";
+import { buildBackends } from "../../../src/backends/build-backends.js";
+import { ConfigError, loadConfig } from "../../../src/config/config.js";
+import { startRedis } from "../../harness/redis-harness.js";
 
 // A clamd the operator runs (CLAMD_*), as the engine meets it at start.
 const quiet = pino({ level: "silent" });

@@ -1,7 +1,7 @@
 import type { Scanner } from "@engine/core";
 import { type ConformanceOptions, enabledChecks } from "@engine/core/conformance";
 import { z } from "zod";
-import { errorMessage } from "../operations/error-message.js";
+import { errorMessage } from "../../operations/error-message.js";
 import type { BackendModule } from "./module-loader.js";
 import { within } from "./time-bound.js";
 

@@ -1,6 +1,6 @@
 import type { ClamavScanner } from "@engine/clamav";
-import type { EngineMetrics } from "../operations/metrics.js";
-import type { BackendHealth } from "./backend-kind.js";
+import type { EngineMetrics } from "../../operations/metrics.js";
+import type { BackendHealth } from "../backend-kind.js";
 
 /** clamd's readiness: PING, its version, the official database's age against CLAMAV_MAX_DATABASE_AGE_HOURS, connections in use. */
 export async function clamdHealth(

@@ -1,7 +1,7 @@
 import type { ClamavScanner } from "@engine/clamav";
 import type { ManagedClamd } from "@engine/clamav/managed";
 import type { Logger } from "pino";
-import type { EngineMetrics } from "../operations/metrics.js";
+import type { EngineMetrics } from "../../operations/metrics.js";
 
 /** How long the managed clamd may take to reload its databases before the reload counts as failed, in ms. */
 const clamdReloadLimitMs = 300_000;

@@ -1,6 +1,6 @@
 import { type ClamavScanner, checkClamdAlerts } from "@engine/clamav";
 import type { Logger } from "pino";
-import { ConfigError, type EngineConfig } from "../config/config.js";
+import { ConfigError, type EngineConfig } from "../../config/config.js";
 
 /**
  * Probes every daemon the scanner talks to (one, or each of a CLAMD_HOSTS pool: each answers

@@ -3,7 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { artifactFromBytes, BackendUnavailableError } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BackendModuleError, loadBackendModule } from "../../src/backends/module-loader.js";
+import {
+  BackendModuleError,
+  loadBackendModule,
+} from "../../../src/backends/third-party/module-loader.js";
 
 // Modules that never finish: every step of a third-party backend is bounded in time.
 let directory: string;

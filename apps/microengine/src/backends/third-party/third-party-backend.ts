@@ -1,5 +1,5 @@
-import { ConfigError } from "../config/config.js";
-import type { EngineBackend } from "./backend-kind.js";
+import { ConfigError } from "../../config/config.js";
+import type { EngineBackend } from "../backend-kind.js";
 import { checkConformance } from "./module-conformance.js";
 import { type BackendModule, BackendModuleError, loadBackendModule } from "./module-loader.js";
 

@@ -1,6 +1,6 @@
 import type { Scanner } from "@engine/core";
 import { describe, expect, it } from "vitest";
-import { conformanceOptions } from "../../src/backends/module-conformance.js";
+import { conformanceOptions } from "../../../src/backends/third-party/module-conformance.js";
 
 describe("a module's conformance declaration", () => {
   const unused = async (): Promise<Scanner> => {

@@ -7,7 +7,7 @@ import type {
   BackendKind,
   BackendStatus,
   EngineBackend,
-} from "./backend-kind.js";
+} from "../backend-kind.js";
 import { clamdAlertSelfCheck, verifyAlerts } from "./clamd-alerts.js";
 import { clamdHealth } from "./clamd-health.js";
 import { ManagedClamdReloads } from "./clamd-reload.js";
