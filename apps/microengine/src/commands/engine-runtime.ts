@@ -74,14 +74,6 @@ interface ListeningApp {
   server: { address(): string | AddressInfo | null; closeAllConnections(): void };
 }
 
-/** Listens on HOST:`port`; resolves with `http://host:port` (the port it got when 0 was asked for). */
-export async function listen(app: ListeningApp, host: string, port: number): Promise<string> {
-  await app.listen({ port, host });
-  const address = app.server.address();
-  const bracketed = host.includes(":") ? `[${host}]` : host;
-  return `http://${bracketed}:${typeof address === "object" && address ? address.port : port}`;
-}
-
 /** What a service does when it stops, beyond what every service does. */
 export interface ServiceStop {
   /** Runs once the app stopped listening, before its connections are closed. */

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { Logger } from "pino";
 import { ConfigError, type EngineConfig } from "../config/config.js";
+import { listen } from "../http/listen.js";
 import { createServer } from "../http/server.js";
 import type { BountyIntake } from "../intake/bounty-intake.js";
 import { BountyProcessor } from "../intake/bounty-processor.js";
@@ -9,13 +10,7 @@ import { BullBountyQueue } from "../queue/bounty-receiver.js";
 import { ledgeredProcessor } from "../queue/ledgered-processor.js";
 import type { RedisSeal } from "../queue/redis-seal.js";
 import { type CommandFlags, configFrom, withEngineOptions } from "./command-flags.js";
-import {
-  type EngineRuntime,
-  listen,
-  runService,
-  startRuntime,
-  untilClosed,
-} from "./engine-runtime.js";
+import { type EngineRuntime, runService, startRuntime, untilClosed } from "./engine-runtime.js";
 
 /** Adds `microengine serve`: the webhook receiver and the HTTP scan API, until SIGTERM or SIGINT. */
 export function addServeCommand(program: Command): void {

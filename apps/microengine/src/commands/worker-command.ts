@@ -1,17 +1,12 @@
 import type { Command } from "commander";
 import type { Logger } from "pino";
 import { ConfigError, type EngineConfig } from "../config/config.js";
+import { listen } from "../http/listen.js";
 import { createWorkerServer } from "../http/worker-server.js";
 import { ledgeredProcessor } from "../queue/ledgered-processor.js";
 import { startQueueWorker } from "../queue/queue-worker.js";
 import { type CommandFlags, configFrom, withEngineOptions } from "./command-flags.js";
-import {
-  type EngineRuntime,
-  listen,
-  runService,
-  startRuntime,
-  untilClosed,
-} from "./engine-runtime.js";
+import { type EngineRuntime, runService, startRuntime, untilClosed } from "./engine-runtime.js";
 
 /** Adds `microengine worker`: queue mode's worker, until SIGTERM or SIGINT. */
 export function addWorkerCommand(program: Command): void {

@@ -36,24 +36,53 @@ export function createMetrics(): EngineMetrics {
   const registry = new Registry();
   // Process and runtime metrics (CPU, memory, event-loop lag, GC, handles), prefixed nodejs_/process_.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  const makers = metricMakers(registry);
   // Registered in this order, which is the order /metrics lists them in.
   return {
     registry,
-    ...storedStateMetrics(registry),
-    ...scanMetrics(registry),
-    ...bountyMetrics(registry),
-    ...queueMetrics(registry),
-    ...loadMetrics(registry),
+    ...storedStateMetrics(makers),
+    ...scanMetrics(makers),
+    ...bountyMetrics(makers),
+    ...queueMetrics(makers),
+    ...loadMetrics(makers),
   };
 }
+
+/** One call per metric, each registered in the engine's registry. */
+function metricMakers(registry: Registry) {
+  const registers = [registry];
+  return {
+    counter: <Label extends string = string>(
+      name: string,
+      help: string,
+      labelNames: readonly Label[] = [],
+    ) => new Counter<Label>({ name, help, labelNames, registers }),
+    gauge: <Label extends string = string>(
+      name: string,
+      help: string,
+      labelNames: readonly Label[] = [],
+    ) => new Gauge<Label>({ name, help, labelNames, registers }),
+    histogram: <Label extends string = string>(
+      name: string,
+      help: string,
+      buckets: number[] | undefined,
+      labelNames: readonly Label[] = [],
+    ) =>
+      new Histogram<Label>({ name, help, labelNames, registers, ...(buckets ? { buckets } : {}) }),
+  };
+}
+
+/** The makers a group of metrics is built with. */
+type MetricMakers = ReturnType<typeof metricMakers>;
 
 /**
  * What the engine reads back and reloads: Redis entries that fail QUEUE_SECRET's check, the
  * result cache, rules and signatures.
  */
-function storedStateMetrics(
-  registry: Registry,
-): Pick<
+function storedStateMetrics({
+  counter,
+  gauge,
+}: MetricMakers): Pick<
   EngineMetrics,
   | "redisRejected"
   | "cacheHits"
@@ -63,135 +92,104 @@ function storedStateMetrics(
   | "signaturesAge"
 > {
   return {
-    redisRejected: new Counter({
-      name: "engine_redis_entries_rejected_total",
-      help: "Values read back from Redis that did not verify under QUEUE_SECRET (forged or corrupt) and were ignored, by kind (bounty-job, deadline-job, answer, result)",
-      labelNames: ["kind"],
-      registers: [registry],
-    }),
-    cacheHits: new Counter({
-      name: "engine_cache_hits_total",
-      help: "Scans answered from the result cache",
-      registers: [registry],
-    }),
-    cacheMisses: new Counter({
-      name: "engine_cache_misses_total",
-      help: "Scans the result cache did not have (scanned, then stored when conclusive)",
-      registers: [registry],
-    }),
-    rulesReloadFailures: new Counter({
-      name: "engine_rules_reload_failures_total",
-      help: "Reloads of rules or signatures that failed (the last good ones stay)",
-      labelNames: ["backend"],
-      registers: [registry],
-    }),
-    signaturesReloads: new Counter({
-      name: "engine_signatures_reloads_total",
-      help: "Reloads of rules or signatures that succeeded",
-      labelNames: ["backend"],
-      registers: [registry],
-    }),
-    signaturesAge: new Gauge({
-      name: "engine_signatures_age_seconds",
-      help: "Age of the signatures in use: ClamAV's database date, YARA's last (re)load",
-      labelNames: ["backend"],
-      registers: [registry],
-    }),
+    redisRejected: counter(
+      "engine_redis_entries_rejected_total",
+      "Values read back from Redis that did not verify under QUEUE_SECRET (forged or corrupt) and were ignored, by kind (bounty-job, deadline-job, answer, result)",
+      ["kind"],
+    ),
+    cacheHits: counter("engine_cache_hits_total", "Scans answered from the result cache"),
+    cacheMisses: counter(
+      "engine_cache_misses_total",
+      "Scans the result cache did not have (scanned, then stored when conclusive)",
+    ),
+    rulesReloadFailures: counter(
+      "engine_rules_reload_failures_total",
+      "Reloads of rules or signatures that failed (the last good ones stay)",
+      ["backend"],
+    ),
+    signaturesReloads: counter(
+      "engine_signatures_reloads_total",
+      "Reloads of rules or signatures that succeeded",
+      ["backend"],
+    ),
+    signaturesAge: gauge(
+      "engine_signatures_age_seconds",
+      "Age of the signatures in use: ClamAV's database date, YARA's last (re)load",
+      ["backend"],
+    ),
   };
 }
 
 /** Scans by backend and verdict, their durations, errors by code, and those running now. */
-function scanMetrics(
-  registry: Registry,
-): Pick<EngineMetrics, "scans" | "scanDuration" | "scanErrors" | "inFlight"> {
+function scanMetrics({
+  counter,
+  gauge,
+  histogram,
+}: MetricMakers): Pick<EngineMetrics, "scans" | "scanDuration" | "scanErrors" | "inFlight"> {
   return {
-    scans: new Counter({
-      name: "engine_scans_total",
-      help: "Scans by backend and verdict",
-      labelNames: ["backend", "verdict"],
-      registers: [registry],
-    }),
-    scanDuration: new Histogram({
-      name: "engine_scan_duration_seconds",
-      help: "Scan duration by backend",
-      labelNames: ["backend"],
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
-      registers: [registry],
-    }),
-    scanErrors: new Counter({
-      name: "engine_scan_errors_total",
-      help: "Backend errors by code",
-      labelNames: ["backend", "code"],
-      registers: [registry],
-    }),
-    inFlight: new Gauge({
-      name: "engine_scans_in_flight",
-      help: "Scans running now",
-      registers: [registry],
-    }),
+    scans: counter("engine_scans_total", "Scans by backend and verdict", ["backend", "verdict"]),
+    scanDuration: histogram(
+      "engine_scan_duration_seconds",
+      "Scan duration by backend",
+      [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
+      ["backend"],
+    ),
+    scanErrors: counter("engine_scan_errors_total", "Backend errors by code", ["backend", "code"]),
+    inFlight: gauge("engine_scans_in_flight", "Scans running now"),
   };
 }
 
 /** Bounties by phase and outcome, those answered late or dropped (must stay 0), waiting and running. */
-function bountyMetrics(
-  registry: Registry,
-): Pick<
+function bountyMetrics({
+  counter,
+  gauge,
+}: MetricMakers): Pick<
   EngineMetrics,
   "bounties" | "answeredLate" | "dropped" | "bountiesWaiting" | "bountiesRunning"
 > {
   return {
-    bounties: new Counter({
-      name: "engine_bounties_total",
-      help: "Bounties by phase and outcome",
-      labelNames: ["phase", "outcome"],
-      registers: [registry],
-    }),
-    answeredLate: new Counter({
-      name: "engine_bounties_answered_late_total",
-      help: "Answers delivered after expiration (must stay 0)",
-      registers: [registry],
-    }),
-    dropped: new Counter({
-      name: "engine_bounties_dropped_total",
-      help: "Bounties never answered (must stay 0)",
-      registers: [registry],
-    }),
-    bountiesWaiting: new Gauge({
-      name: "engine_bounties_waiting",
-      help: "Bounties waiting for a slot (at most BOUNTY_BACKLOG)",
-      registers: [registry],
-    }),
-    bountiesRunning: new Gauge({
-      name: "engine_bounties_running",
-      help: "Bounties downloading or scanning now (at most BOUNTY_CONCURRENCY)",
-      registers: [registry],
-    }),
+    bounties: counter("engine_bounties_total", "Bounties by phase and outcome", [
+      "phase",
+      "outcome",
+    ]),
+    answeredLate: counter(
+      "engine_bounties_answered_late_total",
+      "Answers delivered after expiration (must stay 0)",
+    ),
+    dropped: counter("engine_bounties_dropped_total", "Bounties never answered (must stay 0)"),
+    bountiesWaiting: gauge(
+      "engine_bounties_waiting",
+      "Bounties waiting for a slot (at most BOUNTY_BACKLOG)",
+    ),
+    bountiesRunning: gauge(
+      "engine_bounties_running",
+      "Bounties downloading or scanning now (at most BOUNTY_CONCURRENCY)",
+    ),
   };
 }
 
 /** Queue mode: jobs by state, time waited in the queue, and queue events. */
-function queueMetrics(
-  registry: Registry,
-): Pick<EngineMetrics, "queueJobs" | "queueWaitSeconds" | "queueEvents"> {
+function queueMetrics({
+  counter,
+  gauge,
+  histogram,
+}: MetricMakers): Pick<EngineMetrics, "queueJobs" | "queueWaitSeconds" | "queueEvents"> {
   return {
-    queueJobs: new Gauge({
-      name: "engine_queue_jobs",
-      help: "Queue mode: jobs by state (waiting, active, delayed, failed), read from Redis",
-      labelNames: ["state"],
-      registers: [registry],
-    }),
-    queueWaitSeconds: new Histogram({
-      name: "engine_queue_wait_seconds",
-      help: "Queue mode: time a bounty waited in the queue before a worker took it",
-      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
-      registers: [registry],
-    }),
-    queueEvents: new Counter({
-      name: "engine_queue_events_total",
-      help: "Queue mode: stalled (a worker died or lost its lock), retried, dead_lettered (failed for good), answered_by_watcher (no answer by the deadline), expired (taken after expiration)",
-      labelNames: ["event"],
-      registers: [registry],
-    }),
+    queueJobs: gauge(
+      "engine_queue_jobs",
+      "Queue mode: jobs by state (waiting, active, delayed, failed), read from Redis",
+      ["state"],
+    ),
+    queueWaitSeconds: histogram(
+      "engine_queue_wait_seconds",
+      "Queue mode: time a bounty waited in the queue before a worker took it",
+      [0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30],
+    ),
+    queueEvents: counter(
+      "engine_queue_events_total",
+      "Queue mode: stalled (a worker died or lost its lock), retried, dead_lettered (failed for good), answered_by_watcher (no answer by the deadline), expired (taken after expiration)",
+      ["event"],
+    ),
   };
 }
 
@@ -199,27 +197,27 @@ function queueMetrics(
  * Work turned away at the bounds: connections evicted or refused at HTTP_MAX_CONNECTIONS,
  * bounties and scans refused or answered unknown.
  */
-function loadMetrics(
-  registry: Registry,
-): Pick<EngineMetrics, "httpConnectionsEvicted" | "httpConnectionsRefused" | "overloaded"> {
+function loadMetrics({
+  counter,
+}: MetricMakers): Pick<
+  EngineMetrics,
+  "httpConnectionsEvicted" | "httpConnectionsRefused" | "overloaded"
+> {
   return {
-    httpConnectionsEvicted: new Counter({
-      name: "engine_http_connections_evicted_total",
-      help: "Connections closed at HTTP_MAX_CONNECTIONS to make room for a new one: idle (keep-alive, nothing in flight), slow (still sending its request, or not reading its response)",
-      labelNames: ["reason"],
-      registers: [registry],
-    }),
-    httpConnectionsRefused: new Counter({
-      name: "engine_http_connections_refused_total",
-      help: "New connections closed at HTTP_MAX_CONNECTIONS because every open one was handling a request",
-      registers: [registry],
-    }),
-    overloaded: new Counter({
-      name: "engine_overloaded_total",
-      help: "Work turned away by the bounds: answered_unknown (SKIPPED:OVERLOADED), refused_503 (webhook or /scan)",
-      labelNames: ["action"],
-      registers: [registry],
-    }),
+    httpConnectionsEvicted: counter(
+      "engine_http_connections_evicted_total",
+      "Connections closed at HTTP_MAX_CONNECTIONS to make room for a new one: idle (keep-alive, nothing in flight), slow (still sending its request, or not reading its response)",
+      ["reason"],
+    ),
+    httpConnectionsRefused: counter(
+      "engine_http_connections_refused_total",
+      "New connections closed at HTTP_MAX_CONNECTIONS because every open one was handling a request",
+    ),
+    overloaded: counter(
+      "engine_overloaded_total",
+      "Work turned away by the bounds: answered_unknown (SKIPPED:OVERLOADED), refused_503 (webhook or /scan)",
+      ["action"],
+    ),
   };
 }
 

@@ -1,29 +1,19 @@
-import { Redis } from "ioredis";
 import pino from "pino";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   createRedisResultStore,
   maximumEntryBytes,
 } from "../../src/backends/redis-result-store.js";
 import { RedisSeal } from "../../src/queue/redis-seal.js";
-import { type RedisServer, startRedis } from "../harness/redis-harness.js";
+import { useRedis } from "../harness/redis.js";
 
 // The shared result cache lives beside BullMQ (noeviction): it must bound itself.
-let redis: RedisServer;
-let client: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url);
-});
-afterAll(async () => {
-  client?.disconnect();
-  await redis?.dispose();
-});
+const redisServer = useRedis();
 const quiet = pino({ level: "silent" });
 
 /** A store once connected: it fails fast (no offline queue) until its connection is up. */
 async function connected(prefix: string, maxBytes: number) {
-  const store = createRedisResultStore(redis.url, prefix, quiet, {
+  const store = createRedisResultStore(redisServer.server.url, prefix, quiet, {
     maxBytes,
     seal: new RedisSeal("result-store-test-secret"),
   });
@@ -46,12 +36,12 @@ describe("the Redis result store", () => {
     try {
       for (let index = 0; index < 100; index += 1)
         await store.set(`key-${index}`, { index, padding: "x".repeat(900) }, 60_000);
-      const total = Number(await client.get("{bounded:result}:total"));
+      const total = Number(await redisServer.client.get("{bounded:result}:total"));
       expect(total).toBeLessThanOrEqual(10_000);
       expect(total).toBeGreaterThan(8_000);
       expect(await store.get("key-0")).toBeUndefined();
       expect(await store.get("key-99")).toMatchObject({ index: 99 });
-      const entries = await client.keys("{bounded:result}:key-*");
+      const entries = await redisServer.client.keys("{bounded:result}:key-*");
       expect(entries.length).toBeLessThanOrEqual(11);
     } finally {
       await store.close();
@@ -64,14 +54,19 @@ describe("the Redis result store", () => {
       await store.set("short", { a: 1 }, 20);
       await new Promise((resolve) => setTimeout(resolve, 50));
       await store.set("later", { b: 2 }, 60_000);
-      expect(await client.hexists("{expiring:result}:sizes", "{expiring:result}:short")).toBe(0);
+      expect(
+        await redisServer.client.hexists("{expiring:result}:sizes", "{expiring:result}:short"),
+      ).toBe(0);
       await store.set("huge", { text: "y".repeat(maximumEntryBytes) }, 60_000);
-      expect(await client.exists("{expiring:result}:huge")).toBe(0);
+      expect(await redisServer.client.exists("{expiring:result}:huge")).toBe(0);
       // Counted in bytes, not UTF-16 units: 30,000 three-byte characters are 90 KB.
       await store.set("wide", { text: "\u20ac".repeat(30_000) }, 60_000);
-      expect(await client.exists("{expiring:result}:wide")).toBe(0);
+      expect(await redisServer.client.exists("{expiring:result}:wide")).toBe(0);
       // A hostile value (deeply nested, larger than any result) is a miss, not a crash.
-      await client.set("{expiring:result}:hostile", `${"[".repeat(200_000)}${"]".repeat(200_000)}`);
+      await redisServer.client.set(
+        "{expiring:result}:hostile",
+        `${"[".repeat(200_000)}${"]".repeat(200_000)}`,
+      );
       expect(await store.get("hostile")).toBeUndefined();
     } finally {
       await store.close();
@@ -80,7 +75,7 @@ describe("the Redis result store", () => {
 
   it("second audit, item 5: ignores an entry rewritten, copied from another key or sealed with another secret", async () => {
     const store = await connected("sealed", 1_000_000);
-    const other = createRedisResultStore(redis.url, "sealed", quiet, {
+    const other = createRedisResultStore(redisServer.server.url, "sealed", quiet, {
       maxBytes: 1_000_000,
       seal: new RedisSeal("another-secret-entirely"),
     });
@@ -89,17 +84,20 @@ describe("the Redis result store", () => {
       await store.set("clean", { verdict: "benign" }, 60_000);
       expect(await store.get("eicar")).toEqual({ verdict: "malicious" });
       // Rewritten in place: the value says benign now, the seal is the old one.
-      const stored = JSON.parse((await client.get("{sealed:result}:eicar")) ?? "{}");
-      await client.set(
+      const stored = JSON.parse((await redisServer.client.get("{sealed:result}:eicar")) ?? "{}");
+      await redisServer.client.set(
         "{sealed:result}:eicar",
         JSON.stringify({ ...stored, value: JSON.stringify({ verdict: "benign" }) }),
       );
       expect(await store.get("eicar")).toBeUndefined();
       // Copied whole from another key: its seal names the other key.
-      await client.set("{sealed:result}:eicar", (await client.get("{sealed:result}:clean")) ?? "");
+      await redisServer.client.set(
+        "{sealed:result}:eicar",
+        (await redisServer.client.get("{sealed:result}:clean")) ?? "",
+      );
       expect(await store.get("eicar")).toBeUndefined();
       // A plain value, as the cache stored before it was sealed.
-      await client.set("{sealed:result}:eicar", JSON.stringify({ verdict: "benign" }));
+      await redisServer.client.set("{sealed:result}:eicar", JSON.stringify({ verdict: "benign" }));
       expect(await store.get("eicar")).toBeUndefined();
       // An engine with another secret reads nothing of this one's.
       expect(await other.get("clean")).toBeUndefined();

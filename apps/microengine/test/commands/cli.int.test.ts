@@ -5,7 +5,7 @@ import { startManagedClamd } from "@engine/clamav/managed";
 import { clamdAlertsOff } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { microengine, run } from "../harness/cli-runner.js";
+import { microengine, run } from "../harness/cli.js";
 
 let directory: string;
 beforeAll(async () => {

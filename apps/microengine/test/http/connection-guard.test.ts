@@ -4,13 +4,7 @@ import { createEicarScanner, defineScanner, type Scanner } from "@engine/core";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { guardConnections } from "../../src/http/connection-guard.js";
 import { createMetrics } from "../../src/operations/metrics.js";
-import {
-  answerOf,
-  bountyBody,
-  engineWith,
-  signed,
-  useCollector,
-} from "../harness/engine-harness.js";
+import { answerOf, bountyBody, engineWith, signed, useCollector } from "../harness/engine.js";
 
 const collector = useCollector();
 const cap = 32;

@@ -8,7 +8,7 @@ import { createServer } from "../../src/http/server.js";
 import { createWorkerServer } from "../../src/http/worker-server.js";
 import type { BountyIntake, IntakeLoad } from "../../src/intake/bounty-intake.js";
 import { createMetrics } from "../../src/operations/metrics.js";
-import { engineWith } from "../harness/engine-harness.js";
+import { engineWith } from "../harness/engine.js";
 
 const logger = pino({ level: "silent" });
 

@@ -1,13 +1,7 @@
 import { connect, type Socket } from "node:net";
 import { createEicarScanner, eicarBytes } from "@engine/core";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  answerOf,
-  bountyBody,
-  engineWith,
-  postBounty,
-  useCollector,
-} from "../harness/engine-harness.js";
+import { answerOf, bountyBody, engineWith, postBounty, useCollector } from "../harness/engine.js";
 
 const collector = useCollector();
 const boundary = "----engine-parts";

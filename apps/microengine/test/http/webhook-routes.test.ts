@@ -5,13 +5,7 @@ import {
   type Scanner,
 } from "@engine/core";
 import { describe, expect, it, vi } from "vitest";
-import {
-  bountyBody,
-  engineWith,
-  postBounty,
-  signed,
-  useCollector,
-} from "../harness/engine-harness.js";
+import { bountyBody, engineWith, postBounty, signed, useCollector } from "../harness/engine.js";
 
 const collector = useCollector();
 const bounty = (overrides: Record<string, unknown> = {}, expiresInMs = 4000) =>

@@ -3,9 +3,9 @@ import pino from "pino";
 import { Counter, Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
 import { AnswerPoster } from "../../src/intake/answer-poster.js";
-import type { AnswerTarget } from "../../src/intake/answer-target.js";
 import type { ResponseDelivery } from "../../src/net/response-delivery.js";
 import type { AnswerKey, AnswerLedger } from "../../src/queue/answer-ledger.js";
+import { answerTarget } from "../harness/answer-target.js";
 
 /** The counters the poster keeps, in a registry of their own. */
 function counters() {
@@ -65,18 +65,7 @@ const malicious: ScanResult = {
   metadata: { malware_family: "EICAR", comments: [] },
 };
 
-function target(overrides: Partial<AnswerTarget> = {}): AnswerTarget {
-  return {
-    id: "7",
-    phase: "assertion",
-    response_url: "https://m.example/answers/7",
-    expiresAt: Date.now() + 60_000,
-    rules: { min_allowed_bid: 1_000n, max_allowed_bid: 5_000n },
-    favor: false,
-    penalize: false,
-    ...overrides,
-  };
-}
+const target = answerTarget;
 
 function setUp(options: { ledger?: AnswerLedger; delivered?: () => Promise<boolean> } = {}) {
   const metrics = counters();

@@ -2,13 +2,7 @@ import { createEicarScanner } from "@engine/core";
 import { InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import {
-  answerOf,
-  bountyBody,
-  engineWith,
-  postBounty,
-  useCollector,
-} from "../harness/engine-harness.js";
+import { answerOf, bountyBody, engineWith, postBounty, useCollector } from "../harness/engine.js";
 
 // What an operator sees once they register a tracer provider: the engine and @engine/multi
 // only call @opentelemetry/api, so this test's in-memory exporter receives their spans.

@@ -1,16 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { AnswerTarget } from "../../src/intake/bounty-processor.js";
 import { answerBodyProblem } from "../../src/protocol/answer-body.js";
+import { answerTarget } from "../harness/answer-target.js";
 
-const target: AnswerTarget = {
-  id: "1",
-  phase: "assertion",
-  response_url: "https://m.example/a",
-  expiresAt: Date.now() + 10_000,
-  rules: { min_allowed_bid: 1000n, max_allowed_bid: 5000n },
-  favor: false,
-  penalize: false,
-};
+const target = answerTarget();
 
 describe("an answer recorded in Redis is held to the bounty's rules before it is posted (second audit, item 5)", () => {
   it("takes what the engine itself could have posted", () => {

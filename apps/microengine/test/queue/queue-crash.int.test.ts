@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
 import { loadConfig } from "../../src/config/config.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";
-import { useCollector } from "../harness/engine-harness.js";
-import { type RedisServer, startRedis } from "../harness/redis-harness.js";
+import { useCollector } from "../harness/engine.js";
+import { type RedisServer, startRedis } from "../harness/redis.js";
 
 // Two `microengine worker` processes, one SIGKILLed mid-scan and restarted at once.
 const cli = join(import.meta.dirname, "../../bin/microengine.cjs");

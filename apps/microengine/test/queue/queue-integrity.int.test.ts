@@ -1,4 +1,3 @@
-import { eicarBytes } from "@engine/core";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import pino from "pino";
@@ -6,63 +5,30 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
 import { type RunningWorker, startWorker } from "../../src/commands/worker-command.js";
 import { loadConfig } from "../../src/config/config.js";
-import { signBody } from "../../src/protocol/webhook-signature.js";
 import { bountyJobId } from "../../src/queue/job-data.js";
 import { RedisSeal } from "../../src/queue/redis-seal.js";
-import { answerOf, useCollector } from "../harness/engine-harness.js";
-import { type RedisServer, startRedis } from "../harness/redis-harness.js";
+import { answerOf, useCollector } from "../harness/engine.js";
+import { postTo, queueSettings, signedBounties } from "../harness/queue.js";
+import { startRedis, useRedis } from "../harness/redis.js";
 
 // Second audit, items 5 and 8, and two receivers racing: Redis is a boundary. Whoever can write
 // to it without QUEUE_SECRET may delay or drop work, never choose an answer; and when it stays
 // away past the bounties' time, serve answers what it accepted.
 const collector = useCollector();
-let redis: RedisServer;
-let client: Redis;
-beforeAll(async () => {
-  redis = await startRedis();
-  client = new Redis(redis.url);
-});
-afterAll(async () => {
-  client?.disconnect();
-  await redis?.dispose();
-});
+const redisServer = useRedis();
 
 const quiet = pino({ level: "silent" });
 const queueSecret = "queue-integrity-test-secret";
-const settings = (queue: string, extra: Record<string, string> = {}) => ({
-  WEBHOOK_SECRET: "integrity",
-  PORT: "0",
-  WORKER_PORT: "0",
-  QUEUE_URL: redis.url,
-  QUEUE_NAME: queue,
-  QUEUE_SECRET: queueSecret,
-  ENGINE_BACKENDS: "eicar",
-  ANSWER_MARGIN_MS: "2000",
-  ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true",
-  ...extra,
-});
-
-let nextId = 910_000;
-const rules = { min_allowed_bid: 1000, max_allowed_bid: 5000 };
-function bounty(expiresInMs = 10_000) {
-  const id = nextId++;
-  const body = JSON.stringify({
-    id,
-    artifact_type: "file",
-    artifact_uri: `data:application/octet-stream;base64,${eicarBytes().toString("base64")}`,
-    expiration: new Date(Date.now() + expiresInMs).toISOString(),
-    response_url: `${collector.url}/answers/${id}`,
-    rules,
+const settings = (queue: string, extra: Record<string, string> = {}) =>
+  queueSettings(redisServer.server.url, { webhook: "integrity", queue: queueSecret }, queue, {
+    ENGINE_BACKENDS: "eicar",
+    ANSWER_MARGIN_MS: "2000",
+    ...extra,
   });
-  const headers = {
-    "content-type": "application/json",
-    "x-polyswarm-event": "bounty",
-    "x-polyswarm-signature": signBody("integrity", body),
-  };
-  return { id, body, headers };
-}
-const post = (engine: RunningEngine, sent: { body: string; headers: Record<string, string> }) =>
-  fetch(`${engine.url}/`, { method: "POST", body: sent.body, headers: sent.headers });
+const rules = { min_allowed_bid: 1000, max_allowed_bid: 5000 };
+const signed = signedBounties(collector, "integrity", 910_000);
+const bounty = (expiresInMs = 10_000) => signed({ rules }, expiresInMs);
+const post = postTo;
 const rejected = async (url: string, kind: string) => {
   const text = await (await fetch(`${url}/metrics`)).text();
   const match = new RegExp(`engine_redis_entries_rejected_total\\{kind="${kind}"\\} (\\d+)`).exec(
@@ -95,7 +61,7 @@ describe("what is read back from Redis is authenticated under QUEUE_SECRET (item
   it("never posts a forged answer record: the worker's own answer goes out, within the rules", async () => {
     const sent = bounty();
     // Written before the bounty arrives, as someone with write access to Redis would.
-    await client.set(
+    await redisServer.client.set(
       `integrity-a:answer:${sent.id}:assertion`,
       JSON.stringify({
         state: "posting",
@@ -125,15 +91,15 @@ describe("what is read back from Redis is authenticated under QUEUE_SECRET (item
       body: '{"verdict":"malicious","bid":100000000000000000000000000,"metadata":{}}',
     });
     const seal = new RedisSeal(queueSecret).sign("answer", key, value);
-    await client.set(key, JSON.stringify({ value, seal }), "PX", 60_000);
+    await redisServer.client.set(key, JSON.stringify({ value, seal }), "PX", 60_000);
     expect((await post(engine, sent)).status).toBe(202);
     const answer = (await answerOf(collector, sent.id, 8000)) as unknown as { bid: number };
     expect(answer.bid).toBeLessThanOrEqual(5000);
   });
 
   it("ignores a forged job (its response_url is the forger's), and counts it", async () => {
-    const queue = new Queue("integrity-a", { connection: { url: redis.url } });
-    const id = nextId++;
+    const queue = new Queue("integrity-a", { connection: { url: redisServer.server.url } });
+    const id = bounty().id; // an id of the sequence, never posted
     const forged = {
       id: String(id),
       artifact_type: "file",

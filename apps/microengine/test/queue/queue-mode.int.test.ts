@@ -9,60 +9,27 @@ import { type RunningEngine, startEngine } from "../../src/commands/serve-comman
 import { simulate } from "../../src/commands/simulate-command.js";
 import { type RunningWorker, startWorker } from "../../src/commands/worker-command.js";
 import { loadConfig } from "../../src/config/config.js";
-import { signBody } from "../../src/protocol/webhook-signature.js";
 import { bountyJobId, toJobData } from "../../src/queue/job-data.js";
 import { RedisSeal } from "../../src/queue/redis-seal.js";
-import { answerOf, useCollector } from "../harness/engine-harness.js";
-import { type RedisServer, startRedis } from "../harness/redis-harness.js";
+import { answerOf, useCollector } from "../harness/engine.js";
+import { postTo, queueSettings, signedBounties } from "../harness/queue.js";
+import { startRedis, useRedis } from "../harness/redis.js";
 
 // Queue mode on BullMQ against a real redis-server, started here on its own port.
 const collector = useCollector();
-let redis: RedisServer;
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.dispose();
-});
+const redisServer = useRedis();
 
 const quiet = pino({ level: "silent" });
 const queueSecret = "queue-mode-test-secret";
-const settings = (queue: string, extra: Record<string, string> = {}) => ({
-  WEBHOOK_SECRET: "queue",
-  PORT: "0",
-  WORKER_PORT: "0",
-  QUEUE_URL: redis.url,
-  QUEUE_NAME: queue,
-  QUEUE_SECRET: queueSecret,
-  ENGINE_BACKENDS: "eicar,yara",
-  WORKER_CONCURRENCY: "2",
-  ANSWER_MARGIN_MS: "1000",
-  ARTIFACT_ALLOW_PRIVATE_ADDRESSES: "true", // the simulated marketplace answers on loopback
-  ...extra,
-});
-
-let nextId = 700_000;
-function bounty(overrides: Record<string, unknown> = {}, expiresInMs = 10_000) {
-  const id = nextId++;
-  const body = JSON.stringify({
-    id,
-    artifact_type: "file",
-    artifact_uri: `data:application/octet-stream;base64,${eicarBytes().toString("base64")}`,
-    expiration: new Date(Date.now() + expiresInMs).toISOString(),
-    response_url: `${collector.url}/answers/${id}`,
-    ...overrides,
+const settings = (queue: string, extra: Record<string, string> = {}) =>
+  queueSettings(redisServer.server.url, { webhook: "queue", queue: queueSecret }, queue, {
+    ENGINE_BACKENDS: "eicar,yara",
+    WORKER_CONCURRENCY: "2",
+    ANSWER_MARGIN_MS: "1000",
+    ...extra,
   });
-  const headers = {
-    "content-type": "application/json",
-    "x-polyswarm-event": "bounty",
-    "x-polyswarm-signature": signBody("queue", body),
-  };
-  return { id, body, headers };
-}
-const post = (
-  engine: RunningEngine,
-  { body, headers }: { body: string; headers: Record<string, string> },
-) => fetch(`${engine.url}/`, { method: "POST", body, headers });
+const bounty = signedBounties(collector, "queue", 700_000);
+const post = postTo;
 
 describe("queue mode (serve queues, workers scan)", () => {
   let engine: RunningEngine;
@@ -126,7 +93,7 @@ describe("queue mode (serve queues, workers scan)", () => {
     const againAnswer = await answerOf(collector, again.id, 8000);
     expect([firstAnswer.verdict, againAnswer.verdict]).toEqual(["malicious", "malicious"]);
     expect(againAnswer.metadata.cache).toMatchObject({ hit: true });
-    const client = new Redis(redis.url);
+    const client = new Redis(redisServer.server.url);
     try {
       expect((await client.keys("{test-a:result}:*")).length).toBeGreaterThan(0);
     } finally {
@@ -151,8 +118,8 @@ describe("queue mode (serve queues, workers scan)", () => {
   });
 
   it("answers a poison job unknown once, dead-letters it, and keeps working", async () => {
-    const queue = new Queue("test-a", { connection: { url: redis.url } });
-    const id = nextId++;
+    const queue = new Queue("test-a", { connection: { url: redisServer.server.url } });
+    const id = bounty().id; // an id of the sequence, never posted
     const valid = {
       id: String(id),
       artifact_type: "file",

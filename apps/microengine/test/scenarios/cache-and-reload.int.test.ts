@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { cliPath } from "../harness/cli-runner.js";
+import { cliPath } from "../harness/cli.js";
 import {
   answerOf,
   bountyBody,
@@ -12,7 +12,7 @@ import {
   secret,
   signed,
   startCollector,
-} from "../harness/engine-harness.js";
+} from "../harness/engine.js";
 
 // `microengine serve` as operators run it (a child process, real signals), YARA only with a
 // RULES_DIR of its own: the result cache, SIGHUP and RULES_WATCH reloads, and a broken rule file.

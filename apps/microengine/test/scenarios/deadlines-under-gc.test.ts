@@ -4,13 +4,7 @@ import { createEicarScanner, type Scanner } from "@engine/core";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
 import { ResponseDelivery } from "../../src/net/response-delivery.js";
-import {
-  answerOf,
-  bountyBody,
-  engineWith,
-  postBounty,
-  useCollector,
-} from "../harness/engine-harness.js";
+import { answerOf, bountyBody, engineWith, postBounty, useCollector } from "../harness/engine.js";
 
 // Second audit, item 6: on Node 20, `AbortSignal.any([..., AbortSignal.timeout(ms)])` lets the
 // garbage collector take the timeout signal before it fires (nodejs/node#57736), so a deadline

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
 import { loadConfig } from "../../src/config/config.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";
-import { answerOf, type Collector, startCollector } from "../harness/engine-harness.js";
+import { answerOf, type Collector, startCollector } from "../harness/engine.js";
 
 // The embedded default (managed clamd + bundled YARA) behind serve, attacked with archives.
 const run = promisify(execFile);

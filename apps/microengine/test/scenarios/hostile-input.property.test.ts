@@ -2,7 +2,7 @@ import { defineScanner, type ScanResult, scanResultSchema } from "@engine/core";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signBody } from "../../src/protocol/webhook-signature.js";
-import { type Collector, engineWith, secret, startCollector } from "../harness/engine-harness.js";
+import { type Collector, engineWith, secret, startCollector } from "../harness/engine.js";
 
 // Thousands of arbitrary signed bodies and scan requests against the engine. The unit suite runs
 // a fixed seed; ENGINE_PROPERTY_RUNS=20000 (and ENGINE_PROPERTY_SEED) runs the longer form.

@@ -17,7 +17,7 @@ import {
   signed,
   startCollector,
   useCollector,
-} from "../harness/engine-harness.js";
+} from "../harness/engine.js";
 
 const collector = useCollector();
 

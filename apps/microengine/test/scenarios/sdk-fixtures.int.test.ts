@@ -7,7 +7,7 @@ import { type RunningEngine, startEngine } from "../../src/commands/serve-comman
 import { loadConfig } from "../../src/config/config.js";
 import { defaultBidRange } from "../../src/protocol/bid.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";
-import { type Collector, startCollector } from "../harness/engine-harness.js";
+import { type Collector, startCollector } from "../harness/engine.js";
 
 // Bounties shaped as PolySwarm's webhook SDK (microengine-webhooks-py) builds them in its own
 // tests, written anew here: its server test (`"phase": "assertion_window"`, `"artifact_type":

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startEngine } from "../../src/commands/serve-command.js";
 import { loadConfig } from "../../src/config/config.js";
 import { connectionGraceMs } from "../../src/http/draining-close.js";
-import { answerOf, bountyBody, secret, signed, useCollector } from "../harness/engine-harness.js";
+import { answerOf, bountyBody, secret, signed, useCollector } from "../harness/engine.js";
 
 // Second audit, item 7: SIGTERM was held by any client with a half-sent request (shutdown
 // awaited server.close() before draining, and Node stops its header and request timeouts once

@@ -10,7 +10,7 @@ import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { buildBackends } from "../../../src/backends/build-backends.js";
 import { ConfigError, loadConfig } from "../../../src/config/config.js";
-import { startRedis } from "../../harness/redis-harness.js";
+import { startRedis } from "../../harness/redis.js";
 
 // A clamd the operator runs (CLAMD_*), as the engine meets it at start.
 const quiet = pino({ level: "silent" });

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningEngine, startEngine } from "../../../src/commands/serve-command.js";
 import { loadConfig } from "../../../src/config/config.js";
 import { signBody } from "../../../src/protocol/webhook-signature.js";
-import { microengine } from "../../harness/cli-runner.js";
-import { type Collector, startCollector } from "../../harness/engine-harness.js";
+import { microengine } from "../../harness/cli.js";
+import { type Collector, startCollector } from "../../harness/engine.js";
 
 // Third-party backends: modules in a temporary directory, outside this repository (so they
 // cannot import @engine/*: plain objects), named in ENGINE_BACKENDS and used by scan, check

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clamavTestSignaturesWarning } from "../../../src/backends/clamav/clamav-backend.js";
-import { cliPath, microengine } from "../../harness/cli-runner.js";
+import { cliPath, microengine } from "../../harness/cli.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
 
 // `microengine scan` over a hostile tree: a symlink loop, a dangling link, an unreadable file

@@ -4,7 +4,7 @@ import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import { expect, vi } from "vitest";
+import { afterAll, beforeAll, expect, vi } from "vitest";
 
 /** A real redis-server on its own port and directory, started and stopped by the tests. */
 export interface RedisServer {
@@ -78,6 +78,33 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
     dispose: async () => {
       await stop();
       await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A redis-server for the file's tests (started before them, disposed after), with a client
+ * connected to it: read both inside tests or hooks.
+ */
+export function useRedis(): { readonly server: RedisServer; readonly client: Redis } {
+  let server: RedisServer | undefined;
+  let client: Redis | undefined;
+  beforeAll(async () => {
+    server = await startRedis();
+    client = new Redis(server.url);
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await server?.dispose();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error("redis-server starts in beforeAll");
+      return server;
+    },
+    get client() {
+      if (!client) throw new Error("redis-server starts in beforeAll");
+      return client;
     },
   };
 }
