@@ -21,8 +21,9 @@ const overIndex = args.indexOf("--over");
 const over = overIndex === -1 ? undefined : Number(args[overIndex + 1]);
 const all = args.includes("--all");
 const root =
-  args.find((arg, index) => !arg.startsWith("--") && (overIndex === -1 || index !== overIndex + 1)) ??
-  "apps/microengine/src";
+  args.find(
+    (arg, index) => !arg.startsWith("--") && (overIndex === -1 || index !== overIndex + 1),
+  ) ?? "apps/microengine/src";
 
 function sourceFiles(directory) {
   const files = [];
@@ -68,7 +69,9 @@ for (const path of sourceFiles(root)) {
       const end = source.getLineAndCharacterOfPosition(node.getEnd()).line;
       functions.push({
         file: relative(root, path),
-        folder: relative(root, path).includes("/") ? relative(root, path).split("/").slice(0, -1).join("/") : ".",
+        folder: relative(root, path).includes("/")
+          ? relative(root, path).split("/").slice(0, -1).join("/")
+          : ".",
         name: `${ownerOf(node)}${nameOf(node)}`,
         line: start + 1,
         lines: end - start + 1,
@@ -80,7 +83,8 @@ for (const path of sourceFiles(root)) {
 }
 
 functions.sort((left, right) => right.lines - left.lines);
-const show = (entry) => `${String(entry.lines).padStart(4)}  ${entry.file}:${entry.line}  ${entry.name}`;
+const show = (entry) =>
+  `${String(entry.lines).padStart(4)}  ${entry.file}:${entry.line}  ${entry.name}`;
 if (all) {
   for (const entry of functions) console.log(show(entry));
 } else if (over !== undefined) {
