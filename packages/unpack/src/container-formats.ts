@@ -1,0 +1,150 @@
+/** The containers `@engine/unpack` looks into. Anything else is scanned as plain bytes. */
+export const containerFormats = [
+  "zip",
+  "gzip",
+  "bzip2",
+  "xz",
+  "lzma",
+  "lzip",
+  "zstd",
+  "brotli",
+  "tar",
+  "7z",
+  "rar",
+  "iso",
+  "cab",
+  "cfb",
+] as const;
+
+/** One of {@link containerFormats}. */
+export type ContainerFormat = (typeof containerFormats)[number];
+
+/** Bytes of an artifact's head read to identify it (ISO's signature sits at 32 KiB + 1). */
+export const headBytes = 40 * 1024;
+
+const startsWith = (head: Uint8Array, bytes: readonly number[], offset = 0): boolean =>
+  head.length >= offset + bytes.length &&
+  bytes.every((byte, index) => head[offset + index] === byte);
+
+const ascii = (text: string): number[] => [...text].map((character) => character.charCodeAt(0));
+
+/** A tar header block: `ustar` magic, or (old V7 archives) a valid header checksum. */
+function isTarHeader(head: Uint8Array): boolean {
+  if (head.length < 512) return false;
+  if (startsWith(head, ascii("ustar"), 257)) return true;
+  // V7: the checksum field (148, 8 octal digits) is the sum of the header with it as spaces.
+  const field = Buffer.from(head.subarray(148, 156))
+    .toString("latin1")
+    .replace(/[\0 ]+$/, "");
+  if (!/^[0-7]{1,7}$/.test(field.trim())) return false;
+  let sum = 0;
+  for (let index = 0; index < 512; index += 1)
+    sum += index >= 148 && index < 156 ? 0x20 : (head[index] as number);
+  // A name must start the block, or an all-zero block would pass.
+  return sum === Number.parseInt(field.trim(), 8) && head[0] !== 0;
+}
+
+/**
+ * An LZMA-alone (`.lzma`) header: properties, a dictionary size and an uncompressed size.
+ * It has no magic number, so only the header every tool writes is taken (lc=3, lp=0, pb=2:
+ * 0x5D), with a dictionary of 2^n or 2^n + 2^(n-1) bytes and a plausible size.
+ */
+function isLzmaAlone(head: Uint8Array): boolean {
+  if (head.length < 13 || head[0] !== 0x5d) return false;
+  const view = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  const dictionary = view.readUInt32LE(1);
+  const powerOfTwo = (value: number) => value > 0 && (value & (value - 1)) === 0;
+  const plausibleDictionary =
+    dictionary >= 4096 &&
+    (powerOfTwo(dictionary) || powerOfTwo(dictionary - (dictionary & -dictionary)));
+  const size = view.readBigUInt64LE(5);
+  return plausibleDictionary && (size === 0xffffffffffffffffn || size < 1n << 40n);
+}
+
+/** Signatures at the start (or, for ISO and tar, inside) of each format. */
+const magicChecks: ReadonlyArray<[ContainerFormat, (head: Uint8Array) => boolean]> = [
+  [
+    "zip",
+    (head) =>
+      startsWith(head, [0x50, 0x4b, 0x03, 0x04]) ||
+      startsWith(head, [0x50, 0x4b, 0x05, 0x06]) ||
+      startsWith(head, [0x50, 0x4b, 0x07, 0x08]),
+  ],
+  ["gzip", (head) => startsWith(head, [0x1f, 0x8b])],
+  [
+    "bzip2",
+    (head) => startsWith(head, ascii("BZh")) && (head[3] ?? 0) >= 0x31 && (head[3] ?? 0) <= 0x39,
+  ],
+  ["xz", (head) => startsWith(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
+  ["lzip", (head) => startsWith(head, ascii("LZIP"))],
+  ["zstd", (head) => startsWith(head, [0x28, 0xb5, 0x2f, 0xfd])],
+  ["7z", (head) => startsWith(head, [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c])],
+  ["rar", (head) => startsWith(head, [0x52, 0x61, 0x72, 0x21, 0x1a, 0x07])],
+  ["cab", (head) => startsWith(head, ascii("MSCF")) && startsWith(head, [0, 0, 0, 0], 4)],
+  ["cfb", (head) => startsWith(head, [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1])],
+  [
+    "iso",
+    (head) => [0x8001, 0x8801, 0x9001].some((offset) => startsWith(head, ascii("CD001"), offset)),
+  ],
+  ["tar", isTarHeader],
+  ["lzma", isLzmaAlone],
+];
+
+/** What else is known of an artifact: a name or type may add a decoder to try, never remove one. */
+export interface ContainerHints {
+  filename?: string | undefined;
+  mimetype?: string | undefined;
+  /** The artifact's last bytes (up to 64 KiB + 22): a zip's end record sits there. */
+  tail?: Uint8Array | undefined;
+}
+
+/** A format to try on an artifact. */
+export interface ContainerCandidate {
+  format: ContainerFormat;
+  /**
+   * True when the content announces it (magic bytes at their place): a container that then
+   * does not decode is corrupt (`SKIPPED:CORRUPT`). False when only a name, a type or a
+   * signature elsewhere suggests it: failing to decode, the bytes are plain, as before.
+   */
+  certain: boolean;
+}
+
+/** True when `tail` holds a zip end-of-central-directory record (a zip appended to other bytes). */
+function hasZipEnd(tail: Uint8Array | undefined): boolean {
+  if (!tail || tail.length < 22) return false;
+  for (let index = tail.length - 22; index >= 0; index -= 1)
+    if (
+      tail[index] === 0x50 &&
+      tail[index + 1] === 0x4b &&
+      tail[index + 2] === 0x05 &&
+      tail[index + 3] === 0x06
+    )
+      return true;
+  return false;
+}
+
+/**
+ * The container formats to try on an artifact, most specific first: those its content
+ * announces (magic bytes at their place, `certain`), then those only a name, a declared type
+ * or a signature elsewhere suggests (brotli has no magic number: `.br`, `application/x-brotli`;
+ * a zip's end record in the last bytes: a zip appended to an image). A hint never removes a
+ * format the content announces. Empty: plain bytes.
+ */
+export function identifyContainer(
+  head: Uint8Array,
+  hints: ContainerHints = {},
+): ContainerCandidate[] {
+  const found: ContainerCandidate[] = [];
+  for (const [format, matches] of magicChecks)
+    if (matches(head)) found.push({ format, certain: true });
+  const has = (format: ContainerFormat) => found.some((candidate) => candidate.format === format);
+  const name = hints.filename?.toLowerCase() ?? "";
+  const type = hints.mimetype?.toLowerCase() ?? "";
+  if (
+    (name.endsWith(".br") || type === "application/x-brotli" || type === "application/brotli") &&
+    !has("brotli")
+  )
+    found.push({ format: "brotli", certain: false });
+  if (!has("zip") && hasZipEnd(hints.tail)) found.push({ format: "zip", certain: false });
+  return found;
+}

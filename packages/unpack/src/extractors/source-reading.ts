@@ -1,0 +1,66 @@
+import { createReadStream } from "node:fs";
+import { open } from "node:fs/promises";
+import type { ContainerSource } from "./extractor.js";
+
+/** Reads a source from `start` on, in chunks (a file from its path, bytes without a copy). */
+export async function* streamFrom(
+  source: ContainerSource,
+  start: number,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  const { artifact } = source;
+  if (artifact.path !== undefined) {
+    const stream = createReadStream(artifact.path, { start, signal, highWaterMark: 256 * 1024 });
+    for await (const chunk of stream) yield chunk as Buffer;
+    return;
+  }
+  const bytes = await artifact.bytes({ signal });
+  const chunk = 256 * 1024;
+  for (let offset = start; offset < bytes.byteLength; offset += chunk)
+    yield bytes.subarray(offset, Math.min(offset + chunk, bytes.byteLength));
+}
+
+/** Up to `length` bytes of a source from `start` (fewer at its end). */
+export async function readRange(
+  source: ContainerSource,
+  start: number,
+  length: number,
+  signal: AbortSignal,
+): Promise<Uint8Array> {
+  const { artifact } = source;
+  if (artifact.path === undefined) {
+    const bytes = await artifact.bytes({ signal });
+    return bytes.subarray(start, Math.min(start + length, bytes.byteLength));
+  }
+  const handle = await open(artifact.path, "r");
+  try {
+    const buffer = Buffer.alloc(Math.max(0, Math.min(length, source.size - start)));
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, start);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The first offset at or after `start` where `pattern` occurs in a source, or -1; read in
+ * chunks with an overlap, so a file is never held whole.
+ */
+export async function indexOfIn(
+  source: ContainerSource,
+  pattern: Uint8Array,
+  start: number,
+  signal: AbortSignal,
+): Promise<number> {
+  let carried = Buffer.alloc(0);
+  let carriedAt = start;
+  for await (const chunk of streamFrom(source, start, signal)) {
+    const window = Buffer.concat([carried, chunk]);
+    const found = window.indexOf(pattern);
+    if (found >= 0) return carriedAt + found;
+    const keep = Math.min(pattern.length - 1, window.length);
+    carriedAt += window.length - keep;
+    carried = window.subarray(window.length - keep);
+  }
+  return -1;
+}

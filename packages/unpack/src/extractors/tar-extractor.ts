@@ -1,0 +1,41 @@
+import { extract } from "tar-stream";
+import type { ExtractedEntry, Extractor } from "./extractor.js";
+
+/** Entry types whose content is file bytes (`file`, and `contiguous-file`); the rest is metadata. */
+const fileTypes = new Set(["file", "contiguous-file"]);
+
+/**
+ * tar (POSIX ustar, GNU and old V7 headers, pax extended names), streamed with `tar-stream`:
+ * each regular file's content is read as it comes; links, directories and devices carry no
+ * bytes and are passed over (a link is never followed).
+ */
+export const tarExtractor: Extractor = {
+  format: "tar",
+  async *entries(source, context): AsyncGenerator<ExtractedEntry> {
+    const input = source.artifact.stream({ signal: context.signal });
+    const parser = extract();
+    input.on("error", (error) => parser.destroy(error));
+    input.pipe(parser);
+    try {
+      for await (const entry of parser) {
+        const { header } = entry;
+        if (!fileTypes.has(header.type ?? "file")) {
+          entry.resume();
+          continue;
+        }
+        yield {
+          kind: "file",
+          name: header.name,
+          compressedSize: header.size,
+          open: () => entry as AsyncIterable<Uint8Array>,
+        };
+        // An entry the walker did not read to its end (a limit) is passed over.
+        entry.resume();
+      }
+    } finally {
+      input.unpipe(parser);
+      input.destroy();
+      parser.destroy();
+    }
+  },
+};

@@ -1,0 +1,153 @@
+import { createHash, randomBytes } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
+import { mkdtemp, open, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Artifact, artifactFromBytes, artifactFromFile, errorFromSignal } from "@engine/core";
+import { UnpackSkip } from "./extractors/extractor.js";
+import type { UnpackLimits } from "./unpack-options.js";
+
+/** A member's file name for its artifact (YARA's `filename` external): none when empty. */
+function named(filename: string): { filename?: string } {
+  const name = filename.slice(0, 255);
+  return name.length > 0 ? { filename: name } : {};
+}
+
+/** A member's content, stored: readable until `dispose()`. */
+export interface StoredMember {
+  artifact: Artifact;
+  size: number;
+  sha256: string;
+  dispose(): Promise<void>;
+}
+
+/** The bytes decoded so far in one unpack, against `maxTotalBytes`. */
+export class ByteBudget {
+  #used = 0;
+  constructor(private readonly maxTotalBytes: number) {}
+  /** Bytes decoded so far. */
+  get used(): number {
+    return this.#used;
+  }
+  /** Bytes left before `maxTotalBytes`. */
+  get remaining(): number {
+    return Math.max(0, this.maxTotalBytes - this.#used);
+  }
+  /** Counts `bytes` more; throws `UnpackSkip` (`maxTotalBytes`) past the bound. */
+  take(bytes: number): void {
+    this.#used += bytes;
+    if (this.#used > this.maxTotalBytes)
+      throw new UnpackSkip(
+        "LIMITS",
+        `the members decode to more than maxTotalBytes (${this.maxTotalBytes} bytes)`,
+        "maxTotalBytes",
+      );
+  }
+}
+
+/**
+ * Stores members as they are decoded: in memory up to `memoryLimitBytes`, past that in a
+ * private temp directory under random names (never a member's name), each counted against
+ * `maxMemberBytes`, the unpack's byte budget and `maxRatio`, and hashed on the way.
+ */
+export class MemberStore {
+  #directory: Promise<string> | undefined;
+
+  constructor(
+    private readonly options: {
+      limits: UnpackLimits;
+      budget: ByteBudget;
+      memoryLimitBytes: number;
+      temporaryDirectory?: string | undefined;
+      /** Stops a store between chunks (the unpack's deadline). */
+      signal?: AbortSignal | undefined;
+    },
+  ) {}
+
+  /**
+   * Reads `content` whole into a stored member. Throws `UnpackSkip` (`LIMITS`) at the first
+   * byte past a bound, having removed what it wrote; `compressedBytes` is what the content
+   * takes in its container (for the ratio).
+   */
+  async store(
+    content: AsyncIterable<Uint8Array>,
+    info: { filename: string; compressedBytes: number },
+  ): Promise<StoredMember> {
+    const { limits } = this.options;
+    const hash = createHash("sha256");
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    let file: { handle: FileHandle; path: string } | undefined;
+    try {
+      const { signal } = this.options;
+      for await (const chunk of content) {
+        if (signal?.aborted) throw errorFromSignal(signal, "unpack");
+        size += chunk.byteLength;
+        this.#check(size, chunk.byteLength, info.compressedBytes);
+        hash.update(chunk);
+        if (file) await file.handle.write(chunk);
+        else if (size > this.options.memoryLimitBytes) {
+          file = await this.#openFile();
+          for (const held of chunks) await file.handle.write(held);
+          chunks.length = 0;
+          await file.handle.write(chunk);
+        } else chunks.push(chunk);
+      }
+      const sha256 = hash.digest("hex");
+      if (!file) {
+        const bytes = Buffer.concat(chunks, size);
+        return {
+          artifact: artifactFromBytes(bytes, { ...named(info.filename), sha256 }),
+          size,
+          sha256,
+          dispose: async () => {},
+        };
+      }
+      await file.handle.close();
+      const { path } = file;
+      return {
+        artifact: artifactFromFile(path, { ...named(info.filename), sha256, size }),
+        size,
+        sha256,
+        dispose: () => rm(path, { force: true }),
+      };
+    } catch (error) {
+      if (file) {
+        await file.handle.close().catch(() => {});
+        await rm(file.path, { force: true });
+      }
+      throw error;
+    }
+  }
+
+  /** Removes the temp directory and whatever is left in it. */
+  async close(): Promise<void> {
+    const directory = await this.#directory?.catch(() => undefined);
+    if (directory) await rm(directory, { recursive: true, force: true });
+  }
+
+  #check(size: number, added: number, compressedBytes: number): void {
+    const { limits, budget } = this.options;
+    if (size > limits.maxMemberBytes)
+      throw new UnpackSkip(
+        "LIMITS",
+        `a member decodes to more than maxMemberBytes (${limits.maxMemberBytes} bytes)`,
+        "maxMemberBytes",
+      );
+    budget.take(added);
+    if (size > limits.ratioFloorBytes && size / Math.max(compressedBytes, 1) > limits.maxRatio)
+      throw new UnpackSkip(
+        "LIMITS",
+        `a member decodes to more than ${limits.maxRatio} times its ${compressedBytes} bytes (maxRatio)`,
+        "maxRatio",
+      );
+  }
+
+  async #openFile(): Promise<{ handle: FileHandle; path: string }> {
+    this.#directory ??= mkdtemp(
+      join(this.options.temporaryDirectory ?? tmpdir(), "engine-unpack-"),
+    );
+    const path = join(await this.#directory, randomBytes(12).toString("hex"));
+    return { handle: await open(path, "wx", 0o600), path };
+  }
+}

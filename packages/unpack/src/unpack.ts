@@ -1,0 +1,421 @@
+import { createHash } from "node:crypto";
+import {
+  type Artifact,
+  createScanSignal,
+  EngineError,
+  errorFromSignal,
+  parseOptions,
+} from "@engine/core";
+import { type ContainerFormat, headBytes, identifyContainer } from "./container-formats.js";
+import {
+  type ExtractContext,
+  type LimitName,
+  type SkipCode,
+  UnpackSkip,
+} from "./extractors/extractor.js";
+import { extractorFor } from "./extractors/extractor-table.js";
+import { ByteBudget, MemberStore, type StoredMember } from "./member-store.js";
+import {
+  type ResolvedUnpackOptions,
+  type UnpackOptions,
+  unpackOptionsSchema,
+} from "./unpack-options.js";
+
+/** A member of a container, stored and readable until the next event is asked for. */
+export interface UnpackedMember {
+  /** Where it is: `outer.zip!/dir/inner.7z!/a.exe` (each `!/` enters a container). */
+  path: string;
+  /** 1 for a member of the root, 2 for a member of a member, ... */
+  depth: number;
+  /** The format of the container it came out of. */
+  container: ContainerFormat;
+  /** Its content (in memory, or a private temp file removed when the walk moves on). */
+  artifact: Artifact;
+  /** Decoded bytes. */
+  size: number;
+  /** SHA-256 of its content (lowercase hex). */
+  sha256: string;
+}
+
+/** What an unpack finds, in order. */
+export type UnpackEvent =
+  | { kind: "member"; member: UnpackedMember }
+  /** A container is entered: its members follow (its own bytes were the previous member, or the root). */
+  | { kind: "container"; path: string; depth: number; format: ContainerFormat }
+  /** Something not looked into, and why (`SKIPPED:<code>`): never to be taken as benign. */
+  | {
+      kind: "skipped";
+      path: string;
+      depth: number;
+      code: SkipCode;
+      reason: string;
+      limit?: LimitName | undefined;
+    };
+
+/** Options of one {@link unpack}: the bounds, and when to stop. */
+export type UnpackCallOptions = UnpackOptions & {
+  /** Stops the walk (its reason is thrown). */
+  signal?: AbortSignal | undefined;
+  /** Absolute deadline in epoch ms: past it the walk throws `ScanTimeoutError`. */
+  deadline?: number | undefined;
+};
+
+/** Longest member name kept in a path, in characters (a name is data, never a file path). */
+const maximumNameLength = 512;
+
+/** A name as it appears in a member path: `\` as `/`, control characters escaped, bounded. */
+function displayName(name: string): string {
+  const cleaned = name
+    .replace(/\\/g, "/")
+    .replace(/^\/+/, "")
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
+    .replace(
+      /[\u0000-\u001f\u007f]/g,
+      (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, "0")}`,
+    );
+  return (
+    (cleaned.length > maximumNameLength ? `${cleaned.slice(0, maximumNameLength)}...` : cleaned) ||
+    "(unnamed)"
+  );
+}
+
+/** The first bytes (to identify a format) and the last ones (a zip's end record) of an artifact. */
+async function headAndTail(artifact: Artifact, size: number, signal: AbortSignal) {
+  const bytes = async (start: number, end: number): Promise<Uint8Array> => {
+    if (end <= start) return new Uint8Array(0);
+    if (artifact.path === undefined) {
+      const all = await artifact.bytes({ signal });
+      return all.subarray(start, end);
+    }
+    const { open } = await import("node:fs/promises");
+    const handle = await open(artifact.path, "r");
+    try {
+      const buffer = Buffer.alloc(end - start);
+      const { bytesRead } = await handle.read(buffer, 0, end - start, start);
+      return buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  };
+  const tailBytes = 64 * 1024 + 22;
+  return {
+    head: await bytes(0, Math.min(size, headBytes)),
+    tail: await bytes(Math.max(0, size - tailBytes), size),
+  };
+}
+
+/** One walk's state: the bounds, the store, what was seen. */
+class Walk {
+  readonly store: MemberStore;
+  readonly budget: ByteBudget;
+  readonly seen = new Set<string>();
+  members = 0;
+  /** Set when a root-wide bound (members, total bytes) stops everything. */
+  stopped: UnpackSkip | undefined;
+
+  constructor(
+    readonly options: ResolvedUnpackOptions,
+    readonly signal: AbortSignal,
+  ) {
+    this.budget = new ByteBudget(options.limits.maxTotalBytes);
+    this.store = new MemberStore({
+      limits: options.limits,
+      budget: this.budget,
+      memoryLimitBytes: options.memoryLimitBytes,
+      temporaryDirectory: options.temporaryDirectory,
+      signal,
+    });
+  }
+
+  /** The root, hashed, as a replayable artifact (a stream is read once into the store). */
+  async spool(artifact: Artifact): Promise<StoredMember> {
+    if (artifact.replayable) {
+      // Hashed by reading it; the artifact itself is walked (a file stays a file).
+      const hash = createHash("sha256");
+      let size = 0;
+      for await (const chunk of artifact.stream({ signal: this.signal })) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+      }
+      return { artifact, size, sha256: hash.digest("hex"), dispose: async () => {} };
+    }
+    // A stream is read once into a replayable copy (unbounded here: the caller bounds its input).
+    const rootStore = new MemberStore({
+      limits: {
+        ...this.options.limits,
+        maxMemberBytes: Number.MAX_SAFE_INTEGER,
+        ratioFloorBytes: Number.POSITIVE_INFINITY,
+      },
+      budget: new ByteBudget(Number.POSITIVE_INFINITY),
+      memoryLimitBytes: this.options.memoryLimitBytes,
+      temporaryDirectory: this.options.temporaryDirectory,
+    });
+    const stored = await rootStore.store(artifact.stream({ signal: this.signal }), {
+      filename: artifact.filename ?? "",
+      compressedBytes: 1,
+    });
+    return {
+      ...stored,
+      dispose: async () => {
+        await stored.dispose();
+        await rootStore.close();
+      },
+    };
+  }
+
+  context(): ExtractContext {
+    return {
+      signal: this.signal,
+      limits: this.options.limits,
+      remainingBytes: () => this.budget.remaining,
+    };
+  }
+
+  throwIfStopped(): void {
+    if (this.signal.aborted) throw errorFromSignal(this.signal, "unpack");
+  }
+}
+
+/** A container (or the root) being walked. */
+interface WalkNode {
+  artifact: Artifact;
+  path: string;
+  depth: number;
+  size: number;
+  name: string;
+  mimetype?: string | undefined;
+}
+
+function skipped(node: WalkNode, path: string, depth: number, skip: UnpackSkip): UnpackEvent {
+  return { kind: "skipped", path, depth, code: skip.code, reason: skip.message, limit: skip.limit };
+}
+
+/** Reads an entry's content into the store; a bound hit is a skip of that entry. */
+async function storeEntry(
+  walk: Walk,
+  content: AsyncIterable<Uint8Array>,
+  filename: string,
+  compressedBytes: number,
+): Promise<StoredMember | UnpackSkip> {
+  try {
+    return await walk.store.store(content, { filename, compressedBytes });
+  } catch (error) {
+    walk.throwIfStopped();
+    if (error instanceof UnpackSkip) {
+      if (error.limit === "maxTotalBytes") walk.stopped = error;
+      return error;
+    }
+    if (endsTheWalk(error)) throw error;
+    return new UnpackSkip(
+      "CORRUPT",
+      `the member could not be decoded: ${(error as Error)?.message ?? String(error)}`,
+    );
+  }
+}
+
+/** The members of one container, recursively, as events. */
+async function* walkContainer(
+  walk: Walk,
+  node: WalkNode,
+  format: ContainerFormat,
+): AsyncGenerator<UnpackEvent, boolean> {
+  const extractor = extractorFor(format);
+  if (!extractor) return false;
+  const { limits } = walk.options;
+  if (node.depth >= limits.maxDepth) {
+    yield skipped(
+      node,
+      node.path,
+      node.depth,
+      new UnpackSkip(
+        "LIMITS",
+        `a ${format} container at depth ${node.depth}, past maxDepth (${limits.maxDepth})`,
+        "maxDepth",
+      ),
+    );
+    return true;
+  }
+  yield { kind: "container", path: node.path, depth: node.depth, format };
+  const source = { artifact: node.artifact, size: node.size, name: node.name };
+  for await (const entry of extractor.entries(source, walk.context())) {
+    walk.throwIfStopped();
+    const path = `${node.path}!/${displayName(entry.name)}`;
+    if (entry.kind === "skipped") {
+      yield {
+        kind: "skipped",
+        path,
+        depth: node.depth + 1,
+        code: entry.code,
+        reason: entry.reason,
+        limit: entry.limit,
+      };
+      continue;
+    }
+    if (walk.members >= limits.maxMembers) {
+      walk.stopped = new UnpackSkip(
+        "LIMITS",
+        `more than maxMembers (${limits.maxMembers}) members`,
+        "maxMembers",
+      );
+      yield skipped(node, path, node.depth + 1, walk.stopped);
+      return true;
+    }
+    const stored = await storeEntry(
+      walk,
+      entry.open(),
+      entry.name.split("/").pop() ?? "",
+      entry.compressedSize ?? node.size,
+    );
+    if (stored instanceof UnpackSkip) {
+      yield skipped(node, path, node.depth + 1, stored);
+      if (walk.stopped) return true;
+      continue;
+    }
+    try {
+      if (walk.options.skipDuplicates && walk.seen.has(stored.sha256)) continue;
+      walk.seen.add(stored.sha256);
+      walk.members += 1;
+      const member: UnpackedMember = {
+        path,
+        depth: node.depth + 1,
+        container: format,
+        artifact: stored.artifact,
+        size: stored.size,
+        sha256: stored.sha256,
+      };
+      yield { kind: "member", member };
+      yield* walkNode(walk, {
+        artifact: stored.artifact,
+        path,
+        depth: node.depth + 1,
+        size: stored.size,
+        name: member.path.split("/").pop() ?? "",
+      });
+      if (walk.stopped) return true;
+    } finally {
+      await stored.dispose();
+    }
+  }
+  return true;
+}
+
+/** True for the errors that end the whole walk (the deadline, the caller's abort). */
+function endsTheWalk(error: unknown): boolean {
+  return (
+    EngineError.isInstance(error) &&
+    (error.code === "SCAN_TIMEOUT" || error.code === "SCAN_ABORTED")
+  );
+}
+
+/**
+ * Identifies a node and walks it as the first format that decodes; plain bytes yield nothing.
+ * A format its content announces (`certain`) that fails is `CORRUPT` (or the extractor's
+ * skip); one only a hint suggests proves itself by its first member or skip, and failing
+ * before that, the bytes are plain.
+ */
+async function* walkNode(walk: Walk, node: WalkNode): AsyncGenerator<UnpackEvent> {
+  const { head, tail } = await headAndTail(node.artifact, node.size, walk.signal);
+  const candidates = identifyContainer(head, {
+    filename: node.name,
+    mimetype: node.mimetype,
+    tail,
+  });
+  for (const { format, certain } of candidates) {
+    let proven = certain;
+    const pending: UnpackEvent[] = [];
+    try {
+      const events = walkContainer(walk, node, format);
+      let next = await events.next();
+      for (; !next.done; next = await events.next()) {
+        if (proven) {
+          yield next.value;
+          continue;
+        }
+        pending.push(next.value);
+        if (next.value.kind !== "container") {
+          proven = true;
+          yield* pending.splice(0);
+        }
+      }
+      if (next.value) {
+        if (proven) return;
+        continue; // a guess that found nothing: plain bytes
+      }
+      if (certain) {
+        yield {
+          kind: "skipped",
+          path: node.path,
+          depth: node.depth,
+          code: "UNSUPPORTED",
+          reason: `the ${format} format is recognised but not decoded`,
+        };
+        return;
+      }
+    } catch (error) {
+      walk.throwIfStopped();
+      if (endsTheWalk(error)) throw error;
+      if (!proven) continue; // a guess that did not decode: plain bytes
+      const skip =
+        error instanceof UnpackSkip
+          ? error
+          : new UnpackSkip(
+              "CORRUPT",
+              `the ${format} container could not be read: ${(error as Error)?.message ?? String(error)}`,
+            );
+      yield skipped(node, node.path, node.depth, skip);
+      return;
+    }
+  }
+}
+
+/**
+ * Iterates the members of `artifact`, recursively: every container format of
+ * `containerFormats` identified by its content (a name or declared type only adds formats to
+ * try), each member stored (in memory or a private temp file) and yielded with its path
+ * (`outer.zip!/a/b.7z!/c.exe`) and readable until the next event is asked for; a member that
+ * is a container is entered right after it. Everything not looked into is a `skipped` event
+ * with its code (`ENCRYPTED`, `LIMITS` and which, `UNSUPPORTED`, `CORRUPT`). Bounded by the
+ * options' limits (depth, members, bytes per member and in all, ratio), duplicates skipped,
+ * and the `deadline`/`signal` (thrown as `ScanTimeoutError`/`ScanAbortedError`).
+ *
+ * @example
+ * for await (const event of unpack(artifactFromFile("mail.zip"))) {
+ *   if (event.kind === "member") console.log(event.member.path, event.member.size);
+ *   if (event.kind === "skipped") console.log("not looked into:", event.path, event.code);
+ * }
+ */
+export async function* unpack(
+  artifact: Artifact,
+  options: UnpackCallOptions = {},
+): AsyncGenerator<UnpackEvent> {
+  const { signal, deadline, ...rest } = options;
+  const settings = parseOptions(unpackOptionsSchema, rest, { where: "@engine/unpack: unpack" });
+  using stop = createScanSignal({ signal, deadline, scanner: "unpack" });
+  const walk = new Walk(settings, stop.signal);
+  let spooled: StoredMember | undefined;
+  try {
+    walk.throwIfStopped();
+    // The root's own hash (never a declared one: a false one would hide a member as a
+    // duplicate), and a stream read once into a replayable copy.
+    spooled = await walk.spool(artifact);
+    const root: WalkNode = {
+      artifact: spooled.artifact,
+      path: rootPath(artifact),
+      depth: 0,
+      size: spooled.size,
+      name: artifact.filename ?? "",
+      mimetype: artifact.mimetype,
+    };
+    walk.seen.add(spooled.sha256);
+    yield* walkNode(walk, root);
+  } finally {
+    await spooled?.dispose();
+    await walk.store.close();
+  }
+}
+
+/** The root's name in member paths: its file name, or `(artifact)`. */
+function rootPath(artifact: Artifact): string {
+  const name = displayName(artifact.filename ?? "");
+  return name === "(unnamed)" ? "(artifact)" : name;
+}

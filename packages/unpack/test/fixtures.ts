@@ -1,0 +1,31 @@
+import { gzipSync } from "node:zlib";
+import { eicarBytes } from "@engine/core";
+import { pack } from "tar-stream";
+
+/** A tar of `files` (name -> content), made with tar-stream's packer. */
+export async function tarOf(files: Record<string, Uint8Array | string>): Promise<Buffer> {
+  const packer = pack();
+  const chunks: Buffer[] = [];
+  packer.on("data", (chunk: unknown) => void chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((resolve) => packer.on("end", () => resolve()));
+  for (const [name, content] of Object.entries(files)) {
+    const bytes = typeof content === "string" ? Buffer.from(content) : Buffer.from(content);
+    await new Promise<void>((resolve, reject) =>
+      packer.entry({ name, size: bytes.length }, bytes, (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+  }
+  packer.finalize();
+  await ended;
+  return Buffer.concat(chunks);
+}
+
+/** EICAR inside `levels` gzip layers. */
+export function gzipLayers(content: Uint8Array, levels: number): Buffer {
+  let bytes = Buffer.from(content);
+  for (let level = 0; level < levels; level += 1) bytes = gzipSync(bytes);
+  return bytes;
+}
+
+export { eicarBytes };

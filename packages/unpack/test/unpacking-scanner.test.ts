@@ -1,0 +1,99 @@
+import { gzipSync } from "node:zlib";
+import {
+  artifactFromBytes,
+  artifactFromStream,
+  BackendUnavailableError,
+  createEicarScanner,
+  defineScanner,
+  type Scanner,
+} from "@engine/core";
+import { describeScanner } from "@engine/core/testing";
+import { describe, expect, it } from "vitest";
+import { createUnpackingScanner, type UnpackReport } from "../src/index.js";
+import { eicarBytes, gzipLayers, tarOf } from "./fixtures.js";
+
+describeScanner("createUnpackingScanner(EICAR scanner)", () =>
+  createUnpackingScanner(createEicarScanner()),
+);
+
+const report = (result: { metadata: Record<string, unknown> }) =>
+  result.metadata.unpack as UnpackReport;
+
+describe("createUnpackingScanner: the inner scanner sees every member", () => {
+  it("keeps the inner scanner's name, and finds EICAR inside a tar.gz with the member's path", async () => {
+    const scanner = createUnpackingScanner(createEicarScanner());
+    expect(scanner.name).toBe("eicar");
+    // (compressed inside the tar too: the tar's own bytes would hold the EICAR string)
+    const archive = gzipSync(
+      await tarOf({ "readme.txt": "hi", "tools/eicar.com.gz": gzipSync(eicarBytes()) }),
+    );
+    const result = await scanner.scan(artifactFromBytes(archive, { filename: "bundle.tgz" }));
+    expect(result.verdict).toBe("malicious");
+    expect(report(result).detected_in).toBe("bundle.tgz!/bundle!/tools/eicar.com.gz!/eicar.com");
+    expect(result.metadata.malware_family).toBe("EICAR-Test-File");
+  });
+
+  it("answers benign only when every member was looked into and is benign", async () => {
+    const scanner = createUnpackingScanner(createEicarScanner());
+    const clean = gzipSync(await tarOf({ "a.txt": "a", "b.txt": "b" }));
+    const result = await scanner.scan(artifactFromBytes(clean));
+    expect(result.verdict).toBe("benign");
+    expect(report(result)).toMatchObject({ members: 3, skipped_count: 0 });
+  });
+
+  it("answers unknown with the SKIPPED code first for what it could not look into, never benign", async () => {
+    const scanner = createUnpackingScanner(createEicarScanner(), { limits: { maxDepth: 2 } });
+    const deep = await scanner.scan(artifactFromBytes(gzipLayers(eicarBytes(), 3)));
+    expect(deep.verdict).toBe("unknown");
+    expect(deep.metadata.comments?.[0]).toBe("SKIPPED:LIMITS");
+    const rar = await scanner.scan(
+      artifactFromBytes(Buffer.from("Rar!\x1a\x07\x01\x00 encrypted?")),
+    );
+    expect(rar).toMatchObject({
+      verdict: "unknown",
+      metadata: { comments: ["SKIPPED:UNSUPPORTED", expect.any(String)] },
+    });
+  });
+
+  it("answers malicious when a member is, even if another was skipped", async () => {
+    const scanner = createUnpackingScanner(createEicarScanner(), {
+      limits: { maxMemberBytes: 1024 },
+    });
+    const mixed = await tarOf({
+      "big.bin": Buffer.alloc(4096),
+      "eicar.gz": gzipSync(eicarBytes()),
+    });
+    const result = await scanner.scan(artifactFromBytes(mixed));
+    expect(result.verdict).toBe("malicious");
+    expect(report(result).skipped[0]).toMatchObject({ code: "SKIPPED:LIMITS" });
+  });
+
+  it("scans a stream artifact (read once) as well as bytes", async () => {
+    const scanner = createUnpackingScanner(createEicarScanner(), { memoryLimitBytes: 16 });
+    const archive = gzipSync(await tarOf({ "eicar.com": eicarBytes() }));
+    const result = await scanner.scan(
+      artifactFromStream(
+        (async function* () {
+          yield archive;
+        })(),
+      ),
+    );
+    expect(result.verdict).toBe("malicious");
+  });
+
+  it("fails the scan when the backend fails, and skips a member the backend refuses alone", async () => {
+    let calls = 0;
+    const flaky: Scanner = defineScanner({
+      name: "flaky",
+      scan: async () => {
+        calls += 1;
+        if (calls > 1) throw new BackendUnavailableError({ message: "gone" });
+        return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+      },
+    });
+    const scanner = createUnpackingScanner(flaky);
+    await expect(
+      scanner.scan(artifactFromBytes(gzipSync(Buffer.from("x")))),
+    ).rejects.toBeInstanceOf(BackendUnavailableError);
+  });
+});
