@@ -2,6 +2,7 @@
 # Installs what the test suite needs on a Debian machine with Node 20, when it is missing:
 #   - Debian packages: clamav-daemon + clamdscan (real clamd for integration tests and the
 #     ClamAV benchmark), yara (differential tests and benchmark), redis-server (queue mode),
+#     7zip, xorriso, gcab, lzip, brotli, zstd, bzip2, xz-utils (archives for @engine/unpack's tests),
 #     libyara-dev + g++/make (to build @engine/yara-native, the native YARA engine), zip
 #     (password-protected archives for the fail-closed tests), prometheus (promtool checks the
 #     alert rules in deploy/);
@@ -26,6 +27,15 @@ command -v yara >/dev/null 2>&1 || missing+=(yara)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks deploy/prometheus
+# Archive writers for @engine/unpack's fixtures (archives made by real tools in the tests).
+command -v 7zz >/dev/null 2>&1 || missing+=(7zip)
+command -v xorriso >/dev/null 2>&1 || missing+=(xorriso)
+command -v gcab >/dev/null 2>&1 || missing+=(gcab)
+command -v lzip >/dev/null 2>&1 || missing+=(lzip)
+command -v brotli >/dev/null 2>&1 || missing+=(brotli)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+command -v bzip2 >/dev/null 2>&1 || missing+=(bzip2)
+command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
 [ -f /usr/include/yara.h ] || missing+=(libyara-dev)  # builds @engine/yara-native (the native YARA engine)
 command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || missing+=(g++ make)
 if [ "${#missing[@]}" -gt 0 ]; then
