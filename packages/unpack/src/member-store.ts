@@ -73,7 +73,6 @@ export class MemberStore {
     content: AsyncIterable<Uint8Array>,
     info: { filename: string; compressedBytes: number },
   ): Promise<StoredMember> {
-    const { limits } = this.options;
     const hash = createHash("sha256");
     const chunks: Uint8Array[] = [];
     let size = 0;

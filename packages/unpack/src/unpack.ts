@@ -65,18 +65,15 @@ const maximumNameLength = 512;
 
 /** A name as it appears in a member path: `\` as `/`, control characters escaped, bounded. */
 function displayName(name: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
+  const control = /[\u0000-\u001f\u007f]/g;
   const cleaned = name
     .replace(/\\/g, "/")
     .replace(/^\/+/, "")
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
-    .replace(
-      /[\u0000-\u001f\u007f]/g,
-      (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, "0")}`,
-    );
-  return (
-    (cleaned.length > maximumNameLength ? `${cleaned.slice(0, maximumNameLength)}...` : cleaned) ||
-    "(unnamed)"
-  );
+    .replace(control, (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  const bounded =
+    cleaned.length > maximumNameLength ? `${cleaned.slice(0, maximumNameLength)}...` : cleaned;
+  return bounded || "(unnamed)";
 }
 
 /** The first bytes (to identify a format) and the last ones (a zip's end record) of an artifact. */
@@ -186,7 +183,7 @@ interface WalkNode {
   mimetype?: string | undefined;
 }
 
-function skipped(node: WalkNode, path: string, depth: number, skip: UnpackSkip): UnpackEvent {
+function skipped(path: string, depth: number, skip: UnpackSkip): UnpackEvent {
   return { kind: "skipped", path, depth, code: skip.code, reason: skip.message, limit: skip.limit };
 }
 
@@ -224,7 +221,6 @@ async function* walkContainer(
   const { limits } = walk.options;
   if (node.depth >= limits.maxDepth) {
     yield skipped(
-      node,
       node.path,
       node.depth,
       new UnpackSkip(
@@ -257,7 +253,7 @@ async function* walkContainer(
         `more than maxMembers (${limits.maxMembers}) members`,
         "maxMembers",
       );
-      yield skipped(node, path, node.depth + 1, walk.stopped);
+      yield skipped(path, node.depth + 1, walk.stopped);
       return true;
     }
     const stored = await storeEntry(
@@ -267,7 +263,7 @@ async function* walkContainer(
       entry.compressedSize ?? node.size,
     );
     if (stored instanceof UnpackSkip) {
-      yield skipped(node, path, node.depth + 1, stored);
+      yield skipped(path, node.depth + 1, stored);
       if (walk.stopped) return true;
       continue;
     }
@@ -362,7 +358,7 @@ async function* walkNode(walk: Walk, node: WalkNode): AsyncGenerator<UnpackEvent
               "CORRUPT",
               `the ${format} container could not be read: ${(error as Error)?.message ?? String(error)}`,
             );
-      yield skipped(node, node.path, node.depth, skip);
+      yield skipped(node.path, node.depth, skip);
       return;
     }
   }
