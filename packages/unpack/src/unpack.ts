@@ -29,6 +29,10 @@ export interface UnpackedMember {
   depth: number;
   /** The format of the container it came out of. */
   container: ContainerFormat;
+  /** How it was stored in that container, when the format has methods (`deflate`, `ppmd`, ...). */
+  method?: string | undefined;
+  /** True when a standard reader of the container does not show it (appended data, an entry missing from a zip's central directory). */
+  hidden?: boolean | undefined;
   /** Its content (in memory, or a private temp file removed when the walk moves on). */
   artifact: Artifact;
   /** Decoded bytes. */
@@ -278,6 +282,8 @@ async function* walkContainer(
         artifact: stored.artifact,
         size: stored.size,
         sha256: stored.sha256,
+        ...(entry.method ? { method: entry.method } : {}),
+        ...(entry.hidden ? { hidden: true } : {}),
       };
       yield { kind: "member", member };
       yield* walkNode(walk, {

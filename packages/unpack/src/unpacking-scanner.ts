@@ -13,7 +13,7 @@ import {
 } from "@engine/core";
 import type { SkipCode } from "./extractors/extractor.js";
 import { ByteBudget, MemberStore } from "./member-store.js";
-import { type UnpackEvent, unpack } from "./unpack.js";
+import { type UnpackEvent, type UnpackedMember, unpack } from "./unpack.js";
 import {
   type ResolvedUnpackOptions,
   type UnpackOptions,
@@ -178,15 +178,26 @@ function info(artifact: Artifact, size: number) {
  * const result = await yara.scan(artifactFromFile("invoice.zip"));
  * console.log(result.verdict, result.metadata.unpack?.detected_in);
  */
-export function createUnpackingScanner(inner: Scanner, options: UnpackOptions = {}): Scanner {
-  const settings = parseOptions(unpackOptionsSchema, options, {
+export function createUnpackingScanner(
+  inner: Scanner,
+  options: UnpackOptions & {
+    /**
+     * Which members `inner` scans (all by default). A backend that unpacks some formats
+     * itself (clamd) is given only the members of containers it cannot decode: the walk still
+     * goes through every container, so what hides below is still found.
+     */
+    scanMember?: (member: UnpackedMember) => boolean;
+  } = {},
+): Scanner {
+  const { scanMember = () => true, ...unpackOptions } = options;
+  const settings = parseOptions(unpackOptionsSchema, unpackOptions, {
     where: "@engine/unpack: createUnpackingScanner",
   });
   const scan = async (artifact: Artifact, context: ScanContext): Promise<ScanResult> => {
     const { signal, deadline } = context;
     const copy = await replayable(artifact, signal, settings);
     try {
-      return await scanUnpacking(copy.artifact, inner, settings, { signal, deadline });
+      return await scanUnpacking(copy.artifact, inner, settings, scanMember, { signal, deadline });
     } finally {
       await copy.dispose();
     }
@@ -208,6 +219,7 @@ async function scanUnpacking(
   artifact: Artifact,
   inner: Scanner,
   settings: ResolvedUnpackOptions,
+  scanMember: (member: UnpackedMember) => boolean,
   options: { signal: AbortSignal; deadline: number | undefined },
 ): Promise<ScanResult> {
   const outer = await inner.scan(artifact, options);
@@ -224,6 +236,7 @@ async function scanUnpacking(
     return { ...outer, metadata: { ...outer.metadata, unpack: report } };
   const findings: Finding[] = [];
   for await (const event of unpack(artifact, { ...settings, ...options })) {
+    if (event.kind === "member" && !scanMember(event.member)) continue;
     const finding = await findingOf(event, inner, options, report);
     if (!finding) continue;
     findings.push(finding);

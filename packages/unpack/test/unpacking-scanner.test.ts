@@ -96,4 +96,23 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
       scanner.scan(artifactFromBytes(gzipSync(Buffer.from("x")))),
     ).rejects.toBeInstanceOf(BackendUnavailableError);
   });
+
+  it("lets a backend that unpacks some formats itself scan only the members of the others, still walking through all", async () => {
+    const seen: string[] = [];
+    const recording = defineScanner({
+      name: "recording",
+      scan: async (artifact) => {
+        seen.push(artifact.filename ?? "(root)");
+        return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+      },
+    });
+    // Pretend the backend decodes tar itself but not gzip: it gets what came out of a gzip only.
+    const scanner = createUnpackingScanner(recording, {
+      scanMember: (member) => member.container === "gzip",
+    });
+    const archive = await tarOf({ "inner.gz": gzipSync(Buffer.from("hidden")), "plain.txt": "x" });
+    const result = await scanner.scan(artifactFromBytes(archive, { filename: "outer.tar" }));
+    expect(result.verdict).toBe("benign");
+    expect(seen).toEqual(["outer.tar", "inner"]);
+  });
 });

@@ -56,6 +56,13 @@ export type ExtractedEntry =
       name: string;
       /** Its bytes in the container, when known (for the ratio check); else the container's size counts. */
       compressedSize?: number | undefined;
+      /** How it is stored, when the format has methods (`deflate`, `ppmd`, `lzma`, `bzip2`, ...). */
+      method?: string | undefined;
+      /**
+       * True for content a standard reader of the format does not show: data appended after
+       * the end, a zip entry missing from the central directory, a second concatenated archive.
+       */
+      hidden?: boolean | undefined;
       /**
        * Its content. Read it whole before asking for the next entry; stopping early (a limit)
        * returns the iterator, and the extractor skips the rest of it.

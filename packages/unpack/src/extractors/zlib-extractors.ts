@@ -60,6 +60,7 @@ export const gzipExtractor: Extractor = {
         kind: "file",
         name: "(trailing data)",
         compressedSize: source.size - start,
+        hidden: true,
         open: () => streamFrom(source, start, context.signal),
       };
     }
