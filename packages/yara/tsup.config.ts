@@ -27,6 +27,7 @@ export default defineConfig([
     entry: { index: "src/index.ts", "yara-worker": "src/yara-worker.ts" },
     format: ["esm"],
   },
-  // CommonJS for require (index.cjs, index.d.cts).
-  { ...shared, entry: { index: "src/index.ts" }, format: ["cjs"], ...commonJs },
+  // CommonJS for require (index.cjs, index.d.cts). One entry, so no splitting: with it, tsup
+  // rewrites import() into require(), which cannot load ESM-only packages (file-type).
+  { ...shared, entry: { index: "src/index.ts" }, format: ["cjs"], splitting: false, ...commonJs },
 ]);

@@ -36,7 +36,8 @@ export const yaraScannerOptionsSchema = z.strictObject({
   engine: z.enum(["wasm", "native", "auto"]).default("wasm"),
   /**
    * External variables and their defaults. `filename`, `filepath`, `extension` and `filetype`
-   * are always declared (default `""`) and set per scan from the artifact.
+   * are always declared (default `""`) and set per scan from the artifact (`filetype` from
+   * its first 4100 bytes, by their magic numbers: `application/pdf`, `""` when unknown).
    */
   externals: z
     .record(

@@ -11,6 +11,7 @@ import {
   type Scanner,
   verdictMetadata,
 } from "@engine/core";
+import { withContentType } from "./content-type.js";
 import { verdictFromMatches } from "./match-verdict.js";
 import { compileWithNative, loadNativeEngine } from "./native-engine.js";
 import { formatDiagnostic, type RuleDiagnostic } from "./rule-diagnostics.js";
@@ -74,13 +75,20 @@ interface LoadedRules {
   retired: boolean;
 }
 
-function artifactExternalValues(artifact: Artifact): Record<string, ExternalValue> {
+/**
+ * The per-scan externals: the name, path and extension as given, and `filetype` from the
+ * content ({@link withContentType}), never the declared `mimetype`.
+ */
+function artifactExternalValues(
+  artifact: Artifact,
+  filetype: string,
+): Record<string, ExternalValue> {
   const filename = artifact.filename ?? "";
   return {
     filename,
     filepath: artifact.path ?? "",
     extension: extname(filename).replace(/^\./, "").toLowerCase(),
-    filetype: artifact.mimetype ?? "",
+    filetype,
   };
 }
 
@@ -229,9 +237,11 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
             scanner: settings.name,
           });
         }
+        // The head is read once here; a stream comes back as one that replays it.
+        const typed = await withContentType(artifact, signal);
         const matches = await rules.engine.scan(
-          artifact,
-          artifactExternalValues(artifact),
+          typed.artifact,
+          artifactExternalValues(typed.artifact, typed.filetype),
           settings.maxScanBytes,
           signal,
           deadline,

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import {
   artifactFromBytes,
   artifactFromFile,
+  artifactFromStream,
   eicarBytes,
   InvalidOptionsError,
   ScanTimeoutError,
@@ -120,7 +121,7 @@ describe("rule loading", () => {
     expect(
       rulesOf(
         await scanner.scan(
-          artifactFromBytes("x", { filename: "invoice.pdf", mimetype: "application/pdf" }),
+          artifactFromBytes("%PDF-1.7\n%...", { filename: "invoice.pdf", mimetype: "text/plain" }),
         ),
       ),
     ).toEqual(["externals:by_name", "externals:by_type", "externals:by_user"]);
@@ -128,6 +129,55 @@ describe("rule loading", () => {
       "externals:by_path",
       "externals:by_user",
     ]);
+  });
+
+  it("takes filetype from the content's first bytes, never the declared mimetype (files, bytes and streams)", async () => {
+    const { scanner, directory } = await scannerFor({
+      "types.yar": [
+        'rule is_pe { condition: filetype == "application/x-msdownload" }',
+        'rule is_pdf { condition: filetype == "application/pdf" }',
+        'rule is_zip { condition: filetype == "application/zip" }',
+        'rule untyped { condition: filetype == "" }',
+        'rule tail_seen { strings: $a = "tail-marker" condition: $a }',
+      ].join("\n"),
+    });
+    const typeOf = async (artifact: Parameters<YaraScanner["scan"]>[0]) =>
+      rulesOf(await scanner.scan(artifact)).filter((rule) => rule !== "types:tail_seen");
+    const pe = Buffer.concat([Buffer.from("MZ\x90\x00", "latin1"), Buffer.alloc(200)]);
+    // A PE declared a PDF, a PDF declared a PE: the bytes decide.
+    expect(await typeOf(artifactFromBytes(pe, { mimetype: "application/pdf" }))).toEqual([
+      "types:is_pe",
+    ]);
+    const pdfPath = join(directory, "report.exe");
+    await writeFile(pdfPath, "%PDF-1.4\n1 0 obj\n");
+    expect(
+      await typeOf(artifactFromFile(pdfPath, { mimetype: "application/x-msdownload" })),
+    ).toEqual(["types:is_pdf"]);
+    // A zip's first local header (a stored a.txt): its head is all the type needs.
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt32LE(5, 18);
+    local.writeUInt32LE(5, 22);
+    local.writeUInt16LE(5, 26);
+    const zip = Buffer.concat([local, Buffer.from("a.txthello")]);
+    expect(await typeOf(artifactFromBytes(zip, { mimetype: "text/plain" }))).toEqual([
+      "types:is_zip",
+    ]);
+    // Unknown content is "", whatever was declared; so is an empty artifact.
+    expect(await typeOf(artifactFromBytes("plain words", { mimetype: "application/pdf" }))).toEqual(
+      ["types:untyped"],
+    );
+    expect(await typeOf(artifactFromBytes(new Uint8Array(0)))).toEqual(["types:untyped"]);
+    // A stream is typed by its head and still scanned whole (the head is not lost).
+    const streamed = [
+      Buffer.from("%PDF-1.5\n"),
+      Buffer.alloc(8000, 0x20),
+      Buffer.from("tail-marker"),
+    ];
+    expect(
+      rulesOf(await scanner.scan(artifactFromStream(streamed, { mimetype: "image/png" }))),
+    ).toEqual(["types:is_pdf", "types:tail_seen"]);
   });
 
   it('fails setup on a broken file with onCompileError: "fail"', async () => {

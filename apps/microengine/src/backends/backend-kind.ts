@@ -27,6 +27,11 @@ export interface EngineBackend {
   readonly name: string;
   /** What the multi-engine runs. */
   readonly scanner: Scanner;
+  /**
+   * True when its scanner sees inside containers (UNPACK: wrapped by `createUnpackingScanner`,
+   * its answers carry `metadata.unpack`); `check` holds it to the archive cases.
+   */
+  readonly unpacks?: boolean;
   /** Its line in the start banner (`serve`, `worker`, `scan`, `check`). */
   readonly status: BackendStatus;
   /**

@@ -13,11 +13,17 @@ import { engineVersion } from "../operations/version.js";
 import type { RedisSeal } from "../queue/redis-seal.js";
 import type { EngineBackend } from "./backend-kind.js";
 import { createRedisResultStore } from "./redis-result-store.js";
+import { type UnpackSetting, unpackCacheKey } from "./unpacking-backend.js";
 
 /** The settings the result cache reads. */
 export type ResultCacheSettings = Pick<
   EngineConfig,
-  "CACHE_TTL_SECONDS" | "CACHE_MAX_BYTES" | "QUEUE_URL" | "QUEUE_NAME" | "VERDICT_POLICY"
+  | "CACHE_TTL_SECONDS"
+  | "CACHE_MAX_BYTES"
+  | "QUEUE_URL"
+  | "QUEUE_NAME"
+  | "VERDICT_POLICY"
+  | UnpackSetting
 >;
 
 /** The multi-engine behind the result cache, or alone. */
@@ -65,15 +71,20 @@ export async function resultCacheVersionKey(
   ]);
 }
 
-/** What changes answers besides the signatures: the engine, its backends and the policy. */
+/**
+ * What changes answers besides the signatures: the engine, its backends, the policy, and
+ * whether (and how far) they see inside containers (UNPACK, its limits, `@engine/unpack`'s
+ * version).
+ */
 export function resultCacheOptionsKey(
   running: readonly Pick<EngineBackend, "scanner">[],
-  policyText: string,
+  settings: Pick<EngineConfig, "VERDICT_POLICY" | UnpackSetting>,
 ): string {
   return JSON.stringify([
     engineVersion,
     running.map((backend) => backend.scanner.name),
-    policyText,
+    settings.VERDICT_POLICY.text,
+    unpackCacheKey(settings),
   ]);
 }
 
@@ -81,7 +92,7 @@ export function resultCacheOptionsKey(
  * Puts the result cache in front of the multi-engine for CACHE_TTL_SECONDS (none when 0): in
  * Redis with QUEUE_URL (shared by every worker and `serve`), else in memory, both bounded by
  * CACHE_MAX_BYTES. Its key holds each backend's signatures and cache key, the engine, the
- * backends, the policy and what a backend sees of the artifact; it is bypassed while
+ * backends, the policy, UNPACK and its limits, and what a backend sees of the artifact; it is bypassed while
  * `reloading()` or a backend's `cachePaused()` says so. Lookups are counted in `metrics`.
  * @param options.redisSeal the seal of the entries in Redis (asked for in queue mode only)
  */
@@ -109,7 +120,7 @@ export async function createResultCache(
       store: redisStore ?? createMemoryResultStore({ maxBytes: settings.CACHE_MAX_BYTES }),
       ttlMs: settings.CACHE_TTL_SECONDS * 1000,
       versionKey: () => resultCacheVersionKey(multi, running),
-      optionsKey: resultCacheOptionsKey(running, settings.VERDICT_POLICY.text),
+      optionsKey: resultCacheOptionsKey(running, settings),
       // Every artifact the engine scans with a sha256 got it from the fetcher, which computed
       // it while downloading (a declared one only serves to check the download).
       trustDeclaredSha256: true,

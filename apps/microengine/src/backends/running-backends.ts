@@ -45,7 +45,7 @@ export async function startBackends(
   const started: RunningBackends = { running: [], statuses: [] };
   try {
     await startNamedBackends(context, entries, started);
-    await startModuleBackends(entries, started);
+    await startModuleBackends(config, entries, started);
     const { running } = started;
     if (running.length === 0) throw new Error("no backend could start; see the reasons above");
     const mismatch = policyMismatch(
@@ -82,6 +82,7 @@ async function startNamedBackends(
 
 /** Loads ENGINE_BACKENDS' module entries, in their order, after the backends of the table. */
 async function startModuleBackends(
+  config: EngineConfig,
   entries: readonly string[],
   started: RunningBackends,
 ): Promise<void> {
@@ -90,7 +91,7 @@ async function startModuleBackends(
     ...started.running.map((backend) => backend.name),
   ]);
   for (const entry of entries.filter(isBackendModuleEntry)) {
-    const backend = await buildModuleBackend(entry, taken);
+    const backend = await buildModuleBackend(entry, taken, config);
     taken.add(backend.name);
     add(started, backend);
   }

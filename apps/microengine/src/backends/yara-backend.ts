@@ -7,13 +7,14 @@ import type {
   BackendKind,
   BackendStatus,
 } from "./backend-kind.js";
+import { type UnpackSetting, withUnpacking } from "./unpacking-backend.js";
 
 /** The banner's warning when YARA runs the bundled rules: one EICAR rule. */
 export const yaraBundledRulesWarning =
   "YARA has only the bundled EICAR rule: set RULES_DIR to a directory of your rules";
 
 /** The settings YARA reads. */
-type YaraSetting = "RULES_DIR" | "YARA_ENGINE";
+type YaraSetting = "RULES_DIR" | "YARA_ENGINE" | UnpackSetting;
 
 /** When the rules in use were loaded (at start, then at each successful reload). */
 interface RulesLoaded {
@@ -23,7 +24,8 @@ interface RulesLoaded {
 /**
  * YARA with RULES_DIR (or the bundled rules) on YARA_ENGINE. Rule files that do not compile at
  * start are skipped with a warning; a hot reload is strict (one broken file keeps every old rule).
- * Ready when a worker runs and rules are loaded; reloads on SIGHUP and RULES_WATCH.
+ * Ready when a worker runs and rules are loaded; reloads on SIGHUP and RULES_WATCH. With UNPACK
+ * it scans the members of containers too.
  */
 export const yaraBackend: BackendKind = {
   async build(wanted, { config, logger, metrics }: BackendBuildContext<YaraSetting>) {
@@ -41,17 +43,21 @@ export const yaraBackend: BackendKind = {
       throw error;
     }
     const rulesLoaded: RulesLoaded = { at: Date.now() };
+    // With UNPACK, it sees inside containers (health, reloads and the banner stay YARA's own).
     return {
-      backend: {
-        name: yara.name,
-        scanner: yara,
-        status: yaraBanner(yara, config.RULES_DIR),
-        readsRulesDirectory: true,
-        health: async () => yaraHealth(yara, rulesLoaded, metrics),
-        // Which engine runs changes answers (libyara and YARA-X differ on some rules).
-        cacheKey: async () => yara.engine,
-        reload: () => reloadYaraRules(yara, rulesLoaded, logger, metrics),
-      },
+      backend: withUnpacking(
+        {
+          name: yara.name,
+          scanner: yara,
+          status: yaraBanner(yara, config.RULES_DIR),
+          readsRulesDirectory: true,
+          health: async () => yaraHealth(yara, rulesLoaded, metrics),
+          // Which engine runs changes answers (libyara and YARA-X differ on some rules).
+          cacheKey: async () => yara.engine,
+          reload: () => reloadYaraRules(yara, rulesLoaded, logger, metrics),
+        },
+        config,
+      ),
     };
   },
 };

@@ -2,6 +2,7 @@ import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
 import type { Command } from "commander";
 import type { EngineBackends } from "../backends/build-backends.js";
 import { backendBanner } from "./backend-banner.js";
+import { checkArchives } from "./check-archives.js";
 import { type CommandFlags, withEngineOptions } from "./command-flags.js";
 import { withBackends } from "./one-shot-backends.js";
 
@@ -10,7 +11,9 @@ export function addCheckCommand(program: Command): void {
   withEngineOptions(
     program
       .command("check")
-      .description("self-test: EICAR malicious, empty and benign files benign; versions"),
+      .description(
+        "self-test: EICAR malicious (alone and in an archive), empty and benign files benign; versions",
+      ),
   ).action(async (flags: CommandFlags) => {
     // check runs the clamd alert probes itself and reports them instead of refusing to start.
     await withBackends(
@@ -25,7 +28,8 @@ export function addCheckCommand(program: Command): void {
 
 /**
  * The engine's self-test, like the SDK's --check-eicar/--check-empty: EICAR must be malicious,
- * an empty and a benign file benign. Then each backend's own checks: ClamAV probes clamd with
+ * an empty and a benign file benign; with UNPACK, EICAR inside a tar.gz malicious by every
+ * backend that sees inside containers, and a benign archive benign. Then each backend's own checks: ClamAV probes clamd with
  * an encrypted zip of EICAR and a nest past its limits, and fails naming the clamd.conf setting
  * when clamd answers OK; a third-party backend must pass the conformance checks that apply to
  * it. Prints each backend's version and rules/database version.
@@ -44,6 +48,8 @@ export async function checkEngine(
   ];
   for (const [label, bytes, expected] of cases)
     healthy = (await checkCase(backends, out, label, bytes, expected)) && healthy;
+  // Inside containers: EICAR in an archive malicious by every backend that unpacks.
+  healthy = (await checkArchives(backends, out)) && healthy;
   // Each backend's own checks: clamd's alert probes, a third-party module's conformance.
   for (const backend of backends.running)
     if (backend.selfCheck) healthy = (await backend.selfCheck(out)) && healthy;

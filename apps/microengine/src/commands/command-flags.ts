@@ -19,11 +19,21 @@ const flagVariables: Record<string, keyof EngineConfig> = {
   workerConcurrency: "WORKER_CONCURRENCY",
 };
 
+/**
+ * Flags that turn a variable off (`--no-unpack`): commander sets them true when absent, so only
+ * `false` overrides the variable.
+ */
+const negatedFlagVariables: Record<string, keyof EngineConfig> = {
+  unpack: "UNPACK",
+};
+
 /** The configuration from the environment, each flag given winning over its variable. */
 export function configFrom(flags: CommandFlags): EngineConfig {
   const overrides: Partial<Record<keyof EngineConfig, unknown>> = {};
   for (const [flag, variable] of Object.entries(flagVariables))
     if (flags[flag] !== undefined) overrides[variable] = flags[flag];
+  for (const [flag, variable] of Object.entries(negatedFlagVariables))
+    if (flags[flag] === false) overrides[variable] = false;
   return loadConfig(process.env, overrides);
 }
 

@@ -6,6 +6,7 @@ import { bountySettings } from "./bounty-settings.js";
 import { httpSettings } from "./http-settings.js";
 import { loggingSettings } from "./logging-settings.js";
 import { queueSettings } from "./queue-settings.js";
+import { unpackSettings } from "./unpack-settings.js";
 
 export { type BackendName, backendNames, isBackendModuleEntry } from "./backend-settings.js";
 
@@ -17,6 +18,7 @@ export { type BackendName, backendNames, isBackendModuleEntry } from "./backend-
 export const engineConfigSchema = z.object({
   ...httpSettings.shape,
   ...backendSettings.shape,
+  ...unpackSettings.shape,
   ...artifactSettings.shape,
   ...bountySettings.shape,
   ...queueSettings.shape,

@@ -25,6 +25,9 @@ export interface EngineMetrics {
   signaturesAge: Gauge<"backend">;
   httpConnectionsEvicted: Counter<"reason">;
   httpConnectionsRefused: Counter;
+  unpackMembers: Counter<"backend">;
+  unpackBytes: Counter<"backend">;
+  unpackSkipped: Counter<"backend" | "code" | "limit">;
 }
 
 /**
@@ -42,6 +45,7 @@ export function createMetrics(): EngineMetrics {
     registry,
     ...storedStateMetrics(makers),
     ...scanMetrics(makers),
+    ...unpackMetrics(makers),
     ...bountyMetrics(makers),
     ...queueMetrics(makers),
     ...loadMetrics(makers),
@@ -139,6 +143,32 @@ function scanMetrics({
   };
 }
 
+/**
+ * Inside containers (UNPACK), per backend: members scanned, the bytes they decoded to, and
+ * what was not looked into by `SKIPPED:*` code and, for LIMITS, which limit.
+ */
+function unpackMetrics({
+  counter,
+}: MetricMakers): Pick<EngineMetrics, "unpackMembers" | "unpackBytes" | "unpackSkipped"> {
+  return {
+    unpackMembers: counter(
+      "engine_unpack_members_total",
+      "Members of containers scanned (UNPACK), by backend",
+      ["backend"],
+    ),
+    unpackBytes: counter(
+      "engine_unpack_bytes_total",
+      "Bytes the members of containers decoded to (UNPACK), by backend",
+      ["backend"],
+    ),
+    unpackSkipped: counter(
+      "engine_unpack_skipped_total",
+      "What inside containers was not looked into (the answer is unknown), by backend, code (ENCRYPTED, LIMITS, UNSUPPORTED, CORRUPT; UNLISTED past the 20 an answer lists) and limit (maxDepth, maxMembers, maxMemberBytes, maxTotalBytes, maxRatio, overlappingEntries; empty for other codes)",
+      ["backend", "code", "limit"],
+    ),
+  };
+}
+
 /** Bounties by phase and outcome, those answered late or dropped (must stay 0), waiting and running. */
 function bountyMetrics({
   counter,
@@ -230,5 +260,45 @@ export function recordScan(metrics: EngineMetrics, result: ScanResult): void {
     metrics.scanDuration.observe({ backend: backend.name }, backend.duration_ms / 1000);
     if (backend.error_code)
       metrics.scanErrors.inc({ backend: backend.name, code: backend.error_code });
+    const unpack = backend.metadata?.unpack;
+    if (typeof unpack === "object" && unpack !== null)
+      recordUnpack(metrics, backend.name, unpack as UnpackCounts);
   }
+}
+
+/** What the metrics read of a backend's `metadata.unpack` (`@engine/unpack`'s report). */
+interface UnpackCounts {
+  members?: unknown;
+  bytes?: unknown;
+  skipped?: unknown;
+  skipped_count?: unknown;
+}
+
+/** The limits a LIMITS skip can name (its reason names the one it hit). */
+const limitNames =
+  /\b(maxDepth|maxMembers|maxMemberBytes|maxTotalBytes|maxRatio|overlappingEntries)\b/;
+
+/** Counts one backend's unpack report: members, bytes, and each skip by code and limit. */
+function recordUnpack(metrics: EngineMetrics, backend: string, unpack: UnpackCounts): void {
+  const count = (value: unknown) =>
+    typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
+  if (count(unpack.members)) metrics.unpackMembers.inc({ backend }, count(unpack.members));
+  if (count(unpack.bytes)) metrics.unpackBytes.inc({ backend }, count(unpack.bytes));
+  const listed = Array.isArray(unpack.skipped) ? unpack.skipped : [];
+  for (const skip of listed) {
+    const { code, reason, limit } = (skip ?? {}) as Record<string, unknown>;
+    if (typeof code !== "string") continue;
+    const named =
+      typeof limit === "string"
+        ? limit
+        : limitNames.exec(typeof reason === "string" ? reason : "")?.[1];
+    metrics.unpackSkipped.inc({
+      backend,
+      code: code.replace(/^SKIPPED:/, ""),
+      limit: code === "SKIPPED:LIMITS" ? (named ?? "") : "",
+    });
+  }
+  // The report lists the first 20; the rest are counted, not described.
+  const unlisted = count(unpack.skipped_count) - listed.length;
+  if (unlisted > 0) metrics.unpackSkipped.inc({ backend, code: "UNLISTED", limit: "" }, unlisted);
 }

@@ -46,6 +46,11 @@ describe("microengine", () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/PASS EICAR: malicious/);
     expect(stdout).toMatch(/yara: version \S+, signatures \S+/);
+    // Inside an archive: by YARA (in the member) and by ClamAV (which decodes a tar.gz itself).
+    expect(stdout).toMatch(
+      /^PASS EICAR in a tar\.gz: malicious .* yara=malicious\(in eicar\.tar\.gz!\/eicar\.tar\) clamav=malicious$/m,
+    );
+    expect(stdout).toMatch(/^PASS benign tar\.gz: benign /m);
     expect(stdout).toMatch(
       /PASS clamav reports a password-protected zip of EICAR: Heuristics\.Encrypted\.Zip FOUND/,
     );

@@ -25,6 +25,26 @@ describe("configuration", () => {
     expect(config.RESPONSE_ALLOWED_HOSTS).toBeUndefined();
   });
 
+  it("sees inside containers by default, with ClamAV's limits, and validates UNPACK and its limits", () => {
+    expect(loadConfig({})).toMatchObject({
+      UNPACK: true,
+      UNPACK_MAX_DEPTH: 17,
+      UNPACK_MAX_MEMBERS: 10_000,
+      UNPACK_MAX_MEMBER_BYTES: 100 * 1024 * 1024,
+      UNPACK_MAX_TOTAL_BYTES: 400 * 1024 * 1024,
+    });
+    expect(
+      loadConfig({ UNPACK: "false", UNPACK_MAX_DEPTH: "3", UNPACK_MAX_TOTAL_BYTES: "1048576" }),
+    ).toMatchObject({ UNPACK: false, UNPACK_MAX_DEPTH: 3, UNPACK_MAX_TOTAL_BYTES: 1024 * 1024 });
+    expect(() => loadConfig({ UNPACK: "maybe" })).toThrow(/UNPACK: /);
+    expect(() => loadConfig({ UNPACK_MAX_DEPTH: "101" })).toThrow(/UNPACK_MAX_DEPTH: /);
+    expect(() => loadConfig({ UNPACK_MAX_MEMBERS: "0" })).toThrow(/UNPACK_MAX_MEMBERS: /);
+    expect(() => loadConfig({ UNPACK_MAX_MEMBER_BYTES: "1.5" })).toThrow(
+      /UNPACK_MAX_MEMBER_BYTES: /,
+    );
+    expect(() => loadConfig({ UNPACK_MAX_TOTAL_BYTES: "-1" })).toThrow(/UNPACK_MAX_TOTAL_BYTES: /);
+  });
+
   it("names the variable in every error", () => {
     expect(() => loadConfig({ PORT: "eighty" })).toThrow(/PORT: /);
     expect(() => loadConfig({ ENGINE_BACKENDS: "clamav,avast" })).toThrow(/ENGINE_BACKENDS/);

@@ -1,10 +1,17 @@
+import { gzipSync } from "node:zlib";
 import {
   BackendUnavailableError,
   createEicarScanner,
   defineScanner,
+  eicarBytes,
   type Scanner,
 } from "@engine/core";
 import { describe, expect, it, vi } from "vitest";
+import { withUnpacking } from "../../src/backends/unpacking-backend.js";
+import { tarArchive } from "../../src/commands/check-archives.js";
+import { loadConfig } from "../../src/config/config.js";
+import { answerBodyProblem } from "../../src/protocol/answer-body.js";
+import { answerTarget } from "../harness/answer-target.js";
 import { bountyBody, engineWith, postBounty, signed, useCollector } from "../harness/engine.js";
 
 const collector = useCollector();
@@ -94,6 +101,40 @@ describe("the webhook", () => {
       verdict: "malicious",
       metadata: { malware_family: "EICAR-Test-File", scanner: { version: "0.1.0" } },
     });
+    await app.close();
+  });
+
+  it("answers with each backend's metadata.unpack: where it found something inside an archive (and the metrics count it)", async () => {
+    const eicar = createEicarScanner();
+    const { scanner } = withUnpacking(
+      {
+        name: eicar.name,
+        scanner: eicar,
+        status: { name: eicar.name, running: true, reason: "test" },
+        health: async () => ({ ok: true }),
+      },
+      loadConfig({}),
+    );
+    const { app, metrics } = await engineWith([scanner]);
+    const archive = gzipSync(tarArchive([{ name: "eicar.com", data: eicarBytes() }]));
+    const { id, text } = bounty({
+      artifact_uri: `data:application/gzip;base64,${archive.toString("base64")}`,
+    });
+    expect((await postBounty(app, text)).statusCode).toBe(202);
+    await vi.waitFor(() => expect(answersFor(id)).toHaveLength(1), { timeout: 4000 });
+    const answer = JSON.parse(answersFor(id)[0]?.body ?? "{}");
+    expect(answer.verdict).toBe("malicious");
+    const unpack = answer.metadata.backends[0].metadata.unpack;
+    expect(unpack).toMatchObject({
+      members: 1,
+      detected_in: "(artifact)!/content",
+      detections: [{ path: "(artifact)!/content", verdict: "malicious" }],
+    });
+    // What an answer record read back must be (queue mode) still holds.
+    expect(answerBodyProblem(answersFor(id)[0]?.body ?? "", answerTarget())).toBeUndefined();
+    expect(await metrics.registry.metrics()).toMatch(
+      /engine_unpack_members_total\{backend="eicar"\} 1/,
+    );
     await app.close();
   });
 

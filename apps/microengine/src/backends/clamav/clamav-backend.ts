@@ -8,7 +8,9 @@ import type {
   BackendStatus,
   EngineBackend,
 } from "../backend-kind.js";
+import { type UnpackSetting, withUnpacking } from "../unpacking-backend.js";
 import { clamdAlertSelfCheck, verifyAlerts } from "./clamd-alerts.js";
+import { clamdScansMember } from "./clamd-decodes.js";
 import { clamdHealth } from "./clamd-health.js";
 import { ManagedClamdReloads } from "./clamd-reload.js";
 
@@ -26,6 +28,7 @@ type ClamavBuildContext = BackendBuildContext<
   | "CLAMD_PORT"
   | "INSECURE_CLAMD_WITHOUT_ALERTS"
   | "CLAMAV_MAX_DATABASE_AGE_HOURS"
+  | UnpackSetting
 >;
 
 const systemDatabaseDirectory = "/var/lib/clamav";
@@ -150,7 +153,9 @@ async function buildManagedClamav(context: ClamavBuildContext): Promise<BackendB
 
 /**
  * The running ClamAV backend around `clamav` (and the managed clamd it may own): health,
- * self-check, cache key and, with a managed clamd, reloads of its databases.
+ * self-check, cache key and, with a managed clamd, reloads of its databases. With UNPACK,
+ * clamd still scans the artifact as it is, and is given besides only the members it cannot
+ * decode itself (clamd-decodes.ts); health and the alert probes talk to clamd directly.
  */
 function clamavEngineBackend(
   clamav: ClamavScanner,
@@ -161,7 +166,7 @@ function clamavEngineBackend(
   const alertsKey =
     managed || clamav.alertStatus() !== undefined ? "alerts-on" : "alerts-not-verified";
   const reloads = managed ? new ManagedClamdReloads(clamav, managed, logger, metrics) : undefined;
-  return {
+  const backend: EngineBackend = {
     name: clamav.name,
     scanner: clamav,
     status,
@@ -187,6 +192,7 @@ function clamavEngineBackend(
       await managed?.[Symbol.asyncDispose]();
     },
   };
+  return withUnpacking(backend, config, clamdScansMember);
 }
 
 /** A reachable clamd's banner line: where it is, its engine and database versions. */

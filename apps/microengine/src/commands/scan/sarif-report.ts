@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ScanResult } from "@engine/core";
+import { detectedIn, skippedMember } from "./member-paths.js";
 
 interface SarifRule {
   id: string;
@@ -27,15 +28,17 @@ function locationOf(path: string, root: string) {
 
 /**
  * Why a result is unknown: each backend's reason (`clamav: SKIPPED:ENCRYPTED`, with its public
- * error when it failed), else the result's comments.
+ * error when it failed, and the member it could not look into: `yara: SKIPPED:ENCRYPTED
+ * archive.zip!/x (why)`), else the result's comments.
  */
 export function unknownReasons(result: ScanResult): string {
   const reasons = (result.metadata.backends ?? [])
     .filter((backend) => backend.verdict === "unknown")
-    .map(
-      (backend) =>
-        `${backend.name}: ${backend.reason ?? backend.error_code ?? "unknown"}${backend.error ? ` (${backend.error})` : ""}`,
-    );
+    .map((backend) => {
+      const member = skippedMember(backend);
+      const where = member ? ` ${member.path} (${member.reason})` : "";
+      return `${backend.name}: ${backend.reason ?? backend.error_code ?? "unknown"}${where}${backend.error ? ` (${backend.error})` : ""}`;
+    });
   return reasons.join("; ") || (result.metadata.comments ?? []).join("; ") || "unknown";
 }
 
@@ -83,6 +86,7 @@ function sarifResultsOf(path: string, result: ScanResult, tool: SarifComponents,
     .map((backend) => {
       const scanner = (backend.metadata?.scanner ?? {}) as { vendor_version?: unknown };
       const family = backend.malware_family || `${backend.verdict}-without-family`;
+      const member = detectedIn(backend);
       const component = tool.componentFor(
         backend.name,
         typeof scanner.vendor_version === "string" ? scanner.vendor_version : undefined,
@@ -96,9 +100,15 @@ function sarifResultsOf(path: string, result: ScanResult, tool: SarifComponents,
         },
         level: backend.verdict === "malicious" ? "error" : "warning",
         kind: "fail",
-        message: { text: `${backend.name} found ${family} (${backend.verdict})` },
+        message: {
+          text: `${backend.name} found ${family} (${backend.verdict})${member ? ` in ${member}` : ""}`,
+        },
         locations: [{ physicalLocation: { artifactLocation: locationOf(path, root) } }],
-        properties: { verdict: backend.verdict, combinedVerdict: result.verdict },
+        properties: {
+          verdict: backend.verdict,
+          combinedVerdict: result.verdict,
+          ...(member ? { memberPath: member } : {}),
+        },
       };
     });
 }

@@ -29,6 +29,7 @@ export function addScanCommand(program: Command): void {
     .option("--json", "the same as --format json")
     .option("--concurrency <n>", "scans at once", "4")
     .option("--timeout <ms>", "per-artifact deadline in ms", "60000")
+    .option("--no-unpack", "UNPACK=false: scan archives as they are, not their members")
     .action(async (paths: string[], flags: CommandFlags) => {
       const concurrency = wholeNumber(flags.concurrency, "--concurrency", 1, 256);
       const timeoutMs = wholeNumber(flags.timeout, "--timeout", 1, 24 * 3600 * 1000);

@@ -1,18 +1,25 @@
 import type { ScanResult } from "@engine/core";
 import { engineVersion } from "../../operations/version.js";
+import { detectedIn } from "./member-paths.js";
 import { createSarifLogWriter, type TextSink, unknownReasons } from "./sarif-report.js";
 import type { ScanEntry } from "./scan-in-walk-order.js";
 import { printablePath } from "./scan-output.js";
 import type { ScanSummary } from "./scan-summary.js";
 
-/** Each backend that found something in a result: `Family (backend)`. */
+/**
+ * Each backend that found something in a result: `Family (backend)`, or `Family (backend in
+ * archive.zip!/a.exe)` when it found it inside a container.
+ */
 function findings(result: ScanResult): string {
   const backends = (result.metadata.backends ?? []).filter(
     (backend) => backend.verdict === "malicious" || backend.verdict === "suspicious",
   );
   if (backends.length === 0) return result.metadata.malware_family || "(no family)";
   return backends
-    .map((backend) => `${backend.malware_family || "(no family)"} (${backend.name})`)
+    .map((backend) => {
+      const member = detectedIn(backend);
+      return `${backend.malware_family || "(no family)"} (${backend.name}${member ? ` in ${member}` : ""})`;
+    })
     .join(", ");
 }
 

@@ -2,9 +2,11 @@ import { execFileSync } from "node:child_process";
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import { eicarBytes } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clamavTestSignaturesWarning } from "../../../src/backends/clamav/clamav-backend.js";
+import { tarArchive } from "../../../src/commands/check-archives.js";
 import { cliPath, microengine } from "../../harness/cli.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
 
@@ -131,6 +133,23 @@ describe("microengine scan", () => {
       expect(stdout).toMatch(/errors +3\n/);
     },
   );
+
+  it("looks inside archives and names the member (--no-unpack scans the archive as it is)", async () => {
+    const archive = join(tree, "..", `${tree.split("/").pop()}-eicar.tar.gz`);
+    await writeFile(archive, gzipSync(tarArchive([{ name: "eicar.com", data: eicarBytes() }])));
+    try {
+      const inside = await microengine(["scan", "--backends", "yara", archive]);
+      expect(inside.code).toBe(1);
+      expect(inside.stdout).toMatch(
+        /^MALICIOUS .*-eicar\.tar\.gz: \S+ \(yara in [^ ]*-eicar\.tar\.gz!\/[^ ]*-eicar\.tar\)$/m,
+      );
+      const outside = await microengine(["scan", "--no-unpack", "--backends", "yara", archive]);
+      expect(outside.code).toBe(0);
+      expect(outside.stdout).toMatch(/benign +1\n/);
+    } finally {
+      await rm(archive, { force: true });
+    }
+  });
 
   it("exits 0 on a clean file and 1 on a detection when nothing failed", async () => {
     expect((await microengine(["scan", join(tree, "clean.txt")])).code).toBe(0);

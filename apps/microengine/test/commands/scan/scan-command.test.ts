@@ -3,11 +3,23 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import type { Artifact, Scanner, ScanResult, Verdict } from "@engine/core";
+import { gzipSync } from "node:zlib";
+import {
+  type Artifact,
+  createEicarScanner,
+  eicarBytes,
+  type Scanner,
+  type ScanResult,
+  type Verdict,
+} from "@engine/core";
+import { createMultiScanner } from "@engine/multi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { withUnpacking } from "../../../src/backends/unpacking-backend.js";
+import { tarArchive } from "../../../src/commands/check-archives.js";
 import { walkPaths } from "../../../src/commands/scan/file-walk.js";
 import { type ScanFormat, scanPaths } from "../../../src/commands/scan/scan-command.js";
 import { scanExitCode } from "../../../src/commands/scan/scan-summary.js";
+import { loadConfig } from "../../../src/config/config.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
 
 // Audit finding 14: `microengine scan` kept every path and every full result (with each
@@ -342,5 +354,82 @@ describe("scanPaths output", () => {
     expect(err.text()).toMatch(/\D5 files scanned /);
     expect(err.text()).not.toMatch(/\d+\/\d+/);
     expect(stdout).toContain(`MALICIOUS ${join(tree, "evil.com")}: Test.Family (fake)`);
+  });
+});
+
+describe("scanPaths inside containers (UNPACK)", () => {
+  let tree: string;
+  let scanner: Scanner;
+  beforeAll(async () => {
+    tree = join(root, "archives");
+    await mkdir(tree, { recursive: true });
+    await writeFile(
+      join(tree, "eicar.tar.gz"),
+      gzipSync(tarArchive([{ name: "eicar.com", data: eicarBytes() }])),
+    );
+    // A gzip whose body does not inflate, inside a tar: that member is not looked into.
+    const corrupt = Buffer.concat([
+      Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]),
+      Buffer.alloc(64, 0xff),
+    ]);
+    await writeFile(join(tree, "bad.tar"), tarArchive([{ name: "inner.gz", data: corrupt }]));
+    const eicar = createEicarScanner();
+    const backend = withUnpacking(
+      {
+        name: eicar.name,
+        scanner: eicar,
+        status: { name: eicar.name, running: true, reason: "test" },
+        health: async () => ({ ok: true }),
+      },
+      loadConfig({}),
+    );
+    scanner = createMultiScanner([backend.scanner], { name: "microengine" });
+  });
+
+  it("text: a detection names the member it is in, an unknown the member skipped and why", async () => {
+    const { stdout } = await scan(scanner, [tree]);
+    const lines = stdout.split("\n");
+    expect(lines).toContain(
+      `MALICIOUS ${join(tree, "eicar.tar.gz")}: EICAR-Test-File (eicar in eicar.tar.gz!/eicar.tar)`,
+    );
+    expect(lines.find((line) => line.startsWith("UNKNOWN"))).toMatch(
+      new RegExp(
+        `^UNKNOWN ${join(tree, "bad.tar")}: eicar: SKIPPED:CORRUPT bad\\.tar!/inner\\.gz!/inner \\(the member could not be decoded: .+\\)$`,
+      ),
+    );
+  });
+
+  it("json: each line carries the backends' metadata.unpack", async () => {
+    const { stdout } = await scan(scanner, [tree], { format: "json" });
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as ScanResult & { path: string });
+    const malicious = lines.find((line) => line.path.endsWith("eicar.tar.gz"));
+    expect(malicious?.metadata.backends?.[0]?.metadata?.unpack).toMatchObject({
+      members: 1,
+      detected_in: "eicar.tar.gz!/eicar.tar",
+    });
+    const unknown = lines.find((line) => line.path.endsWith("bad.tar"));
+    expect(unknown?.metadata.backends?.[0]?.metadata?.unpack).toMatchObject({
+      skipped: [{ path: "bad.tar!/inner.gz!/inner", code: "SKIPPED:CORRUPT" }],
+      skipped_count: 1,
+    });
+  });
+
+  it("sarif: the member path in the result's message and properties, and in the unknown's notification", async () => {
+    const { stdout } = await scan(scanner, [tree], { format: "sarif" });
+    const log = JSON.parse(stdout);
+    const validate = sarifValidator();
+    expect(validate(log), JSON.stringify(validate.errors)).toBe(true);
+    const [result] = log.runs[0].results;
+    expect(result.message.text).toBe(
+      "eicar found EICAR-Test-File (malicious) in eicar.tar.gz!/eicar.tar",
+    );
+    expect(result.properties).toMatchObject({ memberPath: "eicar.tar.gz!/eicar.tar" });
+    const [notification] = log.runs[0].invocations[0].toolExecutionNotifications;
+    expect(notification.message.text).toMatch(
+      /^could not be looked into \(eicar: SKIPPED:CORRUPT bad\.tar!\/inner\.gz!\/inner \(/,
+    );
   });
 });
