@@ -1,16 +1,38 @@
 import { readFileSync } from "node:fs";
-import { defineConfig } from "tsup";
+import { fileURLToPath } from "node:url";
+import { defineConfig, type Options } from "tsup";
+import { commonJsImportMetaUrl } from "../../scripts/tsup-commonjs.js";
 
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
+// CommonJS builds read import.meta.url from pathToFileURL(__filename) (tsup's shim mangles `#`, `%`).
+const commonJs = commonJsImportMetaUrl(
+  fileURLToPath(new URL("../../scripts/cjs-import-meta-url.ts", import.meta.url)),
+);
 
-export default defineConfig({
-  entry: { index: "src/index.ts" },
-  // ESM for import, CommonJS for require (index.cjs, index.d.cts); no import.meta here.
-  format: ["esm", "cjs"],
+const shared: Options = {
   target: "node20",
-  dts: true,
+  dts: { entry: { index: "src/index.ts" } },
   sourcemap: true,
-  clean: true,
   splitting: true,
   define: { __ENGINE_UNPACK_VERSION__: JSON.stringify(version) },
-});
+};
+
+export default defineConfig([
+  // ESM for import. The 7-Zip worker is its own entry: the extractor starts
+  // dist/seven-zip-worker.js from both formats (a worker is its own module graph).
+  {
+    ...shared,
+    entry: { index: "src/index.ts", "seven-zip-worker": "src/extractors/seven-zip-worker.ts" },
+    format: ["esm"],
+    // Each build cleans only its own files (they run at the same time).
+    clean: ["**/*.js", "**/*.js.map", "**/*.d.ts"],
+  },
+  // CommonJS for require (index.cjs, index.d.cts).
+  {
+    ...shared,
+    entry: { index: "src/index.ts" },
+    format: ["cjs"],
+    clean: ["**/*.cjs", "**/*.cjs.map", "**/*.d.cts"],
+    ...commonJs,
+  },
+]);

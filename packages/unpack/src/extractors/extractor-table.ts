@@ -1,6 +1,16 @@
 import type { ContainerFormat } from "../container-formats.js";
 import { cfbExtractor } from "./cfb-extractor.js";
 import type { Extractor } from "./extractor.js";
+import {
+  bzip2Extractor,
+  cabExtractor,
+  isoExtractor,
+  lzipExtractor,
+  lzmaExtractor,
+  rarExtractor,
+  sevenZipArchiveExtractor,
+  xzExtractor,
+} from "./seven-zip-extractor.js";
 import { tarExtractor } from "./tar-extractor.js";
 import { brotliExtractor, gzipExtractor } from "./zlib-extractors.js";
 import { zstdExtractor } from "./zstd-extractor.js";
@@ -13,6 +23,14 @@ const extractorTable: Partial<Record<ContainerFormat, Extractor>> = {
   gzip: gzipExtractor,
   brotli: brotliExtractor,
   tar: tarExtractor,
+  "7z": sevenZipArchiveExtractor,
+  rar: rarExtractor,
+  iso: isoExtractor,
+  cab: cabExtractor,
+  xz: xzExtractor,
+  bzip2: bzip2Extractor,
+  lzma: lzmaExtractor,
+  lzip: lzipExtractor,
   zstd: zstdExtractor,
   cfb: cfbExtractor,
 };
