@@ -12,6 +12,7 @@ import {
   xzExtractor,
 } from "./seven-zip-extractor.js";
 import { tarExtractor } from "./tar-extractor.js";
+import { zipExtractor } from "./zip-extractor.js";
 import { brotliExtractor, gzipExtractor } from "./zlib-extractors.js";
 import { zstdExtractor } from "./zstd-extractor.js";
 
@@ -33,6 +34,7 @@ const extractorTable: Partial<Record<ContainerFormat, Extractor>> = {
   lzip: lzipExtractor,
   zstd: zstdExtractor,
   cfb: cfbExtractor,
+  zip: zipExtractor,
 };
 
 /** The extractor of `format`, if there is one. */

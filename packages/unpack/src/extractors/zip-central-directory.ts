@@ -1,0 +1,107 @@
+import { type Entry, Reader, ZipReader } from "@zip.js/zip.js";
+import type { ByteRange } from "./zip-entry-ranges.js";
+import { decodeCodePage437, localHeaderLength } from "./zip-local-header.js";
+import type { ZipSourceAccess } from "./zip-source-access.js";
+
+/**
+ * Data after the end record zip.js still reads past (1 MiB); more, and the directory is not
+ * found (the zip is then read from its local headers and reported corrupt). Set explicitly so
+ * that zip.js never searches a whole file for an end record.
+ */
+const maximumAppendedBytes = 1024 * 1024;
+
+/** zip.js reads the zip through {@link ZipSourceAccess} (positional reads, one file handle). */
+class SourceReader extends Reader<ZipSourceAccess> {
+  constructor(private readonly access: ZipSourceAccess) {
+    super(access);
+    this.size = access.size;
+  }
+
+  override readUint8Array(index: number, length: number): Promise<Uint8Array> {
+    return this.access.read(index, length);
+  }
+}
+
+/** Where the central directory zip.js read is, once its entries were read. */
+export interface DirectoryPlace {
+  /** Offset of the central directory (prepended data accounted for). */
+  offset: number;
+  /** Its length in bytes. */
+  length: number;
+}
+
+/**
+ * The central directory's entries, in its order, parsed by zip.js: the end record found
+ * (zip64 too; the last one that reaches the end and points at a directory), prepended data
+ * (a self-extracting stub, a first zip concatenated before) accounted for in the offsets,
+ * names decoded (UTF-8, Unicode path fields, or code page 437 with control characters kept),
+ * encryption (ZipCrypto, AES) flagged.
+ * Tolerant: every name is taken (names are data here, never paths) and a disagreeing local
+ * header is left to the caller, who reads both. Throws what zip.js cannot parse.
+ */
+export async function* centralDirectoryEntries(
+  access: ZipSourceAccess,
+  signal: AbortSignal,
+): AsyncGenerator<Entry, DirectoryPlace | undefined> {
+  const reader = new ZipReader(new SourceReader(access), {
+    useWebWorkers: false,
+    strictness: "tolerant",
+    filenameValidation: "tolerant",
+    maxAppendedDataSize: maximumAppendedBytes,
+    checkOverlappingEntry: false,
+    // Legacy names as code page 437 with their control characters kept (zip.js shows glyphs).
+    decodeText: (value, encoding) => (encoding === "cp437" ? decodeCodePage437(value) : undefined),
+    signal,
+  });
+  try {
+    for await (const entry of reader.getEntriesGenerator()) yield entry;
+    const { directoryOffset, directoryLength } = reader;
+    return directoryOffset === undefined
+      ? undefined
+      : { offset: directoryOffset, length: directoryLength ?? 0 };
+  } finally {
+    await reader.close();
+  }
+}
+
+/** What a first reading of the directory found: each entry's approximate extent, and whether it ends. */
+export interface DirectorySurvey {
+  /** Each entry from its local header to the end of its data, as the directory declares it. */
+  ranges: ByteRange[];
+  /** Where the directory is, when it could be read to its end. */
+  place: DirectoryPlace | undefined;
+  /** Why the directory could not be read (to its end), if it could not. */
+  error: unknown;
+}
+
+/**
+ * Reads the directory once without extracting anything, for the overlap check: each entry's
+ * extent is its local header offset to the end of its compressed data, taking the local
+ * header's name to be the directory's (its extra field only lengthens it; overlaps a byte or
+ * two short are tolerated anyway).
+ */
+export async function surveyDirectory(
+  access: ZipSourceAccess,
+  signal: AbortSignal,
+): Promise<DirectorySurvey> {
+  const ranges: ByteRange[] = [];
+  const entries = centralDirectoryEntries(access, signal);
+  try {
+    let next = await entries.next();
+    for (; !next.done; next = await entries.next()) {
+      const { offset, compressedSize, rawFilename } = next.value;
+      ranges.push({
+        start: offset,
+        end: offset + localHeaderLength + rawFilename.length + compressedSize,
+      });
+    }
+    return {
+      ranges,
+      place: next.value,
+      error: next.value ? undefined : new Error("no central directory"),
+    };
+  } catch (error) {
+    if (signal.aborted) throw error;
+    return { ranges, place: undefined, error };
+  }
+}
