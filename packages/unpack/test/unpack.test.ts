@@ -4,6 +4,7 @@ import { artifactFromBytes, ScanTimeoutError } from "@engine/core";
 import { describe, expect, it } from "vitest";
 import { type UnpackEvent, unpack } from "../src/index.js";
 import { eicarBytes, gzipLayers, tarOf } from "./fixtures.js";
+import { compressed } from "./seven-zip-fixtures.js";
 
 /** Every event of an unpack, members with their content as text (short) and size. */
 async function walk(
@@ -106,9 +107,11 @@ describe("unpack: members, recursively, with their paths", () => {
   it("answers a corrupt container CORRUPT, and one recognised but not decoded UNSUPPORTED", async () => {
     const truncated = gzipSync(randomBytes(100_000)).subarray(0, 2_000);
     expect(skips(await walk(truncated))).toEqual(["root.bin!/content CORRUPT"]);
-    const unsupported = Buffer.from("Rar!\x1a\x07\x01\x00 not really");
-    const events = await walk(unsupported);
-    expect(skips(events)).toEqual(["root.bin UNSUPPORTED"]);
+    const notRar = Buffer.from("Rar!\x1a\x07\x01\x00 not really");
+    expect(skips(await walk(notRar))).toEqual(["root.bin CORRUPT"]);
+    const lzipVersion2 = compressed("lzip", Buffer.from("a later lzip version"));
+    lzipVersion2[4] = 2;
+    expect(skips(await walk(lzipVersion2))).toEqual(["root.bin UNSUPPORTED"]);
   });
 
   it("finds a zip appended to a gzip as trailing data (unzip reads it)", async () => {

@@ -11,6 +11,7 @@ import { describeScanner } from "@engine/core/testing";
 import { describe, expect, it } from "vitest";
 import { createUnpackingScanner, type UnpackReport } from "../src/index.js";
 import { eicarBytes, gzipLayers, tarOf } from "./fixtures.js";
+import { compressed } from "./seven-zip-fixtures.js";
 
 describeScanner("createUnpackingScanner(EICAR scanner)", () =>
   createUnpackingScanner(createEicarScanner()),
@@ -47,11 +48,17 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
     expect(deep.verdict).toBe("unknown");
     expect(deep.metadata.comments?.[0]).toBe("SKIPPED:LIMITS");
     const rar = await scanner.scan(
-      artifactFromBytes(Buffer.from("Rar!\x1a\x07\x01\x00 encrypted?")),
+      artifactFromBytes(Buffer.from("Rar!\x1a\x07\x01\x00 not a rar at all")),
     );
     expect(rar).toMatchObject({
       verdict: "unknown",
-      metadata: { comments: ["SKIPPED:UNSUPPORTED", expect.any(String)] },
+      metadata: { comments: ["SKIPPED:CORRUPT", expect.stringContaining("rar archive")] },
+    });
+    const lzipVersion2 = compressed("lzip", eicarBytes());
+    lzipVersion2[4] = 2;
+    expect(await scanner.scan(artifactFromBytes(lzipVersion2))).toMatchObject({
+      verdict: "unknown",
+      metadata: { comments: ["SKIPPED:UNSUPPORTED", expect.stringContaining("lzip")] },
     });
   });
 
