@@ -29,7 +29,7 @@ export interface UnpackedMember {
   depth: number;
   /** The format of the container it came out of. */
   container: ContainerFormat;
-  /** How it was stored in that container, when the format has methods (`deflate`, `ppmd`, ...). */
+  /** How it was stored in that container, when the format has methods (`deflate`, `ppmd`, a 7z chain such as `delta lzma`). */
   method?: string | undefined;
   /** True when a standard reader of the container does not show it (appended data, an entry missing from a zip's central directory). */
   hidden?: boolean | undefined;

@@ -75,9 +75,10 @@ describe("parseListing: 7zz l -slt", () => {
     expect(parsed.entries[1]?.index).toBe(1);
   });
 
-  it("names methods after their compressor", () => {
-    expect(methodName("LZMA2:3m BCJ")).toBe("lzma2");
-    expect(methodName("BCJ2 LZMA2:24 LZMA:20")).toBe("lzma2");
+  it("names a method by its whole chain of coders, without parameters", () => {
+    expect(methodName("LZMA2:3m BCJ")).toBe("lzma2 bcj");
+    expect(methodName("BCJ2 LZMA2:24 LZMA:20")).toBe("bcj2 lzma2 lzma");
+    expect(methodName("Delta:4 LZMA:16")).toBe("delta lzma");
     expect(methodName("PPMd:o6:mem24")).toBe("ppmd");
     expect(methodName("v6:128K:m3")).toBe("m3");
     expect(methodName("MSZip")).toBe("mszip");

@@ -87,20 +87,20 @@ export function parseListing(lines: readonly string[]): Listing {
   };
 }
 
-/** 7z coders that filter or encrypt rather than compress (a method is named after its compressor). */
-const filters = /^(bcj2?|arm(64|t)?|ia64|ppc|sparc|riscv|delta|swap\d*|7zaes|aes\d*)$/i;
-
 /**
- * The method a member was stored with, for its metadata, lowercase: `LZMA2:24 BCJ` is
- * `lzma2`, `PPMd:o6:mem24` `ppmd`, RAR 5's `v6:128K:m3` `m3`, a cabinet's `MSZip` `mszip`.
+ * The method a member was stored with, for its metadata: every coder of 7-Zip's chain, lower
+ * case, without parameters, in 7-Zip's order (filters such as BCJ and Delta kept: a reader
+ * that lacks one cannot read the member). `LZMA2:24 BCJ` is `lzma2 bcj`, `Delta:4 LZMA:16`
+ * `delta lzma`, `PPMd:o6:mem24` `ppmd`, RAR 5's `v6:128K:m3` `m3`, a cabinet's `MSZip` `mszip`.
  */
 export function methodName(method: string | undefined): string | undefined {
+  const coders: string[] = [];
   for (const coder of method?.trim().split(/\s+/) ?? []) {
     const parts = coder.split(":").filter((part) => !/^(v\d+|\d+[kmg]?)$/i.test(part));
     const name = parts[0]?.toLowerCase();
-    if (name && !filters.test(name)) return name;
+    if (name) coders.push(name);
   }
-  return undefined;
+  return coders.length > 0 ? coders.join(" ") : undefined;
 }
 
 /** An `ERROR: <message> : <name>` line of 7-Zip's standard error, split (a message has no ` : `). */
