@@ -325,8 +325,8 @@ async function* walkNode(walk: Walk, node: WalkNode): AsyncGenerator<UnpackEvent
   for (const { format, certain } of candidates) {
     let proven = certain;
     const pending: UnpackEvent[] = [];
+    const events = walkContainer(walk, node, format);
     try {
-      const events = walkContainer(walk, node, format);
       let next = await events.next();
       for (; !next.done; next = await events.next()) {
         if (proven) {
@@ -366,6 +366,10 @@ async function* walkNode(walk: Walk, node: WalkNode): AsyncGenerator<UnpackEvent
             );
       yield skipped(node.path, node.depth, skip);
       return;
+    } finally {
+      // A caller that stops early (a malicious member decides) closes the extractor now: its
+      // worker, file handles and stored member are released here, not by a collection.
+      await events.return(false);
     }
   }
 }

@@ -36,10 +36,15 @@ export interface UnpackReport {
   detected_in?: string;
   /** Members with a detection (the first 20). */
   detections: Array<{ path: string; verdict: string; malware_family: string }>;
-  /** Everything not looked into (the first 20), with its `SKIPPED:*` code and reason. */
-  skipped: Array<{ path: string; code: string; reason: string }>;
+  /**
+   * Everything not looked into (the first 20), with its `SKIPPED:*` code, its reason and, for
+   * `SKIPPED:LIMITS`, the limit passed (`maxDepth`, `maxMemberBytes`, ...).
+   */
+  skipped: Array<{ path: string; code: string; reason: string; limit?: string }>;
   /** How many were not looked into in all. */
   skipped_count: number;
+  /** How many were not looked into, by `SKIPPED:*` code (all of them, not only the first 20). */
+  skipped_by_code: Record<string, number>;
 }
 
 /** A member's answer, or why it has none. */
@@ -208,9 +213,21 @@ export function createUnpackingScanner(
     ...(inner.setup ? { setup: () => inner.setup?.() ?? Promise.resolve() } : {}),
     ...(inner.close ? { close: () => inner.close?.() ?? Promise.resolve() } : {}),
   });
-  return Object.defineProperty(scanner, "signaturesVersion", {
-    get: () => inner.signaturesVersion,
-    enumerable: true,
+  // Closing the wrapper closes `inner` even when it was set up by its caller, not through
+  // the wrapper (the wrapper's own close only runs after its own setup).
+  const closeWrapper = scanner.close;
+  return Object.defineProperties(scanner, {
+    signaturesVersion: { get: () => inner.signaturesVersion, enumerable: true },
+    close: {
+      value: async () => {
+        try {
+          await closeWrapper?.();
+        } finally {
+          await inner.close?.();
+        }
+      },
+      enumerable: true,
+    },
   });
 }
 
@@ -230,6 +247,7 @@ async function scanUnpacking(
     detections: [],
     skipped: [],
     skipped_count: 0,
+    skipped_by_code: {},
   };
   // Malicious as it is: what is inside cannot change the answer.
   if (outer.verdict === "malicious")
@@ -254,14 +272,17 @@ async function findingOf(
 ): Promise<Finding | undefined> {
   if (event.kind === "container") return undefined;
   if (event.kind === "skipped") {
+    const code = skipComment(event.code);
     report.skipped_count += 1;
+    report.skipped_by_code[code] = (report.skipped_by_code[code] ?? 0) + 1;
     if (report.skipped.length < listedFindings)
       report.skipped.push({
         path: event.path,
-        code: skipComment(event.code),
+        code,
         reason: event.reason,
+        ...(event.limit ? { limit: event.limit } : {}),
       });
-    return { path: event.path, comment: skipComment(event.code), reason: event.reason };
+    return { path: event.path, comment: code, reason: event.reason };
   }
   const { member } = event;
   report.members += 1;

@@ -454,7 +454,20 @@ describe("7-Zip extractor: no worker is left behind", () => {
     const scanner = createUnpackingScanner(createEicarScanner());
     const result = await scanner.scan(artifactFromBytes(bytes, { filename: "first.7z" }));
     expect(report(result).detected_in).toBe("first.7z!/a-eicar.txt");
+    // Closed when the scan stopped walking, not later by a collection.
+    expect(sevenZipWorkersRunning()).toBe(0);
+  }, 30_000);
+
+  it("leaves none running after a caller stops iterating unpack() early", async () => {
+    const bytes = sevenZipArchive(scratch.path, "early.7z", {
+      "a.txt": "a ".repeat(1000),
+      "b.bin": randomBytes(4 * 1024 * 1024),
+    });
     await settled();
+    for await (const event of unpack(artifactFromBytes(bytes, { filename: "early.7z" }))) {
+      if (event.kind === "member") break;
+    }
+    expect(sevenZipWorkersRunning()).toBe(0);
   }, 30_000);
 });
 

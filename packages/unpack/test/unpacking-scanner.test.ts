@@ -72,7 +72,44 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
     });
     const result = await scanner.scan(artifactFromBytes(mixed));
     expect(result.verdict).toBe("malicious");
-    expect(report(result).skipped[0]).toMatchObject({ code: "SKIPPED:LIMITS" });
+    expect(report(result).skipped[0]).toMatchObject({
+      code: "SKIPPED:LIMITS",
+      limit: "maxMemberBytes",
+    });
+  });
+
+  it("counts every skip by its code, past the first 20 it describes", async () => {
+    const scanner = createUnpackingScanner(createEicarScanner(), {
+      limits: { maxMemberBytes: 16 },
+    });
+    const files = Object.fromEntries(
+      Array.from({ length: 25 }, (_, index) => [`big-${index}.bin`, `${index} `.repeat(20)]),
+    );
+    const result = await scanner.scan(artifactFromBytes(await tarOf(files)));
+    expect(result.verdict).toBe("unknown");
+    expect(report(result)).toMatchObject({
+      skipped_count: 25,
+      skipped_by_code: { "SKIPPED:LIMITS": 25 },
+    });
+    expect(report(result).skipped).toHaveLength(20);
+  });
+
+  it("closes the inner scanner on close, even one its caller set up", async () => {
+    const calls: string[] = [];
+    const inner = defineScanner({
+      name: "tracked",
+      setup: async () => void calls.push("setup"),
+      close: async () => void calls.push("close"),
+      scan: async () => ({ verdict: "benign", confidence: 1, metadata: { malware_family: "" } }),
+    });
+    await inner.setup?.();
+    const scanner = createUnpackingScanner(inner);
+    await scanner.close?.();
+    expect(calls).toEqual(["setup", "close"]);
+    // Set up and scanned through the wrapper: closed once, again.
+    await scanner.scan(artifactFromBytes(Buffer.from("x")));
+    await scanner.close?.();
+    expect(calls).toEqual(["setup", "close", "setup", "close"]);
   });
 
   it("scans a stream artifact (read once) as well as bytes", async () => {

@@ -272,6 +272,7 @@ interface UnpackCounts {
   bytes?: unknown;
   skipped?: unknown;
   skipped_count?: unknown;
+  skipped_by_code?: unknown;
 }
 
 /** The limits a LIMITS skip can name (its reason names the one it hit). */
@@ -285,9 +286,11 @@ function recordUnpack(metrics: EngineMetrics, backend: string, unpack: UnpackCou
   if (count(unpack.members)) metrics.unpackMembers.inc({ backend }, count(unpack.members));
   if (count(unpack.bytes)) metrics.unpackBytes.inc({ backend }, count(unpack.bytes));
   const listed = Array.isArray(unpack.skipped) ? unpack.skipped : [];
+  const listedByCode = new Map<string, number>();
   for (const skip of listed) {
     const { code, reason, limit } = (skip ?? {}) as Record<string, unknown>;
     if (typeof code !== "string") continue;
+    listedByCode.set(code, (listedByCode.get(code) ?? 0) + 1);
     const named =
       typeof limit === "string"
         ? limit
@@ -298,7 +301,31 @@ function recordUnpack(metrics: EngineMetrics, backend: string, unpack: UnpackCou
       limit: code === "SKIPPED:LIMITS" ? (named ?? "") : "",
     });
   }
-  // The report lists the first 20; the rest are counted, not described.
-  const unlisted = count(unpack.skipped_count) - listed.length;
+  recordUnlistedSkips(metrics, backend, unpack, listedByCode, listed.length);
+}
+
+/**
+ * The skips past the first 20 the report describes: by code from its `skipped_by_code` (their
+ * limit unknown), or as `UNLISTED` from `skipped_count` for a report without it.
+ */
+function recordUnlistedSkips(
+  metrics: EngineMetrics,
+  backend: string,
+  unpack: UnpackCounts,
+  listedByCode: ReadonlyMap<string, number>,
+  listedCount: number,
+): void {
+  const count = (value: unknown) =>
+    typeof value === "number" && Number.isFinite(value) && value > 0 ? value : 0;
+  const byCode = unpack.skipped_by_code;
+  if (byCode !== null && typeof byCode === "object" && !Array.isArray(byCode)) {
+    for (const [code, total] of Object.entries(byCode)) {
+      const unlisted = count(total) - (listedByCode.get(code) ?? 0);
+      if (!/^SKIPPED:[A-Z]+$/.test(code) || unlisted <= 0) continue;
+      metrics.unpackSkipped.inc({ backend, code: code.slice("SKIPPED:".length), limit: "" }, unlisted);
+    }
+    return;
+  }
+  const unlisted = count(unpack.skipped_count) - listedCount;
   if (unlisted > 0) metrics.unpackSkipped.inc({ backend, code: "UNLISTED", limit: "" }, unlisted);
 }

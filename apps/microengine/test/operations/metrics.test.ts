@@ -68,4 +68,31 @@ describe("the unpack metrics", () => {
         `engine_unpack_skipped_total{backend="yara",code="${code}",limit="${limit}"} ${count}`,
       );
   });
+
+  it("count the skips past the first 20 by their code when the report gives skipped_by_code", async () => {
+    const metrics = createMetrics();
+    recordScan(
+      metrics,
+      resultWith({
+        yara: {
+          members: 1,
+          bytes: 1,
+          skipped: [{ ...skip("SKIPPED:LIMITS", "too deep"), limit: "maxDepth" }],
+          skipped_count: 4,
+          skipped_by_code: { "SKIPPED:LIMITS": 3, "SKIPPED:ENCRYPTED": 1, "not a code": 9 },
+        },
+      }),
+    );
+    const text = await metrics.registry.metrics();
+    for (const [code, limit, count] of [
+      ["LIMITS", "maxDepth", 1],
+      ["LIMITS", "", 2],
+      ["ENCRYPTED", "", 1],
+    ] as const)
+      expect(text).toContain(
+        `engine_unpack_skipped_total{backend="yara",code="${code}",limit="${limit}"} ${count}`,
+      );
+    expect(text).not.toContain('code="UNLISTED"');
+    expect(text).not.toContain("not a code");
+  });
 });
