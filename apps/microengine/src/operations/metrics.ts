@@ -322,7 +322,10 @@ function recordUnlistedSkips(
     for (const [code, total] of Object.entries(byCode)) {
       const unlisted = count(total) - (listedByCode.get(code) ?? 0);
       if (!/^SKIPPED:[A-Z]+$/.test(code) || unlisted <= 0) continue;
-      metrics.unpackSkipped.inc({ backend, code: code.slice("SKIPPED:".length), limit: "" }, unlisted);
+      metrics.unpackSkipped.inc(
+        { backend, code: code.slice("SKIPPED:".length), limit: "" },
+        unlisted,
+      );
     }
     return;
   }
