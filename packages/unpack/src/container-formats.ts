@@ -77,7 +77,13 @@ const magicChecks: ReadonlyArray<[ContainerFormat, (head: Uint8Array) => boolean
   ],
   ["xz", (head) => startsWith(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
   ["lzip", (head) => startsWith(head, ascii("LZIP"))],
-  ["zstd", (head) => startsWith(head, [0x28, 0xb5, 0x2f, 0xfd])],
+  [
+    "zstd",
+    // A zstd frame, or a skippable frame first (pzstd writes one ahead of its frames).
+    (head) =>
+      startsWith(head, [0x28, 0xb5, 0x2f, 0xfd]) ||
+      (((head[0] ?? 0) & 0xf0) === 0x50 && startsWith(head, [0x2a, 0x4d, 0x18], 1)),
+  ],
   ["7z", (head) => startsWith(head, [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c])],
   ["rar", (head) => startsWith(head, [0x52, 0x61, 0x72, 0x21, 0x1a, 0x07])],
   ["cab", (head) => startsWith(head, ascii("MSCF")) && startsWith(head, [0, 0, 0, 0], 4)],

@@ -121,6 +121,16 @@ describe("zstd: decoded with fzstd, block by block", () => {
     expect(contentOf(events, "two.zst!/two")?.equals(Buffer.concat([first, second]))).toBe(true);
   });
 
+  it("identifies a stream that starts with a skippable frame (pzstd's), named or not", async () => {
+    const parallel = execFileSync("pzstd", ["-q", "-p", "2", "-c"], { input: hiddenEicar() });
+    expect(parallel.readUInt32LE(0) & 0xfffffff0).toBe(0x184d2a50);
+    for (const filename of ["eicar.zst", "upload.bin"]) {
+      const scanner = createUnpackingScanner(createEicarScanner());
+      const result = await scanner.scan(artifactFromBytes(parallel, { filename }));
+      expect(result.verdict).toBe("malicious");
+    }
+  });
+
   it("decodes a file written from a pipe (no declared size) and a tar inside", async () => {
     const tar = await tarOf({ "readme.txt": "hello", "data.bin": randomBytes(300_000) });
     const streamed = execFileSync("sh", ["-c", "cat | zstd -q -3 -c | cat"], { input: tar });
