@@ -3,7 +3,8 @@
 // time by the real tools (see seven-zip-fixtures.ts). The worker runs from the build: run
 // `pnpm build` in this package first.
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { artifactFromBytes, createEicarScanner, ScanTimeoutError } from "@engine/core";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type ExtractedEntry, UnpackSkip } from "../src/extractors/extractor.js";
@@ -28,6 +29,7 @@ import {
   requireBuiltWorker,
   scratchDirectory,
   sevenZipArchive,
+  tool,
   withZipMethod,
   zerosSevenZip,
 } from "./seven-zip-fixtures.js";
@@ -376,6 +378,37 @@ describe("7-Zip extractor: bounded", () => {
       `10 GiB of zeros: LIMITS after ${elapsed} ms, RSS +${((peak - before) / 2 ** 20).toFixed(0)} MiB`,
     );
   }, 30_000);
+
+  it("stops a 1 GiB member of zeros in a zip with LZMA (7-Zip's path) at maxMemberBytes, in bounded memory", async () => {
+    // 1 GiB, not 10: 7zz needs ~50 s to write 10 GiB of LZMA here, ~4 s for 1 GiB; the bound
+    // (maxMemberBytes, 100 MiB) stops it at a tenth either way.
+    const input = mkdtempSync(join(scratch.path, "zeros-"));
+    tool("truncate", ["-s", "1G", "zeros.bin"], { cwd: input });
+    tool("7zz", ["a", "-bd", "-tzip", "-mm=LZMA", "-mx=1", "zeros.zip", "zeros.bin"], {
+      cwd: input,
+    });
+    const bytes = readFileSync(join(input, "zeros.zip"));
+    rmSync(input, { recursive: true, force: true });
+    expect(bytes.length).toBeLessThan(1024 * 1024);
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    const started = Date.now();
+    try {
+      const events = await walk(bytes, "zeros.zip", { limits: { maxRatio: 1_000_000 } });
+      expect(skips(events)).toEqual(["zeros.zip!/zeros.bin LIMITS maxMemberBytes"]);
+    } finally {
+      clearInterval(sampler);
+    }
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThan(10_000);
+    expect(peak - before).toBeLessThan(300 * 1024 * 1024);
+    console.log(
+      `1 GiB of zeros in a zip (LZMA): LIMITS after ${elapsed} ms, RSS +${((peak - before) / 2 ** 20).toFixed(0)} MiB`,
+    );
+  }, 60_000);
 
   it("goes on after an entry past maxMemberBytes (solid or not), and stops at maxTotalBytes", async () => {
     const files = { "a-big.bin": Buffer.alloc(3 * 1024 * 1024), "b-eicar.txt": paddedEicar() };
