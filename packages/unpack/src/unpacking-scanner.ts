@@ -216,18 +216,17 @@ export function createUnpackingScanner(
   // Closing the wrapper closes `inner` even when it was set up by its caller, not through
   // the wrapper (the wrapper's own close only runs after its own setup).
   const closeWrapper = scanner.close;
+  const close = async (): Promise<void> => {
+    try {
+      await closeWrapper?.();
+    } finally {
+      await inner.close?.();
+    }
+  };
   return Object.defineProperties(scanner, {
     signaturesVersion: { get: () => inner.signaturesVersion, enumerable: true },
-    close: {
-      value: async () => {
-        try {
-          await closeWrapper?.();
-        } finally {
-          await inner.close?.();
-        }
-      },
-      enumerable: true,
-    },
+    close: { value: close, enumerable: true },
+    [Symbol.asyncDispose]: { value: close },
   });
 }
 

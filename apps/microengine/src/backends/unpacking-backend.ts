@@ -55,18 +55,15 @@ export function withUnpacking(
 ): EngineBackend {
   const limits = unpackLimitsOf(config);
   if (!limits) return backend;
-  const inner = backend.scanner;
-  const scanner = createUnpackingScanner(inner, { limits, ...(scanMember ? { scanMember } : {}) });
   // Closing it closes the backend's scanner even when the wrapper never set up (no scan came):
-  // the backend set itself up at build, and its workers or sockets must not outlive the engine.
-  const closeWrapper = scanner.close;
-  const close = async (): Promise<void> => {
-    await Promise.allSettled([closeWrapper?.call(scanner)]);
-    await inner.close?.();
-  };
-  Object.defineProperties(scanner, {
-    close: { value: close, enumerable: true },
-    [Symbol.asyncDispose]: { value: close },
+  // the backend set itself up at build (createUnpackingScanner's close does both).
+  const scanner = createUnpackingScanner(backend.scanner, {
+    limits,
+    ...(scanMember ? { scanMember } : {}),
   });
-  return { ...backend, scanner, unpacks: true };
+  const inside = scanMember
+    ? "inside containers: its own decoders, and @engine/unpack for the rest (UNPACK)"
+    : "inside containers: @engine/unpack (UNPACK)";
+  const status = { ...backend.status, reason: `${backend.status.reason}; ${inside}` };
+  return { ...backend, scanner, status, unpacks: true };
 }

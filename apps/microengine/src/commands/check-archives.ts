@@ -1,4 +1,5 @@
-import { gzipSync } from "node:zlib";
+import { brotliCompressSync, gzipSync } from "node:zlib";
+import { zipArchive } from "@engine/clamav/testing";
 import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
 import type { EngineBackends } from "../backends/build-backends.js";
 
@@ -41,14 +42,31 @@ export function tarArchive(files: ReadonlyArray<{ name: string; data: Uint8Array
 }
 
 /**
- * The archives `check` scans when a backend sees inside containers. Add a case per container
- * format as `@engine/unpack` learns to decode it (a zip, a 7z, ...).
+ * The archives `check` scans when a backend sees inside containers: formats clamd decodes
+ * itself (tar.gz, zip) and one it answers `OK` for (brotli: only the unpacking finds it), each
+ * written here with Node's own zlib.
  */
 export const archiveCheckCases: readonly ArchiveCheckCase[] = [
   {
     label: "EICAR in a tar.gz",
     filename: "eicar.tar.gz",
     bytes: () => gzipSync(tarArchive([{ name: "eicar.com", data: eicarBytes() }])),
+    expected: "malicious",
+  },
+  {
+    label: "EICAR in a zip",
+    filename: "eicar.zip",
+    bytes: () =>
+      zipArchive([
+        { name: "readme.txt", data: Buffer.from("Nothing to see.\n") },
+        { name: "tools/eicar.com", data: eicarBytes() },
+      ]),
+    expected: "malicious",
+  },
+  {
+    label: "EICAR in a brotli stream (clamd answers OK for brotli)",
+    filename: "eicar.com.br",
+    bytes: () => brotliCompressSync(eicarBytes()),
     expected: "malicious",
   },
   {

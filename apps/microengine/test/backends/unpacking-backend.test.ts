@@ -109,6 +109,12 @@ describe("a backend seeing inside containers (UNPACK)", () => {
         ["eicar", false],
         ["yara", true],
       ]);
+      // The banner says so.
+      const reasons = Object.fromEntries(
+        built.statuses.map((status) => [status.name, status.reason]),
+      );
+      expect(reasons.yara).toMatch(/; inside containers: @engine\/unpack \(UNPACK\)$/);
+      expect(reasons.eicar).not.toMatch(/inside containers/);
       const result = await built.scanner.scan(eicarTarGz(), deadline());
       const yara = result.metadata.backends?.find((backend) => backend.name === "yara");
       expect(yara?.verdict).toBe("malicious");
@@ -124,6 +130,9 @@ describe("a backend seeing inside containers (UNPACK)", () => {
     );
     try {
       expect(off.running.some((backend) => backend.unpacks)).toBe(false);
+      expect(off.statuses.some((status) => status.reason.includes("inside containers"))).toBe(
+        false,
+      );
       expect((await off.scanner.scan(eicarTarGz(), deadline())).verdict).toBe("benign");
     } finally {
       await off.dispose();

@@ -61,6 +61,12 @@ describe("check's archive cases", () => {
       /^PASS EICAR in a tar\.gz: malicious \(expected malicious by every unpacking backend\) eicar=malicious\(in eicar\.tar\.gz!\/eicar\.tar\)$/m,
     );
     expect(text).toMatch(/^PASS benign tar\.gz: benign /m);
+    expect(text).toMatch(
+      /^PASS EICAR in a zip: malicious .* eicar=malicious\(in eicar\.zip!\/tools\/eicar\.com\)$/m,
+    );
+    expect(text).toMatch(
+      /^PASS EICAR in a brotli stream .*: malicious .* eicar=malicious\(in eicar\.com\.br!\/eicar\.com\)$/m,
+    );
   });
 
   it("fails when an unpacking backend misses it, even when another backend finds it", async () => {
