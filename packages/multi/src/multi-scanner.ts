@@ -279,24 +279,31 @@ export function createMultiScanner(
     }
     let { verdict, confidence } = decided.data;
     const builder = verdictMetadata();
-    const blind = settings.benignWhenInconclusive ? [] : working.filter(isInconclusive);
-    if ((broken.length > 0 || blind.length > 0) && verdict === "benign") {
-      // Fail closed: a backend that could not answer, or could not look inside, might have
-      // detected something. Benign only when every backend looked and said so.
+    const inconclusive = working.filter(isInconclusive);
+    const blind = settings.benignWhenInconclusive ? [] : inconclusive;
+    // Fail closed: a backend that could not answer, or could not look inside, might have
+    // detected something. Benign only when every backend looked and said so.
+    const failClosed = (broken.length > 0 || blind.length > 0) && verdict === "benign";
+    if (failClosed) {
       verdict = "unknown";
       confidence = 0;
+    }
+    if (verdict === "unknown") {
+      // Whoever decided unknown (fail-closed or the policy), the first comment says why.
+      const skipped = inconclusive
+        .map(inconclusiveReason)
+        .find((reason) => reason?.startsWith("SKIPPED:"));
+      if (skipped) builder.comment(skipped);
       const missing = [
         ...broken.map((outcome) => `${outcome.name} failed (${outcome.error.code})`),
-        ...blind.map((outcome) => {
+        ...(failClosed ? blind : inconclusive).map((outcome) => {
           const reason = inconclusiveReason(outcome);
           return `${outcome.name} could not look inside${reason ? ` (${reason})` : ""}`;
         }),
       ];
-      const skipped = blind
-        .map(inconclusiveReason)
-        .find((reason) => reason?.startsWith("SKIPPED:"));
-      if (skipped) builder.comment(skipped);
-      builder.comment(`INCOMPLETE: ${missing.join(", ")}; no other backend detected anything`);
+      if (failClosed)
+        builder.comment(`INCOMPLETE: ${missing.join(", ")}; no other backend detected anything`);
+      else if (missing.length > 0) builder.comment(`INCOMPLETE: ${missing.join(", ")}`);
     }
     const detecting = working.filter(
       (outcome) =>

@@ -121,6 +121,28 @@ describe("fail closed", () => {
     expect((await stillFailed.scan(artifactFromBytes("x"))).verdict).toBe("unknown");
   });
 
+  it("puts the SKIPPED code first when the policy itself answers unknown (every backend blind)", async () => {
+    const blind = (code: string) => ({
+      verdict: "unknown" as const,
+      confidence: 0,
+      metadata: { malware_family: "", comments: [code, "a.zip!/x: the entry is encrypted"] },
+    });
+    for (const policy of ["any", "majority"] as const) {
+      const scan = await createMultiScanner(
+        [
+          answering("yara", blind("SKIPPED:ENCRYPTED")),
+          answering("clamav", blind("SKIPPED:LIMITS")),
+        ],
+        { policy },
+      ).scan(artifactFromBytes("x"));
+      expect(scan.verdict).toBe("unknown");
+      expect(scan.metadata.comments).toEqual([
+        "SKIPPED:ENCRYPTED",
+        "INCOMPLETE: yara could not look inside (SKIPPED:ENCRYPTED), clamav could not look inside (SKIPPED:LIMITS)",
+      ]);
+    }
+  });
+
   it("hands full errors to onBackendError and keeps only the public reason in the answer", async () => {
     const seen: Array<[string, string]> = [];
     const scan = await createMultiScanner(
