@@ -401,6 +401,8 @@ export async function* unpack(
   let spooled: StoredMember | undefined;
   try {
     walk.throwIfStopped();
+    // Most artifacts are no container: those are left at their first and last bytes, unhashed.
+    if (artifact.replayable && !(await mayHoldContainers(artifact, walk.signal))) return;
     // The root's own hash (never a declared one: a false one would hide a member as a
     // duplicate), and a stream read once into a replayable copy.
     spooled = await walk.spool(artifact);
@@ -418,6 +420,18 @@ export async function* unpack(
     await spooled?.dispose();
     await walk.store.close();
   }
+}
+
+/**
+ * False when a replayable artifact is no container by its first and last bytes, its name and
+ * its type (no format to try, exactly as {@link walkNode} would find): nothing to walk.
+ */
+async function mayHoldContainers(artifact: Artifact, signal: AbortSignal): Promise<boolean> {
+  const size = await artifact.byteLength();
+  if (size === undefined) return true;
+  const { head, tail } = await headAndTail(artifact, size, signal);
+  const hints = { filename: artifact.filename ?? "", mimetype: artifact.mimetype, tail };
+  return identifyContainer(head, hints).length > 0;
 }
 
 /** The root's name in member paths: its file name, or `(artifact)`. */
