@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { open } from "node:fs/promises";
 import {
   type Artifact,
   createScanSignal,
@@ -80,29 +81,37 @@ function displayName(name: string): string {
   return bounded || "(unnamed)";
 }
 
-/** The first bytes (to identify a format) and the last ones (a zip's end record) of an artifact. */
+/** Bytes at the end an identification reads: a zip's end record and its longest comment. */
+const tailBytes = 64 * 1024 + 22;
+
+/**
+ * The first bytes (to identify a format) and the last ones (a zip's end record) of an
+ * artifact: a file through one handle, bytes without a copy.
+ */
 async function headAndTail(artifact: Artifact, size: number, signal: AbortSignal) {
-  const bytes = async (start: number, end: number): Promise<Uint8Array> => {
-    if (end <= start) return new Uint8Array(0);
-    if (artifact.path === undefined) {
-      const all = await artifact.bytes({ signal });
-      return all.subarray(start, end);
-    }
-    const { open } = await import("node:fs/promises");
-    const handle = await open(artifact.path, "r");
-    try {
-      const buffer = Buffer.alloc(end - start);
+  const headEnd = Math.min(size, headBytes);
+  const tailStart = Math.max(0, size - tailBytes);
+  if (artifact.path === undefined) {
+    const all = await artifact.bytes({ signal });
+    return { head: all.subarray(0, headEnd), tail: all.subarray(tailStart, size) };
+  }
+  const handle = await open(artifact.path, "r");
+  try {
+    const read = async (start: number, end: number): Promise<Uint8Array> => {
+      if (end <= start) return new Uint8Array(0);
+      const buffer = Buffer.allocUnsafe(end - start);
       const { bytesRead } = await handle.read(buffer, 0, end - start, start);
       return buffer.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
+    };
+    // A small file is read once: its tail holds its head.
+    if (tailStart === 0) {
+      const all = await read(0, size);
+      return { head: all.subarray(0, headEnd), tail: all };
     }
-  };
-  const tailBytes = 64 * 1024 + 22;
-  return {
-    head: await bytes(0, Math.min(size, headBytes)),
-    tail: await bytes(Math.max(0, size - tailBytes), size),
-  };
+    return { head: await read(0, headEnd), tail: await read(tailStart, size) };
+  } finally {
+    await handle.close();
+  }
 }
 
 /** One walk's state: the bounds, the store, what was seen. */
@@ -396,6 +405,15 @@ export async function* unpack(
 ): AsyncGenerator<UnpackEvent> {
   const { signal, deadline, ...rest } = options;
   const settings = parseOptions(unpackOptionsSchema, rest, { where: "@engine/unpack: unpack" });
+  yield* unpackResolved(artifact, settings, { signal, deadline });
+}
+
+/** {@link unpack} with options already validated (the unpacking scanner's, once per scanner). */
+export async function* unpackResolved(
+  artifact: Artifact,
+  settings: ResolvedUnpackOptions,
+  { signal, deadline }: Pick<UnpackCallOptions, "signal" | "deadline">,
+): AsyncGenerator<UnpackEvent> {
   using stop = createScanSignal({ signal, deadline, scanner: "unpack" });
   const walk = new Walk(settings, stop.signal);
   let spooled: StoredMember | undefined;

@@ -13,7 +13,7 @@ import {
 } from "@engine/core";
 import type { SkipCode } from "./extractors/extractor.js";
 import { ByteBudget, MemberStore } from "./member-store.js";
-import { type UnpackEvent, type UnpackedMember, unpack } from "./unpack.js";
+import { type UnpackEvent, type UnpackedMember, unpackResolved } from "./unpack.js";
 import {
   type ResolvedUnpackOptions,
   type UnpackOptions,
@@ -252,7 +252,7 @@ async function scanUnpacking(
   if (outer.verdict === "malicious")
     return { ...outer, metadata: { ...outer.metadata, unpack: report } };
   const findings: Finding[] = [];
-  for await (const event of unpack(artifact, { ...settings, ...options })) {
+  for await (const event of unpackResolved(artifact, settings, options)) {
     if (event.kind === "member" && !scanMember(event.member)) continue;
     const finding = await findingOf(event, inner, options, report);
     if (!finding) continue;

@@ -1,4 +1,8 @@
-/** CRC-32 (IEEE 802.3, as gzip and zip use it), incrementally. */
+import * as zlib from "node:zlib";
+
+/** CRC-32 (IEEE 802.3, as gzip and zip use it), incrementally: zlib's, where Node has it. */
+const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+
 const table = (() => {
   const entries = new Uint32Array(256);
   for (let index = 0; index < 256; index += 1) {
@@ -12,6 +16,7 @@ const table = (() => {
 
 /** The CRC-32 of `bytes` continued from `previous` (0 to start). */
 export function crc32(bytes: Uint8Array, previous = 0): number {
+  if (native) return native(bytes, previous) >>> 0;
   let crc = ~previous >>> 0;
   for (let index = 0; index < bytes.length; index += 1)
     crc = (table[(crc ^ (bytes[index] as number)) & 0xff] as number) ^ (crc >>> 8);

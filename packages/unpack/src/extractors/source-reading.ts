@@ -2,6 +2,12 @@ import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import type { ContainerSource } from "./extractor.js";
 
+/**
+ * Size of the chunks zlib decoders hand out, in bytes (Node's default is 16 KiB: sixteen times
+ * the hops through the walk's generators, the hash and the store for the same bytes).
+ */
+export const decodedChunkBytes = 256 * 1024;
+
 /** Reads a source from `start` on, in chunks (a file from its path, bytes without a copy). */
 export async function* streamFrom(
   source: ContainerSource,

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { createInflateRaw } from "node:zlib";
 import type { FileEntry } from "@zip.js/zip.js";
+import { decodedChunkBytes } from "./source-reading.js";
 import type { ZipSourceAccess } from "./zip-source-access.js";
 
 /**
@@ -58,7 +59,7 @@ export async function* inflatedContent(
   outcome: ContentOutcome,
   signal: AbortSignal,
 ): AsyncGenerator<Uint8Array> {
-  const inflater = createInflateRaw();
+  const inflater = createInflateRaw({ chunkSize: decodedChunkBytes });
   const input = Readable.from(access.chunks(start));
   input.on("error", (error) => inflater.destroy(error));
   input.pipe(inflater);

@@ -8,7 +8,7 @@ import {
   type Extractor,
   UnpackSkip,
 } from "./extractor.js";
-import { indexOfIn, readRange, streamFrom } from "./source-reading.js";
+import { decodedChunkBytes, indexOfIn, readRange, streamFrom } from "./source-reading.js";
 
 /** The entry name of a stream container's content: its own name less the extension, or `content`. */
 export function innerName(source: ContainerSource, extensions: RegExp): string {
@@ -108,7 +108,7 @@ async function* gzipMembers(
     }
     let crc = 0;
     let size = 0;
-    const inflater = createInflateRaw();
+    const inflater = createInflateRaw({ chunkSize: decodedChunkBytes });
     for await (const chunk of decoded(streamFrom(source, body, context.signal), inflater)) {
       crc = crc32(chunk, crc);
       size += chunk.byteLength;
@@ -155,7 +155,9 @@ export const brotliExtractor: Extractor = {
       open: () =>
         decoded(
           streamFrom(source, 0, context.signal),
-          createBrotliDecompress() as unknown as ReturnType<typeof createInflateRaw>,
+          createBrotliDecompress({ chunkSize: decodedChunkBytes }) as unknown as ReturnType<
+            typeof createInflateRaw
+          >,
         ),
     };
   },
