@@ -45,6 +45,9 @@ export class ByteBudget {
   }
 }
 
+/** Bytes of a member gathered before one write to its temp file. */
+const fileBatchBytes = 1024 * 1024;
+
 /**
  * Stores members as they are decoded: in memory up to `memoryLimitBytes`, past that in a
  * private temp directory under random names (never a member's name), each counted against
@@ -74,9 +77,17 @@ export class MemberStore {
     info: { filename: string; compressedBytes: number },
   ): Promise<StoredMember> {
     const hash = createHash("sha256");
+    // In memory up to memoryLimitBytes; past it, chunks go to the file a batch at a time.
     const chunks: Uint8Array[] = [];
+    let pendingBytes = 0;
     let size = 0;
     let file: { handle: FileHandle; path: string } | undefined;
+    const flush = async (): Promise<void> => {
+      if (!file || chunks.length === 0) return;
+      await file.handle.writev(chunks);
+      chunks.length = 0;
+      pendingBytes = 0;
+    };
     try {
       const { signal } = this.options;
       for await (const chunk of content) {
@@ -84,14 +95,12 @@ export class MemberStore {
         size += chunk.byteLength;
         this.#check(size, chunk.byteLength, info.compressedBytes);
         hash.update(chunk);
-        if (file) await file.handle.write(chunk);
-        else if (size > this.options.memoryLimitBytes) {
-          file = await this.#openFile();
-          for (const held of chunks) await file.handle.write(held);
-          chunks.length = 0;
-          await file.handle.write(chunk);
-        } else chunks.push(chunk);
+        chunks.push(chunk);
+        pendingBytes += chunk.byteLength;
+        if (!file && size > this.options.memoryLimitBytes) file = await this.#openFile();
+        if (file && pendingBytes >= fileBatchBytes) await flush();
       }
+      await flush();
       const sha256 = hash.digest("hex");
       if (!file) {
         const bytes = Buffer.concat(chunks, size);
