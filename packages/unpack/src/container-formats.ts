@@ -22,16 +22,25 @@ export type ContainerFormat = (typeof containerFormats)[number];
 /** Bytes of an artifact's head read to identify it (ISO's signature sits at 32 KiB + 1). */
 export const headBytes = 40 * 1024;
 
-const startsWith = (head: Uint8Array, bytes: readonly number[], offset = 0): boolean =>
-  head.length >= offset + bytes.length &&
-  bytes.every((byte, index) => head[offset + index] === byte);
+/** True when `bytes` sit in `head` at `offset` (a plain loop: this runs for every artifact). */
+function startsWith(head: Uint8Array, bytes: readonly number[], offset = 0): boolean {
+  if (head.length < offset + bytes.length) return false;
+  for (let index = 0; index < bytes.length; index += 1)
+    if (head[offset + index] !== bytes[index]) return false;
+  return true;
+}
 
 const ascii = (text: string): number[] => [...text].map((character) => character.charCodeAt(0));
+const ustar = ascii("ustar");
+const bzip2Magic = ascii("BZh");
+const lzipMagic = ascii("LZIP");
+const cabMagic = ascii("MSCF");
+const isoMagic = ascii("CD001");
 
 /** A tar header block: `ustar` magic, or (old V7 archives) a valid header checksum. */
 function isTarHeader(head: Uint8Array): boolean {
   if (head.length < 512) return false;
-  if (startsWith(head, ascii("ustar"), 257)) return true;
+  if (startsWith(head, ustar, 257)) return true;
   // V7: the checksum field (148, 8 octal digits) is the sum of the header with it as spaces.
   const field = Buffer.from(head.subarray(148, 156))
     .toString("latin1")
@@ -73,10 +82,10 @@ const magicChecks: ReadonlyArray<[ContainerFormat, (head: Uint8Array) => boolean
   ["gzip", (head) => startsWith(head, [0x1f, 0x8b])],
   [
     "bzip2",
-    (head) => startsWith(head, ascii("BZh")) && (head[3] ?? 0) >= 0x31 && (head[3] ?? 0) <= 0x39,
+    (head) => startsWith(head, bzip2Magic) && (head[3] ?? 0) >= 0x31 && (head[3] ?? 0) <= 0x39,
   ],
   ["xz", (head) => startsWith(head, [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])],
-  ["lzip", (head) => startsWith(head, ascii("LZIP"))],
+  ["lzip", (head) => startsWith(head, lzipMagic)],
   [
     "zstd",
     // A zstd frame, or a skippable frame first (pzstd writes one ahead of its frames).
@@ -86,12 +95,9 @@ const magicChecks: ReadonlyArray<[ContainerFormat, (head: Uint8Array) => boolean
   ],
   ["7z", (head) => startsWith(head, [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c])],
   ["rar", (head) => startsWith(head, [0x52, 0x61, 0x72, 0x21, 0x1a, 0x07])],
-  ["cab", (head) => startsWith(head, ascii("MSCF")) && startsWith(head, [0, 0, 0, 0], 4)],
+  ["cab", (head) => startsWith(head, cabMagic) && startsWith(head, [0, 0, 0, 0], 4)],
   ["cfb", (head) => startsWith(head, [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1])],
-  [
-    "iso",
-    (head) => [0x8001, 0x8801, 0x9001].some((offset) => startsWith(head, ascii("CD001"), offset)),
-  ],
+  ["iso", (head) => [0x8001, 0x8801, 0x9001].some((offset) => startsWith(head, isoMagic, offset))],
   ["tar", isTarHeader],
   ["lzma", isLzmaAlone],
 ];
@@ -118,14 +124,15 @@ export interface ContainerCandidate {
 /** True when `tail` holds a zip end-of-central-directory record (a zip appended to other bytes). */
 function hasZipEnd(tail: Uint8Array | undefined): boolean {
   if (!tail || tail.length < 22) return false;
-  for (let index = tail.length - 22; index >= 0; index -= 1)
-    if (
-      tail[index] === 0x50 &&
-      tail[index + 1] === 0x4b &&
-      tail[index + 2] === 0x05 &&
-      tail[index + 3] === 0x06
-    )
-      return true;
+  // Each "P" from the end (a native search), then the three bytes after it.
+  for (
+    let at = tail.lastIndexOf(0x50, tail.length - 22);
+    at >= 0;
+    at = tail.lastIndexOf(0x50, at - 1)
+  ) {
+    if (tail[at + 1] === 0x4b && tail[at + 2] === 0x05 && tail[at + 3] === 0x06) return true;
+    if (at === 0) break;
+  }
   return false;
 }
 
