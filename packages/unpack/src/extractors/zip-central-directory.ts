@@ -30,6 +30,9 @@ export interface DirectoryPlace {
   length: number;
 }
 
+/** Directory entries read between two turns of the event loop. */
+const entriesBetweenTurns = 256;
+
 /**
  * The central directory's entries, in its order, parsed by zip.js: the end record found
  * (zip64 too; the last one that reaches the end and points at a directory), prepended data
@@ -54,7 +57,14 @@ export async function* centralDirectoryEntries(
     signal,
   });
   try {
-    for await (const entry of reader.getEntriesGenerator()) yield entry;
+    let read = 0;
+    for await (const entry of reader.getEntriesGenerator()) {
+      yield entry;
+      // zip.js parses entries without ever leaving the microtask queue: a directory of 65,534
+      // records would hold the event loop for most of a second.
+      read += 1;
+      if (read % entriesBetweenTurns === 0) await new Promise((resolve) => setImmediate(resolve));
+    }
     const { directoryOffset, directoryLength } = reader;
     return directoryOffset === undefined
       ? undefined
