@@ -46,20 +46,38 @@ function isTarHeader(head: Uint8Array): boolean {
     .toString("latin1")
     .replace(/[\0 ]+$/, "");
   if (!/^[0-7]{1,7}$/.test(field.trim())) return false;
+  // Unsigned, or signed as some old tars summed it (GNU tar takes either).
   let sum = 0;
-  for (let index = 0; index < 512; index += 1)
-    sum += index >= 148 && index < 156 ? 0x20 : (head[index] as number);
+  let signedSum = 0;
+  for (let index = 0; index < 512; index += 1) {
+    const byte = index >= 148 && index < 156 ? 0x20 : (head[index] as number);
+    sum += byte;
+    signedSum += byte >= 128 ? byte - 256 : byte;
+  }
+  const declared = Number.parseInt(field.trim(), 8);
   // A name must start the block, or an all-zero block would pass.
-  return sum === Number.parseInt(field.trim(), 8) && head[0] !== 0;
+  return (declared === sum || declared === (signedSum & 0o777777)) && head[0] !== 0;
+}
+
+/**
+ * A cabinet header: `MSCF`, then whatever its reserved field holds (gcab and cabextract read
+ * it whatever it is), a cabinet size past the fixed header and a file table inside it.
+ */
+function isCabinetHeader(head: Uint8Array): boolean {
+  if (head.length < 36 || !startsWith(head, cabMagic)) return false;
+  const view = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  const cabinetBytes = view.readUInt32LE(8);
+  return cabinetBytes >= 36 && view.readUInt32LE(16) < cabinetBytes;
 }
 
 /**
  * An LZMA-alone (`.lzma`) header: properties, a dictionary size and an uncompressed size.
- * It has no magic number, so only the header every tool writes is taken (lc=3, lp=0, pb=2:
- * 0x5D), with a dictionary of 2^n or 2^n + 2^(n-1) bytes and a plausible size.
+ * It has no magic number: a valid properties byte (any lc, lp, pb, as xz reads them), a
+ * dictionary of 2^n or 2^n + 2^(n-1) bytes (at least 4 KiB) and a plausible size.
  */
 function isLzmaAlone(head: Uint8Array): boolean {
-  if (head.length < 13 || head[0] !== 0x5d) return false;
+  // Any valid lc/lp/pb (xz -d reads them all): (pb * 5 + lp) * 9 + lc, below 225.
+  if (head.length < 13 || (head[0] as number) >= 9 * 5 * 5) return false;
   const view = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
   const dictionary = view.readUInt32LE(1);
   const powerOfTwo = (value: number) => value > 0 && (value & (value - 1)) === 0;
@@ -95,7 +113,7 @@ const magicChecks: ReadonlyArray<[ContainerFormat, (head: Uint8Array) => boolean
   ],
   ["7z", (head) => startsWith(head, [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c])],
   ["rar", (head) => startsWith(head, [0x52, 0x61, 0x72, 0x21, 0x1a, 0x07])],
-  ["cab", (head) => startsWith(head, cabMagic) && startsWith(head, [0, 0, 0, 0], 4)],
+  ["cab", isCabinetHeader],
   ["cfb", (head) => startsWith(head, [0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1])],
   ["iso", (head) => [0x8001, 0x8801, 0x9001].some((offset) => startsWith(head, isoMagic, offset))],
   ["tar", isTarHeader],
@@ -137,6 +155,18 @@ function hasZipEnd(tail: Uint8Array | undefined): boolean {
 }
 
 /**
+ * The formats only a name or declared type suggests (brotli, which has no magic number): two
+ * members with the same content but such a hint apart are walked apart.
+ */
+export function hintedFormats(hints: Pick<ContainerHints, "filename" | "mimetype">): string {
+  const name = hints.filename?.toLowerCase() ?? "";
+  const type = hints.mimetype?.toLowerCase() ?? "";
+  return name.endsWith(".br") || type === "application/x-brotli" || type === "application/brotli"
+    ? "brotli"
+    : "";
+}
+
+/**
  * The container formats to try on an artifact, most specific first: those its content
  * announces (magic bytes at their place, `certain`), then those only a name, a declared type
  * or a signature elsewhere suggests (brotli has no magic number: `.br`, `application/x-brotli`;
@@ -151,12 +181,7 @@ export function identifyContainer(
   for (const [format, matches] of magicChecks)
     if (matches(head)) found.push({ format, certain: true });
   const has = (format: ContainerFormat) => found.some((candidate) => candidate.format === format);
-  const name = hints.filename?.toLowerCase() ?? "";
-  const type = hints.mimetype?.toLowerCase() ?? "";
-  if (
-    (name.endsWith(".br") || type === "application/x-brotli" || type === "application/brotli") &&
-    !has("brotli")
-  )
+  if (hintedFormats(hints) === "brotli" && !has("brotli"))
     found.push({ format: "brotli", certain: false });
   if (!has("zip") && hasZipEnd(hints.tail)) found.push({ format: "zip", certain: false });
   return found;

@@ -8,7 +8,12 @@ import {
   errorFromSignal,
   parseOptions,
 } from "@engine/core";
-import { type ContainerFormat, headBytes, identifyContainer } from "./container-formats.js";
+import {
+  type ContainerFormat,
+  headBytes,
+  hintedFormats,
+  identifyContainer,
+} from "./container-formats.js";
 import {
   type ExtractContext,
   type LimitName,
@@ -132,9 +137,12 @@ class Walk {
   readonly store: MemberStore;
   readonly budget: ByteBudget;
   readonly seen = new Set<string>();
-  members = 0;
+  /** Entries met in all (members, duplicates, skips): bounded by maxMembers. */
+  entries = 0;
   /** Set when a root-wide bound (members, total bytes) stops everything. */
   stopped: UnpackSkip | undefined;
+  /** When the walk last let the event loop turn (performance.now()). */
+  #lastTurn = performance.now();
 
   constructor(
     readonly options: ResolvedUnpackOptions,
@@ -197,7 +205,23 @@ class Walk {
   throwIfStopped(): void {
     if (this.signal.aborted) throw errorFromSignal(this.signal, "unpack");
   }
+
+  /**
+   * Lets the event loop turn when the walk has held it for `turnMs` (entries decoded from
+   * memory never leave the microtask queue: the deadline's timer could not fire), then
+   * throws if the walk was stopped meanwhile.
+   */
+  async breathe(): Promise<void> {
+    if (performance.now() - this.#lastTurn >= turnMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      this.#lastTurn = performance.now();
+    }
+    this.throwIfStopped();
+  }
 }
+
+/** Longest stretch a walk holds the event loop between two entries, in ms. */
+const turnMs = 10;
 
 /** A container (or the root) being walked. */
 interface WalkNode {
@@ -260,8 +284,19 @@ async function* walkContainer(
   yield { kind: "container", path: node.path, depth: node.depth, format };
   const source = { artifact: node.artifact, size: node.size, name: node.name };
   for await (const entry of extractor.entries(source, walk.context())) {
-    walk.throwIfStopped();
+    await walk.breathe();
     const path = `${node.path}!/${displayName(entry.name)}`;
+    // Every entry counts, duplicates and skips too: a list of millions ends here.
+    walk.entries += 1;
+    if (walk.entries > limits.maxMembers) {
+      walk.stopped = new UnpackSkip(
+        "LIMITS",
+        `more than maxMembers (${limits.maxMembers}) entries`,
+        "maxMembers",
+      );
+      yield skipped(path, node.depth + 1, walk.stopped);
+      return true;
+    }
     if (entry.kind === "skipped") {
       yield {
         kind: "skipped",
@@ -272,15 +307,6 @@ async function* walkContainer(
         limit: entry.limit,
       };
       continue;
-    }
-    if (walk.members >= limits.maxMembers) {
-      walk.stopped = new UnpackSkip(
-        "LIMITS",
-        `more than maxMembers (${limits.maxMembers}) members`,
-        "maxMembers",
-      );
-      yield skipped(path, node.depth + 1, walk.stopped);
-      return true;
     }
     const stored = await storeEntry(
       walk,
@@ -294,9 +320,11 @@ async function* walkContainer(
       continue;
     }
     try {
-      if (walk.options.skipDuplicates && walk.seen.has(stored.sha256)) continue;
-      walk.seen.add(stored.sha256);
-      walk.members += 1;
+      // The same content under a name that adds a format to try (`.br`) is walked again.
+      const name = path.split("/").pop() ?? "";
+      const key = `${stored.sha256}:${hintedFormats({ filename: name })}`;
+      if (walk.options.skipDuplicates && walk.seen.has(key)) continue;
+      walk.seen.add(key);
       const member: UnpackedMember = {
         path,
         depth: node.depth + 1,
@@ -313,7 +341,7 @@ async function* walkContainer(
         path,
         depth: node.depth + 1,
         size: stored.size,
-        name: member.path.split("/").pop() ?? "",
+        name,
       });
       if (walk.stopped) return true;
     } finally {
@@ -332,10 +360,12 @@ function endsTheWalk(error: unknown): boolean {
 }
 
 /**
- * Identifies a node and walks it as the first format that decodes; plain bytes yield nothing.
- * A format its content announces (`certain`) that fails is `CORRUPT` (or the extractor's
- * skip); one only a hint suggests proves itself by its first member or skip, and failing
- * before that, the bytes are plain.
+ * Identifies a node and walks it as every format it may be: a polyglot (a zip in an ISO's
+ * system area or padding, a zip after a brotli stream) shows each reader its own files, and
+ * every view is looked into (members seen twice are scanned once). A format its content
+ * announces (`certain`) that fails is `CORRUPT` (or the extractor's skip); one only a hint
+ * suggests proves itself by its first member or skip, and failing before that, it is not
+ * there. No format at all: plain bytes, no event.
  */
 async function* walkNode(walk: Walk, node: WalkNode): AsyncGenerator<UnpackEvent> {
   const { head, tail } = await headAndTail(node.artifact, walk.signal, node.size);
@@ -345,54 +375,59 @@ async function* walkNode(walk: Walk, node: WalkNode): AsyncGenerator<UnpackEvent
     tail,
   });
   for (const { format, certain } of candidates) {
-    let proven = certain;
-    const pending: UnpackEvent[] = [];
-    const events = walkContainer(walk, node, format);
-    try {
-      let next = await events.next();
-      for (; !next.done; next = await events.next()) {
-        if (proven) {
-          yield next.value;
-          continue;
-        }
-        pending.push(next.value);
-        if (next.value.kind !== "container") {
-          proven = true;
-          yield* pending.splice(0);
-        }
+    if (walk.stopped) return;
+    yield* walkAs(walk, node, format, certain);
+  }
+}
+
+/** Walks a node as one format (see {@link walkNode}). */
+async function* walkAs(
+  walk: Walk,
+  node: WalkNode,
+  format: ContainerFormat,
+  certain: boolean,
+): AsyncGenerator<UnpackEvent> {
+  let proven = certain;
+  const pending: UnpackEvent[] = [];
+  const events = walkContainer(walk, node, format);
+  try {
+    let next = await events.next();
+    for (; !next.done; next = await events.next()) {
+      if (proven) {
+        yield next.value;
+        continue;
       }
-      if (next.value) {
-        if (proven) return;
-        continue; // a guess that found nothing: plain bytes
+      pending.push(next.value);
+      if (next.value.kind !== "container") {
+        proven = true;
+        yield* pending.splice(0);
       }
-      if (certain) {
-        yield {
-          kind: "skipped",
-          path: node.path,
-          depth: node.depth,
-          code: "UNSUPPORTED",
-          reason: `the ${format} format is recognised but not decoded`,
-        };
-        return;
-      }
-    } catch (error) {
-      walk.throwIfStopped();
-      if (endsTheWalk(error)) throw error;
-      if (!proven) continue; // a guess that did not decode: plain bytes
-      const skip =
-        error instanceof UnpackSkip
-          ? error
-          : new UnpackSkip(
-              "CORRUPT",
-              `the ${format} container could not be read: ${(error as Error)?.message ?? String(error)}`,
-            );
-      yield skipped(node.path, node.depth, skip);
-      return;
-    } finally {
-      // A caller that stops early (a malicious member decides) closes the extractor now: its
-      // worker, file handles and stored member are released here, not by a collection.
-      await events.return(false);
     }
+    // Decoded (or a guess that found nothing: not there); else recognised, not decoded.
+    if (next.value || !certain) return;
+    yield {
+      kind: "skipped",
+      path: node.path,
+      depth: node.depth,
+      code: "UNSUPPORTED",
+      reason: `the ${format} format is recognised but not decoded`,
+    };
+  } catch (error) {
+    walk.throwIfStopped();
+    if (endsTheWalk(error)) throw error;
+    if (!proven) return; // a guess that did not decode: not there
+    const skip =
+      error instanceof UnpackSkip
+        ? error
+        : new UnpackSkip(
+            "CORRUPT",
+            `the ${format} container could not be read: ${(error as Error)?.message ?? String(error)}`,
+          );
+    yield skipped(node.path, node.depth, skip);
+  } finally {
+    // A caller that stops early (a malicious member decides) closes the extractor now: its
+    // worker, file handles and stored member are released here, not by a collection.
+    await events.return(false);
   }
 }
 
@@ -445,7 +480,7 @@ export async function* unpackResolved(
       name: artifact.filename ?? "",
       mimetype: artifact.mimetype,
     };
-    walk.seen.add(spooled.sha256);
+    walk.seen.add(`${spooled.sha256}:${hintedFormats(artifact)}`);
     yield* walkNode(walk, root);
   } finally {
     await spooled?.dispose();

@@ -18,7 +18,14 @@ describe("identifyContainer: formats by their content, a name only adds one to t
     expect(formats(bytes(0x28, 0xb5, 0x2f, 0xfd))).toEqual(["zstd"]);
     expect(formats(bytes(0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c))).toEqual(["7z"]);
     expect(formats(Buffer.from("Rar!\x1a\x07\x01\x00"))).toEqual(["rar"]);
-    expect(formats(Buffer.from("MSCF\0\0\0\0"))).toEqual(["cab"]);
+    const cabinet = Buffer.alloc(64);
+    cabinet.write("MSCF", 0, "latin1");
+    cabinet.writeUInt32LE(64, 8); // cabinet size
+    cabinet.writeUInt32LE(44, 16); // first file entry
+    expect(formats(cabinet)).toEqual(["cab"]);
+    cabinet.writeUInt32LE(0x41414141, 4); // reserved: gcab and cabextract read it anyway
+    expect(formats(cabinet)).toEqual(["cab"]);
+    expect(formats(Buffer.from("MSCF\0\0\0\0"))).toEqual([]); // too short for a header
     expect(formats(bytes(0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1))).toEqual(["cfb"]);
     const iso = Buffer.alloc(0x8010);
     iso.write("CD001", 0x8001, "latin1");
@@ -28,6 +35,10 @@ describe("identifyContainer: formats by their content, a name only adds one to t
       0x5d, 0, 0, 0x80, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,
     ]);
     expect(formats(lzma)).toEqual(["lzma"]);
+    lzma[0] = 0; // lc=0, lp=0, pb=0: xz reads any valid properties
+    expect(formats(lzma)).toEqual(["lzma"]);
+    lzma[0] = 225; // not a properties byte
+    expect(formats(lzma)).toEqual([]);
   });
 
   it("takes plain bytes as plain, and a V7 tar by its header checksum", async () => {

@@ -99,6 +99,48 @@ describe("unpack: members, recursively, with their paths", () => {
     expect(members(await walk(twice, { skipDuplicates: false }))).toHaveLength(3);
   });
 
+  it("tells a tar member shaped by extended headers (pax, long names) from a plain one", async () => {
+    const long = `${"d/".repeat(60)}deep.txt`;
+    const events = await walk(await tarOf({ "plain.txt": "a", [long]: "b" }));
+    const methods = events.flatMap((event) =>
+      event.kind === "member" ? [[event.member.path.length > 100, event.member.method]] : [],
+    );
+    expect(methods).toEqual([
+      [false, "ustar"],
+      [true, "pax"],
+    ]);
+  });
+
+  it("counts duplicates and skips against maxMembers: a list of copies ends LIMITS", async () => {
+    const copies = Object.fromEntries(
+      Array.from({ length: 30 }, (_, index) => [`copy-${index}.txt`, "same"]),
+    );
+    const events = await walk(await tarOf(copies), { limits: { maxMembers: 10 } });
+    expect(members(events)).toEqual(["root.bin!/copy-0.txt"]);
+    expect(skips(events)).toEqual(["root.bin!/copy-10.txt LIMITS maxMembers"]);
+  });
+
+  it("lets timers fire while it walks thousands of entries held in memory", async () => {
+    const many = Object.fromEntries(
+      Array.from({ length: 5_000 }, (_, index) => [`f-${index}.txt`, `${index}`]),
+    );
+    const tar = await tarOf(many);
+    let last = performance.now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 2);
+    try {
+      expect(members(await walk(tar))).toHaveLength(5_000);
+    } finally {
+      clearInterval(ticker);
+    }
+    longest = Math.max(longest, performance.now() - last);
+    expect(longest).toBeLessThan(100);
+  }, 30_000);
+
   it("names members as data: control characters escaped, no path taken from them", async () => {
     const odd = await tarOf({ "../../etc/evil\nname.txt": "x" });
     expect(members(await walk(odd))).toEqual(["root.bin!/../../etc/evil\\x0aname.txt"]);

@@ -47,26 +47,3 @@ export async function readRange(
     await handle.close();
   }
 }
-
-/**
- * The first offset at or after `start` where `pattern` occurs in a source, or -1; read in
- * chunks with an overlap, so a file is never held whole.
- */
-export async function indexOfIn(
-  source: ContainerSource,
-  pattern: Uint8Array,
-  start: number,
-  signal: AbortSignal,
-): Promise<number> {
-  let carried = Buffer.alloc(0);
-  let carriedAt = start;
-  for await (const chunk of streamFrom(source, start, signal)) {
-    const window = Buffer.concat([carried, chunk]);
-    const found = window.indexOf(pattern);
-    if (found >= 0) return carriedAt + found;
-    const keep = Math.min(pattern.length - 1, window.length);
-    carriedAt += window.length - keep;
-    carried = window.subarray(window.length - keep);
-  }
-  return -1;
-}

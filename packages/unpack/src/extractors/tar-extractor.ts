@@ -1,8 +1,17 @@
-import { extract } from "tar-stream";
+import { extract, type Header } from "tar-stream";
 import type { ExtractedEntry, Extractor } from "./extractor.js";
 
 /** Entry types whose content is file bytes (`file`, and `contiguous-file`); the rest is metadata. */
 const fileTypes = new Set(["file", "contiguous-file"]);
+
+/** True when pax records or GNU long-name/long-link headers shaped this entry's header. */
+function extended(header: Header): boolean {
+  return (
+    (header.pax !== undefined && header.pax !== null && Object.keys(header.pax).length > 0) ||
+    header.name.length > 100 ||
+    (header.linkname?.length ?? 0) > 100
+  );
+}
 
 /**
  * tar (POSIX ustar, GNU and old V7 headers, pax extended names), streamed with `tar-stream`:
@@ -27,6 +36,9 @@ export const tarExtractor: Extractor = {
           kind: "file",
           name: header.name,
           compressedSize: header.size,
+          // `pax` when extended headers (pax or GNU) changed what the plain header says: a
+          // reader that skips them (clamd, for one) does not see this member as we do.
+          method: extended(header) ? "pax" : "ustar",
           open: () => entry as AsyncIterable<Uint8Array>,
         };
         // An entry the walker did not read to its end (a limit) is passed over.

@@ -8,7 +8,7 @@ import {
   type Extractor,
   UnpackSkip,
 } from "./extractor.js";
-import { decodedChunkBytes, indexOfIn, readRange, streamFrom } from "./source-reading.js";
+import { decodedChunkBytes, readRange, streamFrom } from "./source-reading.js";
 
 /** The entry name of a stream container's content: its own name less the extension, or `content`. */
 export function innerName(source: ContainerSource, extensions: RegExp): string {
@@ -114,11 +114,15 @@ async function* gzipMembers(
       size += chunk.byteLength;
       yield chunk;
     }
-    const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(crc, 0);
-    trailer.writeUInt32LE(size % 2 ** 32, 4);
-    const at = await indexOfIn(source, trailer, body, context.signal);
-    if (at < 0)
+    // The trailer sits right where the deflate stream ended (as gunzip reads it), never
+    // searched for: content can hold a forged copy of its own CRC and size.
+    const at = body + inflater.bytesWritten;
+    const trailer = Buffer.from(await readRange(source, at, 8, context.signal));
+    if (
+      trailer.length < 8 ||
+      trailer.readUInt32LE(0) !== crc ||
+      trailer.readUInt32LE(4) !== size % 2 ** 32
+    )
       throw new UnpackSkip(
         "CORRUPT",
         "a gzip member's trailer (CRC-32 and size) does not match its content",
@@ -144,21 +148,34 @@ async function skipZeros(
   return position;
 }
 
-/** brotli (RFC 7932): no magic number, so only tried when a name or type says `.br`. */
+/**
+ * brotli (RFC 7932): no magic number, so only tried when a name or type says `.br`. Bytes
+ * after the end of the stream (which the decoder passes over) come out as `(trailing data)`.
+ */
 export const brotliExtractor: Extractor = {
   format: "brotli",
   async *entries(source, context): AsyncGenerator<ExtractedEntry> {
+    const decoder = createBrotliDecompress({ chunkSize: decodedChunkBytes });
+    let consumed = -1;
     yield {
       kind: "file",
       name: innerName(source, /\.br$/i),
       compressedSize: source.size,
-      open: () =>
-        decoded(
+      open: async function* () {
+        yield* decoded(
           streamFrom(source, 0, context.signal),
-          createBrotliDecompress({ chunkSize: decodedChunkBytes }) as unknown as ReturnType<
-            typeof createInflateRaw
-          >,
-        ),
+          decoder as unknown as ReturnType<typeof createInflateRaw>,
+        );
+        consumed = decoder.bytesWritten;
+      },
     };
+    if (consumed > 0 && consumed < source.size)
+      yield {
+        kind: "file",
+        name: "(trailing data)",
+        compressedSize: source.size - consumed,
+        hidden: true,
+        open: () => streamFrom(source, consumed, context.signal),
+      };
   },
 };
