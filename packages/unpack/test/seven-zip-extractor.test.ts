@@ -264,6 +264,21 @@ describe("7-Zip extractor: EICAR inside each format is found", () => {
     expect(contentOf(events, "bzip2-coder.7z!/eicar.txt")).toEqual(paddedEicar());
   }, 30_000);
 
+  it("reads every stream of a multi-stream bzip2, and says so in its method (clamd reads only the first)", async () => {
+    const one = compressed("bzip2", Buffer.from("first stream\n"));
+    const two = compressed("bzip2", paddedEicar());
+    const single = await walk(one, "one.bz2");
+    expect(
+      single.flatMap((event) => (event.kind === "member" ? [event.member.method] : [])),
+    ).toEqual(["bzip2"]);
+    const events = await walk(Buffer.concat([one, two]), "two.bz2");
+    const member = events.find((event) => event.kind === "member");
+    expect(member?.kind === "member" && member.member.method).toBe("bzip2 multi-stream");
+    expect(contentOf(events, "two.bz2!/two")).toEqual(
+      Buffer.concat([Buffer.from("first stream\n"), paddedEicar()]),
+    );
+  });
+
   it("reads every member of a multi-member lzip, and the data after it as a hidden member", async () => {
     const first = compressed("lzip", Buffer.from("first member\n"));
     const second = compressed("lzip", Buffer.from("second member\n"));

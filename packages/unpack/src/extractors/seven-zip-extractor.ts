@@ -38,6 +38,8 @@ interface Plan {
   /** One entry, the whole decoded stream, named here (xz, bzip2, LZMA-alone, lzip). */
   entryName?: string | undefined;
   lzip?: LzipIndex | undefined;
+  /** The single entry's method, when the format's name does not say it all. */
+  method?: string | undefined;
 }
 
 /** The name of a single stream's content: the container's name less these extensions. */
@@ -54,6 +56,30 @@ async function hasUdf(source: ContainerSource, signal: AbortSignal): Promise<boo
   for (let offset = 0; offset + 6 <= sectors.length; offset += 2048) {
     const identifier = sectors.subarray(offset + 1, offset + 6).toString("latin1");
     if (identifier === "NSR02" || identifier === "NSR03") return true;
+  }
+  return false;
+}
+
+/** A bzip2 stream's start: `BZh`, the block size, then the first block's magic (byte-aligned). */
+const bzip2StreamStart = /BZh[1-9]1AY&SY/g;
+
+/**
+ * Whether a bzip2 file holds more than one stream (what `bzip2 -d` and 7-Zip read in a row,
+ * clamd only the first of): a second stream's header, looked for in chunks with an overlap.
+ */
+async function hasSecondBzip2Stream(
+  source: ContainerSource,
+  signal: AbortSignal,
+): Promise<boolean> {
+  let carried = "";
+  let offset = 0;
+  for await (const chunk of streamFrom(source, 0, signal)) {
+    const text = carried + Buffer.from(chunk).toString("latin1");
+    const textStart = offset - carried.length;
+    for (const match of text.matchAll(bzip2StreamStart))
+      if (textStart + match.index > 0) return true;
+    offset += chunk.byteLength;
+    carried = text.slice(-9);
   }
   return false;
 }
@@ -84,6 +110,15 @@ async function planFor(
       return { type: "Cab", segments: whole };
     case "zip":
       return { type: "zip", segments: whole };
+    case "bzip2": {
+      const multiple = await hasSecondBzip2Stream(source, context.signal);
+      return {
+        type: format,
+        segments: whole,
+        entryName,
+        method: multiple ? "bzip2 multi-stream" : "bzip2",
+      };
+    }
     default:
       return { type: format, segments: whole, entryName };
   }
@@ -195,7 +230,9 @@ async function* extracted(
         kind: "file",
         name,
         compressedSize: plan.entryName ? source.size : listed?.packedSize,
-        method: plan.entryName ? (plan.lzip ? "lzip" : plan.type) : methodName(listed?.method),
+        method: plan.entryName
+          ? (plan.method ?? (plan.lzip ? "lzip" : plan.type))
+          : methodName(listed?.method),
         open: () => content.read(),
       };
       await content.finish();

@@ -9,7 +9,8 @@ import type { ContainerFormat, UnpackedMember } from "@engine/unpack";
  * Measured, not assumed: `test/backends/clamav/clamd-decodes.int.test.ts` builds EICAR inside
  * each format and method with the real tools and asks a managed clamd, and fails when clamd's
  * answers and this table part. ClamAV 1.4.6 answers `OK` for zip LZMA, PPMd and xz, 7z BZip2,
- * Deflate and Delta, LZMA-alone, lzip, zstd, brotli, and data appended after a gzip. `rar`
+ * Deflate and Delta, LZMA-alone, lzip, zstd, brotli, data appended after a gzip, the streams
+ * of a bzip2 after its first, and a tar member whose size a pax record gives. `rar`
  * and `cfb` have no writer to measure with here, nor CAB's LZX and Quantum: their members go
  * to clamd (a second look costs time, never a miss).
  */
@@ -17,13 +18,15 @@ export const clamdDecodes: Readonly<Record<ContainerFormat, boolean | readonly s
   zip: ["stored", "deflate", "deflate64", "bzip2"],
   "7z": ["stored", "lzma", "lzma2", "ppmd", "bcj"],
   gzip: true,
-  bzip2: true,
+  // Only a file's first stream (bzip2 -d and 7-Zip read them all).
+  bzip2: ["bzip2"],
   xz: true,
   lzma: false,
   lzip: false,
   zstd: false,
   brotli: false,
-  tar: true,
+  // Not what pax records or GNU long names change (a pax size over a ustar size of 0).
+  tar: ["ustar"],
   iso: true,
   cab: ["stored", "mszip"],
   rar: false,

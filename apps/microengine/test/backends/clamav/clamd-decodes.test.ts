@@ -22,7 +22,8 @@ describe("which members go to clamd", () => {
 
   it("sends a member only when clamd cannot decode its container (or its method) itself", () => {
     expect(clamdScansMember({ container: "gzip" })).toBe(false);
-    expect(clamdScansMember({ container: "tar" })).toBe(false);
+    expect(clamdScansMember({ container: "tar", method: "ustar" })).toBe(false);
+    expect(clamdScansMember({ container: "bzip2", method: "bzip2" })).toBe(false);
     expect(clamdScansMember({ container: "zip", method: "deflate" })).toBe(false);
     expect(clamdScansMember({ container: "zip", method: "Store" })).toBe(false);
     expect(clamdScansMember({ container: "7z", method: "BCJ LZMA2:24" })).toBe(false);
@@ -36,6 +37,8 @@ describe("which members go to clamd", () => {
       { container: "zstd" },
       { container: "brotli" },
       { container: "lzma" },
+      { container: "tar", method: "pax" },
+      { container: "bzip2", method: "bzip2 multi-stream" },
     ] as const)
       expect(clamdScansMember(member), JSON.stringify(member)).toBe(true);
     // A method the table does not know, or none where methods matter: sent (never a miss).
