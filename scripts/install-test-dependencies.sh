@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a Debian machine with Node 20, when it is missing:
 #   - Debian packages: clamav-daemon + clamdscan (real clamd for integration tests and the
 #     ClamAV benchmark), yara (differential tests and benchmark), redis-server (queue mode),
-#     7zip, xorriso, gcab, lzip, brotli, zstd, bzip2, xz-utils (archives for @engine/unpack's tests),
+#     7zip, xorriso, genisoimage, gcab, lzip, brotli, zstd, bzip2, xz-utils (archives for
+#     @engine/unpack's tests; genisoimage writes ISO/UDF bridge images),
 #     libyara-dev + g++/make (to build @engine/yara-native, the native YARA engine), zip
 #     (password-protected archives for the fail-closed tests), prometheus (promtool checks the
 #     alert rules in deploy/);
@@ -30,6 +31,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks 
 # Archive writers for @engine/unpack's fixtures (archives made by real tools in the tests).
 command -v 7zz >/dev/null 2>&1 || missing+=(7zip)
 command -v xorriso >/dev/null 2>&1 || missing+=(xorriso)
+command -v genisoimage >/dev/null 2>&1 || missing+=(genisoimage)
 command -v gcab >/dev/null 2>&1 || missing+=(gcab)
 command -v lzip >/dev/null 2>&1 || missing+=(lzip)
 command -v brotli >/dev/null 2>&1 || missing+=(brotli)

@@ -31,6 +31,7 @@ import {
   sevenZipArchive,
   tool,
   withZipMethod,
+  writeTree,
   zerosSevenZip,
 } from "./seven-zip-fixtures.js";
 
@@ -263,6 +264,22 @@ describe("7-Zip extractor: EICAR inside each format is found", () => {
     const events = await walk(bytes, "bzip2-coder.7z");
     expect(contentOf(events, "bzip2-coder.7z!/eicar.txt")).toEqual(paddedEicar());
   }, 30_000);
+
+  it("reads both file systems of an ISO/UDF bridge image: a file only UDF lists is found, the others once", async () => {
+    const input = mkdtempSync(join(scratch.path, "bridge-"));
+    writeTree(input, { "readme.txt": "read me", "only-udf.gz": gzippedEicar() });
+    // -hide: left out of the ISO 9660 tree, still in the UDF one.
+    tool("genisoimage", ["-quiet", "-udf", "-hide", "only-udf.gz", "-o", "bridge.iso", "."], {
+      cwd: input,
+    });
+    const events = await walk(readFileSync(join(input, "bridge.iso")), "bridge.iso");
+    expect(members(events).sort()).toEqual([
+      "bridge.iso!/only-udf.gz",
+      "bridge.iso!/only-udf.gz!/only-udf",
+      "bridge.iso!/readme.txt",
+    ]);
+    expect(skips(events)).toEqual([]);
+  });
 
   it("reads every stream of a multi-stream bzip2, and says so in its method (clamd reads only the first)", async () => {
     const one = compressed("bzip2", Buffer.from("first stream\n"));

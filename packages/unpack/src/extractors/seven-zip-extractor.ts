@@ -28,6 +28,8 @@ export interface SevenZipEntriesOptions {
    * without an event: the zip extractor asks only for the entries whose method it lacks.
    */
   select?: ((entry: ListedEntry) => boolean) | undefined;
+  /** For an ISO: which of its file systems to read (`Iso` 9660 or `Udf`; default: UDF when present). */
+  isoView?: "Iso" | "Udf" | undefined;
 }
 
 /** How 7-Zip is shown one container. */
@@ -88,6 +90,7 @@ async function planFor(
   source: ContainerSource,
   context: ExtractContext,
   format: SevenZipFormat,
+  isoView?: "Iso" | "Udf",
 ): Promise<Plan> {
   const whole: InputSegment[] = [{ from: 0, length: source.size }];
   const extensions = streamExtensions[format];
@@ -98,8 +101,10 @@ async function planFor(
       return { type: head[6] === 1 ? "Rar5" : "Rar", segments: whole };
     }
     case "iso":
-      // Windows mounts the UDF view of a bridge image: that is the one read then.
-      return { type: (await hasUdf(source, context.signal)) ? "Udf" : "Iso", segments: whole };
+      return {
+        type: isoView ?? ((await hasUdf(source, context.signal)) ? "Udf" : "Iso"),
+        segments: whole,
+      };
     case "lzip": {
       const lzip = await indexLzip(source, context.signal);
       return { type: "lzma", segments: lzmaSegments(lzip), entryName, lzip };
@@ -318,7 +323,7 @@ async function* containerEntries(
   format: SevenZipFormat,
   options: SevenZipEntriesOptions,
 ): AsyncGenerator<ExtractedEntry> {
-  const plan = await planFor(source, context, format);
+  const plan = await planFor(source, context, format, options.isoView);
   const { artifact } = source;
   const container =
     artifact.path !== undefined
@@ -371,8 +376,19 @@ function sevenZipExtractor(format: Exclude<SevenZipFormat, "zip">): Extractor {
 export const sevenZipArchiveExtractor: Extractor = sevenZipExtractor("7z");
 /** RAR 4 and 5, with 7-Zip's RAR decoder. */
 export const rarExtractor: Extractor = sevenZipExtractor("rar");
-/** ISO 9660 images (Joliet, Rock Ridge, El Torito) and their UDF view, with 7-Zip. */
-export const isoExtractor: Extractor = sevenZipExtractor("iso");
+/**
+ * ISO 9660 images (Joliet, Rock Ridge, El Torito) with 7-Zip; a bridge image is read as both
+ * of its file systems (Windows mounts the UDF view, other readers the ISO 9660 tree: a file
+ * may be in one only), the members both show scanned once.
+ */
+export const isoExtractor: Extractor = {
+  format: "iso",
+  async *entries(source, context) {
+    if (await hasUdf(source, context.signal))
+      yield* sevenZipEntries(source, context, "iso", { isoView: "Udf" });
+    yield* sevenZipEntries(source, context, "iso", { isoView: "Iso" });
+  },
+};
 /** Microsoft cabinets (stored, MSZIP, LZX, Quantum), with 7-Zip. */
 export const cabExtractor: Extractor = sevenZipExtractor("cab");
 /** xz streams (all of them, one after another), with 7-Zip. */
