@@ -74,14 +74,21 @@ export type UnpackCallOptions = UnpackOptions & {
 /** Longest member name kept in a path, in characters (a name is data, never a file path). */
 const maximumNameLength = 512;
 
-/** A name as it appears in a member path: `\` as `/`, control characters escaped, bounded. */
+/**
+ * A name as it appears in a member path: `\` as `/`, control characters (C0, C1) and
+ * direction marks and overrides (which reorder what a terminal or a report shows: `exe.txt`
+ * spelled backwards) escaped, bounded.
+ */
 function displayName(name: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
-  const control = /[\u0000-\u001f\u007f]/g;
-  const cleaned = name
-    .replace(/\\/g, "/")
-    .replace(/^\/+/, "")
-    .replace(control, (character) => `\\x${character.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  const control = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  const escape = (character: string) => {
+    const code = character.charCodeAt(0);
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, "0")}`
+      : `\\u${code.toString(16).padStart(4, "0")}`;
+  };
+  const cleaned = name.replace(/\\/g, "/").replace(/^\/+/, "").replace(control, escape);
   const bounded =
     cleaned.length > maximumNameLength ? `${cleaned.slice(0, maximumNameLength)}...` : cleaned;
   return bounded || "(unnamed)";

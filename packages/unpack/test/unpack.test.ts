@@ -144,6 +144,12 @@ describe("unpack: members, recursively, with their paths", () => {
   it("names members as data: control characters escaped, no path taken from them", async () => {
     const odd = await tarOf({ "../../etc/evil\nname.txt": "x" });
     expect(members(await walk(odd))).toEqual(["root.bin!/../../etc/evil\\x0aname.txt"]);
+    // C1 controls and direction overrides too: "invoice\u202Etxt.exe" shows as "invoiceexe.txt".
+    const spoofed = await tarOf({ "invoice\u202etxt.exe": "x", "a\u0085b": "y" });
+    expect(members(await walk(spoofed))).toEqual([
+      "root.bin!/invoice\\u202etxt.exe",
+      "root.bin!/a\\x85b",
+    ]);
   });
 
   it("answers a corrupt container CORRUPT, and one recognised but not decoded UNSUPPORTED", async () => {
