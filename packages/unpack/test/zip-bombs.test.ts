@@ -163,6 +163,60 @@ describe("zip: bombs of overlapping entries (Fifield) and lying sizes", () => {
     expect(skipLines(events)).toContain("noise.zip!/(local headers) LIMITS maxMembers");
   });
 
+  it("keeps the event loop turning and meets the deadline in an in-memory zip stuffed with data-descriptor signatures", async () => {
+    const noise = Buffer.alloc(8 * 1024 * 1024);
+    for (let at = 0; at + 4 <= noise.length; at += 4) noise.write("PK\x07\x08", at, "latin1");
+    const archive = handZip([{ name: "a.txt", content: "hello" }], { between: noise });
+    let last = performance.now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      longest = Math.max(longest, now - last);
+      last = now;
+    }, 5);
+    const started = performance.now();
+    let took = 0;
+    try {
+      await expect(
+        walkEvents(archive, { deadline: Date.now() + 300 }, "noise.zip"),
+      ).rejects.toBeInstanceOf(ScanTimeoutError);
+      took = performance.now() - started;
+      // Without a deadline: bounded too (the descriptors read are capped).
+      const events = await walkEvents(archive, {}, "noise.zip");
+      expect(memberPaths(events)[0]).toBe("noise.zip!/a.txt");
+    } finally {
+      clearInterval(ticker);
+    }
+    longest = Math.max(longest, performance.now() - last);
+    // Before: one stretch of ~5 s (every signature awaited in microtasks), the deadline missed.
+    console.log(
+      `descriptor noise: deadline met after ${Math.round(took)} ms, longest stretch ${Math.round(longest)} ms, ${Math.round(performance.now() - started)} ms in all`,
+    );
+    expect(took).toBeLessThan(1_000);
+    expect(longest).toBeLessThan(150);
+  }, 30_000);
+
+  it("reads at most 4 data descriptor signatures per member: an entry whose end only a later one gives is LIMITS", async () => {
+    const noiseOf = (signatures: number) => {
+      const noise = Buffer.alloc(signatures * 4);
+      for (let at = 0; at < noise.length; at += 4) noise.write("PK\x07\x08", at, "latin1");
+      return handZip([
+        { name: "noise.bin", content: noise, method: 0 },
+        // Stored, its sizes in a data descriptor only, missing from the directory.
+        { name: "late.com", content: eicarPadded(), method: 0, descriptor: true, listed: false },
+      ]);
+    };
+    const limits = { maxMembers: 100 }; // 10,000 signatures (the least)
+    const few = await walkEvents(noiseOf(9_000), { limits }, "few.zip");
+    expect(eicarPath(few)).toBe("few.zip!/late.com (not in the central directory)");
+    const many = await walkEvents(noiseOf(10_001), { limits }, "many.zip");
+    // Its data is still looked at, as bytes nothing accounts for.
+    expect(eicarPath(many)).toMatch(/^many\.zip!\/\(unlisted bytes \d+-\d+\)$/);
+    expect(skipLines(many)).toContain(
+      "many.zip!/late.com (not in the central directory) LIMITS maxMembers",
+    );
+  });
+
   it("tolerates up to 5 overlapping entries (ClamAV's threshold): each decoded and counted", async () => {
     const few = overlapBomb(6, 4096); // 5 overlaps
     const events = await walkEvents(few, {}, "few.zip");

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { createUnpackingScanner, type UnpackReport } from "../src/index.js";
 import {
   eicarPadded,
+  eicarPath,
   handZip,
   memberPaths,
   skipLines,
@@ -173,5 +174,94 @@ describe("zip: what one reader shows and another hides is looked into too", () =
       "streamed.zip!/a.txt",
       "streamed.zip!/b.txt",
     ]);
+  });
+
+  it("finds a local header hidden in a stored entry's directory extent, past the data its local header declares (7-Zip extracts it)", async () => {
+    const short = Buffer.from("benign readme text\n");
+    // A local header and its deflated data, not in the directory (handZip with no record).
+    const unlisted = handZip([{ name: "payload.com", content: eicarPadded(), listed: false }]);
+    const smuggled = unlisted.subarray(0, unlisted.length - 22);
+    const full = Buffer.concat([short, smuggled]);
+    // The directory: readme.txt stored, the full size; its local header: the short size.
+    const directoryFull = handZip([{ name: "readme.txt", content: full, method: 0 }]);
+    directoryFull.writeUInt32LE(short.length, 18);
+    directoryFull.writeUInt32LE(short.length, 22);
+    // And the other way round: the directory short, the local header the full size.
+    const localFull = handZip([{ name: "readme.txt", content: full, method: 0 }]);
+    const record = localFull.lastIndexOf(Buffer.from("PK\x01\x02", "latin1"));
+    localFull.writeUInt32LE(short.length, record + 20);
+    localFull.writeUInt32LE(short.length, record + 24);
+    for (const archive of [directoryFull, localFull]) {
+      const result = await scan(archive, "smuggle.zip");
+      expect(result.verdict).toBe("malicious");
+      expect(report(result).detected_in).toBe(
+        "smuggle.zip!/payload.com (not in the central directory)",
+      );
+      const events = await walkEvents(archive, {}, "smuggle.zip");
+      expect(memberPaths(events)).toEqual([
+        "smuggle.zip!/readme.txt",
+        "smuggle.zip!/readme.txt (as its local header has it)",
+        "smuggle.zip!/payload.com (not in the central directory)",
+      ]);
+      expect(skipLines(events)).toEqual([]);
+    }
+  });
+
+  it("marks hidden an entry whose local header disagrees with its directory record, or whose data ends elsewhere (clamd reads the local header)", async () => {
+    const hiddenOf = async (archive: Buffer) => {
+      const events = await walkEvents(archive, {}, "two-faced.zip");
+      expect(eicarPath(events)).toBe("two-faced.zip!/readme.txt");
+      return events.flatMap((event) =>
+        event.kind === "member" ? [[event.member.path, event.member.hidden === true]] : [],
+      );
+    };
+    const honest = handZip([{ name: "readme.txt", content: eicarPadded() }]);
+    const record = honest.lastIndexOf(Buffer.from("PK\x01\x02", "latin1"));
+    expect(await hiddenOf(honest)).toEqual([["two-faced.zip!/readme.txt", false]]);
+    // One field of the local header changed: the compressed size (Python's zipfile extracts
+    // EICAR, clamd answers OK), the size, the CRC, the flags, the name.
+    const patches: Array<(bytes: Buffer) => void> = [
+      (bytes) => bytes.writeUInt32LE(64, 18),
+      (bytes) => bytes.writeUInt32LE(1000, 22),
+      (bytes) => bytes.writeUInt32LE(bytes.readUInt32LE(14) ^ 1, 14),
+      (bytes) => bytes.writeUInt16LE(0x0002, 6),
+      (bytes) => bytes.write("R", 30, "latin1"),
+      // The directory and the local header agree on a compressed size the deflate stream
+      // does not end at (a reader of that size gets a cut stream; ours inflates to its end),
+      // or on a size it does not decode to (a reader trusting it stops before EICAR's end).
+      (bytes) => {
+        bytes.writeUInt32LE(64, 18);
+        bytes.writeUInt32LE(64, record + 20);
+      },
+      (bytes) => {
+        bytes.writeUInt32LE(40, 22);
+        bytes.writeUInt32LE(40, record + 24);
+      },
+    ];
+    for (const patch of patches) {
+      const archive = Buffer.from(honest);
+      patch(archive);
+      expect(await hiddenOf(archive)).toEqual([["two-faced.zip!/readme.txt", true]]);
+    }
+    // An entry 7-Zip decodes for us (bzip2: clamd decodes it itself) is marked the same way.
+    const bzip2 = toolZip("7zz", { "readme.txt": eicarPadded() }, ["-mm=BZip2"]);
+    expect(await hiddenOf(bzip2)).toEqual([["two-faced.zip!/readme.txt", false]]);
+    bzip2.write("R", 30, "latin1"); // the local name (7-Zip refuses a wrong size: CORRUPT)
+    expect(await hiddenOf(bzip2)).toEqual([["two-faced.zip!/readme.txt", true]]);
+    // Zips as tools write them have nothing hidden (data descriptors leave local sizes zero).
+    const files = { "a.txt": "alpha", "b.txt": "beta".repeat(500), "c.com": eicarPadded() };
+    for (const archive of [
+      toolZip("zip", files),
+      toolZip("zip", files, [], { streamed: true }),
+      toolZip("7zz", files),
+      handZip([
+        { name: "d.txt", content: "delta".repeat(100), descriptor: true },
+        { name: "e.txt", content: "echo", method: 0, descriptor: true },
+      ]),
+    ]) {
+      const events = await walkEvents(archive, {}, "honest.zip");
+      expect(memberPaths(events).length).toBeGreaterThan(1);
+      expect(events.filter((event) => event.kind === "member" && event.member.hidden)).toEqual([]);
+    }
   });
 });

@@ -38,6 +38,7 @@ import {
   endRecordEnd,
   endRecordType,
   flagDataDescriptor,
+  headerDisagreement,
   type LocalHeader,
   localHeaderType,
   methodLabel,
@@ -53,9 +54,12 @@ const minimumUnlistedBytes = 32;
 const maximumEndRecords = 256;
 
 /**
- * Local headers outside the directory's entries, and data descriptors, kept from the scan of
- * a zip's bytes: 4 per member allowed (`maxMembers`), at least 10,000. Past that many local
- * headers the scan stops (`LIMITS`): a zip made of signatures costs a bounded time.
+ * Local headers outside the directory's entries, and data descriptor signatures, looked at in
+ * the scan of a zip's bytes: 4 per member allowed (`maxMembers`), at least 10,000 of each.
+ * Past that many local headers the scan stops (`LIMITS`); past that many data descriptor
+ * signatures, the ones after are not read (an entry known by its local header only, whose
+ * end only a data descriptor gives, is then `LIMITS`): a zip made of signatures costs a
+ * bounded time.
  */
 const signaturesPerMember = 4;
 
@@ -69,8 +73,20 @@ interface EntryData {
   header: LocalHeader;
   /** Bytes of compressed data, when known (deflate finds its own end). */
   compressedSize: number | undefined;
-  /** Not shown by a standard reader: outside the central directory, or its local header's view. */
+  /**
+   * Not shown (as it is) by a standard reader: outside the central directory, a local
+   * header's view, or a directory entry whose local header disagrees with its record.
+   */
   hidden: boolean;
+  /** A central directory entry's own view: a method not decoded here goes to 7-Zip by its name. */
+  listed: boolean;
+  /**
+   * The sizes the directory declares, for a directory entry's own view: when its data takes
+   * another number of bytes (a deflate stream ending elsewhere) or decodes to another number
+   * (a reader trusting the size stops early), readers disagree on it, and it is marked
+   * `hidden` once read.
+   */
+  declared?: { compressedSize: number; size: number } | undefined;
   /** The zip.js entry, for the methods zip.js decodes and node:zlib does not (deflate64). */
   zipJsEntry?: FileEntry | undefined;
 }
@@ -85,14 +101,24 @@ interface EntryData {
 class ZipExtraction {
   /** Each entry read so far, local header to end of data (descriptor included). */
   private readonly ledger = new ExtentLedger();
+  /**
+   * The extents inside which a local header signature is not looked at: every entry's, but of
+   * an entry whose local header and directory record give two views of different lengths,
+   * only the shorter (a reader of that view goes on to the next header after it: 7-Zip
+   * extracts a local header hidden in a stored entry's directory extent after the data its
+   * local header declares).
+   */
+  private readonly covered: ByteRange[] = [];
   /** Where the extent recorded last ends. */
   private lastEnd = 0;
   /** The end records found while scanning the bytes (this zip's and others'). */
   private readonly endRecords: number[] = [];
   /** Signed data descriptors by where the data they end starts. */
   private readonly descriptorEnds = new Map<number, DescriptorEnd>();
-  /** Directory entries whose method is not decoded here (name -> method), for 7-Zip. */
-  private readonly lacking = new Map<string, number>();
+  /** Directory entries whose method is not decoded here (by name), for 7-Zip. */
+  private readonly lacking = new Map<string, { method: number; hidden: boolean }>();
+  /** Where the scan stopped reading data descriptor signatures (too many), if it did. */
+  private descriptorsCappedAt: number | undefined;
 
   constructor(
     private readonly source: ContainerSource,
@@ -181,22 +207,43 @@ class ZipExtraction {
       return;
     }
     const zipJsEntry = entry.directory ? undefined : entry;
-    yield* this.decoded({ name, method, header, compressedSize, hidden: false, zipJsEntry });
+    // A local header disagreeing with its record: readers differ on what the entry is (ClamAV
+    // reads the local header), so what comes out is `hidden` (scanned by every backend).
+    const disagrees = headerDisagreement(header, entry) !== undefined;
     const methodDiffers = header.method !== method;
     const storedSizeDiffers =
       method === 0 &&
       header.compressedSize !== undefined &&
       header.compressedSize !== compressedSize;
-    if (methodDiffers || storedSizeDiffers) {
-      // Another reader (one that walks the local headers) would extract this instead.
-      yield* this.decoded({
+    const twoViews = methodDiffers || storedSizeDiffers;
+    const listed = yield* this.decoded(
+      {
+        name,
+        method,
+        header,
+        compressedSize,
+        hidden: disagrees,
+        listed: true,
+        declared: { compressedSize, size: entry.uncompressedSize },
+        zipJsEntry,
+      },
+      !twoViews,
+    );
+    if (!twoViews) return;
+    // Another reader (one that walks the local headers) would extract this instead.
+    const local = yield* this.decoded(
+      {
         name: `${name} (as its local header has it)`,
         method: header.method,
         header,
         compressedSize: header.compressedSize,
         hidden: true,
-      });
-    }
+        listed: false,
+      },
+      false,
+    );
+    // Past the shorter view's end, a local header is one the reader of that view goes on to.
+    this.covered.push(listed.end <= local.end ? listed : local);
   }
 
   /**
@@ -212,13 +259,14 @@ class ZipExtraction {
       const select = (listed: { path: string }) => remaining.has(listed.path);
       for await (const entry of sevenZipEntries(this.source, this.context, "zip", { select })) {
         remaining.delete(entry.name);
-        yield entry;
+        const hidden = this.lacking.get(entry.name)?.hidden === true;
+        yield hidden && entry.kind === "file" ? { ...entry, hidden } : entry;
       }
     } catch (error) {
       if (this.context.signal.aborted) throw error;
       failure = `7-Zip could not read the zip: ${messageOf(error)}`;
     }
-    for (const [name, method] of remaining)
+    for (const [name, { method }] of remaining)
       yield {
         kind: "skipped",
         name,
@@ -235,11 +283,12 @@ class ZipExtraction {
   private async *unlistedLocalEntries(
     place: DirectoryPlace | undefined,
   ): AsyncGenerator<ExtractedEntry, number> {
-    const limit = Math.max(10_000, signaturesPerMember * this.context.limits.maxMembers);
+    const limit = this.signatureLimit();
     const candidates = await this.scanSignatures(place, limit);
     let skipUntil = 0;
     let found = 0;
     for (const offset of candidates) {
+      await this.access.breathe();
       if (offset < skipUntil) continue;
       const header = await readLocalHeader(this.access, offset);
       if (!header) continue;
@@ -262,30 +311,43 @@ class ZipExtraction {
   /**
    * One pass over the bytes: the local headers outside the entries read and the directory
    * (candidates, in order, at most `limit`: the pass stops there), the end records before
-   * this zip's directory (other zips'), and the data descriptors by the data they would end.
+   * this zip's directory (other zips'), and the data descriptors by the data they would end
+   * (the first `limit` signatures: past them, `descriptorsCappedAt` says where it stopped).
+   * The event loop turns every few ms and the signal is checked then.
    */
   private async scanSignatures(
     place: DirectoryPlace | undefined,
     limit: number,
   ): Promise<number[]> {
-    const known = [...this.ledger.extents];
+    const known = [...this.covered];
     if (place) known.push({ start: place.offset, end: place.offset + place.length });
     const covered = mergeRanges(known);
     const candidates: number[] = [];
     const types = [localHeaderType, endRecordType, descriptorType];
+    let descriptors = 0;
+    let looked = 0;
     for await (const batch of this.access.signatures(types))
       for (const [offset, type] of batch) {
+        looked += 1;
+        if (looked % signaturesBetweenLooks === 0) await this.access.breathe();
         if (type === endRecordType) {
           if (this.endRecords.length < maximumEndRecords) this.endRecords.push(offset);
         } else if (type === descriptorType) {
-          if (this.descriptorEnds.size < limit)
+          if (descriptors < limit) {
+            descriptors += 1;
             await recordDescriptor(this.access, offset, this.descriptorEnds);
+          } else this.descriptorsCappedAt ??= offset;
         } else if (!isCovered(covered, offset)) {
           candidates.push(offset);
           if (candidates.length >= limit) return candidates;
         }
       }
     return candidates;
+  }
+
+  /** Local header signatures, and data descriptor signatures, looked at in one scan. */
+  private signatureLimit(): number {
+    return Math.max(10_000, signaturesPerMember * this.context.limits.maxMembers);
   }
 
   /** An entry known only by its local header. */
@@ -301,10 +363,27 @@ class ZipExtraction {
     }
     if (compressedSize === undefined && header.method !== 8) {
       this.record(await this.extentOf(header, undefined));
-      yield corrupt(name, "its local header has no size and no data descriptor ends its data");
+      // Past the cap, its descriptor may be one of those not read.
+      const cappedAt = this.descriptorsCappedAt;
+      if (cappedAt !== undefined)
+        yield {
+          kind: "skipped",
+          name,
+          code: "LIMITS",
+          reason: `its local header has no size and its data descriptor was not looked for: more than ${this.signatureLimit()} data descriptor signatures, those from offset ${cappedAt} on were not read`,
+          limit: "maxMembers",
+        };
+      else yield corrupt(name, "its local header has no size and no data descriptor ends its data");
       return;
     }
-    yield* this.decoded({ name, method: header.method, header, compressedSize, hidden: true });
+    yield* this.decoded({
+      name,
+      method: header.method,
+      header,
+      compressedSize,
+      hidden: true,
+      listed: false,
+    });
   }
 
   /**
@@ -339,19 +418,28 @@ class ZipExtraction {
   /**
    * An entry's content, decoded as it is read (stored and deflate by node:zlib, whatever size
    * it declares; deflate64 by zip.js), then `CORRUPT` if it stopped short; a method not
-   * decoded here is `UNSUPPORTED`.
+   * decoded here is `UNSUPPORTED`. Records its extent (`covers`: as one local headers are not
+   * looked for in) and returns it.
+   *
+   * A directory entry whose data takes, or decodes to, another number of bytes than its
+   * record declares is marked `hidden` once its content was read: the walker reads `hidden`
+   * after the content (it reads the content whole before it makes the member).
    */
-  private async *decoded(data: EntryData): AsyncGenerator<ExtractedEntry> {
-    const { name, header, hidden } = data;
+  private async *decoded(
+    data: EntryData,
+    covers = true,
+  ): AsyncGenerator<ExtractedEntry, ByteRange> {
+    const { name, header, hidden, declared } = data;
     const outcome: ContentOutcome = {};
     const open = this.contentOf(data, outcome);
     if (!open) {
-      this.record(await this.extentOf(header, data.compressedSize));
+      const extent = await this.extentOf(header, data.compressedSize);
+      this.record(extent, covers);
       // The directory's entries go to 7-Zip together, after the others, asked for by name (a
       // second entry of the same name, or a local header's view, cannot be asked for).
-      if (!hidden && !this.lacking.has(name)) {
-        this.lacking.set(name, data.method);
-        return;
+      if (data.listed && !this.lacking.has(name)) {
+        this.lacking.set(name, { method: data.method, hidden });
+        return extent;
       }
       yield {
         kind: "skipped",
@@ -359,19 +447,29 @@ class ZipExtraction {
         code: "UNSUPPORTED",
         reason: `${methodLabel(data.method)} is not decoded`,
       };
-      return;
+      return extent;
     }
     const available = this.access.size - header.dataStart;
-    yield {
+    const file: Extract<ExtractedEntry, { kind: "file" }> = {
       kind: "file",
       name,
       method: compressionMethodNames.get(data.method),
       ...(hidden ? { hidden } : {}),
       compressedSize: Math.max(1, Math.min(data.compressedSize ?? available, available)),
-      open,
+      open:
+        declared === undefined
+          ? open
+          : () =>
+              counted(open(), (size) => {
+                if (outcome.consumed !== declared.compressedSize || size !== declared.size)
+                  file.hidden = true;
+              }),
     };
-    this.record(await this.extentOf(header, outcome.consumed ?? data.compressedSize));
+    yield file;
+    const extent = await this.extentOf(header, outcome.consumed ?? data.compressedSize);
+    this.record(extent, covers);
     if (outcome.problem) yield corrupt(name, outcome.problem);
+    return extent;
   }
 
   /** How to read an entry's content, or undefined for a method not decoded here. */
@@ -388,9 +486,13 @@ class ZipExtraction {
     return undefined;
   }
 
-  /** Records an entry's extent (for overlaps, local headers inside it, unlisted bytes). */
-  private record(extent: ByteRange): void {
+  /**
+   * Records an entry's extent (for overlaps, unlisted bytes) and, when it `covers`, as one
+   * whose local header signatures are not looked at.
+   */
+  private record(extent: ByteRange, covers = true): void {
     this.ledger.add(extent);
+    if (covers) this.covered.push(extent);
     this.lastEnd = extent.end;
   }
 
@@ -407,6 +509,22 @@ class ZipExtraction {
         : 0;
     return { start: header.offset, end: Math.min(this.access.size, dataEnd + descriptor) };
   }
+}
+
+/** Signatures looked at between two looks at the clock, in {@link ZipExtraction.scanSignatures}. */
+const signaturesBetweenLooks = 1024;
+
+/** `content`, then `done(bytes)` once it was read to its end. */
+async function* counted(
+  content: AsyncIterable<Uint8Array>,
+  done: (bytes: number) => void,
+): AsyncGenerator<Uint8Array> {
+  let bytes = 0;
+  for await (const chunk of content) {
+    bytes += chunk.byteLength;
+    yield chunk;
+  }
+  done(bytes);
 }
 
 /** The `LIMITS` skip of a zip bomb of overlapping entries. */
@@ -442,10 +560,14 @@ function encrypted(name: string, flags: number, method: number): ExtractedEntry 
  * tolerance) is `LIMITS` (`overlappingEntries`) for the whole zip: found in the directory,
  * nothing is extracted; found as entries decode (a directory hiding it), extraction stops.
  * What a standard reader hides comes out too, marked `hidden`: local headers the
- * directory does not list (the first of concatenated zips: 7-Zip's view), a local header
- * disagreeing with its record, bytes nothing accounts for. At most `maxMembers` entries per
- * zip. A directory that cannot be read is `CORRUPT` (thrown), after the entries its local
- * headers give.
+ * directory does not list (the first of concatenated zips: 7-Zip's view; in a stored entry's
+ * directory extent past the data its local header declares), a local header's view where it
+ * disagrees with its record, bytes nothing accounts for. A directory entry whose local header
+ * disagrees with its record (name, flags, method, CRC, sizes), or whose data takes, or
+ * decodes to, another number of bytes than the record declares, is `hidden` too: readers
+ * differ on it (ClamAV reads the local header). At most `maxMembers` entries per zip. A
+ * directory that cannot be read is `CORRUPT` (thrown), after the entries its local headers
+ * give.
  */
 export const zipExtractor: Extractor = {
   format: "zip",

@@ -72,6 +72,8 @@ export interface LocalHeader {
   uncompressedSize: number;
   /** Its name, decoded (UTF-8 when flagged or valid, else code page 437): data, never a path. */
   name: string;
+  /** Its name as it is on disk (compared with the directory's). */
+  rawName: Uint8Array;
   /** Where its data starts (after the name and the extra field). */
   dataStart: number;
   /** Encrypted: ZipCrypto, AES or strong encryption. */
@@ -152,10 +154,48 @@ export async function readLocalHeader(
     compressedSize,
     uncompressedSize,
     name: decodeName(variable.subarray(0, nameLength), flags),
+    rawName: variable.subarray(0, nameLength),
     dataStart,
     encrypted: isEncrypted(flags),
     zip64: zip64 !== undefined,
   };
+}
+
+/** What a central directory record declares of its entry (zip.js's `Entry` has these fields). */
+export interface DirectoryRecord {
+  rawFilename: Uint8Array;
+  rawBitFlag?: number | undefined;
+  compressionMethod: number;
+  crc32?: number | undefined;
+  compressedSize: number;
+  uncompressedSize: number;
+}
+
+/**
+ * The first field in which a local header disagrees with its central directory record (name,
+ * flags, method, CRC-32, sizes), or undefined when they agree. Readers differ in which of the
+ * two they trust (Python's zipfile and 7-Zip the directory, streaming readers and ClamAV the
+ * local header), so an entry whose two disagree may show each reader something else. A local
+ * header with a data descriptor (flag bit 3) may leave its CRC and sizes zero: not a
+ * disagreement.
+ */
+export function headerDisagreement(
+  header: LocalHeader,
+  record: DirectoryRecord,
+): string | undefined {
+  const deferred = (header.flags & flagDataDescriptor) !== 0;
+  const given = (value: number | undefined): value is number =>
+    value !== undefined && !(deferred && value === 0);
+  if (Buffer.compare(header.rawName, record.rawFilename) !== 0) return "name";
+  if (record.rawBitFlag !== undefined && header.flags !== record.rawBitFlag) return "flags";
+  if (header.method !== record.compressionMethod) return "method";
+  if (given(header.crc32) && record.crc32 !== undefined && header.crc32 !== record.crc32)
+    return "CRC-32";
+  if (given(header.compressedSize) && header.compressedSize !== record.compressedSize)
+    return "compressed size";
+  if (given(header.uncompressedSize) && header.uncompressedSize !== record.uncompressedSize)
+    return "size";
+  return undefined;
 }
 
 /** The sizes of a zip64 extra field (0x0001) for the 32-bit fields set to 0xFFFFFFFF. */
