@@ -82,13 +82,13 @@ const maximumNameLength = 512;
 function displayName(name: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
   const control = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
-  const escape = (character: string) => {
+  const escaped = (character: string) => {
     const code = character.charCodeAt(0);
     return code <= 0xff
       ? `\\x${code.toString(16).padStart(2, "0")}`
       : `\\u${code.toString(16).padStart(4, "0")}`;
   };
-  const cleaned = name.replace(/\\/g, "/").replace(/^\/+/, "").replace(control, escape);
+  const cleaned = name.replace(/\\/g, "/").replace(/^\/+/, "").replace(control, escaped);
   const bounded =
     cleaned.length > maximumNameLength ? `${cleaned.slice(0, maximumNameLength)}...` : cleaned;
   return bounded || "(unnamed)";
@@ -108,7 +108,11 @@ const closeFile = promisify(fs.close);
  * artifact (`size` bytes, or a file's size now when not given): a file through one
  * descriptor, bytes without a copy.
  */
-async function headAndTail(artifact: Artifact, signal: AbortSignal, knownSize?: number) {
+async function headAndTail(
+  artifact: Artifact,
+  signal: AbortSignal | undefined,
+  knownSize?: number,
+) {
   const slices = (size: number) => ({
     headEnd: Math.min(size, headBytes),
     tailStart: Math.max(0, size - tailBytes),
@@ -469,13 +473,15 @@ export async function* unpackResolved(
   settings: ResolvedUnpackOptions,
   { signal, deadline }: Pick<UnpackCallOptions, "signal" | "deadline">,
 ): AsyncGenerator<UnpackEvent> {
+  // Most artifacts are no container: those are left at their first and last bytes, unhashed,
+  // before a walk is set up (a stopped or late call goes on to throw below).
+  const live = !signal?.aborted && (deadline === undefined || Date.now() < deadline);
+  if (live && artifact.replayable && !(await mayHoldContainers(artifact, signal))) return;
   using stop = createScanSignal({ signal, deadline, scanner: "unpack" });
   const walk = new Walk(settings, stop.signal);
   let spooled: StoredMember | undefined;
   try {
     walk.throwIfStopped();
-    // Most artifacts are no container: those are left at their first and last bytes, unhashed.
-    if (artifact.replayable && !(await mayHoldContainers(artifact, walk.signal))) return;
     // The root's own hash (never a declared one: a false one would hide a member as a
     // duplicate), and a stream read once into a replayable copy.
     spooled = await walk.spool(artifact);
@@ -499,7 +505,10 @@ export async function* unpackResolved(
  * False when a replayable artifact is no container by its first and last bytes, its name and
  * its type (no format to try, exactly as {@link walkNode} would find): nothing to walk.
  */
-async function mayHoldContainers(artifact: Artifact, signal: AbortSignal): Promise<boolean> {
+async function mayHoldContainers(
+  artifact: Artifact,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
   if (artifact.path === undefined && artifact.size === undefined) return true;
   const { head, tail } = await headAndTail(artifact, signal);
   const hints = { filename: artifact.filename ?? "", mimetype: artifact.mimetype, tail };
