@@ -18,11 +18,16 @@ const shared: Options = {
 };
 
 export default defineConfig([
-  // ESM for import. The 7-Zip worker is its own entry: the extractor starts
-  // dist/seven-zip-worker.js from both formats (a worker is its own module graph).
+  // ESM for import. The 7-Zip and cfb workers are their own entries: the extractors start
+  // dist/seven-zip-worker.js and dist/cfb-worker.js from both formats (a worker is its own
+  // module graph).
   {
     ...shared,
-    entry: { index: "src/index.ts", "seven-zip-worker": "src/extractors/seven-zip-worker.ts" },
+    entry: {
+      index: "src/index.ts",
+      "seven-zip-worker": "src/extractors/seven-zip-worker.ts",
+      "cfb-worker": "src/extractors/cfb-worker.ts",
+    },
     format: ["esm"],
     // Each build cleans only its own files (they run at the same time).
     clean: ["**/*.js", "**/*.js.map", "**/*.d.ts"],

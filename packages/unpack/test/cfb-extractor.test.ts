@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { artifactFromBytes, createEicarScanner } from "@engine/core";
+import { artifactFromBytes, createEicarScanner, ScanAbortedError } from "@engine/core";
 import CFB from "cfb";
 import { describe, expect, it } from "vitest";
 import {
@@ -281,5 +281,86 @@ describe("cfb: files crafted against cfb's parser end quickly, never benign", ()
       "doc.bin LIMITS maxMemberBytes",
     ]);
     expect(Date.now() - started).toBeLessThan(2_000);
+  });
+});
+
+/**
+ * The longest the event loop was held while `run` ran, in ms: the longest gap between two
+ * ticks of a 1 ms timer, the stretch from the last tick to the end included (a timer that
+ * never fired reads the whole run).
+ */
+async function longestStall(run: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  try {
+    await run();
+  } finally {
+    clearInterval(ticker);
+  }
+  return Math.max(longest, performance.now() - last);
+}
+
+describe("cfb: a large compound file is read off the event loop (review F7)", () => {
+  /** 48 streams of 1 MiB and EICAR: ~48 MiB, which cfb takes ~0.2-0.3 s to read. */
+  const large = () =>
+    compoundFile({
+      ...Object.fromEntries(
+        Array.from({ length: 48 }, (_, index) => [`Data/s${index}`, Buffer.alloc(1 << 20, index)]),
+      ),
+      "ObjectPool/payload.com": eicarBytes(),
+    });
+
+  it("reads a 48 MiB compound file in a worker thread: every stream, the event loop never held", async () => {
+    const file = large();
+    let events: Awaited<ReturnType<typeof walk>> = [];
+    const stall = await longestStall(async () => {
+      events = await walk(file, {}, "big.doc");
+    });
+    console.log(
+      `a ${file.length}-byte compound file: the event loop held ${Math.round(stall)} ms at most`,
+    );
+    expect(skips(events)).toEqual([]);
+    expect(members(events)).toEqual(
+      expect.arrayContaining([
+        ...Array.from({ length: 48 }, (_, index) => `big.doc!/Data/s${index}`),
+        "big.doc!/ObjectPool/payload.com",
+      ]),
+    );
+    expect(contentOf(events, "big.doc!/ObjectPool/payload.com")).toEqual(eicarBytes());
+    expect(contentOf(events, "big.doc!/Data/s47")?.equals(Buffer.alloc(1 << 20, 47))).toBe(true);
+    // Before: cfb read it on the event loop (~0.2-0.3 s at once here, 1 s for 100 MiB).
+    expect(stall).toBeLessThan(100);
+  });
+
+  it("stops reading a large compound file as soon as the signal fires", async () => {
+    const file = large();
+    const controller = new AbortController();
+    let started = 0;
+    let error: unknown;
+    try {
+      for await (const event of unpack(artifactFromBytes(file, { filename: "big.doc" }), {
+        signal: controller.signal,
+      }))
+        if (event.kind === "container") {
+          // cfb starts reading it now: the abort is due 20 ms later.
+          started = performance.now();
+          setTimeout(() => controller.abort(), 20);
+        }
+    } catch (caught) {
+      error = caught;
+    }
+    const took = performance.now() - started;
+    console.log(
+      `a ${file.length}-byte compound file, aborted after 20 ms: stopped after ${Math.round(took)} ms`,
+    );
+    expect(error).toBeInstanceOf(ScanAbortedError);
+    // Before: the abort's timer fired only once cfb was done (0.1-0.3 s here).
+    expect(started).toBeGreaterThan(0);
+    expect(took).toBeLessThan(60);
   });
 });

@@ -1,9 +1,15 @@
 import { randomBytes } from "node:crypto";
-import { artifactFromBytes, createEicarScanner, defineScanner } from "@engine/core";
+import {
+  artifactFromBytes,
+  createEicarScanner,
+  defineScanner,
+  ScanTimeoutError,
+} from "@engine/core";
 import CFB from "cfb";
 import { describe, expect, it } from "vitest";
 import { UnpackSkip } from "../src/extractors/extractor.js";
 import { vbaDecompress } from "../src/extractors/vba-decompression.js";
+import { VbaDirReader } from "../src/extractors/vba-project.js";
 import {
   createUnpackingScanner,
   type UnpackEvent,
@@ -89,6 +95,12 @@ interface ModuleFixture {
 
 /** The `dir` stream (decompressed) of a project with `modules`, as Office writes its records. */
 function dirStream(modules: Array<ModuleFixture & { offset: number }>): Buffer {
+  const { project, moduleRecords } = dirParts(modules);
+  return Buffer.concat([project, moduleRecords, dirRecord(0x0010)]);
+}
+
+/** The records of a `dir` stream (decompressed): the project's, then the modules'. */
+function dirParts(modules: Array<ModuleFixture & { offset: number }>) {
   const project = [
     dirRecord(0x0001, u32(1)),
     dirRecord(0x004a, u32(0x61)),
@@ -136,7 +148,7 @@ function dirStream(modules: Array<ModuleFixture & { offset: number }>): Buffer {
     dirRecord(module.kind === "document" ? 0x0022 : 0x0021),
     dirRecord(0x002b),
   ]);
-  return Buffer.concat([...project, ...moduleRecords, dirRecord(0x0010)]);
+  return { project: Buffer.concat(project), moduleRecords: Buffer.concat(moduleRecords) };
 }
 
 /**
@@ -201,9 +213,13 @@ const macroScanner = defineScanner({
 });
 
 /** Every event of an unpack, with each member's content. */
-async function walk(bytes: Uint8Array, filename: string) {
+async function walk(
+  bytes: Uint8Array,
+  filename: string,
+  options: Parameters<typeof unpack>[1] = {},
+) {
   const events: Array<UnpackEvent & { content?: Buffer }> = [];
-  for await (const event of unpack(artifactFromBytes(bytes, { filename }))) {
+  for await (const event of unpack(artifactFromBytes(bytes, { filename }), options)) {
     if (event.kind === "member")
       events.push({ ...event, content: Buffer.from(await event.member.artifact.bytes()) });
     else events.push(event);
@@ -343,5 +359,170 @@ describe("VBA macros: each module's source, decompressed, as a member", () => {
     expect(skips(await walk(compoundFile(withoutModule), "b.bin"))).toEqual([
       "b.bin!/VBA/Module1.bas CORRUPT",
     ]);
+  });
+});
+
+/** `count` copies of a 4096-byte chunk, compressed (once) as an MS-OVBA container. */
+function repeatedChunks(chunk: Buffer, count: number): Buffer {
+  const compressed = vbaCompress(chunk).subarray(1);
+  return Buffer.concat([Buffer.from([1]), ...Array.from({ length: count }, () => compressed)]);
+}
+
+/**
+ * A compressed `dir` stream listing `modules` after a PROJECTDOCSTRING record (not read by the
+ * extractor) of about `paddingChunks` × 4096 zero bytes, compressed chunk by chunk.
+ */
+function paddedDir(modules: Array<ModuleFixture & { offset: number }>, paddingChunks: number) {
+  const { project, moduleRecords } = dirParts(modules);
+  const head = Buffer.alloc(Math.ceil((project.length + 6) / 4096) * 4096);
+  project.copy(head);
+  head.writeUInt16LE(0x0005, project.length);
+  head.writeUInt32LE(head.length - project.length - 6 + paddingChunks * 4096, project.length + 2);
+  const padding = repeatedChunks(Buffer.alloc(4096), paddingChunks).subarray(1);
+  const tail = vbaCompress(Buffer.concat([moduleRecords, dirRecord(0x0010)])).subarray(1);
+  return Buffer.concat([vbaCompress(head), padding, tail]);
+}
+
+/**
+ * The longest the event loop was held while `run` ran, in ms: the longest gap between two
+ * ticks of a 1 ms timer, the stretch from the last tick to the end included (a timer that
+ * never fired reads the whole run).
+ */
+async function longestStall(run: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  try {
+    await run();
+  } finally {
+    clearInterval(ticker);
+  }
+  return Math.max(longest, performance.now() - last);
+}
+
+describe("VBA macros: a dir stream is read within the walk's bounds, off the event loop (review F10)", () => {
+  /** MODULESTREAMNAME "m", MODULEOFFSET 0, MODULETERMINATOR: a module in 23 bytes. */
+  const tinyModule = Buffer.concat([
+    dirRecord(0x001a, "m"),
+    dirRecord(0x0031, u32(0)),
+    dirRecord(0x002b),
+  ]);
+
+  it("VbaDirReader stops at the module past maxModules, and at the end record", () => {
+    const reader = new VbaDirReader(3);
+    const dir = Buffer.concat([
+      dirParts([]).project,
+      ...Array.from({ length: 10 }, () => tinyModule),
+    ]);
+    let pushed = 0;
+    for (let at = 0; at < dir.length && !reader.push(dir.subarray(at, at + 7)); at += 7)
+      pushed += 1;
+    const listing = reader.end();
+    expect(listing.more).toBe(true);
+    expect(listing.modules.map((module) => module.streamName)).toEqual(["m", "m", "m"]);
+    // Read as far as the fourth module's terminator, not further.
+    expect((pushed + 1) * 7).toBeLessThan(dirParts([]).project.length + 4 * 23 + 7);
+    const ended = new VbaDirReader(100);
+    expect(ended.push(Buffer.concat([tinyModule, dirRecord(0x0010), tinyModule]))).toBe(true);
+    expect(ended.end()).toEqual({
+      modules: [{ name: "m", streamName: "m", sourceOffset: 0, kind: "procedural" }],
+      more: false,
+    });
+    const cut = new VbaDirReader(100);
+    cut.push(Buffer.concat([tinyModule, dirRecord(0x0005, "documentation").subarray(0, 10)]));
+    expect(() => cut.end()).toThrow(/record \(0x5\) of 13 bytes past its end/);
+  });
+
+  it("reads at most maxMembers modules of a dir stream listing 200,000, the rest a LIMITS skip naming maxMembers", async () => {
+    const records = Buffer.concat([
+      dirParts([]).project,
+      ...Array.from({ length: 200_000 }, () => tinyModule),
+      dirRecord(0x0010),
+    ]);
+    const compressed: Buffer[] = [Buffer.from([1])];
+    const byContent = new Map<string, Buffer>();
+    for (let at = 0; at < records.length; at += 4096) {
+      const chunk = records.subarray(at, at + 4096);
+      const key = chunk.toString("latin1");
+      if (!byContent.has(key)) byContent.set(key, vbaCompress(chunk).subarray(1));
+      compressed.push(byContent.get(key) as Buffer);
+    }
+    const file = compoundFile({
+      "VBA/dir": Buffer.concat(compressed),
+      "VBA/m": vbaCompress(Buffer.from("Sub A()\r\n")),
+    });
+    const events = await walk(file, "x.doc", { limits: { maxMembers: 100 } });
+    const limitSkips = events.flatMap((event) =>
+      event.kind === "skipped" && event.code === "LIMITS" ? [`${event.path} ${event.limit}`] : [],
+    );
+    expect(limitSkips[0]).toBe("x.doc!/VBA/dir maxMembers");
+    const modules = events.filter(
+      (event) => event.kind === "member" && event.member.path.endsWith(".bas"),
+    );
+    expect(modules.length).toBeGreaterThan(0);
+    expect(modules.length).toBeLessThanOrEqual(100);
+  });
+
+  it("bounds a dir stream's decompressed bytes by maxMemberBytes and what is left of maxTotalBytes (LIMITS)", async () => {
+    const source = vbaCompress(Buffer.from(macro, "latin1"));
+    const streams = {
+      "VBA/dir": paddedDir([{ name: "Module1", source: macro, offset: 0 }], 512),
+      "VBA/Module1": source,
+    };
+    const file = compoundFile(streams);
+    const limitSkips = (events: Awaited<ReturnType<typeof walk>>) =>
+      events.flatMap((event) =>
+        event.kind === "skipped" ? [`${event.path} ${event.code} ${event.limit}`] : [],
+      );
+    // 2 MiB of dir stream: read within the default bounds.
+    expect(contentOf(await walk(file, "a.doc"), "a.doc!/VBA/Module1.bas")).toBe(macro);
+    expect(
+      limitSkips(await walk(file, "b.doc", { limits: { maxTotalBytes: 1024 * 1024 } })),
+    ).toEqual(["b.doc!/VBA/dir LIMITS maxTotalBytes"]);
+    expect(
+      limitSkips(await walk(file, "c.doc", { limits: { maxMemberBytes: 1024 * 1024 } })),
+    ).toEqual(["c.doc!/VBA/dir LIMITS maxMemberBytes"]);
+  });
+
+  it("ends a walk inside a 96 MiB dir stream at the deadline (ScanTimeoutError)", async () => {
+    const file = compoundFile({
+      "VBA/dir": paddedDir([{ name: "Module1", source: macro, offset: 0 }], 24 * 1024),
+      "VBA/Module1": vbaCompress(Buffer.from(macro, "latin1")),
+    });
+    const started = performance.now();
+    const run = walk(file, "x.doc", { deadline: Date.now() + 100 });
+    await expect(run).rejects.toBeInstanceOf(ScanTimeoutError);
+    const took = performance.now() - started;
+    console.log(
+      `a 96 MiB dir stream, deadline 100 ms: ScanTimeoutError after ${Math.round(took)} ms`,
+    );
+    // Before: the dir stream was decompressed whole on the event loop first (~0.6 s here).
+    expect(took).toBeLessThan(400);
+  });
+
+  it("decompresses a 64 MiB dir stream and a 7 MiB module without holding the event loop", async () => {
+    const line = Buffer.from("    x = x + 1\r\n");
+    const text = Buffer.alloc(4096);
+    for (let at = 0; at < 4096; at += line.length) line.copy(text, at);
+    const file = compoundFile({
+      "VBA/dir": paddedDir([{ name: "Module1", source: "", offset: 0 }], 16 * 1024),
+      "VBA/Module1": repeatedChunks(text, 7 * 256),
+    });
+    let sourceBytes = 0;
+    const stall = await longestStall(async () => {
+      for (const event of await walk(file, "x.doc"))
+        if (event.kind === "member" && event.member.path === "x.doc!/VBA/Module1.bas")
+          sourceBytes = event.member.size;
+    });
+    console.log(
+      `a 64 MiB dir stream and a 7 MiB module: the event loop held ${Math.round(stall)} ms at most`,
+    );
+    expect(sourceBytes).toBe(7 * 1024 * 1024);
+    // Before: ~0.4 s at once for the dir stream, then the module's source in microtasks.
+    expect(stall).toBeLessThan(100);
   });
 });

@@ -1,3 +1,4 @@
+import { errorFromSignal } from "@engine/core";
 import { UnpackSkip } from "./extractor.js";
 
 /** Bytes one chunk decompresses to at most ([MS-OVBA] 2.4.1.1.4). */
@@ -78,7 +79,8 @@ export function* vbaDecompressedChunks(container: Uint8Array): Generator<Uint8Ar
 
 /**
  * A whole MS-OVBA container decompressed, refused past `maxBytes` (`LIMITS`, `limit`) before
- * more is decompressed: for the `dir` stream, read whole to find the modules.
+ * more is decompressed. Synchronous: the extractor reads containers chunk by chunk instead
+ * ({@link vbaDecompressedChunks} through {@link paced}).
  */
 export function vbaDecompress(
   container: Uint8Array,
@@ -98,4 +100,29 @@ export function vbaDecompress(
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, total);
+}
+
+/**
+ * Longest stretch, in ms, {@link paced} holds the event loop (the items' work and what its
+ * consumer does with them in between) before it gives the event loop a turn.
+ */
+export const pacedTurnMs = 5;
+
+/**
+ * The items of `items` (a synchronous generator doing CPU work, such as
+ * {@link vbaDecompressedChunks}) without holding the event loop: once {@link pacedTurnMs} ms
+ * have passed since the last turn it waits for one (`setImmediate`: the deadline's timer can
+ * fire), and it throws the signal's error (`ScanTimeoutError`, `ScanAbortedError`) as soon as
+ * `signal` fired. Returning the iterator early returns `items`.
+ */
+export async function* paced<T>(items: Iterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+  let lastTurn = performance.now();
+  for (const item of items) {
+    if (performance.now() - lastTurn >= pacedTurnMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      lastTurn = performance.now();
+    }
+    if (signal.aborted) throw errorFromSignal(signal, "unpack");
+    yield item;
+  }
 }
