@@ -600,7 +600,8 @@ describe("review findings: the edges of each bound", () => {
     const response = await postBounty(roomy, huge);
     expect(response.statusCode).toBe(400);
     expect(response.json().error).toMatch(/^id: /);
-    expect(performance.now() - started).toBeLessThan(200);
+    // Bounded loosely: a quadratic parse takes minutes; 200 ms flaked at 203 ms on a loaded CI.
+    expect(performance.now() - started).toBeLessThan(1_000);
     await roomy.close();
     await app.close();
   });
