@@ -8,7 +8,7 @@ import {
   type UnpackReport,
   unpack,
 } from "../src/index.js";
-import { eicarBytes } from "./fixtures.js";
+import { eicarBytes, longestStall } from "./fixtures.js";
 
 /** A compound file holding `streams` (path -> content), written by cfb. */
 function compoundFile(streams: Record<string, Uint8Array | string>): Buffer {
@@ -283,27 +283,6 @@ describe("cfb: files crafted against cfb's parser end quickly, never benign", ()
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 });
-
-/**
- * The longest the event loop was held while `run` ran, in ms: the longest gap between two
- * ticks of a 1 ms timer, the stretch from the last tick to the end included (a timer that
- * never fired reads the whole run).
- */
-async function longestStall(run: () => Promise<unknown>): Promise<number> {
-  let last = performance.now();
-  let longest = 0;
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  try {
-    await run();
-  } finally {
-    clearInterval(ticker);
-  }
-  return Math.max(longest, performance.now() - last);
-}
 
 describe("cfb: a large compound file is read off the event loop (review F7)", () => {
   /** 48 streams of 1 MiB and EICAR: ~48 MiB, which cfb takes ~0.2-0.3 s to read. */

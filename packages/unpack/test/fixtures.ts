@@ -29,3 +29,24 @@ export function gzipLayers(content: Uint8Array, levels: number): Buffer {
 }
 
 export { eicarBytes };
+
+/**
+ * The longest the event loop was held while `run` ran, in ms: the longest gap between two
+ * ticks of a `tickMs` timer (default 1 ms), the stretch from the last tick to the end included
+ * (a timer that never fired reads the whole run).
+ */
+export async function longestStall(run: () => Promise<unknown>, tickMs = 1): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, tickMs);
+  try {
+    await run();
+  } finally {
+    clearInterval(ticker);
+  }
+  return Math.max(longest, performance.now() - last);
+}

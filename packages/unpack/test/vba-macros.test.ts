@@ -16,7 +16,7 @@ import {
   type UnpackReport,
   unpack,
 } from "../src/index.js";
-import { eicarBytes } from "./fixtures.js";
+import { eicarBytes, longestStall } from "./fixtures.js";
 
 /**
  * MS-OVBA compression ([MS-OVBA] 2.4.1.3.6), for the fixtures: greedy longest matches within
@@ -381,27 +381,6 @@ function paddedDir(modules: Array<ModuleFixture & { offset: number }>, paddingCh
   const padding = repeatedChunks(Buffer.alloc(4096), paddingChunks).subarray(1);
   const tail = vbaCompress(Buffer.concat([moduleRecords, dirRecord(0x0010)])).subarray(1);
   return Buffer.concat([vbaCompress(head), padding, tail]);
-}
-
-/**
- * The longest the event loop was held while `run` ran, in ms: the longest gap between two
- * ticks of a 1 ms timer, the stretch from the last tick to the end included (a timer that
- * never fired reads the whole run).
- */
-async function longestStall(run: () => Promise<unknown>): Promise<number> {
-  let last = performance.now();
-  let longest = 0;
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  try {
-    await run();
-  } finally {
-    clearInterval(ticker);
-  }
-  return Math.max(longest, performance.now() - last);
 }
 
 describe("VBA macros: a dir stream is read within the walk's bounds, off the event loop (review F10)", () => {
