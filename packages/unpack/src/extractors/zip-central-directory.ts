@@ -1,6 +1,5 @@
 import { type Entry, Reader, ZipReader } from "@zip.js/zip.js";
-import type { ByteRange } from "./zip-entry-ranges.js";
-import { decodeCodePage437, localHeaderLength } from "./zip-local-header.js";
+import { decodeCodePage437 } from "./zip-local-header.js";
 import type { ZipSourceAccess } from "./zip-source-access.js";
 
 /**
@@ -8,7 +7,7 @@ import type { ZipSourceAccess } from "./zip-source-access.js";
  * found (the zip is then read from its local headers and reported corrupt). Set explicitly so
  * that zip.js never searches a whole file for an end record.
  */
-const maximumAppendedBytes = 1024 * 1024;
+export const maximumAppendedBytes = 1024 * 1024;
 
 /** zip.js reads the zip through {@link ZipSourceAccess} (positional reads, one file handle). */
 class SourceReader extends Reader<ZipSourceAccess> {
@@ -71,47 +70,5 @@ export async function* centralDirectoryEntries(
       : { offset: directoryOffset, length: directoryLength ?? 0 };
   } finally {
     await reader.close();
-  }
-}
-
-/** What a first reading of the directory found: each entry's approximate extent, and whether it ends. */
-export interface DirectorySurvey {
-  /** Each entry from its local header to the end of its data, as the directory declares it. */
-  ranges: ByteRange[];
-  /** Where the directory is, when it could be read to its end. */
-  place: DirectoryPlace | undefined;
-  /** Why the directory could not be read (to its end), if it could not. */
-  error: unknown;
-}
-
-/**
- * Reads the directory once without extracting anything, for the overlap check: each entry's
- * extent is its local header offset to the end of its compressed data, taking the local
- * header's name to be the directory's (its extra field only lengthens it; overlaps a byte or
- * two short are tolerated anyway).
- */
-export async function surveyDirectory(
-  access: ZipSourceAccess,
-  signal: AbortSignal,
-): Promise<DirectorySurvey> {
-  const ranges: ByteRange[] = [];
-  const entries = centralDirectoryEntries(access, signal);
-  try {
-    let next = await entries.next();
-    for (; !next.done; next = await entries.next()) {
-      const { offset, compressedSize, rawFilename } = next.value;
-      ranges.push({
-        start: offset,
-        end: offset + localHeaderLength + rawFilename.length + compressedSize,
-      });
-    }
-    return {
-      ranges,
-      place: next.value,
-      error: next.value ? undefined : new Error("no central directory"),
-    };
-  } catch (error) {
-    if (signal.aborted) throw error;
-    return { ranges, place: undefined, error };
   }
 }

@@ -10,8 +10,9 @@ import { sevenZipEntries } from "./seven-zip-extractor.js";
 import {
   centralDirectoryEntries,
   type DirectoryPlace,
-  surveyDirectory,
+  maximumAppendedBytes,
 } from "./zip-central-directory.js";
+import { surveyExtents } from "./zip-directory-survey.js";
 import {
   type ContentOutcome,
   inflatedContent,
@@ -127,24 +128,23 @@ class ZipExtraction {
   ) {}
 
   async *entries(): AsyncGenerator<ExtractedEntry> {
-    const { signal } = this.context;
-    const survey = await surveyDirectory(this.access, signal);
-    const overlaps = countOverlaps(survey.ranges);
+    const extents = await surveyExtents(this.access, this.signatureLimit(), maximumAppendedBytes);
+    const overlaps = countOverlaps(extents);
     if (overlaps > maximumOverlappingEntries) {
-      yield* this.overlapBomb(overlaps, survey.ranges.length);
+      yield* this.overlapBomb(overlaps, extents.length);
       return;
     }
-    if (survey.ranges.length > 0) yield* this.listedEntries();
+    const listing = yield* this.listedEntries();
     yield* this.lackingEntries();
-    const found = yield* this.unlistedLocalEntries(survey.place);
-    if (survey.error === undefined && survey.place) {
-      yield* this.unlistedBytes(survey.place);
+    const found = yield* this.unlistedLocalEntries(listing.place);
+    if (listing.error === undefined && listing.place) {
+      yield* this.unlistedBytes(listing.place);
       return;
     }
     const recovered = found > 0 ? `; ${found} entries were read from their local headers` : "";
     throw new UnpackSkip(
       "CORRUPT",
-      `its central directory could not be read (${messageOf(survey.error)})${recovered}`,
+      `its central directory could not be read (${messageOf(listing.error)})${recovered}`,
     );
   }
 
@@ -163,20 +163,29 @@ class ZipExtraction {
     };
   }
 
-  /** The central directory's entries, in its order (where it breaks, the survey said why). */
-  private async *listedEntries(): AsyncGenerator<ExtractedEntry> {
+  /**
+   * The central directory's entries, in its order; returns where the directory is, or why it
+   * could not be read to its end.
+   */
+  private async *listedEntries(): AsyncGenerator<
+    ExtractedEntry,
+    { place: DirectoryPlace | undefined; error: unknown }
+  > {
     const { signal } = this.context;
     const entries = centralDirectoryEntries(this.access, signal);
     try {
       for (;;) {
-        let next: IteratorResult<Entry, unknown>;
+        let next: IteratorResult<Entry, DirectoryPlace | undefined>;
         try {
           next = await entries.next();
         } catch (error) {
           if (signal.aborted) throw error;
-          return;
+          return { place: undefined, error };
         }
-        if (next.done) return;
+        if (next.done)
+          return next.value
+            ? { place: next.value, error: undefined }
+            : { place: undefined, error: new Error("no central directory") };
         yield* this.listedEntry(next.value);
       }
     } finally {
