@@ -139,19 +139,15 @@ export interface ContainerCandidate {
   certain: boolean;
 }
 
+/** A zip end-of-central-directory record's signature, PK\x05\x06. */
+const zipEndSignature = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
+
 /** True when `tail` holds a zip end-of-central-directory record (a zip appended to other bytes). */
 function hasZipEnd(tail: Uint8Array | undefined): boolean {
   if (!tail || tail.length < 22) return false;
-  // Each "P" from the end (a native search), then the three bytes after it.
-  for (
-    let at = tail.lastIndexOf(0x50, tail.length - 22);
-    at >= 0;
-    at = tail.lastIndexOf(0x50, at - 1)
-  ) {
-    if (tail[at + 1] === 0x4b && tail[at + 2] === 0x05 && tail[at + 3] === 0x06) return true;
-    if (at === 0) break;
-  }
-  return false;
+  // One native search from the end, not one per "P" (binaries are full of them).
+  const bytes = Buffer.from(tail.buffer, tail.byteOffset, tail.byteLength);
+  return bytes.lastIndexOf(zipEndSignature, tail.length - 22) >= 0;
 }
 
 /**

@@ -124,20 +124,35 @@ async function headAndTail(
   }
   const descriptor = await openFile(artifact.path, "r");
   try {
+    /** `length` bytes from `start`, fewer only at the end of the file. */
+    const read = async (start: number, length: number): Promise<Uint8Array> => {
+      const buffer = Buffer.allocUnsafe(Math.max(0, length));
+      let filled = 0;
+      while (filled < buffer.length) {
+        const { bytesRead } = await readAt(
+          descriptor,
+          buffer,
+          filled,
+          length - filled,
+          start + filled,
+        );
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+      }
+      return buffer.subarray(0, filled);
+    };
+    // A file no longer than a head and a tail is read once, and needs no stat: a short read
+    // is its end, and its tail holds its head.
+    if (knownSize === undefined || knownSize <= headBytes + tailBytes) {
+      const first = await read(0, headBytes + tailBytes);
+      if (first.byteLength < headBytes + tailBytes) {
+        const { headEnd, tailStart } = slices(first.byteLength);
+        return { head: first.subarray(0, headEnd), tail: first.subarray(tailStart) };
+      }
+    }
     const size = knownSize ?? (await statFile(descriptor)).size;
     const { headEnd, tailStart } = slices(size);
-    const read = async (start: number, end: number): Promise<Uint8Array> => {
-      if (end <= start) return new Uint8Array(0);
-      const buffer = Buffer.allocUnsafe(end - start);
-      const { bytesRead } = await readAt(descriptor, buffer, 0, end - start, start);
-      return buffer.subarray(0, bytesRead);
-    };
-    // A small file is read once: its tail holds its head.
-    if (tailStart === 0) {
-      const all = await read(0, size);
-      return { head: all.subarray(0, headEnd), tail: all };
-    }
-    return { head: await read(0, headEnd), tail: await read(tailStart, size) };
+    return { head: await read(0, headEnd), tail: await read(tailStart, size - tailStart) };
   } finally {
     await closeFile(descriptor);
   }
@@ -505,7 +520,7 @@ export async function* unpackResolved(
  * False when a replayable artifact is no container by its first and last bytes, its name and
  * its type (no format to try, exactly as {@link walkNode} would find): nothing to walk.
  */
-async function mayHoldContainers(
+export async function mayHoldContainers(
   artifact: Artifact,
   signal: AbortSignal | undefined,
 ): Promise<boolean> {

@@ -13,7 +13,12 @@ import {
 } from "@engine/core";
 import type { SkipCode } from "./extractors/extractor.js";
 import { ByteBudget, MemberStore } from "./member-store.js";
-import { type UnpackEvent, type UnpackedMember, unpackResolved } from "./unpack.js";
+import {
+  mayHoldContainers,
+  type UnpackEvent,
+  type UnpackedMember,
+  unpackResolved,
+} from "./unpack.js";
 import {
   type ResolvedUnpackOptions,
   type UnpackOptions,
@@ -238,6 +243,12 @@ async function scanUnpacking(
   scanMember: (member: UnpackedMember) => boolean,
   options: { signal: AbortSignal; deadline: number | undefined },
 ): Promise<ScanResult> {
+  // Whether there is anything to walk is read while `inner` scans (most artifacts are no
+  // container: their scan then costs only that look at their first and last bytes). Where the
+  // look fails, the walk runs and meets the failure itself.
+  const worthWalking = artifact.replayable
+    ? mayHoldContainers(artifact, options.signal).catch(() => true)
+    : Promise.resolve(true);
   const outer = await inner.scan(artifact, options);
   const report: UnpackReport = {
     version: unpackPackageVersion,
@@ -249,7 +260,7 @@ async function scanUnpacking(
     skipped_by_code: {},
   };
   // Malicious as it is: what is inside cannot change the answer.
-  if (outer.verdict === "malicious")
+  if (outer.verdict === "malicious" || !(await worthWalking))
     return { ...outer, metadata: { ...outer.metadata, unpack: report } };
   const findings: Finding[] = [];
   for await (const event of unpackResolved(artifact, settings, options)) {

@@ -1,6 +1,10 @@
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import {
   artifactFromBytes,
+  artifactFromFile,
   artifactFromStream,
   BackendUnavailableError,
   createEicarScanner,
@@ -12,6 +16,7 @@ import { describe, expect, it } from "vitest";
 import { createUnpackingScanner, type UnpackReport } from "../src/index.js";
 import { eicarBytes, gzipLayers, tarOf } from "./fixtures.js";
 import { compressed } from "./seven-zip-fixtures.js";
+import { eicarPadded, inTemporaryDirectory, toolZip } from "./zip-fixtures.js";
 
 describeScanner("createUnpackingScanner(EICAR scanner)", () =>
   createUnpackingScanner(createEicarScanner()),
@@ -158,5 +163,41 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
     const result = await scanner.scan(artifactFromBytes(archive, { filename: "outer.tar" }));
     expect(result.verdict).toBe("benign");
     expect(seen).toEqual(["outer.tar", "inner"]);
+  });
+});
+
+describe("createUnpackingScanner: files on disk", () => {
+  // A file is first looked at by its first and last bytes (while the inner scanner scans it):
+  // read at once up to 104 KiB, head and tail apart past that. Either way a zip appended to
+  // other bytes is seen, and a plain file is answered without a walk.
+  const zipOfEicar = () => toolZip("zip", { "eicar.com": eicarPadded() });
+
+  it.each([
+    ["10 KiB", 10 * 1024],
+    ["exactly a head and a tail", 40 * 1024 + 64 * 1024 + 22 - 300],
+    ["1 MiB", 1024 * 1024],
+  ])("finds EICAR in a zip appended to %s of other bytes", async (_, prefixBytes) => {
+    const scanner = createUnpackingScanner(createEicarScanner());
+    const zip = zipOfEicar();
+    const bytes = Buffer.concat([randomBytes(prefixBytes), zip]);
+    expect(bytes.includes(eicarBytes())).toBe(false);
+    await inTemporaryDirectory(async (directory) => {
+      const path = join(directory, "picture.jpg");
+      writeFileSync(path, bytes);
+      const result = await scanner.scan(artifactFromFile(path));
+      expect(result.verdict).toBe("malicious");
+      expect(report(result).detected_in).toMatch(/^picture\.jpg!\/.*eicar\.com/);
+    });
+  });
+
+  it("answers a plain file as its inner scanner does, with nothing unpacked", async () => {
+    const scanner = createUnpackingScanner(createEicarScanner());
+    await inTemporaryDirectory(async (directory) => {
+      const path = join(directory, "notes.txt");
+      writeFileSync(path, "plain text\n".repeat(20_000));
+      const result = await scanner.scan(artifactFromFile(path));
+      expect(result.verdict).toBe("benign");
+      expect(report(result)).toMatchObject({ members: 0, skipped_count: 0 });
+    });
   });
 });
