@@ -1,0 +1,272 @@
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { PassThrough, type Readable, type Writable } from "node:stream";
+import { artifactFromStream, type ScanResult } from "@engine/core";
+import { decideType, typeHeadBytes } from "./content-type-policy.js";
+import type { UploadedFile } from "./outcome.js";
+import { codeOfScanError, codeOfVerdict, perFileCodes } from "./refusal-codes.js";
+import type { StorageFileInfo, StorageWriter } from "./storage/storage-sink.js";
+import type { ResolvedUploadGuardOptions } from "./upload-options.js";
+import { UploadRefusal } from "./upload-refusal.js";
+
+/** One file part as the multipart parser gives it. */
+export interface FilePart {
+  field: string;
+  filename: string;
+  declaredType: string;
+  /** Its bytes; `truncated` is set when the parser cut it at the file size limit. */
+  stream: Readable & { truncated?: boolean };
+}
+
+/** What the request the file is part of gives it. */
+export interface InspectionContext {
+  options: ResolvedUploadGuardOptions;
+  /** Aborted when the request ends early (a limit, the deadline, the client gone, a refusal). */
+  signal: AbortSignal;
+  /** The request's absolute deadline (epoch ms), handed to the scanner. */
+  deadline: number;
+  /** True once the request is refused as a whole: later files are only drained. */
+  refusing(): boolean;
+}
+
+/** A file inspected: its outcome, and the writer holding it until the request commits. */
+export interface InspectedFile {
+  file: UploadedFile;
+  /** The storage writer of an accepted file (committed or discarded by the request). */
+  writer?: StorageWriter | undefined;
+}
+
+/** The request's refusal when its signal fired, else `code`'s. */
+function refusalFrom(
+  signal: AbortSignal,
+  code: "upload-aborted" = "upload-aborted",
+): UploadRefusal {
+  return signal.reason instanceof UploadRefusal
+    ? signal.reason
+    : new UploadRefusal(code, { cause: signal.reason });
+}
+
+/** Writes `chunk`, waiting for `drain` when the stream asks to (its back-pressure). */
+async function write(stream: Writable, chunk: Uint8Array, signal: AbortSignal): Promise<void> {
+  if (stream.destroyed) throw new Error("the stream was closed before the file ended");
+  if (!stream.write(chunk)) await once(stream, "drain", { signal });
+}
+
+/** A name safe to hand a scanner as the artifact's file name (data only: no path, no controls). */
+function scanName(filename: string): string | undefined {
+  const base = filename.split(/[\\/]/).pop() ?? "";
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: controls are what is removed
+  const clean = base.replace(/[\u0000-\u001f\u007f-\u009f]/g, "").slice(0, 255);
+  return clean.length > 0 ? clean : undefined;
+}
+
+/** Reads the first `typeHeadBytes` (or the whole file when shorter) off the iterator. */
+async function readHead(
+  chunks: AsyncIterator<Uint8Array>,
+): Promise<{ head: Uint8Array[]; length: number; ended: boolean }> {
+  const head: Uint8Array[] = [];
+  let length = 0;
+  while (length < typeHeadBytes) {
+    const next = await chunks.next();
+    if (next.done) return { head, length, ended: true };
+    head.push(next.value);
+    length += next.value.byteLength;
+  }
+  return { head, length, ended: false };
+}
+
+/** Reads what is left of a file without keeping it; returns its byte count. */
+async function drain(chunks: AsyncIterator<Uint8Array>): Promise<number> {
+  let length = 0;
+  for (let next = await chunks.next(); !next.done; next = await chunks.next())
+    length += next.value.byteLength;
+  return length;
+}
+
+/**
+ * One file: its type decided from its first bytes, then its bytes written to storage and to
+ * the scanner together (each one's back-pressure respected), then the verdict. Returns the
+ * file accepted (its writer open for the request to commit) or refused for itself (a verdict,
+ * its type); throws an {@link UploadRefusal} for what refuses the whole request (a limit, the
+ * scanner failing, the deadline, the client gone), its writers discarded first.
+ */
+export async function inspectFile(
+  part: FilePart,
+  context: InspectionContext,
+): Promise<InspectedFile> {
+  const { options, signal } = context;
+  const chunks = part.stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  const file: UploadedFile = {
+    id: randomUUID(),
+    field: part.field,
+    filename: part.filename,
+    declaredType: part.declaredType,
+    type: "",
+    size: 0,
+    decision: "refused",
+  };
+  const { head, length, ended } = await readHead(chunks);
+  const headBytes = Buffer.concat(head, length);
+  const decision = await decideType(
+    headBytes.subarray(0, typeHeadBytes),
+    part.declaredType,
+    options.allowedTypes,
+  );
+  file.type = decision.type;
+  if (!decision.allowed || context.refusing()) {
+    file.size = length + (ended ? 0 : await drain(chunks));
+    checkTruncated(part, signal);
+    return { file: { ...file, code: decision.allowed ? undefined : "type-not-allowed" } };
+  }
+  const info: StorageFileInfo = {
+    id: file.id,
+    field: file.field,
+    filename: file.filename,
+    type: file.type,
+  };
+  const writers = await openWriters(info, options);
+  try {
+    const scan = await scanWhileStoring(
+      file,
+      { head: headBytes, ended, chunks, part },
+      writers,
+      context,
+    );
+    return await decide(file, scan, writers, options);
+  } catch (error) {
+    await discardAll(writers);
+    throw error;
+  }
+}
+
+interface Writers {
+  store: StorageWriter;
+  quarantine?: StorageWriter | undefined;
+}
+
+async function openWriters(
+  info: StorageFileInfo,
+  options: ResolvedUploadGuardOptions,
+): Promise<Writers> {
+  let store: StorageWriter | undefined;
+  try {
+    store = await options.storage.open(info);
+    const quarantine = options.quarantine ? await options.quarantine.open(info) : undefined;
+    return { store, quarantine };
+  } catch (error) {
+    await store?.discard();
+    throw new UploadRefusal("storage-failed", { cause: error });
+  }
+}
+
+async function discardAll(writers: Writers): Promise<void> {
+  await Promise.all([writers.store.discard(), writers.quarantine?.discard()]);
+}
+
+function checkTruncated(part: FilePart, signal: AbortSignal): void {
+  if (signal.aborted) throw refusalFrom(signal);
+  if (part.stream.truncated) throw new UploadRefusal("file-too-large");
+}
+
+/**
+ * Feeds the file to the scanner and the writers at once; returns the scanner's answer (or its
+ * error) once the whole file was fed. A scanner that answers before it read the whole file
+ * gave a verdict on a prefix: that is never taken as benign.
+ */
+async function scanWhileStoring(
+  file: UploadedFile,
+  source: { head: Uint8Array; ended: boolean; chunks: AsyncIterator<Uint8Array>; part: FilePart },
+  writers: Writers,
+  context: InspectionContext,
+): Promise<{ result?: ScanResult; error?: unknown; early: boolean }> {
+  const { signal, deadline, options } = context;
+  const feed = new PassThrough({ highWaterMark: 64 * 1024 });
+  const name = scanName(file.filename);
+  const artifact = artifactFromStream(feed, {
+    ...(name ? { filename: name } : {}),
+    mimetype: file.type,
+  });
+  let settled = false;
+  const scan = options.scanner.scan(artifact, { signal, deadline }).then(
+    (result) => ({ result }),
+    (error: unknown) => ({ error }),
+  );
+  void scan.finally(() => {
+    settled = true;
+  });
+  // The scanner is fed until it answers (an answer before the end is caught below) or goes.
+  const feedChunk = async (chunk: Uint8Array) => {
+    if (settled || feed.destroyed || feed.write(chunk)) return;
+    await Promise.race([once(feed, "drain", { signal }), once(feed, "close"), scan]).catch(
+      () => undefined,
+    );
+  };
+  const put = async (chunk: Uint8Array) => {
+    file.size += chunk.byteLength;
+    await Promise.all([
+      write(writers.store.stream, chunk, signal),
+      writers.quarantine && write(writers.quarantine.stream, chunk, signal),
+      feedChunk(chunk),
+    ]);
+  };
+  try {
+    if (source.head.byteLength > 0) await put(source.head);
+    if (!source.ended)
+      for (let next = await source.chunks.next(); !next.done; next = await source.chunks.next()) {
+        if (signal.aborted) break;
+        await put(next.value);
+      }
+    checkTruncated(source.part, signal);
+  } catch (error) {
+    feed.destroy();
+    if (signal.aborted) throw refusalFrom(signal);
+    if (error instanceof UploadRefusal) throw error;
+    throw new UploadRefusal("storage-failed", { cause: error });
+  }
+  const early = settled;
+  feed.end();
+  await Promise.all([
+    endWriter(writers.store),
+    writers.quarantine && endWriter(writers.quarantine),
+  ]);
+  const answer = await scan;
+  if (signal.aborted) throw refusalFrom(signal);
+  return { ...answer, early };
+}
+
+async function endWriter(writer: StorageWriter): Promise<void> {
+  try {
+    writer.stream.end();
+    if (!writer.stream.writableFinished) await once(writer.stream, "finish");
+  } catch (error) {
+    throw new UploadRefusal("storage-failed", { cause: error });
+  }
+}
+
+/** The verdict (or the scanner's error) made into the file's decision. */
+async function decide(
+  file: UploadedFile,
+  scan: { result?: ScanResult; error?: unknown; early: boolean },
+  writers: Writers,
+  options: ResolvedUploadGuardOptions,
+): Promise<InspectedFile> {
+  let code = scan.error !== undefined ? codeOfScanError(scan.error) : undefined;
+  if (code !== undefined && !perFileCodes.has(code))
+    throw new UploadRefusal(code, { cause: scan.error });
+  if (scan.result) {
+    file.scan = scan.result;
+    code = codeOfVerdict(scan.result, options);
+    // A verdict given before the whole file was read covers a prefix: never a pass.
+    if (code === undefined && scan.early) code = "not-inspectable";
+  }
+  if (code === undefined) {
+    await writers.quarantine?.discard();
+    return { file: { ...file, decision: "accepted" }, writer: writers.store };
+  }
+  await writers.store.discard();
+  const quarantined = await writers.quarantine?.commit().catch(async (error: unknown) => {
+    await writers.quarantine?.discard();
+    throw new UploadRefusal("storage-failed", { cause: error });
+  });
+  return { file: { ...file, decision: "refused", code, ...(quarantined ? { quarantined } : {}) } };
+}
