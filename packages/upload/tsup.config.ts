@@ -11,6 +11,8 @@ const entry = {
   index: "src/index.ts",
   express: "src/adapters/express.ts",
   fastify: "src/adapters/fastify.ts",
+  koa: "src/adapters/koa.ts",
+  hono: "src/adapters/hono.ts",
 };
 
 const shared: Options = {

@@ -12,10 +12,15 @@ import {
   eicarBytes,
   type Scanner,
 } from "@engine/core";
+import { serve } from "@hono/node-server";
 import express from "express";
 import Fastify from "fastify";
+import { Hono } from "hono";
+import Koa from "koa";
 import { expressUploadGuard } from "../src/adapters/express.js";
 import { fastifyUploadGuard } from "../src/adapters/fastify.js";
+import { honoUploadGuard } from "../src/adapters/hono.js";
+import { koaUploadGuard } from "../src/adapters/koa.js";
 import { diskStorage, type UploadGuardOptions } from "../src/index.js";
 
 /** A running app: its base URL, and how to stop it. */
@@ -78,10 +83,60 @@ export async function startFastify(options: UploadGuardOptions): Promise<Running
   };
 }
 
+async function startKoa(options: UploadGuardOptions): Promise<RunningApp> {
+  const app = new Koa();
+  // Koa logs a client's broken request (the disconnect test) to stderr; the test asserts it.
+  app.silent = true;
+  const guard = koaUploadGuard(options);
+  app.use(async (ctx, next) => {
+    if (ctx.method !== "POST" || ctx.path !== "/upload") return next();
+    await guard(ctx, async () => {
+      const request = ctx.request as unknown as { body: unknown; files: unknown };
+      ctx.body = { fields: request.body, files: request.files };
+    });
+  });
+  const server = app.listen(0, "127.0.0.1");
+  await new Promise((resolve) => server.once("listening", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+async function startHono(options: UploadGuardOptions): Promise<RunningApp> {
+  const app = new Hono();
+  app.post("/upload", honoUploadGuard(options), (c) => {
+    const upload = c.get("upload");
+    return c.json({ fields: upload.fields, files: upload.files });
+  });
+  const { server, port } = await new Promise<{ server: ReturnType<typeof serve>; port: number }>(
+    (resolve) => {
+      const running = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) =>
+        resolve({ server: running, port: info.port }),
+      );
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((resolve) => {
+        (server as import("node:http").Server).closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
 /** Every adapter, by name, started with the guard's options. */
 export const adapters: Array<[string, Adapter]> = [
   ["express", startExpress],
   ["fastify", startFastify],
+  ["koa", startKoa],
+  ["hono", startHono],
 ];
 
 /** A storage directory for one test, and what is in it (partial files included). */
