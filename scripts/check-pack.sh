@@ -86,6 +86,27 @@ console.log(`@engine/multi from its tarball: ${malicious.verdict} (${malicious.m
 if (malicious.verdict !== "malicious" || benign.verdict !== "benign") process.exit(1);
 TS
 
+cat > check-upload.ts <<'TS'
+import { gzipSync } from "node:zlib";
+import { createEicarScanner, eicarBytes } from "@engine/core";
+import { createUnpackingScanner } from "@engine/unpack";
+import { createUploadGuard, memoryStorage } from "@engine/upload";
+
+const storage = memoryStorage();
+const guard = createUploadGuard({ scanner: createUnpackingScanner(createEicarScanner()), storage });
+async function post(content: Uint8Array) {
+  const form = new FormData();
+  form.append("file", new Blob([new Uint8Array(content)]), "upload.bin");
+  const request = new Request("http://localhost/upload", { method: "POST", body: form });
+  if (!request.body) throw new Error("no body");
+  return guard.handle({ headers: Object.fromEntries(request.headers), body: request.body });
+}
+const refused = await post(gzipSync(eicarBytes())); // EICAR inside a gzip: only unpacking finds it
+const accepted = await post(Buffer.from("hello"));
+console.log(`@engine/upload and @engine/unpack from their tarballs: ${refused.ok ? "accepted" : refused.problem.code}, ${accepted.ok ? "accepted" : accepted.problem.code}, ${storage.files.size} stored`);
+if (refused.ok || !accepted.ok || storage.files.size !== 1) process.exit(1);
+TS
+
 "$tsc" -p .
 for program in out/check-*.js; do node "$program"; done
 
@@ -105,9 +126,13 @@ import { startManagedClamd } from "@engine/clamav/managed";
 import { artifactFromBytes, createEicarScanner, eicarBytes, EngineError } from "@engine/core";
 import { conformanceChecks } from "@engine/core/conformance";
 import { createMultiScanner } from "@engine/multi";
+import { createUnpackingScanner } from "@engine/unpack";
+import { createUploadGuard, memoryStorage } from "@engine/upload";
 import { createYaraScanner } from "@engine/yara";
 
 async function main(): Promise<void> {
+  const guard = createUploadGuard({ scanner: createUnpackingScanner(createEicarScanner()), storage: memoryStorage() });
+  if (guard.options.limits.files !== 10) process.exit(1);
   await using clamd = await startManagedClamd();
   await using engine = createMultiScanner([
     createEicarScanner(),
