@@ -48,3 +48,4 @@ export function expressUploadGuard(options: UploadGuardOptions): ExpressUploadGu
 }
 
 export type { UploadGuardOptions } from "../upload-options.js";
+export { type MulterFile, type ScanMulterFilesOptions, scanMulterFiles } from "./multer-files.js";
