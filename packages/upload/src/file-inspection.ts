@@ -1,11 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { PassThrough, type Readable, type Writable } from "node:stream";
+import { finished } from "node:stream/promises";
 import { artifactFromStream, type ScanResult } from "@engine/core";
 import { decideType, typeHeadBytes } from "./content-type-policy.js";
 import type { UploadedFile } from "./outcome.js";
+import type { UploadProblemCode } from "./problems.js";
 import { codeOfScanError, codeOfVerdict, perFileCodes } from "./refusal-codes.js";
-import type { StorageFileInfo, StorageWriter } from "./storage/storage-sink.js";
+import type { StorageFileInfo, StorageLocation, StorageWriter } from "./storage/storage-sink.js";
 import type { ResolvedUploadGuardOptions } from "./upload-options.js";
 import { UploadRefusal } from "./upload-refusal.js";
 
@@ -27,6 +29,8 @@ export interface InspectionContext {
   deadline: number;
   /** True once the request is refused as a whole: later files are only drained. */
   refusing(): boolean;
+  /** Refuses the request as a whole (aborts `signal` with the refusal; the first one wins). */
+  refuse(code: UploadProblemCode, cause?: unknown): void;
 }
 
 /** A file inspected: its outcome, and the writer holding it until the request commits. */
@@ -35,6 +39,9 @@ export interface InspectedFile {
   /** The storage writer of an accepted file (committed or discarded by the request). */
   writer?: StorageWriter | undefined;
 }
+
+/** Bytes of the pieces the scanner's feed is written in. */
+const feedPieceBytes = 64 * 1024;
 
 /** The request's refusal when its signal fired, else `code`'s. */
 function refusalFrom(
@@ -124,7 +131,7 @@ export async function inspectFile(
     filename: file.filename,
     type: file.type,
   };
-  const writers = await openWriters(info, options);
+  const writers = await openWriters(info, context);
   try {
     const scan = await scanWhileStoring(
       file,
@@ -144,23 +151,34 @@ interface Writers {
   quarantine?: StorageWriter | undefined;
 }
 
-async function openWriters(
-  info: StorageFileInfo,
-  options: ResolvedUploadGuardOptions,
-): Promise<Writers> {
+async function openWriters(info: StorageFileInfo, context: InspectionContext): Promise<Writers> {
+  const { options } = context;
   let store: StorageWriter | undefined;
   try {
     store = await options.storage.open(info);
     const quarantine = options.quarantine ? await options.quarantine.open(info) : undefined;
+    // A write that fails later (a full disk, a lost connection) refuses the request at once;
+    // without a listener, the stream's 'error' would end the process.
+    for (const writer of [store, quarantine])
+      writer?.stream.on("error", (error) => context.refuse("storage-failed", error));
     return { store, quarantine };
   } catch (error) {
-    await store?.discard();
+    await settledDiscard(store);
     throw new UploadRefusal("storage-failed", { cause: error });
   }
 }
 
+/** Discards, ignoring what a sink's discard throws (it must not replace the refusal). */
+async function settledDiscard(writer: StorageWriter | undefined): Promise<void> {
+  try {
+    await writer?.discard();
+  } catch {
+    // A sink that fails to clean up is the sink's problem; the request is refused anyway.
+  }
+}
+
 async function discardAll(writers: Writers): Promise<void> {
-  await Promise.all([writers.store.discard(), writers.quarantine?.discard()]);
+  await Promise.all([settledDiscard(writers.store), settledDiscard(writers.quarantine)]);
 }
 
 function checkTruncated(part: FilePart, signal: AbortSignal): void {
@@ -178,28 +196,38 @@ async function scanWhileStoring(
   source: { head: Uint8Array; ended: boolean; chunks: AsyncIterator<Uint8Array>; part: FilePart },
   writers: Writers,
   context: InspectionContext,
-): Promise<{ result?: ScanResult; error?: unknown; early: boolean }> {
+): Promise<{ answer: ScanAnswer; whole: boolean }> {
   const { signal, deadline, options } = context;
   const feed = new PassThrough({ highWaterMark: 64 * 1024 });
+  const fed = readToEnd(feed);
   const name = scanName(file.filename);
-  const artifact = artifactFromStream(feed, {
+  const artifact = artifactFromStream(fed.chunks, {
     ...(name ? { filename: name } : {}),
     mimetype: file.type,
   });
-  let settled = false;
+  // Aborted once the scanner no longer reads: it answered, its stream closed, or the request
+  // ended. One controller per file: waits for the feed's drain leave no listener behind.
+  const feedStop = new AbortController();
+  const stopFeeding = () => feedStop.abort();
   const scan = options.scanner.scan(artifact, { signal, deadline }).then(
-    (result) => ({ result }),
-    (error: unknown) => ({ error }),
+    (result): ScanAnswer => ({ kind: "result", result }),
+    (error: unknown): ScanAnswer => ({ kind: "error", error }),
   );
+  let answeredEarly = false;
   void scan.finally(() => {
-    settled = true;
+    if (!feed.writableEnded) answeredEarly = true;
+    stopFeeding();
   });
-  // The scanner is fed until it answers (an answer before the end is caught below) or goes.
+  feed.once("close", stopFeeding);
+  signal.addEventListener("abort", stopFeeding, { once: true });
   const feedChunk = async (chunk: Uint8Array) => {
-    if (settled || feed.destroyed || feed.write(chunk)) return;
-    await Promise.race([once(feed, "drain", { signal }), once(feed, "close"), scan]).catch(
-      () => undefined,
-    );
+    // In pieces of at most 64 KiB: what reads ahead for the scanner then holds at most a few
+    // of them, so a scanner that stops early is seen to (see readToEnd).
+    for (let at = 0; at < chunk.byteLength; at += feedPieceBytes) {
+      if (feedStop.signal.aborted || feed.destroyed) return;
+      if (!feed.write(chunk.subarray(at, at + feedPieceBytes)))
+        await once(feed, "drain", { signal: feedStop.signal }).catch(() => undefined);
+    }
   };
   const put = async (chunk: Uint8Array) => {
     file.size += chunk.byteLength;
@@ -223,21 +251,50 @@ async function scanWhileStoring(
     if (error instanceof UploadRefusal) throw error;
     throw new UploadRefusal("storage-failed", { cause: error });
   }
-  const early = settled;
   feed.end();
   await Promise.all([
     endWriter(writers.store),
     writers.quarantine && endWriter(writers.quarantine),
   ]);
   const answer = await scan;
+  signal.removeEventListener("abort", stopFeeding);
   if (signal.aborted) throw refusalFrom(signal);
-  return { ...answer, early };
+  // A scanner that did not read the feed to its end answered for a prefix of the file.
+  return { answer, whole: fed.whole && !answeredEarly };
 }
+
+/**
+ * The feed as the scanner's artifact reads it, and whether it was read past its last byte
+ * (the scanner, or what reads ahead for it, asked for more after the end). A scanner that
+ * stops early leaves `whole` false: its verdict covers a prefix. (A read-ahead buffer may pull
+ * a small file whole for a scanner that then looks at part of it: that is the scanner's
+ * contract, which this cannot see into.)
+ */
+function readToEnd(feed: PassThrough): { chunks: AsyncIterable<Uint8Array>; whole: boolean } {
+  const state = { whole: false, abandoned: false };
+  feed.once("end", () => {
+    if (!state.abandoned) state.whole = true;
+  });
+  // What reads the artifact destroys its source when it stops before the end.
+  feed.once("close", () => {
+    if (!feed.readableEnded) state.abandoned = true;
+  });
+  return {
+    chunks: feed,
+    get whole() {
+      return state.whole && !state.abandoned;
+    },
+  };
+}
+
+/** What the scanner did: answered, or failed (with whatever it rejected with). */
+type ScanAnswer = { kind: "result"; result: ScanResult } | { kind: "error"; error: unknown };
 
 async function endWriter(writer: StorageWriter): Promise<void> {
   try {
     writer.stream.end();
-    if (!writer.stream.writableFinished) await once(writer.stream, "finish");
+    // finished() also settles for a stream that already failed (once("finish") would wait).
+    await finished(writer.stream, { readable: false });
   } catch (error) {
     throw new UploadRefusal("storage-failed", { cause: error });
   }
@@ -246,27 +303,32 @@ async function endWriter(writer: StorageWriter): Promise<void> {
 /** The verdict (or the scanner's error) made into the file's decision. */
 async function decide(
   file: UploadedFile,
-  scan: { result?: ScanResult; error?: unknown; early: boolean },
+  scan: { answer: ScanAnswer; whole: boolean },
   writers: Writers,
   options: ResolvedUploadGuardOptions,
 ): Promise<InspectedFile> {
-  let code = scan.error !== undefined ? codeOfScanError(scan.error) : undefined;
-  if (code !== undefined && !perFileCodes.has(code))
-    throw new UploadRefusal(code, { cause: scan.error });
-  if (scan.result) {
-    file.scan = scan.result;
-    code = codeOfVerdict(scan.result, options);
+  const { answer, whole } = scan;
+  let code: UploadProblemCode | undefined;
+  if (answer.kind === "error") {
+    code = codeOfScanError(answer.error);
+    if (!perFileCodes.has(code)) throw new UploadRefusal(code, { cause: answer.error });
+  } else {
+    file.scan = answer.result;
+    code = codeOfVerdict(answer.result, options);
     // A verdict given before the whole file was read covers a prefix: never a pass.
-    if (code === undefined && scan.early) code = "not-inspectable";
+    if (code === undefined && !whole) code = "not-inspectable";
   }
   if (code === undefined) {
-    await writers.quarantine?.discard();
+    await settledDiscard(writers.quarantine);
     return { file: { ...file, decision: "accepted" }, writer: writers.store };
   }
-  await writers.store.discard();
-  const quarantined = await writers.quarantine?.commit().catch(async (error: unknown) => {
-    await writers.quarantine?.discard();
+  await settledDiscard(writers.store);
+  let quarantined: StorageLocation | undefined;
+  try {
+    quarantined = await writers.quarantine?.commit();
+  } catch (error) {
+    await settledDiscard(writers.quarantine);
     throw new UploadRefusal("storage-failed", { cause: error });
-  });
+  }
   return { file: { ...file, decision: "refused", code, ...(quarantined ? { quarantined } : {}) } };
 }

@@ -159,20 +159,36 @@ async function feed(
   context: InspectionContext & { refuse(code: UploadProblemCode, cause?: unknown): void },
 ): Promise<boolean> {
   const { signal, options } = context;
+  const chunks = chunksOf(body)[Symbol.asyncIterator]();
+  // A body that stalls must not hold the request past its deadline: each read races the
+  // request's signal (the deadline, the client gone, a refusal).
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<"aborted">((resolve) => {
+    onAbort = () => resolve("aborted");
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
   let total = 0;
   try {
-    for await (const chunk of chunksOf(body)) {
-      if (signal.aborted) return false;
-      total += chunk.byteLength;
+    for (;;) {
+      const next = await Promise.race([chunks.next(), aborted]);
+      if (next === "aborted") {
+        chunks.return?.().catch(() => undefined);
+        return false;
+      }
+      if (next.done) break;
+      total += next.value.byteLength;
       if (total > options.limits.requestBytes) {
         context.refuse("request-too-large");
         return false;
       }
-      if (!busboy.write(chunk)) await once(busboy, "drain", { signal });
+      if (!busboy.write(next.value)) await once(busboy, "drain", { signal });
     }
   } catch (error) {
     if (!signal.aborted) context.refuse("upload-aborted", error);
     return false;
+  } finally {
+    if (onAbort) signal.removeEventListener("abort", onAbort);
   }
   if (signal.aborted) return false;
   busboy.end();

@@ -5,7 +5,8 @@ import type { ResolvedUploadGuardOptions } from "./upload-options.js";
 /**
  * What a scanner's error means for an upload: the scanner could not scan now (503), not in
  * time (504), or not this file (422, `not-inspectable`: encrypted, over its limits,
- * unsupported, corrupt). Anything else is the scanner failing (503): never a stored file.
+ * unsupported, corrupt). Another engine error is the scanner failing (503); an error that is
+ * not an engine error is the guard's own (500). Never a stored file.
  */
 export function codeOfScanError(error: unknown): UploadProblemCode {
   if (!EngineError.isInstance(error)) return "internal-error";

@@ -1,4 +1,4 @@
-import { parseOptions } from "@engine/core";
+import { defineScanner, keepsContract, parseOptions, type Scanner } from "@engine/core";
 import type { InspectedFile } from "./file-inspection.js";
 import { readMultipart, type UploadBody } from "./multipart-request.js";
 import type { UploadedFile, UploadFields, UploadOutcome } from "./outcome.js";
@@ -44,12 +44,38 @@ export interface UploadGuard {
  * if (!outcome.ok) res.writeHead(outcome.problem.status, problemHeaders(outcome.problem));
  */
 export function createUploadGuard(options: UploadGuardOptions): UploadGuard {
-  const settings = parseOptions(uploadGuardOptionsSchema, options, {
+  const parsed = parseOptions(uploadGuardOptionsSchema, options, {
     where: "@engine/upload: createUploadGuard",
   });
+  const settings = { ...parsed, scanner: withContract(parsed.scanner) };
   return {
     options: settings,
-    handle: (request) => handleRequest(request, settings),
+    handle: (request) => handleRequest(request, settings).catch((error: unknown) => failed(error)),
+  };
+}
+
+/**
+ * The scanner as `defineScanner` keeps it: its result validated (an `undefined` or a verdict
+ * outside the contract is the scanner's error, never a pass) and its errors typed. Scanners
+ * of `@engine/*` already are; anything else written by hand is wrapped.
+ */
+function withContract(scanner: Scanner): Scanner {
+  if (keepsContract(scanner)) return scanner;
+  return defineScanner({
+    name: scanner.name,
+    scan: (artifact, context) => scanner.scan(artifact, context),
+  });
+}
+
+/** What `handle` answers if the guard itself failed (it never rejects). */
+function failed(error: unknown): UploadOutcome {
+  return {
+    ok: false,
+    problem: problemOf("internal-error"),
+    fields: {},
+    files: [],
+    cause: error,
+    bodyUnread: true,
   };
 }
 
@@ -84,7 +110,7 @@ async function handleRequest(
         refusing = true;
     });
     fields = read.fields;
-    return await settle(inspected, fields, options);
+    return await settle(inspected, fields, options, controller.signal);
   } catch (error) {
     const refusal =
       controller.signal.aborted && controller.signal.reason instanceof UploadRefusal
@@ -92,12 +118,32 @@ async function handleRequest(
         : error instanceof UploadRefusal
           ? error
           : new UploadRefusal("internal-error", { cause: error });
-    await Promise.all(inspected.map((file) => file.writer?.discard()));
-    return refused(refusal, fields, inspected, controller.signal.aborted, options);
+    await Promise.allSettled(inspected.map((file) => file.writer?.discard()));
+    return refused(
+      verdictFirst(refusal, inspected),
+      fields,
+      inspected,
+      controller.signal.aborted,
+      options,
+    );
   } finally {
     clearTimeout(timer);
     request.signal?.removeEventListener("abort", onClientGone);
   }
+}
+
+/**
+ * The refusal a request answers with: a file found malicious or suspicious before the request
+ * failed otherwise (a limit after it, say) is what the client most needs to know.
+ */
+function verdictFirst(refusal: UploadRefusal, inspected: readonly InspectedFile[]): UploadRefusal {
+  const verdicts = inspected.flatMap(({ file }) =>
+    file.code === "malicious" || file.code === "suspicious" ? [file.code] : [],
+  );
+  const gravest = gravestCode(verdicts);
+  return gravest && refusal.code !== gravest
+    ? new UploadRefusal(gravest, { cause: refusal })
+    : refusal;
 }
 
 /** The files of a problem body: what the client may know of each. */
@@ -143,8 +189,15 @@ async function settle(
   inspected: InspectedFile[],
   fields: UploadFields,
   options: ResolvedUploadGuardOptions,
+  signal: AbortSignal,
 ): Promise<UploadOutcome> {
+  // The deadline or the client going away during the hooks or the commits refuses the
+  // request too: what was committed is discarded by the caller.
+  const stillLive = () => {
+    if (signal.aborted) throw signal.reason;
+  };
   for (const { file } of inspected) await options.onFile?.(file);
+  stillLive();
   const refusedCodes = inspected.flatMap(({ file }) => (file.code ? [file.code] : []));
   const gravest = gravestCode(refusedCodes);
   if (gravest && (options.onRefusedFile === "reject-request" || !perFileCodes.has(gravest)))
@@ -158,9 +211,9 @@ async function settle(
     try {
       files.push({ ...file, stored: await writer.commit() });
     } catch (error) {
-      await writer.discard();
       throw new UploadRefusal("storage-failed", { cause: error });
     }
+    stillLive();
   }
   const outcome: UploadOutcome = { ok: true, fields, files };
   await notify(options, outcome);
