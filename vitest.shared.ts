@@ -33,6 +33,10 @@ export function engineVitestConfig(
             name: "unit",
             include: ["test/**/*.test.ts"],
             exclude: ["test/**/*.int.test.ts"],
+            // CI runs every package's suite at once on 2 cores: a test whose first use of a
+            // library warms it up (fast-check: ~1 s alone) took 5.2 s there and hit vitest's
+            // default 5 s. Tests measure their own bounds; this is only the safety net.
+            testTimeout: 20_000,
           },
         },
         {
