@@ -13,6 +13,7 @@ const entry = {
   fastify: "src/adapters/fastify.ts",
   koa: "src/adapters/koa.ts",
   hono: "src/adapters/hono.ts",
+  next: "src/adapters/next.ts",
 };
 
 const shared: Options = {

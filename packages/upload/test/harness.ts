@@ -163,7 +163,11 @@ export type FormPart =
   | { field: string; filename: string; type?: string; content: Uint8Array | string };
 
 /** Posts `parts` as multipart/form-data (built by undici's FormData, as browsers do). */
-export async function postForm(url: string, parts: FormPart[]): Promise<Response> {
+export async function postForm(
+  url: string,
+  parts: FormPart[],
+  path = "/upload",
+): Promise<Response> {
   const form = new FormData();
   for (const part of parts) {
     if ("value" in part) form.append(part.field, part.value);
@@ -174,7 +178,7 @@ export async function postForm(url: string, parts: FormPart[]): Promise<Response
         part.filename,
       );
   }
-  return fetch(`${url}/upload`, { method: "POST", body: form });
+  return fetch(`${url}${path}`, { method: "POST", body: form });
 }
 
 /** Posts `body` as it is, with `contentType`. */
@@ -182,15 +186,20 @@ export function postRaw(
   url: string,
   contentType: string,
   body: string | Uint8Array,
+  path = "/upload",
 ): Promise<Response> {
-  return fetch(`${url}/upload`, { method: "POST", headers: { "content-type": contentType }, body });
+  return fetch(`${url}${path}`, { method: "POST", headers: { "content-type": contentType }, body });
 }
 
 /**
  * Sends the head of a multipart upload of `totalBytes` (declared), the first `sentBytes` of a
  * file, then destroys the socket, as a client that goes away mid-file.
  */
-export async function disconnectMidUpload(url: string, sentBytes: number): Promise<void> {
+export async function disconnectMidUpload(
+  url: string,
+  sentBytes: number,
+  path = "/upload",
+): Promise<void> {
   const boundary = "----engine-test-boundary";
   const head = Buffer.from(
     `--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="big.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`,
@@ -199,7 +208,7 @@ export async function disconnectMidUpload(url: string, sentBytes: number): Promi
   const request = httpRequest({
     hostname,
     port,
-    path: "/upload",
+    path,
     method: "POST",
     headers: {
       "content-type": `multipart/form-data; boundary=${boundary}`,

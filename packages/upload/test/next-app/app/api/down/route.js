@@ -1,0 +1,3 @@
+import { accepted, guards } from "../../../lib/guards.js";
+
+export const POST = guards.down()(accepted);
