@@ -6,7 +6,7 @@
 #     @engine/unpack's tests; genisoimage writes ISO/UDF bridge images),
 #     libyara-dev + g++/make (to build @engine/yara-native, the native YARA engine), zip
 #     (password-protected archives for the fail-closed tests), prometheus (promtool checks the
-#     alert rules in deploy/);
+#     alert rules in deploy/), chromium (a real browser for @engine/upload's example page);
 #   - pnpm, at the exact version pinned in package.json's "packageManager" (corepack's
 #     download fails signature checks on some machines, so npm installs it);
 #   - the workspace's node modules, from the lockfile.
@@ -28,6 +28,7 @@ command -v yara >/dev/null 2>&1 || missing+=(yara)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks deploy/prometheus
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # @engine/upload's example, driven by playwright-core
 # Archive writers for @engine/unpack's fixtures (archives made by real tools in the tests).
 command -v 7zz >/dev/null 2>&1 || missing+=(7zip)
 command -v xorriso >/dev/null 2>&1 || missing+=(xorriso)
