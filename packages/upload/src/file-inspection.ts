@@ -40,6 +40,9 @@ export interface InspectedFile {
   writer?: StorageWriter | undefined;
 }
 
+/** Bytes gathered from the parser's pieces before they are written to storage and the scanner. */
+const writeBytes = 64 * 1024;
+
 /** Bytes of the pieces the scanner's feed is written in. */
 const feedPieceBytes = 64 * 1024;
 
@@ -239,11 +242,26 @@ async function scanWhileStoring(
   };
   try {
     if (source.head.byteLength > 0) await put(source.head);
+    // The parser hands a file over in pieces of a few KiB: they are gathered into writes of
+    // 64 KiB (a write per piece cost more than the scan itself).
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    const flush = async () => {
+      if (pendingBytes === 0) return;
+      const chunk =
+        pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      await put(chunk);
+    };
     if (!source.ended)
       for (let next = await source.chunks.next(); !next.done; next = await source.chunks.next()) {
         if (signal.aborted) break;
-        await put(next.value);
+        pending.push(next.value);
+        pendingBytes += next.value.byteLength;
+        if (pendingBytes >= writeBytes) await flush();
       }
+    if (!signal.aborted) await flush();
     checkTruncated(source.part, signal);
   } catch (error) {
     feed.destroy();

@@ -149,6 +149,33 @@ function chunksOf(body: UploadBody): AsyncIterable<Uint8Array> {
 }
 
 /**
+ * The body's next chunk, or `"aborted"` as soon as `signal` fires (a body that stalls must not
+ * hold the request past its deadline). The abort listener is removed after each read: racing
+ * every read against one long-lived promise would keep every chunk read alive (each race's
+ * result stays reachable from that promise until it settles).
+ */
+function nextOrAbort(
+  chunks: AsyncIterator<Uint8Array>,
+  signal: AbortSignal,
+): Promise<IteratorResult<Uint8Array> | "aborted"> {
+  if (signal.aborted) return Promise.resolve("aborted");
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve("aborted");
+    signal.addEventListener("abort", onAbort, { once: true });
+    chunks.next().then(
+      (result) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(result);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
  * Feeds the body to the parser with its back-pressure, counting bytes against
  * `requestBytes`. True when the body was read to its end; false when it stopped early (a
  * refusal, a limit); a body that fails (the client gone) refuses the request.
@@ -160,18 +187,10 @@ async function feed(
 ): Promise<boolean> {
   const { signal, options } = context;
   const chunks = chunksOf(body)[Symbol.asyncIterator]();
-  // A body that stalls must not hold the request past its deadline: each read races the
-  // request's signal (the deadline, the client gone, a refusal).
-  let onAbort: (() => void) | undefined;
-  const aborted = new Promise<"aborted">((resolve) => {
-    onAbort = () => resolve("aborted");
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
   let total = 0;
   try {
     for (;;) {
-      const next = await Promise.race([chunks.next(), aborted]);
+      const next = await nextOrAbort(chunks, signal);
       if (next === "aborted") {
         chunks.return?.().catch(() => undefined);
         return false;
@@ -187,8 +206,6 @@ async function feed(
   } catch (error) {
     if (!signal.aborted) context.refuse("upload-aborted", error);
     return false;
-  } finally {
-    if (onAbort) signal.removeEventListener("abort", onAbort);
   }
   if (signal.aborted) return false;
   busboy.end();
