@@ -70,6 +70,15 @@ function scanName(filename: string): string | undefined {
   return clean.length > 0 ? clean : undefined;
 }
 
+/** The part's next piece; a part that fails to read (the body cut, the client gone) refuses the upload. */
+async function readPart(chunks: AsyncIterator<Uint8Array>): Promise<IteratorResult<Uint8Array>> {
+  try {
+    return await chunks.next();
+  } catch (error) {
+    throw new UploadRefusal("upload-aborted", { cause: error });
+  }
+}
+
 /** Reads the first `typeHeadBytes` (or the whole file when shorter) off the iterator. */
 async function readHead(
   chunks: AsyncIterator<Uint8Array>,
@@ -77,7 +86,7 @@ async function readHead(
   const head: Uint8Array[] = [];
   let length = 0;
   while (length < typeHeadBytes) {
-    const next = await chunks.next();
+    const next = await readPart(chunks);
     if (next.done) return { head, length, ended: true };
     head.push(next.value);
     length += next.value.byteLength;
@@ -88,7 +97,7 @@ async function readHead(
 /** Reads what is left of a file without keeping it; returns its byte count. */
 async function drain(chunks: AsyncIterator<Uint8Array>): Promise<number> {
   let length = 0;
-  for (let next = await chunks.next(); !next.done; next = await chunks.next())
+  for (let next = await readPart(chunks); !next.done; next = await readPart(chunks))
     length += next.value.byteLength;
   return length;
 }
@@ -152,6 +161,8 @@ export async function inspectFile(
 interface Writers {
   store: StorageWriter;
   quarantine?: StorageWriter | undefined;
+  /** Set once the writers are being discarded: errors of their streams then mean nothing. */
+  closing: boolean;
 }
 
 async function openWriters(info: StorageFileInfo, context: InspectionContext): Promise<Writers> {
@@ -161,10 +172,14 @@ async function openWriters(info: StorageFileInfo, context: InspectionContext): P
     store = await options.storage.open(info);
     const quarantine = options.quarantine ? await options.quarantine.open(info) : undefined;
     // A write that fails later (a full disk, a lost connection) refuses the request at once;
-    // without a listener, the stream's 'error' would end the process.
+    // without a listener, the stream's 'error' would end the process. (What a stream says
+    // while it is discarded is not a failure: the request is refused for its own reason.)
+    const writers: Writers = { store, quarantine, closing: false };
     for (const writer of [store, quarantine])
-      writer?.stream.on("error", (error) => context.refuse("storage-failed", error));
-    return { store, quarantine };
+      writer?.stream.on("error", (error) => {
+        if (!writers.closing) context.refuse("storage-failed", error);
+      });
+    return writers;
   } catch (error) {
     await settledDiscard(store);
     throw new UploadRefusal("storage-failed", { cause: error });
@@ -181,6 +196,7 @@ async function settledDiscard(writer: StorageWriter | undefined): Promise<void> 
 }
 
 async function discardAll(writers: Writers): Promise<void> {
+  writers.closing = true;
   await Promise.all([settledDiscard(writers.store), settledDiscard(writers.quarantine)]);
 }
 
@@ -255,7 +271,11 @@ async function scanWhileStoring(
       await put(chunk);
     };
     if (!source.ended)
-      for (let next = await source.chunks.next(); !next.done; next = await source.chunks.next()) {
+      for (
+        let next = await readPart(source.chunks);
+        !next.done;
+        next = await readPart(source.chunks)
+      ) {
         if (signal.aborted) break;
         pending.push(next.value);
         pendingBytes += next.value.byteLength;
@@ -340,6 +360,7 @@ async function decide(
     await settledDiscard(writers.quarantine);
     return { file: { ...file, decision: "accepted" }, writer: writers.store };
   }
+  writers.closing = true;
   await settledDiscard(writers.store);
   let quarantined: StorageLocation | undefined;
   try {
