@@ -148,6 +148,10 @@ describe("the directory survey", () => {
 
   it("gives nothing where there is no directory, or a directory that does not begin with a record", async () => {
     expect(await surveyed(Buffer.from("not a zip at all"))).toEqual([]);
+    // Shorter than an end record, with an end record's signature in it.
+    expect(
+      await surveyed(Buffer.from("PK\x05\x06 eighteen bytes", "latin1").subarray(0, 18)),
+    ).toEqual([]);
     const zip = toolZip("zip", files);
     const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
     const broken = Buffer.from(zip);

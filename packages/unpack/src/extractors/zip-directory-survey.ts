@@ -86,6 +86,9 @@ async function findDirectory(
   access: ZipSourceAccess,
   appendedBytes: number,
 ): Promise<DirectoryFound | undefined> {
+  // Shorter than an end record: nothing to find (a negative search offset would count from
+  // the end and find a signature with too few bytes after it).
+  if (access.size < endRecordLength) return undefined;
   const tailStart = Math.max(
     0,
     access.size - endRecordLength - maximumCommentLength - appendedBytes,
