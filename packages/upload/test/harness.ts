@@ -1,7 +1,7 @@
 // Real servers of each framework on loopback, with the adapter under test in front of one
 // route (`POST /upload`, answering what the guard kept), and the clients that attack them.
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,16 +44,8 @@ export interface AcceptedBody {
 
 type Adapter = (options: UploadGuardOptions) => Promise<RunningApp>;
 
-export async function startExpress(options: UploadGuardOptions): Promise<RunningApp> {
-  const app = express();
-  app.post("/upload", expressUploadGuard(options), (request, response) => {
-    const { body, files } = request as unknown as {
-      body: AcceptedBody["fields"];
-      files: AcceptedBody["files"];
-    };
-    response.json({ fields: body, files });
-  });
-  const server = app.listen(0, "127.0.0.1");
+/** A Node HTTP server that was told to listen on a loopback port, once it does. */
+async function running(server: Server): Promise<RunningApp> {
   await new Promise((resolve) => server.once("listening", resolve));
   const { port } = server.address() as AddressInfo;
   return {
@@ -64,6 +56,18 @@ export async function startExpress(options: UploadGuardOptions): Promise<Running
         server.close(() => resolve());
       }),
   };
+}
+
+export async function startExpress(options: UploadGuardOptions): Promise<RunningApp> {
+  const app = express();
+  app.post("/upload", expressUploadGuard(options), (request, response) => {
+    const { body, files } = request as unknown as {
+      body: AcceptedBody["fields"];
+      files: AcceptedBody["files"];
+    };
+    response.json({ fields: body, files });
+  });
+  return running(app.listen(0, "127.0.0.1"));
 }
 
 export async function startFastify(options: UploadGuardOptions): Promise<RunningApp> {
@@ -95,17 +99,7 @@ async function startKoa(options: UploadGuardOptions): Promise<RunningApp> {
       ctx.body = { fields: request.body, files: request.files };
     });
   });
-  const server = app.listen(0, "127.0.0.1");
-  await new Promise((resolve) => server.once("listening", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return running(app.listen(0, "127.0.0.1"));
 }
 
 async function startHono(options: UploadGuardOptions): Promise<RunningApp> {
