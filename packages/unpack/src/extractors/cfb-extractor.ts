@@ -9,6 +9,7 @@ import {
   type Extractor,
   UnpackSkip,
 } from "./extractor.js";
+import { IdleWorkers } from "./idle-workers.js";
 import { isEncryptedPackage, legacyEncryptedStreams } from "./office-encryption.js";
 import { paced, vbaDecompressedChunks } from "./vba-decompression.js";
 import { VbaDirReader, type VbaModuleListing } from "./vba-project.js";
@@ -40,20 +41,14 @@ const workerHeapMegabytes = 256;
 const idleWorkersKept = 2;
 const idleWorkerMs = 30_000;
 
-interface IdleWorker {
-  worker: Worker;
-  timer: NodeJS.Timeout;
-  forget: () => void;
-}
-const idleWorkers: IdleWorker[] = [];
+const idleWorkers = new IdleWorkers(idleWorkersKept, idleWorkerMs);
 
 /** A cfb worker: one kept from an earlier file (a new one takes ~50 ms to start), else a new one. */
 function takeWorker(): Worker {
-  const idle = idleWorkers.pop();
+  const idle = idleWorkers.take();
   if (idle) {
-    idle.forget();
-    idle.worker.ref();
-    return idle.worker;
+    idle.ref();
+    return idle;
   }
   const worker = new Worker(workerUrl, {
     resourceLimits: { maxOldGenerationSizeMb: workerHeapMegabytes, maxYoungGenerationSizeMb: 32 },
@@ -61,31 +56,6 @@ function takeWorker(): Worker {
   // Each job listens for errors too; this one keeps an error nobody awaits from being thrown.
   worker.on("error", () => {});
   return worker;
-}
-
-/** A worker whose job ended: kept (not keeping the process alive) unless enough are. */
-function releaseWorker(worker: Worker): void {
-  if (idleWorkers.length >= idleWorkersKept) {
-    void worker.terminate();
-    return;
-  }
-  worker.unref();
-  const entry: IdleWorker = {
-    worker,
-    timer: setTimeout(() => {
-      entry.forget();
-      void worker.terminate();
-    }, idleWorkerMs),
-    forget: () => {
-      clearTimeout(entry.timer);
-      worker.off("exit", entry.forget);
-      const index = idleWorkers.indexOf(entry);
-      if (index >= 0) idleWorkers.splice(index, 1);
-    },
-  };
-  entry.timer.unref();
-  worker.once("exit", entry.forget);
-  idleWorkers.push(entry);
 }
 
 /**
@@ -124,7 +94,7 @@ function readInWorker(job: CfbJob, signal: AbortSignal): Promise<CompoundStream[
       );
     const onMessage = (reply: CfbReply) => {
       stopListening();
-      releaseWorker(worker);
+      idleWorkers.keep(worker);
       if (reply.type === "skip") reject(new UnpackSkip(reply.code, reply.message, reply.limit));
       else if (reply.type === "error")
         reject(new UnpackSkip("CORRUPT", `cfb could not read the compound file: ${reply.message}`));

@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
+import { IdleWorkers } from "./idle-workers.js";
 import type { CompiledSevenZip, SevenZipWorkerData, WorkerEvent } from "./seven-zip-protocol.js";
 
 /** The worker script: next to this module in `dist/`; tests running from `src/` use the build. */
@@ -36,13 +37,7 @@ export function sevenZipModule(): Promise<CompiledSevenZip> {
   return compiled;
 }
 
-interface IdleWorker {
-  worker: Worker;
-  timer: NodeJS.Timeout;
-  forget: () => void;
-}
-
-const idleWorkers: IdleWorker[] = [];
+const idleWorkers = new IdleWorkers(idleWorkersKept, idleWorkerMs);
 
 /**
  * A worker for one container: one kept from an earlier container (starting a worker costs
@@ -50,11 +45,8 @@ const idleWorkers: IdleWorker[] = [];
  * every container either way.
  */
 export function takeWorker(module: CompiledSevenZip): Worker {
-  const idle = idleWorkers.pop();
-  if (idle) {
-    idle.forget();
-    return idle.worker;
-  }
+  const idle = idleWorkers.take();
+  if (idle) return idle;
   const workerData: SevenZipWorkerData = { module };
   const worker = new Worker(workerUrl, {
     workerData,
@@ -73,8 +65,8 @@ export function takeWorker(module: CompiledSevenZip): Worker {
  */
 export function releaseWorker(worker: Worker, heapBytes?: number): void {
   const settle = (grownTo: number) => {
-    if (grownTo > keptHeapBytes || idleWorkers.length >= idleWorkersKept) void worker.terminate();
-    else keep(worker);
+    if (grownTo > keptHeapBytes) void worker.terminate();
+    else idleWorkers.keep(worker);
   };
   if (heapBytes !== undefined) {
     settle(heapBytes);
@@ -98,26 +90,5 @@ export function releaseWorker(worker: Worker, heapBytes?: number): void {
 
 /** Workers kept now (for tests and metrics). */
 export function idleSevenZipWorkers(): number {
-  return idleWorkers.length;
-}
-
-function keep(worker: Worker): void {
-  const entry: IdleWorker = {
-    worker,
-    timer: setTimeout(() => {
-      entry.forget();
-      void worker.terminate();
-    }, idleWorkerMs),
-    forget: () => {
-      clearTimeout(entry.timer);
-      worker.off("error", entry.forget);
-      worker.off("exit", entry.forget);
-      const index = idleWorkers.indexOf(entry);
-      if (index >= 0) idleWorkers.splice(index, 1);
-    },
-  };
-  entry.timer.unref();
-  worker.once("error", entry.forget);
-  worker.once("exit", entry.forget);
-  idleWorkers.push(entry);
+  return idleWorkers.size;
 }

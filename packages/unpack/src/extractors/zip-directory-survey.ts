@@ -1,11 +1,10 @@
 import type { ByteRange } from "./zip-entry-ranges.js";
-import { localHeaderLength } from "./zip-local-header.js";
+import { centralRecordSignature, localHeaderLength } from "./zip-local-header.js";
 import type { ZipSourceAccess } from "./zip-source-access.js";
 
 const endRecordSignature = 0x06054b50;
 const zip64EndRecordSignature = 0x06064b50;
 const zip64LocatorSignature = 0x07064b50;
-const centralRecordSignature = 0x02014b50;
 const endRecordLength = 22;
 const zip64EndRecordLength = 56;
 const zip64LocatorLength = 20;

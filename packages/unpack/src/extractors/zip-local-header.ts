@@ -7,7 +7,7 @@ export const endRecordType = 0x0605;
 /** The two bytes after `PK` of a signed data descriptor (`PK\x07\x08`). */
 export const descriptorType = 0x0807;
 /** `PK\x01\x02`: a central directory record. */
-const centralRecordSignature = 0x02014b50;
+export const centralRecordSignature = 0x02014b50;
 /** `PK\x07\x08`: a data descriptor (optional signature). */
 const descriptorSignature = 0x08074b50;
 
