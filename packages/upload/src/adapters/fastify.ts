@@ -1,9 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { isMultipartFormData } from "../multipart-request.js";
 import type { UploadOutcome } from "../outcome.js";
+import { refusalResponse } from "../refusal-response.js";
 import { createUploadGuard, type UploadGuard } from "../upload-guard.js";
 import type { UploadGuardOptions } from "../upload-options.js";
-import { guardNodeRequest, refusalResponse } from "./node-http.js";
+import { guardNodeRequest } from "./node-http.js";
 
 declare module "fastify" {
   interface FastifyRequest {

@@ -1,9 +1,10 @@
 import type { Context, Middleware, Next } from "koa";
 import { isMultipartFormData } from "../multipart-request.js";
 import type { UploadOutcome } from "../outcome.js";
+import { refusalResponse } from "../refusal-response.js";
 import { createUploadGuard, type UploadGuard } from "../upload-guard.js";
 import type { UploadGuardOptions } from "../upload-options.js";
-import { guardNodeRequest, refusalResponse } from "./node-http.js";
+import { guardNodeRequest } from "./node-http.js";
 
 /** A Koa middleware (Koa 2 and 3), with the guard it runs. */
 export type KoaUploadGuard = Middleware & { readonly guard: UploadGuard };

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { UploadOutcome } from "../outcome.js";
-import { problemHeaders } from "../problems.js";
+import { refusalResponse } from "../refusal-response.js";
 import type { UploadGuard } from "../upload-guard.js";
 
 /**
@@ -39,25 +39,6 @@ export async function guardNodeRequest(
   } finally {
     gone.dispose();
   }
-}
-
-/**
- * The refusal's status, headers and JSON body (RFC 9457), as every adapter answers it;
- * `Connection: close` when the body was not read to its end.
- */
-export function refusalResponse(outcome: Extract<UploadOutcome, { ok: false }>): {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-} {
-  return {
-    status: outcome.problem.status,
-    headers: {
-      ...problemHeaders(outcome.problem),
-      ...(outcome.bodyUnread ? { connection: "close" } : {}),
-    },
-    body: JSON.stringify(outcome.problem),
-  };
 }
 
 /** Answers a refusal on a Node response (unless the client is gone or headers were sent). */

@@ -1,6 +1,6 @@
 import type { UploadOutcome } from "../outcome.js";
+import { refusalResponse } from "../refusal-response.js";
 import type { UploadGuard } from "../upload-guard.js";
-import { refusalResponse } from "./node-http.js";
 
 /** A web `Request`'s headers as the guard reads them (names in lowercase). */
 function headerRecord(headers: Headers): Record<string, string> {
