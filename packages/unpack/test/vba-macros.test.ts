@@ -16,7 +16,7 @@ import {
   type UnpackReport,
   unpack,
 } from "../src/index.js";
-import { eicarBytes, longestStall } from "./fixtures.js";
+import { eicarBytes, leastStall } from "./fixtures.js";
 
 /**
  * MS-OVBA compression ([MS-OVBA] 2.4.1.3.6), for the fixtures: greedy longest matches within
@@ -492,11 +492,14 @@ describe("VBA macros: a dir stream is read within the walk's bounds, off the eve
       "VBA/Module1": repeatedChunks(text, 7 * 256),
     });
     let sourceBytes = 0;
-    const stall = await longestStall(async () => {
-      for (const event of await walk(file, "x.doc"))
-        if (event.kind === "member" && event.member.path === "x.doc!/VBA/Module1.bas")
-          sourceBytes = event.member.size;
-    });
+    const stall = await leastStall(
+      async () => {
+        for (const event of await walk(file, "x.doc"))
+          if (event.kind === "member" && event.member.path === "x.doc!/VBA/Module1.bas")
+            sourceBytes = event.member.size;
+      },
+      { boundMs: 100 },
+    );
     console.log(
       `a 64 MiB dir stream and a 7 MiB module: the event loop held ${Math.round(stall)} ms at most`,
     );
