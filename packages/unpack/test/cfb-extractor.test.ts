@@ -321,28 +321,35 @@ describe("cfb: a large compound file is read off the event loop (review F7)", ()
 
   it("stops reading a large compound file as soon as the signal fires", async () => {
     const file = large();
-    const controller = new AbortController();
-    let started = 0;
-    let error: unknown;
-    try {
-      for await (const event of unpack(artifactFromBytes(file, { filename: "big.doc" }), {
-        signal: controller.signal,
-      }))
-        if (event.kind === "container") {
-          // cfb starts reading it now: the abort is due 20 ms later.
-          started = performance.now();
-          setTimeout(() => controller.abort(), 20);
-        }
-    } catch (caught) {
-      error = caught;
-    }
-    const took = performance.now() - started;
+    // The time from the abort's due moment to the walk's end, for one run.
+    const abortedAfter = async () => {
+      const controller = new AbortController();
+      let started = 0;
+      let error: unknown;
+      try {
+        for await (const event of unpack(artifactFromBytes(file, { filename: "big.doc" }), {
+          signal: controller.signal,
+        }))
+          if (event.kind === "container") {
+            // cfb starts reading it now: the abort is due 20 ms later.
+            started = performance.now();
+            setTimeout(() => controller.abort(), 20);
+          }
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error).toBeInstanceOf(ScanAbortedError);
+      expect(started).toBeGreaterThan(0);
+      return performance.now() - started;
+    };
+    // The least of up to 3 runs: a loaded machine delays a timer now and then, a walk that
+    // ignores its signal until cfb is done does so on every run.
+    let took = Number.POSITIVE_INFINITY;
+    for (let run = 0; run < 3 && took >= 60; run += 1) took = Math.min(took, await abortedAfter());
     console.log(
       `a ${file.length}-byte compound file, aborted after 20 ms: stopped after ${Math.round(took)} ms`,
     );
-    expect(error).toBeInstanceOf(ScanAbortedError);
     // Before: the abort's timer fired only once cfb was done (0.1-0.3 s here).
-    expect(started).toBeGreaterThan(0);
     expect(took).toBeLessThan(60);
   });
 });
