@@ -73,9 +73,7 @@ export async function writeInstream(
       for (const [header, body] of instreamChunks(asBytes(data), chunkBytes)) {
         if (progress.bytesSent + body.byteLength > maxStreamBytes)
           throw clamdTooLarge(maxStreamBytes, undefined, progress.bytesSent + body.byteLength);
-        // The body's write reports any failure; the header's own promise must not go unhandled.
-        connection.write(header, readTimeoutMs)?.catch(() => {});
-        const pending = connection.write(body, readTimeoutMs);
+        const pending = connection.writeAll([header, body], readTimeoutMs);
         progress.bytesSent += body.byteLength;
         if (pending) await pending;
       }
