@@ -2,7 +2,8 @@
 // with multer + the npm clamscan package's scanStream, and with multer + pompelmi 0.26's
 // scanBytes, side by side in one run against one managed clamd (cache off). Uploads of 1 MB
 // and 100 MB, 8 at a time, as uploads per second and ratios; then one 1 GB upload each, the
-// server's peak RSS. Run `pnpm build` first:  pnpm --filter @engine/upload bench
+// server's peak RSS, and the CPU each process spent per upload (on 2 cores the server, clamd and
+// this client share them). Run `pnpm build` first:  pnpm --filter @engine/upload bench
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -75,6 +76,12 @@ async function stopServer({ child }) {
   child.kill("SIGKILL");
 }
 
+/** CPU time a process (all its threads) has used so far, in ms (Linux /proc, 100 ticks/s). */
+async function cpuMs(pid) {
+  const fields = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1].split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** Peak resident memory of a process (VmHWM), in MB. */
 async function peakRss(pid) {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
@@ -117,7 +124,15 @@ try {
       const server = await startServer(variant, socket, directory);
       try {
         await post(server.url, MB, -1); // warm-up
+        // Where the CPU goes, per upload: the server, clamd and this client share the cores.
+        const before = [await cpuMs(server.child.pid), await cpuMs(clamd.pid), process.cpuUsage()];
         results[round.label][variant] = await throughput(server.url, round);
+        const client = process.cpuUsage(before[2]);
+        results[round.label][variant].cpu = [
+          (await cpuMs(server.child.pid)) - before[0],
+          (await cpuMs(clamd.pid)) - before[1],
+          (client.user + client.system) / 1000,
+        ].map((ms) => ms / round.count);
       } finally {
         await stopServer(server);
         await rm(directory, { recursive: true, force: true });
@@ -126,9 +141,10 @@ try {
     const ours = results[round.label].engine.perSecond;
     console.log(`\n${round.label} x ${round.count}`);
     for (const variant of variants) {
-      const { perSecond, ok } = results[round.label][variant];
+      const { perSecond, ok, cpu } = results[round.label][variant];
+      const [server, scanner, client] = cpu.map((ms) => ms.toFixed(1).padStart(6));
       console.log(
-        `  ${variant.padEnd(9)} ${perSecond.toFixed(2).padStart(7)} uploads/s  (${ok}/${round.count} kept)  ours/this ${(ours / perSecond).toFixed(2)}x`,
+        `  ${variant.padEnd(9)} ${perSecond.toFixed(2).padStart(7)} uploads/s  (${ok}/${round.count} kept)  ours/this ${(ours / perSecond).toFixed(2)}x   CPU ms per upload: server ${server}, clamd ${scanner}, client ${client}`,
       );
     }
   }
