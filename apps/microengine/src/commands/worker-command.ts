@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { Logger } from "pino";
 import { ConfigError, type EngineConfig } from "../config/config.js";
-import { listen } from "../http/listen.js";
+import { type ListenableApp, listen } from "../http/listen.js";
 import { createWorkerServer } from "../http/worker-server.js";
 import { ledgeredProcessor } from "../queue/ledgered-processor.js";
 import { startQueueWorker } from "../queue/queue-worker.js";
@@ -85,7 +85,7 @@ async function takeJobs(runtime: EngineRuntime<EngineConfig & { QUEUE_URL: strin
   try {
     worker = await startQueueWorker({ config, processor, ledger, seal, metrics, logger });
     app = await createWorkerServer({ backends, worker, metrics, logger });
-    const url = await listen(app, config.HOST, config.WORKER_PORT);
+    const url = await listenOnWorkerPort(app, config, logger);
     return { worker, app, url, closeLedger };
   } catch (error) {
     // Stops what was started: the BullMQ worker (it would take jobs), its server, the ledger.
@@ -94,5 +94,31 @@ async function takeJobs(runtime: EngineRuntime<EngineConfig & { QUEUE_URL: strin
     await closeLedger();
     await backends.dispose();
     throw error;
+  }
+}
+
+/** The operations port a worker uses when WORKER_PORT is unset (a free one if it is taken). */
+export const defaultWorkerPort = 8081;
+
+/**
+ * Listens on WORKER_PORT; unset, on {@link defaultWorkerPort}, or on a free port (logged) when
+ * another process, such as a first worker on this machine, holds it.
+ */
+async function listenOnWorkerPort(
+  app: ListenableApp,
+  config: Pick<EngineConfig, "HOST" | "WORKER_PORT">,
+  logger: Logger,
+): Promise<string> {
+  if (config.WORKER_PORT !== undefined) return listen(app, config.HOST, config.WORKER_PORT);
+  try {
+    return await listen(app, config.HOST, defaultWorkerPort);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    const url = await listen(app, config.HOST, 0);
+    logger.warn(
+      { url, taken: defaultWorkerPort },
+      `port ${defaultWorkerPort} is taken (another worker?): this worker's /healthz, /readyz and /metrics are on ${url}; set WORKER_PORT to choose`,
+    );
+    return url;
   }
 }

@@ -22,8 +22,12 @@ export const queueSettings = z.object({
    * bounties, deadline jobs, answer records, cached results. Required with QUEUE_URL.
    */
   QUEUE_SECRET: z.string().min(16, "at least 16 characters (e.g. openssl rand -hex 32)").optional(),
-  /** Port of a queue worker's /healthz, /readyz and /metrics (on HOST). Default 8081; 0 picks a free one. */
-  WORKER_PORT: integer(0, 65535).default(8081),
+  /**
+   * Port of a queue worker's /healthz, /readyz and /metrics (on HOST); 0 picks a free one.
+   * Unset: 8081, or a free port (logged) when 8081 is taken, so a second worker on the same
+   * machine starts too. Set it where something probes a known port.
+   */
+  WORKER_PORT: integer(0, 65535).optional(),
   /** Bounties a worker handles at once. Default 4. */
   WORKER_CONCURRENCY: integer(1, 256).default(4),
 });

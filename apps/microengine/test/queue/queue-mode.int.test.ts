@@ -7,7 +7,11 @@ import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
 import { simulate } from "../../src/commands/simulate-command.js";
-import { type RunningWorker, startWorker } from "../../src/commands/worker-command.js";
+import {
+  defaultWorkerPort,
+  type RunningWorker,
+  startWorker,
+} from "../../src/commands/worker-command.js";
 import { loadConfig } from "../../src/config/config.js";
 import { bountyJobId, toJobData } from "../../src/queue/job-data.js";
 import { RedisSeal } from "../../src/queue/redis-seal.js";
@@ -178,6 +182,49 @@ describe("queue mode (serve queues, workers scan)", () => {
       min_allowed_bid: "1",
       max_allowed_bid: "1000000000000000001",
     });
+  });
+});
+
+describe("two workers on one machine with default settings", () => {
+  it("starts the second on a free operations port and says which", async () => {
+    // Whoever holds 8081 (a first worker, or this stand-in), the next worker must start.
+    const holder = createServer();
+    await new Promise<void>((resolve) => {
+      holder.once("error", () => resolve()); // already taken by someone else: as good
+      holder.listen(defaultWorkerPort, "127.0.0.1", () => resolve());
+    });
+    const { WORKER_PORT: _unset, ...defaults } = settings("test-ports");
+    const warnings: string[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => warnings.push(line) });
+    const workers: RunningWorker[] = [];
+    try {
+      workers.push(await startWorker(loadConfig(defaults), logger));
+      workers.push(await startWorker(loadConfig(defaults), logger));
+      const ports = workers.map((worker) => new URL(worker.url).port);
+      expect(ports).not.toContain(String(defaultWorkerPort));
+      expect(new Set(ports).size).toBe(2);
+      for (const worker of workers) expect((await fetch(`${worker.url}/healthz`)).status).toBe(200);
+      const taken = warnings.filter((line) => line.includes(`port ${defaultWorkerPort} is taken`));
+      expect(taken).toHaveLength(2);
+      expect(taken[0]).toContain(workers[0]?.url);
+      expect(taken[0]).toContain("WORKER_PORT");
+    } finally {
+      for (const worker of workers) await worker.close();
+      holder.close();
+    }
+  });
+
+  it("fails on a WORKER_PORT that is set and taken, naming the port", async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", () => resolve()));
+    const port = String((holder.address() as { port: number }).port);
+    try {
+      await expect(
+        startWorker(loadConfig(settings("test-ports", { WORKER_PORT: port })), quiet),
+      ).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      holder.close();
+    }
   });
 });
 
