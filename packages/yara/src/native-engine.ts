@@ -17,18 +17,50 @@ let binding: Promise<NativeBinding> | undefined;
 
 /**
  * Loads the optional native engine (`@engine/yara-native`, an N-API addon over libyara) once.
- * Throws `BackendUnavailableError` saying how to install it when it is missing or not built.
+ * Throws `BackendUnavailableError` naming what is missing (see `nativeEngineUnavailable`).
  */
 export function loadNativeEngine(): Promise<NativeBinding> {
   binding ??= import("@engine/yara-native").catch((error: unknown) => {
     binding = undefined;
-    throw new BackendUnavailableError({
-      message: `@engine/yara: the native engine is not available: ${(error as Error)?.message ?? String(error)}`,
-      hint: 'Install libyara-dev and a C++ toolchain (Debian: apt-get install libyara-dev g++ make python3), then reinstall @engine/yara-native (npm rebuild @engine/yara-native); or use engine: "wasm".',
-      cause: error,
-    });
+    throw nativeEngineUnavailable(error);
   });
   return binding;
+}
+
+const nativePackage = "@engine/yara-native";
+const wasmInstead = 'or use engine: "wasm" (or "auto", which falls back to it)';
+
+/**
+ * The error for an `@engine/yara-native` that did not load, by what went wrong: the package is
+ * not installed (an optional dependency: `--omit=optional`, or its install failed); it is
+ * installed but its addon was never built (libyara's headers or a C++ toolchain were missing
+ * when it installed, and its install script let the install succeed); or the built addon does
+ * not load (libyara's shared library missing, or built for another Node or platform).
+ */
+export function nativeEngineUnavailable(error: unknown): BackendUnavailableError {
+  const { code, message } = (typeof error === "object" && error !== null ? error : {}) as {
+    code?: unknown;
+    message?: unknown;
+  };
+  const text = typeof message === "string" ? message : String(error);
+  const notFound = code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+  if (notFound && text.includes(`'${nativePackage}'`))
+    return new BackendUnavailableError({
+      message: `@engine/yara: the native engine needs the optional package ${nativePackage}, which is not installed`,
+      hint: `Install it next to @engine/yara (npm install ${nativePackage}; it builds with node-gyp, so first: apt-get install libyara-dev g++ make python3), ${wasmInstead}.`,
+      cause: error,
+    });
+  if (notFound && text.includes("yara_native.node"))
+    return new BackendUnavailableError({
+      message: `@engine/yara: ${nativePackage} is installed but its addon was not built (no build/Release/yara_native.node)`,
+      hint: `It builds when it installs only if libyara's headers and a C++ toolchain are there: apt-get install libyara-dev g++ make python3, then npm rebuild ${nativePackage}; ${wasmInstead}.`,
+      cause: error,
+    });
+  return new BackendUnavailableError({
+    message: `@engine/yara: ${nativePackage} is installed but its native addon failed to load: ${text}`,
+    hint: `libyara's shared library must be installed (apt-get install libyara-dev, or your distribution's libyara package) and the addon built for this Node and platform: npm rebuild ${nativePackage}; ${wasmInstead}.`,
+    cause: error,
+  });
 }
 
 /**
