@@ -4,6 +4,10 @@ import type { BackendReadiness } from "../operations/readiness.js";
 export interface QueueReadiness {
   ok: boolean;
   jobs: Record<string, number>;
+  /** serve: the workers connected to the queue (absent until read). */
+  workers?: number;
+  /** serve: set while jobs wait and no worker is connected (readiness stays 200). */
+  warning?: string;
 }
 
 /** What a role (serve, a queue worker) adds to the backends' readiness on its `/readyz`. */

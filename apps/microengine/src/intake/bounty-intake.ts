@@ -1,3 +1,4 @@
+import type { QueueReadiness } from "../http/readiness-body.js";
 import type { Bounty } from "../protocol/bounty.js";
 
 /** How busy the intake is, against its bounds: for `/readyz` and the metrics. */
@@ -32,8 +33,11 @@ export interface BountyIntake {
   readonly inFlight: number;
   /** Load against the bounds. */
   load(): IntakeLoad;
-  /** Queue mode: whether Redis answers, and the queue's job counts by state. */
-  queueState?(): Promise<{ ok: boolean; jobs: Record<string, number> }>;
+  /**
+   * Queue mode: whether Redis answers, the queue's job counts by state, the workers connected
+   * and a warning while jobs wait with none.
+   */
+  queueState?(): Promise<QueueReadiness>;
   /** Stops taking work and finishes (or answers) what is in flight. */
   drain(): Promise<void>;
 }

@@ -15,6 +15,7 @@ export interface EngineMetrics {
   bountiesRunning: Gauge;
   overloaded: Counter<"action">;
   queueJobs: Gauge<"state">;
+  queueWorkers: Gauge<"queue">;
   queueWaitSeconds: Histogram;
   queueEvents: Counter<"event">;
   redisRejected: Counter<"kind">;
@@ -203,8 +204,16 @@ function queueMetrics({
   counter,
   gauge,
   histogram,
-}: MetricMakers): Pick<EngineMetrics, "queueJobs" | "queueWaitSeconds" | "queueEvents"> {
+}: MetricMakers): Pick<
+  EngineMetrics,
+  "queueJobs" | "queueWorkers" | "queueWaitSeconds" | "queueEvents"
+> {
   return {
+    queueWorkers: gauge(
+      "engine_queue_workers",
+      "Queue mode (serve): workers connected to the queue, read from Redis every second",
+      ["queue"],
+    ),
     queueJobs: gauge(
       "engine_queue_jobs",
       "Queue mode: jobs by state (waiting, active, delayed, failed), read from Redis",

@@ -15,6 +15,7 @@ export type ReceiverConfig = Pick<
   | "ARTIFACT_ALLOW_PRIVATE_ADDRESSES"
 > & { QUEUE_URL: string };
 
+import type { QueueReadiness } from "../http/readiness-body.js";
 import type { BountyIntake, IntakeLoad, SubmitOutcome } from "../intake/bounty-intake.js";
 import type { BountyProcessor } from "../intake/bounty-processor.js";
 import { responseUrlRefusal } from "../net/response-delivery.js";
@@ -30,6 +31,10 @@ import { QueueCounts } from "./queue-counts.js";
 import { deadlineQueueName, queueTiming } from "./queue-timing.js";
 import { checkedRedisConnection, quitRedis } from "./redis-connections.js";
 import type { RedisSeal } from "./redis-seal.js";
+
+/** `/readyz`'s queue warning while jobs wait and no worker is connected. */
+export const noWorkerWarning =
+  "jobs are waiting and no worker is connected: start microengine worker (same QUEUE_URL, QUEUE_NAME and QUEUE_SECRET); serve stays ready meanwhile";
 
 /**
  * Queue mode, receiving side: `serve` with QUEUE_URL verifies and parses as alone, then adds
@@ -57,7 +62,7 @@ export class BullBountyQueue implements BountyIntake {
       logger: Logger;
     },
   ) {
-    this.#counts = new QueueCounts(parts.queue, parts.metrics);
+    this.#counts = new QueueCounts(parts.queue, parts.metrics, { countWorkers: true });
   }
 
   /** Connects (failing fast with a message naming QUEUE_URL) and starts the deadline watcher. */
@@ -122,8 +127,12 @@ export class BullBountyQueue implements BountyIntake {
     };
   }
 
-  /** Whether Redis answers a PING within a second, and the job counts by state. */
-  async queueState(): Promise<{ ok: boolean; jobs: Record<string, number> }> {
+  /**
+   * Whether Redis answers a PING within a second, the job counts by state, the workers
+   * connected, and a warning while jobs wait with no worker. Readiness does not fail on it:
+   * a deployment that scales workers to zero needs serve to keep accepting.
+   */
+  async queueState(): Promise<QueueReadiness> {
     const ok = await Promise.race([
       this.parts.redis.ping().then(
         () => true,
@@ -131,7 +140,14 @@ export class BullBountyQueue implements BountyIntake {
       ),
       sleep(1_000).then(() => false),
     ]);
-    return { ok, jobs: this.#counts.counts };
+    const { counts: jobs, workers } = this.#counts;
+    const idle = workers === 0 && (jobs.waiting ?? 0) + (jobs.delayed ?? 0) > 0;
+    return {
+      ok,
+      jobs,
+      ...(workers === undefined ? {} : { workers }),
+      ...(idle ? { warning: noWorkerWarning } : {}),
+    };
   }
 
   async submit(bounty: Bounty): Promise<SubmitOutcome> {

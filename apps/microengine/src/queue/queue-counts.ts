@@ -2,11 +2,17 @@ import type { Queue } from "bullmq";
 import type { EngineMetrics } from "../operations/metrics.js";
 import { queueTiming } from "./queue-timing.js";
 
-/** Job counts read every second, for /readyz, saturation and the metrics. */
+/**
+ * Job counts read every second, for /readyz, saturation and the metrics; with `countWorkers`
+ * (serve), the workers connected to the queue too (BullMQ names its workers' Redis connections:
+ * one `CLIENT LIST` per read).
+ */
 export class QueueCounts {
   counts: Record<string, number> = {};
+  /** Workers connected at the last read; undefined before one, or when not counted. */
+  workers: number | undefined;
   readonly #timer: NodeJS.Timeout;
-  constructor(queue: Queue, metrics: EngineMetrics) {
+  constructor(queue: Queue, metrics: EngineMetrics, { countWorkers = false } = {}) {
     const read = (): void => {
       queue
         .getJobCounts("waiting", "active", "delayed", "failed")
@@ -16,6 +22,14 @@ export class QueueCounts {
             metrics.queueJobs.set({ state }, count);
         })
         .catch(() => {}); // Redis away: the last counts stay, readiness says why
+      if (countWorkers)
+        queue
+          .getWorkersCount()
+          .then((workers) => {
+            this.workers = workers;
+            metrics.queueWorkers.set({ queue: queue.name }, workers);
+          })
+          .catch(() => {}); // as above (or CLIENT LIST refused by an ACL: stays unknown)
     };
     read();
     this.#timer = setInterval(read, queueTiming.countsEveryMs);

@@ -13,6 +13,7 @@ import {
   startWorker,
 } from "../../src/commands/worker-command.js";
 import { loadConfig } from "../../src/config/config.js";
+import { noWorkerWarning } from "../../src/queue/bounty-receiver.js";
 import { bountyJobId, toJobData } from "../../src/queue/job-data.js";
 import { RedisSeal } from "../../src/queue/redis-seal.js";
 import { answerOf, useCollector } from "../harness/engine.js";
@@ -243,6 +244,40 @@ describe("queue mode without workers", () => {
       expect(answer.metadata.comments).toEqual(["ERROR:TIMEOUT", "no worker answered in time"]);
       expect(answer.at).toBeLessThanOrEqual(expiresAt);
     } finally {
+      await engine.close();
+    }
+  });
+
+  it("keeps serve ready while jobs wait with no worker, and says so in /readyz and a metric", async () => {
+    const engine = await startEngine(loadConfig(settings("test-idle")), quiet);
+    let worker: RunningWorker | undefined;
+    const readyz = async () => {
+      const response = await fetch(`${engine.url}/readyz`);
+      const body = (await response.json()) as { checks: { queue: Record<string, unknown> } };
+      return { status: response.status, queue: body.checks.queue };
+    };
+    // Reads come every second: wait for one that shows `expected`.
+    const until = async (expected: (queue: Record<string, unknown>) => boolean) => {
+      for (let tries = 0; tries < 50; tries += 1) {
+        const state = await readyz();
+        if (expected(state.queue)) return state;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+      return readyz();
+    };
+    try {
+      expect((await post(engine, bounty({}, 20_000))).status).toBe(202);
+      const idle = await until((queue) => queue.workers === 0 && "warning" in queue);
+      expect(idle.status).toBe(200);
+      expect(idle.queue).toMatchObject({ ok: true, workers: 0, warning: noWorkerWarning });
+      const metrics = await (await fetch(`${engine.url}/metrics`)).text();
+      expect(metrics).toContain('engine_queue_workers{queue="test-idle"} 0');
+      worker = await startWorker(loadConfig(settings("test-idle")), quiet);
+      const served = await until((queue) => queue.workers === 1 && !("warning" in queue));
+      expect(served.status).toBe(200);
+      expect(served.queue).not.toHaveProperty("warning");
+    } finally {
+      await worker?.close();
       await engine.close();
     }
   });
