@@ -2,6 +2,7 @@ import type { Scanner } from "@engine/core";
 import type { Logger } from "pino";
 import type { EngineConfig } from "../config/config.js";
 import type { EngineMetrics } from "../operations/metrics.js";
+import type { SignatureCoverage } from "../protocol/coverage.js";
 
 /** Whether a backend runs, and why (or why not): one line of the start banner. */
 export interface BackendStatus {
@@ -12,6 +13,13 @@ export interface BackendStatus {
   reason: string;
   /** Something the operator must know about its answers (e.g. test signatures only). */
   warning?: string;
+  /** True when it is off because ENGINE_BACKENDS leaves it out (a choice, not a problem: no warning). */
+  leftOut?: boolean;
+}
+
+/** The banner line of a backend ENGINE_BACKENDS leaves out. */
+export function leftOutStatus(name: string): BackendStatus {
+  return { name, running: false, reason: "not in ENGINE_BACKENDS", leftOut: true };
 }
 
 /** What one backend reports to `/readyz`: `ok`, plus what an operator needs to see. */
@@ -34,6 +42,12 @@ export interface EngineBackend {
   readonly unpacks?: boolean;
   /** Its line in the start banner (`serve`, `worker`, `scan`, `check`). */
   readonly status: BackendStatus;
+  /**
+   * What its signatures can see now (`signature-coverage.ts`): `test-signatures` for ClamAV
+   * without an official database, YARA with the bundled EICAR rule only, the `eicar` backend.
+   * Absent (a third-party module): `signatures`.
+   */
+  coverage?(): SignatureCoverage;
   /**
    * Its readiness for `/readyz`: probed at most once a second by the caller; it also publishes
    * its signatures' age to the metrics it was built with. May throw (a typed engine error):

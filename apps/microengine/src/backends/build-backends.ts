@@ -8,13 +8,17 @@ import type { BackendStatus, EngineBackend } from "./backend-kind.js";
 import { createEngineMultiScanner } from "./engine-multi-scanner.js";
 import { createResultCache, type ResultCache, withoutResultCache } from "./result-cache.js";
 import { releaseBackends, startBackends } from "./running-backends.js";
+import { scannerWithCoverage } from "./signature-coverage.js";
 import { SignatureReloads } from "./signature-reloads.js";
 
 export type { BackendStatus } from "./backend-kind.js";
 
 /** The engine's scanner and what it took to build it. */
 export interface EngineBackends {
-  /** What bounties and /scan use: the multi-engine, behind the result cache when it is on. */
+  /**
+   * What bounties and /scan use: the multi-engine, behind the result cache when it is on; its
+   * answers state the engine's coverage (`metadata.coverage`, `signature-coverage.ts`).
+   */
   scanner: Scanner;
   /** The multi-engine itself (no cache). */
   multi: MultiScanner;
@@ -94,7 +98,7 @@ export async function buildBackends(
     throw error;
   }
   return {
-    scanner: cache.scanner,
+    scanner: scannerWithCoverage(cache.scanner, running),
     multi,
     cache: cache.where,
     running,

@@ -11,7 +11,9 @@ export const eicarBackend: BackendKind = {
         name: scanner.name,
         scanner,
         status: { name: scanner.name, running: true, reason: "EICAR string detection" },
-        health: async () => ({ ok: true }),
+        health: async () => ({ ok: true, coverage: "test-signatures" }),
+        // It detects the EICAR string and nothing else.
+        coverage: () => "test-signatures",
       },
     };
   },

@@ -1,11 +1,14 @@
 import { createYaraScanner, type RuleDiagnostic, type YaraScanner } from "@engine/yara";
 import type { Logger } from "pino";
+import { backendByteLimits } from "../config/backend-byte-limits.js";
 import type { EngineMetrics } from "../operations/metrics.js";
-import type {
-  BackendBuildContext,
-  BackendHealth,
-  BackendKind,
-  BackendStatus,
+import type { SignatureCoverage } from "../protocol/coverage.js";
+import {
+  type BackendBuildContext,
+  type BackendHealth,
+  type BackendKind,
+  type BackendStatus,
+  leftOutStatus,
 } from "./backend-kind.js";
 import { type UnpackSetting, withUnpacking } from "./unpacking-backend.js";
 
@@ -29,11 +32,12 @@ interface RulesLoaded {
  */
 export const yaraBackend: BackendKind = {
   async build(wanted, { config, logger, metrics }: BackendBuildContext<YaraSetting>) {
-    if (!wanted)
-      return { status: { name: "yara", running: false, reason: "not in ENGINE_BACKENDS" } };
+    if (!wanted) return { status: leftOutStatus("yara") };
     const yara = createYaraScanner({
       ...(config.RULES_DIR ? { rulesDir: config.RULES_DIR } : {}),
       engine: config.YARA_ENGINE,
+      // At least ARTIFACT_MAX_BYTES (YARA-X holds the whole file in memory to scan it).
+      maxScanBytes: backendByteLimits(config).yaraMaxScanBytes,
       onDiagnostics: (diagnostics) => warnSkippedRuleFiles(diagnostics, logger),
     });
     try {
@@ -51,7 +55,11 @@ export const yaraBackend: BackendKind = {
           scanner: yara,
           status: yaraBanner(yara, config.RULES_DIR),
           readsRulesDirectory: true,
-          health: async () => yaraHealth(yara, rulesLoaded, metrics),
+          health: async () => ({
+            ...yaraHealth(yara, rulesLoaded, metrics),
+            coverage: yaraCoverage(yara, config.RULES_DIR),
+          }),
+          coverage: () => yaraCoverage(yara, config.RULES_DIR),
           // Which engine runs changes answers (libyara and YARA-X differ on some rules).
           cacheKey: async () => yara.engine,
           reload: () => reloadYaraRules(yara, rulesLoaded, logger, metrics),
@@ -61,6 +69,14 @@ export const yaraBackend: BackendKind = {
     };
   },
 };
+
+/**
+ * YARA's coverage: real (`signatures`) only with rules of RULES_DIR loaded; the bundled rules
+ * are one EICAR rule (`test-signatures`).
+ */
+function yaraCoverage(yara: YaraScanner, rulesDirectory: string | undefined): SignatureCoverage {
+  return rulesDirectory && yara.ruleFileCount > 0 ? "signatures" : "test-signatures";
+}
 
 /** At start: the rule files that do not compile are skipped, with one warning. */
 function warnSkippedRuleFiles(diagnostics: RuleDiagnostic[], logger: Logger): void {

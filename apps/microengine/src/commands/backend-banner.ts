@@ -11,16 +11,20 @@ export function backendBanner(statuses: readonly BackendStatus[]): string {
     .join("");
 }
 
-/** The start banner of serve and worker, as log lines: which backends run, and why the others do not. */
+/**
+ * The start banner of serve and worker, as log lines: which backends run, and why the others
+ * do not. A backend that is off for a reason other than ENGINE_BACKENDS leaving it out (no
+ * clamd) is a warning, as is each backend's own warning (test signatures only, and why).
+ */
 export function logBackendStatuses(
   backends: Pick<EngineBackends, "statuses" | "cache">,
   logger: Logger,
 ): void {
   for (const status of backends.statuses) {
-    logger.info(
-      { backend: status.name, running: status.running },
-      `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`,
-    );
+    const line = `${status.name}: ${status.running ? "on" : "off"} (${status.reason})`;
+    const fields = { backend: status.name, running: status.running };
+    if (status.running || status.leftOut) logger.info(fields, line);
+    else logger.warn(fields, line);
     if (status.warning) logger.warn({ backend: status.name }, status.warning);
   }
   logger.info(

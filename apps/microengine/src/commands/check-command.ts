@@ -1,6 +1,8 @@
 import { artifactFromBytes, eicarBytes, type ScanResult } from "@engine/core";
 import type { Command } from "commander";
 import type { EngineBackends } from "../backends/build-backends.js";
+import { engineCoverage } from "../backends/signature-coverage.js";
+import { type SignatureCoverage, testSignaturesNote } from "../protocol/coverage.js";
 import { backendBanner } from "./backend-banner.js";
 import { checkArchives } from "./check-archives.js";
 import { type CommandFlags, withEngineOptions } from "./command-flags.js";
@@ -32,8 +34,10 @@ export function addCheckCommand(program: Command): void {
  * backend that sees inside containers, and a benign archive benign. Then each backend's own checks: ClamAV probes clamd with
  * an encrypted zip of EICAR and a nest past its limits, and fails naming the clamd.conf setting
  * when clamd answers OK; a third-party backend must pass the conformance checks that apply to
- * it. Prints each backend's version and rules/database version.
- * Resolves true when the engine is healthy.
+ * it. Prints each backend's version and rules/database version. Ends with `engine healthy`,
+ * or, when every backend has test signatures only, `engine working, test signatures only:
+ * benign answers bid the minimum` (still a success), or `engine NOT healthy`.
+ * Resolves true when the engine works.
  */
 export async function checkEngine(
   backends: EngineBackends,
@@ -53,8 +57,16 @@ export async function checkEngine(
   // Each backend's own checks: clamd's alert probes, a third-party module's conformance.
   for (const backend of backends.running)
     if (backend.selfCheck) healthy = (await backend.selfCheck(out)) && healthy;
-  out.write(healthy ? "engine healthy\n" : "engine NOT healthy\n");
+  out.write(`${verdictLine(healthy, engineCoverage(backends.running))}\n`);
   return healthy;
+}
+
+/** check's last line: healthy, working with test signatures only, or not healthy. */
+export function verdictLine(healthy: boolean, coverage: SignatureCoverage): string {
+  if (!healthy) return "engine NOT healthy";
+  return coverage === "test-signatures"
+    ? `engine working, ${testSignaturesNote}`
+    : "engine healthy";
 }
 
 /**

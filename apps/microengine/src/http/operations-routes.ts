@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { EngineBackends } from "../backends/build-backends.js";
+import { engineCoverage } from "../backends/signature-coverage.js";
 import type { EngineMetrics } from "../operations/metrics.js";
 import { createReadinessProbe } from "../operations/readiness.js";
 import { type RoleReadiness, readinessAnswer } from "./readiness-body.js";
@@ -29,7 +30,12 @@ export async function operationsRoutes(app: FastifyInstance, options: Operations
     return metrics.registry.metrics();
   });
   app.get("/readyz", async (_request, reply) => {
-    const answer = readinessAnswer(await probe(), await roleReadiness(), backends.cache);
+    const answer = readinessAnswer(
+      await probe(),
+      await roleReadiness(),
+      backends.cache,
+      engineCoverage(backends.running),
+    );
     return reply.code(answer.statusCode).send(answer.body);
   });
 }

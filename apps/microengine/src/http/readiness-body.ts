@@ -1,4 +1,5 @@
 import type { BackendReadiness } from "../operations/readiness.js";
+import { type SignatureCoverage, testSignaturesNote } from "../protocol/coverage.js";
 
 /** A queue's state on `/readyz`: whether it answers (or takes jobs), and its job counts by state. */
 export interface QueueReadiness {
@@ -32,12 +33,14 @@ export interface ReadinessAnswer {
  * The `/readyz` answer of serve and of a queue worker: 200 `ready` when every backend is
  * ready, the queue (if any) is ok and the backlog is not full; 503 `not ready` or `saturated`
  * otherwise. The body lists `status`, the role's work, the `checks` (each backend's, then the
- * queue's), the thread pool and where the result cache lives (`cache`).
+ * queue's), the thread pool, where the result cache lives (`cache`) and what the signatures
+ * cover (`coverage`: `signatures`, or `test-signatures` with a `coverageNote`; still ready).
  */
 export function readinessAnswer(
   backends: BackendReadiness,
   role: RoleReadiness,
   cache: string,
+  coverage: SignatureCoverage,
 ): ReadinessAnswer {
   const ready = backends.ready && (role.queue?.ok ?? true);
   const saturated = ready && role.saturated === true;
@@ -49,6 +52,8 @@ export function readinessAnswer(
       checks: role.queue ? { ...backends.checks, queue: role.queue } : backends.checks,
       ...(role.threadPool === undefined ? {} : { threadPool: role.threadPool }),
       cache,
+      coverage,
+      ...(coverage === "test-signatures" ? { coverageNote: testSignaturesNote } : {}),
     },
   };
 }

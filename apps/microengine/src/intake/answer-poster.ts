@@ -8,6 +8,7 @@ import { inSpan } from "../operations/tracing.js";
 import { answerBodyProblem } from "../protocol/answer-body.js";
 import { computeBid } from "../protocol/bid.js";
 import { stringifyWithBigInts } from "../protocol/bigint-json.js";
+import { answerCoverage } from "../protocol/coverage.js";
 import type { AnswerLedger } from "../queue/answer-ledger.js";
 import type { AnswerTarget } from "./answer-target.js";
 
@@ -54,6 +55,8 @@ function answerBody(
     max: target.rules?.max_allowed_bid,
     favor: target.favor,
     penalize: target.penalize,
+    // A test-signature engine's benign answer bids the minimum.
+    coverage: answerCoverage(result.metadata),
   });
   return { verdict: result.verdict, bid, metadata: result.metadata };
 }

@@ -1,4 +1,5 @@
 import type { Verdict } from "@engine/core";
+import type { SignatureCoverage } from "./coverage.js";
 
 /** How confidence becomes a bid between the bounty's min and max. */
 export type BidStrategy = "linear" | "conservative" | "aggressive";
@@ -35,7 +36,10 @@ export function allowedBidRange(
  * the strategy (linear: c, conservative: c², aggressive: √c). Favour filters raise the
  * confidence by 20 %, penalise filters lower it by 20 %; the result is always clamped to
  * `[min, max]`, which always lies within the rules given (a max alone is never exceeded).
- * `unknown` and `suspicious` bid 0, as the protocol says.
+ * `unknown` and `suspicious` bid 0, as the protocol says. A `benign` answer of an engine with
+ * test signatures only (`coverage: "test-signatures"`) bids the minimum whatever its confidence
+ * and filters: not finding a test sample says nothing about real malware. Its `malicious`
+ * answers (EICAR, test samples) keep their bid: a test-signature match is as certain as any.
  */
 export function computeBid(options: {
   verdict: Verdict;
@@ -45,9 +49,12 @@ export function computeBid(options: {
   max?: bigint | undefined;
   favor?: boolean;
   penalize?: boolean;
+  /** What the engine's signatures cover (the answer's `metadata.coverage`); unstated: as `signatures`. */
+  coverage?: SignatureCoverage | undefined;
 }): bigint {
   if (options.verdict === "unknown" || options.verdict === "suspicious") return 0n;
   const { min, max } = allowedBidRange(options.min, options.max);
+  if (options.verdict === "benign" && options.coverage === "test-signatures") return min;
   let confidence = Number.isFinite(options.confidence) ? options.confidence : 0;
   if (options.favor) confidence *= 1.2;
   if (options.penalize) confidence *= 0.8;

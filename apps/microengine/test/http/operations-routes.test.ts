@@ -12,14 +12,18 @@ import { engineWith } from "../harness/engine.js";
 
 const logger = pino({ level: "silent" });
 
-/** Backends of one running backend whose health is `ok`, the cache `redis`. */
-function backendsWith(ok: boolean): EngineBackends {
+/**
+ * Backends of one running backend whose health is `ok`, the cache `redis`; it states no
+ * coverage (counted as real signatures) unless `coverage` is given.
+ */
+function backendsWith(ok: boolean, coverage?: "test-signatures"): EngineBackends {
   const scanner = createEicarScanner();
   const backend: EngineBackend = {
     name: "probe",
     scanner: { name: "probe" } as Scanner,
     status: { name: "probe", running: true, reason: "test" },
     health: async () => ({ ok, note: "probed" }),
+    ...(coverage ? { coverage: () => coverage } : {}),
   };
   return {
     scanner,
@@ -56,10 +60,14 @@ const idle: IntakeLoad = {
   saturated: false,
 };
 
-async function serveReadiness(backendsOk: boolean, intake: BountyIntake) {
+async function serveReadiness(
+  backendsOk: boolean,
+  intake: BountyIntake,
+  coverage?: "test-signatures",
+) {
   const app = await createServer({
     config: loadConfig({ WEBHOOK_SECRET: "secret", SCAN_API_CONCURRENCY: "2" }),
-    backends: backendsWith(backendsOk),
+    backends: backendsWith(backendsOk, coverage),
     processor: intake,
     metrics: createMetrics(),
     logger,
@@ -95,6 +103,7 @@ function serveBody(status: string, checks: Record<string, unknown>): string {
     checks,
     threadPool,
     cache: "redis",
+    coverage: "signatures",
   });
 }
 
@@ -120,6 +129,24 @@ describe("serve's /readyz", () => {
   });
 });
 
+describe("/readyz's coverage", () => {
+  it("real-coverage engine: says coverage signatures, no note", async () => {
+    const response = await serveReadiness(true, intakeWith(idle));
+    expect(response.json()).toMatchObject({ status: "ready", coverage: "signatures" });
+    expect(response.json()).not.toHaveProperty("coverageNote");
+  });
+
+  it("test-signature engine: still 200 ready, and says test-signatures with what it means", async () => {
+    const response = await serveReadiness(true, intakeWith(idle), "test-signatures");
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({
+      status: "ready",
+      coverage: "test-signatures",
+      coverageNote: "test signatures only: benign answers bid the minimum",
+    });
+  });
+});
+
 describe("a worker's /readyz", () => {
   it("reports the checks with the queue taking jobs and its counts, and the cache", async () => {
     const response = await workerReadiness(true, true);
@@ -129,6 +156,7 @@ describe("a worker's /readyz", () => {
         status: "ready",
         checks: { ...probed, queue: { ok: true, jobs: { waiting: 4, active: 1 } } },
         cache: "redis",
+        coverage: "signatures",
       }),
     );
   });

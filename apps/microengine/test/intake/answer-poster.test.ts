@@ -2,6 +2,7 @@ import type { ScanResult } from "@engine/core";
 import pino from "pino";
 import { Counter, Registry } from "prom-client";
 import { describe, expect, it, vi } from "vitest";
+import { withCoverage } from "../../src/backends/signature-coverage.js";
 import { AnswerPoster } from "../../src/intake/answer-poster.js";
 import type { ResponseDelivery } from "../../src/net/response-delivery.js";
 import type { AnswerKey, AnswerLedger } from "../../src/queue/answer-ledger.js";
@@ -82,6 +83,7 @@ function setUp(options: { ledger?: AnswerLedger; delivered?: () => Promise<boole
 }
 
 describe("the answer poster", () => {
+  // `malicious` states no coverage: it bids as a real-coverage engine's answer (see below).
   it("posts the assertion with its bid and Idempotency-Key, records it posted and counts it", async () => {
     const { ledger, posted } = memoryLedger(async (body) => body);
     const { poster, metrics, deliver, stop, logger, messages } = setUp({ ledger });
@@ -186,5 +188,40 @@ describe("the answer poster", () => {
     expect(await counted(late.metrics.answeredLate)).toBe(1);
     expect(await counted(late.metrics.bounties)).toBe(0);
     expect(late.messages()).toContain("answered after expiration");
+  });
+});
+
+describe("the answer's bid by the engine's coverage (rules 1,000 to 5,000)", () => {
+  const benign: ScanResult = { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+
+  async function posted(result: ScanResult) {
+    const { poster, deliver, logger } = setUp();
+    await poster.post(target(), result, logger);
+    return JSON.parse(deliver.mock.calls[0]?.[0].body ?? "") as Record<string, unknown>;
+  }
+
+  it("test-signature engine: benign bids the minimum and says so; malicious (EICAR) keeps its bid", async () => {
+    expect(await posted(withCoverage(benign, "test-signatures"))).toEqual({
+      verdict: "benign",
+      bid: 1_000,
+      metadata: { malware_family: "", coverage: "test-signatures" },
+    });
+    // Even a result whose confidence was not lowered (a recorded one): the metadata decides.
+    expect(
+      await posted({ ...benign, metadata: { malware_family: "", coverage: "test-signatures" } }),
+    ).toMatchObject({ bid: 1_000 });
+    expect(await posted(withCoverage(malicious, "test-signatures"))).toMatchObject({
+      verdict: "malicious",
+      bid: 5_000,
+      metadata: { coverage: "test-signatures" },
+    });
+  });
+
+  it("real-coverage engine: benign at confidence 1 bids the maximum", async () => {
+    expect(await posted(withCoverage(benign, "signatures"))).toEqual({
+      verdict: "benign",
+      bid: 5_000,
+      metadata: { malware_family: "", coverage: "signatures" },
+    });
   });
 });

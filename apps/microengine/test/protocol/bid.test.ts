@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { computeBid, defaultBidRange } from "../../src/protocol/bid.js";
 
-describe("bids", () => {
+// Without `coverage` a bid is a real-coverage engine's (an answer that states no coverage bids
+// as one with signatures); the last describe holds the test-signature engine's case.
+describe("bids (real-coverage engine)", () => {
   const min = 62_500_000_000_000_000n;
   const max = 1_000_000_000_000_000_000n;
   it.each([
@@ -14,6 +16,9 @@ describe("bids", () => {
     ["unknown", 1, "linear", 0n],
   ] as const)("%s at %d (%s) bids %s", (verdict, confidence, strategy, bid) => {
     expect(computeBid({ verdict, confidence, strategy, min, max })).toBe(bid);
+    expect(computeBid({ verdict, confidence, strategy, min, max, coverage: "signatures" })).toBe(
+      bid,
+    );
   });
 
   it("keeps favoured and penalised bids inside the rules", () => {
@@ -52,5 +57,51 @@ describe("bids", () => {
     expect(
       computeBid({ verdict: "malicious", confidence: 0.2, strategy: "linear", min: 3n * max }),
     ).toBe(3n * max);
+  });
+});
+
+describe("bids (test-signature engine: coverage test-signatures)", () => {
+  const min = 1_000n;
+  const max = 5_000n;
+  const testSignatures = "test-signatures" as const;
+
+  it("bids the minimum on benign, whatever the confidence, strategy and filters", () => {
+    for (const strategy of ["linear", "conservative", "aggressive"] as const)
+      for (const confidence of [0, 0.5, 1])
+        for (const favor of [false, true])
+          expect(
+            computeBid({
+              verdict: "benign",
+              confidence,
+              strategy,
+              min,
+              max,
+              favor,
+              coverage: testSignatures,
+            }),
+          ).toBe(min);
+    // Without rules: the marketplace's default minimum, not its maximum.
+    expect(
+      computeBid({
+        verdict: "benign",
+        confidence: 1,
+        strategy: "linear",
+        coverage: testSignatures,
+      }),
+    ).toBe(defaultBidRange.min);
+  });
+
+  it("keeps the bid of a malicious answer (EICAR is certain) and 0 for unknown", () => {
+    const bid = (verdict: "malicious" | "unknown") =>
+      computeBid({
+        verdict,
+        confidence: 1,
+        strategy: "linear",
+        min,
+        max,
+        coverage: testSignatures,
+      });
+    expect(bid("malicious")).toBe(max);
+    expect(bid("unknown")).toBe(0n);
   });
 });

@@ -1,24 +1,29 @@
 import { existsSync, readdirSync } from "node:fs";
 import { type ClamavScanner, createClamavScanner } from "@engine/clamav";
 import { type ManagedClamd, startManagedClamd } from "@engine/clamav/managed";
-import type {
-  BackendBuild,
-  BackendBuildContext,
-  BackendKind,
-  BackendStatus,
-  EngineBackend,
+import { backendByteLimits } from "../../config/backend-byte-limits.js";
+import {
+  type BackendBuild,
+  type BackendBuildContext,
+  type BackendKind,
+  type BackendStatus,
+  type EngineBackend,
+  leftOutStatus,
 } from "../backend-kind.js";
 import { type UnpackSetting, withUnpacking } from "../unpacking-backend.js";
+import {
+  type ClamavCoverage,
+  type ClamavDatabaseSource,
+  clamavCoverage,
+  clamavDatabaseWarning,
+} from "./clamav-coverage.js";
 import { clamdAlertSelfCheck, verifyAlerts } from "./clamd-alerts.js";
 import { clamdScansMember } from "./clamd-decodes.js";
 import { clamdHealth } from "./clamd-health.js";
 import { ManagedClamdReloads } from "./clamd-reload.js";
 
+export { clamavTestSignaturesWarning } from "./clamav-coverage.js";
 export { clamdHealth } from "./clamd-health.js";
-
-/** The banner's warning when ClamAV has no official database: it detects test files only. */
-export const clamavTestSignaturesWarning =
-  "ClamAV detects EICAR and test samples only: install clamav-freshclam or point CLAMD_* at a clamd with official databases";
 
 /** What building ClamAV is given: the settings it reads. */
 type ClamavBuildContext = BackendBuildContext<
@@ -69,8 +74,7 @@ function configuredClamd(config: ClamavBuildContext["config"]) {
  */
 export const clamavBackend: BackendKind = {
   async build(wanted, context: ClamavBuildContext) {
-    if (!wanted)
-      return { status: { name: "clamav", running: false, reason: "not in ENGINE_BACKENDS" } };
+    if (!wanted) return { status: leftOutStatus("clamav") };
     const configured = configuredClamd(context.config);
     if (configured) return buildConfiguredClamav(configured, context);
     if (!clamdInstalled()) {
@@ -104,6 +108,8 @@ async function buildConfiguredClamav(
   const clamav = createClamavScanner({
     ...configured,
     verifyAlerts: !config.INSECURE_CLAMD_WITHOUT_ALERTS,
+    // Its StreamMaxLength is the operator's: past it, clamd refuses (unknown, too large).
+    maxStreamBytes: backendByteLimits(config).clamdMaxStreamBytes,
   });
   try {
     await clamav.setup?.();
@@ -116,33 +122,48 @@ async function buildConfiguredClamav(
       running: true,
       reason: `${where} is NOT reachable (${(error as Error).message}): answers are unknown until it is; its alert settings could not be checked`,
     };
-    return { backend: clamavEngineBackend(clamav, status, undefined, context) };
+    const coverage = await clamavCoverage(clamav, undefined);
+    return { backend: clamavEngineBackend(clamav, status, undefined, context, coverage) };
   }
   if (context.verifyClamdAlerts) await verifyAlerts(clamav, where, config, logger);
-  const status = await banner(clamav, where).catch(async (error: unknown) => {
-    await clamav.close?.();
-    throw error;
-  });
-  return { backend: clamavEngineBackend(clamav, status, undefined, context) };
+  const status = await banner(clamav, where, { configured: where }, context).catch(
+    async (error: unknown) => {
+      await clamav.close?.();
+      throw error;
+    },
+  );
+  const coverage = await clamavCoverage(clamav, undefined);
+  return { backend: clamavEngineBackend(clamav, status, undefined, context, coverage) };
 }
 
 /** ClamAV on a clamd the engine starts: the shipped signatures, plus the system database when there is one. */
 async function buildManagedClamav(context: ClamavBuildContext): Promise<BackendBuild> {
   const withSystem = systemHasDatabases();
+  const limits = backendByteLimits(context.config);
   const managed = await startManagedClamd({
     tcp: false,
     ...(withSystem ? { databaseDirectories: [systemDatabaseDirectory] } : {}),
+    // MaxFileSize, MaxScanSize, StreamMaxLength: at least ARTIFACT_MAX_BYTES.
+    config: limits.clamdConfig,
   });
   let clamav: ClamavScanner | undefined;
   try {
     clamav = createClamavScanner({
       ...managed.clientOptions(),
       signaturesVersion: managed.signaturesVersion,
+      maxStreamBytes: limits.clamdMaxStreamBytes,
     });
     await clamav.setup?.();
     const source = `managed clamd (shipped signatures${withSystem ? ` + ${systemDatabaseDirectory}` : "; no official database found"})`;
-    const status = await banner(clamav, source);
-    return { backend: clamavEngineBackend(clamav, status, managed, context) };
+    const databases = {
+      managed: {
+        databaseDirectory: managed.databaseDirectory,
+        systemDirectory: systemDatabaseDirectory,
+      },
+    };
+    const status = await banner(clamav, source, databases, context);
+    const coverage = await clamavCoverage(clamav, managed.databaseDirectory);
+    return { backend: clamavEngineBackend(clamav, status, managed, context, coverage) };
   } catch (error) {
     // The managed clamd stops whatever closing the scanner does.
     await Promise.allSettled([clamav?.close?.()]);
@@ -162,6 +183,7 @@ function clamavEngineBackend(
   status: BackendStatus,
   managed: ManagedClamd | undefined,
   { config, logger, metrics }: ClamavBuildContext,
+  coverage: ClamavCoverage,
 ): EngineBackend {
   const alertsKey =
     managed || clamav.alertStatus() !== undefined ? "alerts-on" : "alerts-not-verified";
@@ -170,7 +192,11 @@ function clamavEngineBackend(
     name: clamav.name,
     scanner: clamav,
     status,
-    health: () => clamdHealth(clamav, config.CLAMAV_MAX_DATABASE_AGE_HOURS, metrics),
+    health: async () => ({
+      ...(await clamdHealth(clamav, config.CLAMAV_MAX_DATABASE_AGE_HOURS, metrics)),
+      coverage: await coverage.refresh(),
+    }),
+    coverage: () => coverage.current(),
     selfCheck: (out) => clamdAlertSelfCheck(clamav, out),
     // The database clamd confirmed loading and its engine version (clamd away: no version,
     // and no conclusive answer to store either).
@@ -187,7 +213,11 @@ function clamavEngineBackend(
     ],
     cachePaused: () => reloads?.databaseUnconfirmed ?? false,
     // A clamd of the operator's reloads on its own (SelfCheck).
-    reload: async () => (reloads ? reloads.reload() : true),
+    reload: async () => {
+      const reloaded = reloads ? await reloads.reload() : true;
+      await coverage.refresh();
+      return reloaded;
+    },
     release: async () => {
       await managed?.[Symbol.asyncDispose]();
     },
@@ -195,14 +225,22 @@ function clamavEngineBackend(
   return withUnpacking(backend, config, clamdScansMember);
 }
 
-/** A reachable clamd's banner line: where it is, its engine and database versions. */
-async function banner(clamav: ClamavScanner, where: string): Promise<BackendStatus> {
+/**
+ * A reachable clamd's banner line: where it is, its engine and database versions, and a
+ * warning naming why its database is missing or stale ({@link clamavDatabaseWarning}).
+ */
+async function banner(
+  clamav: ClamavScanner,
+  where: string,
+  databases: ClamavDatabaseSource,
+  { config }: ClamavBuildContext,
+): Promise<BackendStatus> {
   const version = await clamav.version();
+  const warning = clamavDatabaseWarning(version, databases, config.CLAMAV_MAX_DATABASE_AGE_HOURS);
   return {
     name: clamav.name,
     running: true,
     reason: `${where}, ClamAV ${version.engineVersion}${version.databaseVersion ? `/${version.databaseVersion}` : " (no official database)"}`,
-    // clamd's VERSION names a database only when an official one (daily, main) is loaded.
-    ...(version.databaseVersion ? {} : { warning: clamavTestSignaturesWarning }),
+    ...(warning ? { warning } : {}),
   };
 }
