@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import {
@@ -20,6 +20,15 @@ import { BackendUnavailableError, InvalidOptionsError, parseOptions } from "@eng
 import { z } from "zod";
 import { requiredClamdAlertSettings } from "./clamd-alert-check.js";
 import { ClamdClient } from "./clamd-client.js";
+import { type ParentDeathGuard, parentDeathGuard, spawnBound } from "./managed-clamd-lifetime.js";
+import {
+  managedConfigName,
+  managedDirectoryPrefix,
+  type OwnerRecord,
+  writeOwnerRecord,
+} from "./managed-clamd-owner.js";
+import { removeStaleClamdDirectories, type StaleClamdSweep } from "./managed-clamd-sweep.js";
+import { identityOf } from "./process-identity.js";
 
 /**
  * The signature database shipped with this package (EICAR by md5, a body and a logical
@@ -82,13 +91,22 @@ export interface ManagedClamd extends AsyncDisposable {
    * (`ClamavScanner.reload()`) for it to load them.
    */
   relinkDatabases(): Promise<void>;
-  /** The clamd process id while it runs. */
+  /**
+   * clamd's own process id while it runs (`/proc/<pid>/stat` is clamd's; no wrapper process
+   * stands between: `setpriv` execs clamd in place).
+   */
   readonly pid: number | undefined;
+  /**
+   * What this start's sweep did: the directories of managed clamds whose process died without
+   * disposing them, removed (their clamd killed first when it still ran), and those of dead
+   * owners left, with why. See {@link removeStaleClamdDirectories}.
+   */
+  readonly staleSweep: StaleClamdSweep;
   /** Client options for this clamd: over the unix socket (default when there is one) or TCP. */
   clientOptions(transport?: "socket" | "tcp"): { socket: string } | { host: string; port: number };
   /** Stops clamd (SIGTERM, then SIGKILL after 5 s) and keeps its files for `restart()`. */
   stop(): Promise<void>;
-  /** Kills clamd at once (SIGKILL by default), as a crash would. */
+  /** Sends clamd `signal` (SIGKILL by default, as a crash would) and waits until it has exited. */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts clamd again with the same configuration, socket and port; resolves on PONG. */
   restart(): Promise<void>;
@@ -168,11 +186,29 @@ function configText(settings: Record<string, string | number | boolean>): string
  * settings so that encrypted or too-deep archives are reported, never `OK`), spawns the
  * Debian `clamd` binary, and resolves once it answers PONG.
  *
+ * clamd never outlives the process that starts it: it is spawned through
+ * `setpriv --pdeathsig SIGKILL` on Linux (else beside a watchdog), so that it is killed
+ * whatever ends this process, SIGKILL included. Its directory holds an owner record (this
+ * process's and clamd's pid and start time); each start first removes the directories of
+ * owners that are provably dead ({@link removeStaleClamdDirectories}, reported in
+ * `staleSweep`). Dispose it for a graceful stop (SIGTERM) and its files removed at once.
+ *
  * @example
  * await using clamd = await startManagedClamd({ config: { StreamMaxLength: "10M" } });
  * const scanner = createClamavScanner(clamd.clientOptions());
  */
-export async function startManagedClamd(options: ManagedClamdOptions = {}): Promise<ManagedClamd> {
+export function startManagedClamd(options: ManagedClamdOptions = {}): Promise<ManagedClamd> {
+  return startManagedClamdWith(options, undefined);
+}
+
+/**
+ * {@link startManagedClamd} with the parent-death guard chosen (tests force the watchdog);
+ * undefined: the best this machine offers. Not part of the package's entries.
+ */
+export async function startManagedClamdWith(
+  options: ManagedClamdOptions,
+  chosenGuard: ParentDeathGuard | undefined,
+): Promise<ManagedClamd> {
   const settings = parseOptions(managedClamdOptionsSchema, options, {
     where: "@engine/clamav: startManagedClamd",
   });
@@ -182,7 +218,11 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
     });
   }
   const clamdPath = findClamd(settings.clamdPath);
-  const directory = await mkdtemp(join(tmpdir(), "engine-clamd-"));
+  const guard = chosenGuard ?? (await parentDeathGuard(clamdPath));
+  const staleSweep = await removeStaleClamdDirectories();
+  const directory = await mkdtemp(join(tmpdir(), managedDirectoryPrefix));
+  const owner: OwnerRecord = { owner: await identityOf(), clamd: undefined };
+  await writeOwnerRecord(directory, owner);
   const databaseDirectory = join(directory, "database");
   await mkdir(databaseDirectory);
   await mkdir(join(directory, "tmp"));
@@ -193,7 +233,7 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
   const socketPath = settings.socket ? join(directory, "clamd.sock") : undefined;
   const port =
     settings.tcp === true ? await freePort() : settings.tcp === false ? undefined : settings.tcp;
-  const configPath = join(directory, "clamd.conf");
+  const configPath = join(directory, managedConfigName);
   const logPath = join(directory, "clamd.log");
   await writeFile(
     configPath,
@@ -220,7 +260,7 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
 
   const launch = async (): Promise<void> => {
     output = "";
-    const started = spawn(clamdPath, [`--config-file=${configPath}`], {
+    const started = spawnBound(clamdPath, [`--config-file=${configPath}`], guard, {
       stdio: ["ignore", "pipe", "pipe"],
     });
     child = started;
@@ -242,6 +282,10 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
         resolveExit();
       });
     });
+    // Who runs in this directory now, for the sweeps of other starts should this process die.
+    if (started.pid !== undefined) {
+      await writeOwnerRecord(directory, { ...owner, clamd: await identityOf(started.pid) });
+    }
     const client = new ClamdClient({ ...endpoint, connectTimeoutMs: 500, readTimeoutMs: 1000 });
     const deadline = Date.now() + settings.startTimeoutMs;
     for (;;) {
@@ -312,6 +356,7 @@ export async function startManagedClamd(options: ManagedClamdOptions = {}): Prom
     get pid() {
       return child?.pid;
     },
+    staleSweep,
     clientOptions: (transport) => {
       if (transport === "tcp" || !socketPath) {
         if (port === undefined)

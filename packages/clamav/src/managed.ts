@@ -8,3 +8,9 @@ export {
   shippedSignaturesDirectory,
   startManagedClamd,
 } from "./managed-clamd.js";
+export {
+  type RemovedClamdDirectory,
+  removeStaleClamdDirectories,
+  type StaleClamdSweep,
+  type StaleClamdSweepOptions,
+} from "./managed-clamd-sweep.js";
