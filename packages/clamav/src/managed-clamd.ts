@@ -179,6 +179,70 @@ function configText(settings: Record<string, string | number | boolean>): string
     .join("\n");
 }
 
+type ManagedClamdSettings = z.output<typeof managedClamdOptionsSchema>;
+
+/** A managed directory, written: its owner record, database, and clamd's config. */
+interface PreparedDirectory {
+  readonly directory: string;
+  readonly databaseDirectory: string;
+  readonly signaturesVersion: string;
+  readonly socketPath: string | undefined;
+  readonly port: number | undefined;
+  readonly configPath: string;
+  readonly logPath: string;
+  readonly owner: OwnerRecord;
+}
+
+/** Makes and fills the managed directory (removed again when that fails). */
+async function prepareDirectory(settings: ManagedClamdSettings): Promise<PreparedDirectory> {
+  const directory = await mkdtemp(join(tmpdir(), managedDirectoryPrefix));
+  try {
+    // First: a directory with an owner record is swept once this process is dead.
+    const owner: OwnerRecord = { owner: await identityOf(), clamd: undefined };
+    await writeOwnerRecord(directory, owner);
+    const databaseDirectory = join(directory, "database");
+    await mkdir(databaseDirectory);
+    await mkdir(join(directory, "tmp"));
+    const signaturesVersion = await linkDatabases(
+      [shippedSignaturesDirectory, ...(settings.databaseDirectories ?? [])],
+      databaseDirectory,
+    );
+    const socketPath = settings.socket ? join(directory, "clamd.sock") : undefined;
+    const port =
+      settings.tcp === true ? await freePort() : settings.tcp === false ? undefined : settings.tcp;
+    const configPath = join(directory, managedConfigName);
+    const logPath = join(directory, "clamd.log");
+    await writeFile(
+      configPath,
+      `${configText({
+        Foreground: true,
+        DatabaseDirectory: databaseDirectory,
+        TemporaryDirectory: join(directory, "tmp"),
+        LogFile: logPath,
+        LogTime: true,
+        ...(socketPath ? { LocalSocket: socketPath, LocalSocketMode: "660" } : {}),
+        ...(port ? { TCPSocket: port, TCPAddr: "127.0.0.1" } : {}),
+        // What clamd cannot look inside is reported, never "OK" (the scanner answers unknown).
+        ...requiredClamdAlertSettings,
+        ...settings.config,
+      })}\n`,
+    );
+    return {
+      directory,
+      databaseDirectory,
+      signaturesVersion,
+      socketPath,
+      port,
+      configPath,
+      logPath,
+      owner,
+    };
+  } catch (error) {
+    await rm(directory, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 /**
  * Starts a private clamd for tests and for the engine's embedded default: writes a
  * `clamd.conf` in a temp directory (Foreground, its own unix socket and/or loopback port, a
@@ -220,36 +284,9 @@ export async function startManagedClamdWith(
   const clamdPath = findClamd(settings.clamdPath);
   const guard = chosenGuard ?? (await parentDeathGuard(clamdPath));
   const staleSweep = await removeStaleClamdDirectories();
-  const directory = await mkdtemp(join(tmpdir(), managedDirectoryPrefix));
-  const owner: OwnerRecord = { owner: await identityOf(), clamd: undefined };
-  await writeOwnerRecord(directory, owner);
-  const databaseDirectory = join(directory, "database");
-  await mkdir(databaseDirectory);
-  await mkdir(join(directory, "tmp"));
-  let signaturesVersion = await linkDatabases(
-    [shippedSignaturesDirectory, ...(settings.databaseDirectories ?? [])],
-    databaseDirectory,
-  );
-  const socketPath = settings.socket ? join(directory, "clamd.sock") : undefined;
-  const port =
-    settings.tcp === true ? await freePort() : settings.tcp === false ? undefined : settings.tcp;
-  const configPath = join(directory, managedConfigName);
-  const logPath = join(directory, "clamd.log");
-  await writeFile(
-    configPath,
-    `${configText({
-      Foreground: true,
-      DatabaseDirectory: databaseDirectory,
-      TemporaryDirectory: join(directory, "tmp"),
-      LogFile: logPath,
-      LogTime: true,
-      ...(socketPath ? { LocalSocket: socketPath, LocalSocketMode: "660" } : {}),
-      ...(port ? { TCPSocket: port, TCPAddr: "127.0.0.1" } : {}),
-      // What clamd cannot look inside is reported, never "OK" (the scanner answers unknown).
-      ...requiredClamdAlertSettings,
-      ...settings.config,
-    })}\n`,
-  );
+  const prepared = await prepareDirectory(settings);
+  const { directory, databaseDirectory, socketPath, port, configPath, logPath, owner } = prepared;
+  let signaturesVersion = prepared.signaturesVersion;
 
   let child: ChildProcess | undefined;
   let exited: Promise<void> = Promise.resolve();
