@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -109,6 +109,14 @@ describe("a managed clamd never outlives the process that started it", () => {
 });
 
 describe("the sweep of dead engines' directories at start", () => {
+  it("a start that fails (unreadable database directory) leaves no directory behind", async () => {
+    const before = await readdir(sandbox);
+    await expect(
+      startManagedClamd({ tcp: false, databaseDirectories: [join(sandbox, "missing")] }),
+    ).rejects.toThrow(/cannot be read/);
+    expect(await readdir(sandbox)).toEqual(before);
+  });
+
   it("kills a dead owner's orphaned clamd (pid, start time and config verified), then removes its directory", async () => {
     const orphan = await orphanedClamd(sandbox);
     orphans.push(orphan.clamd);
