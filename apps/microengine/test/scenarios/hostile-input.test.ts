@@ -130,6 +130,7 @@ describe("bounties an attacker shapes", () => {
     await app.close();
   });
 
+  // The harness's scanner states no coverage (real-coverage case); the answer is EICAR's.
   it("bids within the rules given: a max alone is never exceeded", async () => {
     const { app } = await engineWith([createEicarScanner()]);
     const { id, text } = bountyBody(collector, { rules: { max_allowed_bid: 1000 } });

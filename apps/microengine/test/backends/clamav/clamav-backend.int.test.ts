@@ -93,6 +93,42 @@ describe("a clamd given by CLAMD_*", () => {
   });
 });
 
+describe("ClamAV's coverage, as the engine meets it", () => {
+  it("test-signature engine: a clamd with the shipped test signatures only (CLAMD_SOCKET) warns why, answers benign at confidence 0 with coverage test-signatures", async () => {
+    await using shipped = await startManagedClamd({ tcp: false });
+    const backends = await buildBackends(
+      loadConfig({ CLAMD_SOCKET: shipped.socketPath ?? "", ENGINE_BACKENDS: "clamav" }),
+      quiet,
+    );
+    try {
+      const status = backends.statuses.find((line) => line.name === "clamav");
+      expect(status?.reason).toMatch(/, ClamAV [0-9.]+ \(no official database\)/);
+      expect(status?.warning).toBe(
+        `ClamAV detects EICAR and test samples only: the clamd at ${shipped.socketPath} reports no official database (its VERSION names none): run freshclam where that clamd runs`,
+      );
+      const clamav = backends.running.find((backend) => backend.name === "clamav");
+      expect(clamav?.coverage?.()).toBe("test-signatures");
+      expect(await clamav?.health()).toMatchObject({ ok: true, coverage: "test-signatures" });
+      const deadline = () => ({ deadline: Date.now() + 10_000 });
+      expect(
+        await backends.scanner.scan(artifactFromBytes("a clean text"), deadline()),
+      ).toMatchObject({
+        verdict: "benign",
+        confidence: 0,
+        metadata: { coverage: "test-signatures" },
+      });
+      expect(
+        await backends.scanner.scan(artifactFromBytes(eicarBytes()), deadline()),
+      ).toMatchObject({
+        verdict: "malicious",
+        metadata: { coverage: "test-signatures" },
+      });
+    } finally {
+      await backends.dispose();
+    }
+  });
+});
+
 /** A password-protected zip of EICAR (made once: its encryption header is random). */
 const encryptedEicarBytes = zipArchive([{ name: "eicar.com", data: eicarBytes() }], {
   password: "infected",
