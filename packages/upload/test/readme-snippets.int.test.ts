@@ -425,6 +425,22 @@ describe("README code blocks run as written", () => {
       );
     });
 
+    it("a ```ts block with `await using` runs transpiled only where the prose says TypeScript 5.2+", async () => {
+      const code = [
+        "// typescript-using.ts",
+        'import { createEicarScanner, eicarBytes, artifactFromBytes } from "@engine/core";',
+        "await using scanner = createEicarScanner();",
+        "const verdict: string = (await scanner.scan(artifactFromBytes(eicarBytes()))).verdict;",
+        'console.log(verdict); // "malicious"',
+      ].join("\n");
+      const block = (prose: string) =>
+        snippetsOf(`${prose}\n\n\`\`\`ts\n${code}\n\`\`\`\n`, "TS.md")[0] as Snippet;
+      await expect(runBroken(block("In TypeScript:"))).rejects.toThrow(
+        /uses `await using`: say "TypeScript 5\.2\+" before it/,
+      );
+      await runBroken(block("In TypeScript 5.2+:"));
+    });
+
     it("reads a skip marker and its reason", () => {
       const markdown = "<!-- snippet: skip (needs a GPU) -->\n```js\nthrow 1;\n```\n";
       expect(snippetsOf(markdown, "X.md")[0]?.skip).toBe("needs a GPU");
