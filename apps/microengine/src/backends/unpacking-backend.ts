@@ -5,19 +5,16 @@ import {
   unpackLimitsSchema,
   unpackPackageVersion,
 } from "@engine/unpack";
+import { type ByteLimitSetting, backendByteLimits } from "../config/backend-byte-limits.js";
 import type { EngineConfig } from "../config/config.js";
 import type { EngineBackend } from "./backend-kind.js";
 
 /** The settings of seeing inside containers. */
-export type UnpackSetting =
-  | "UNPACK"
-  | "UNPACK_MAX_DEPTH"
-  | "UNPACK_MAX_MEMBERS"
-  | "UNPACK_MAX_MEMBER_BYTES"
-  | "UNPACK_MAX_TOTAL_BYTES";
+export type UnpackSetting = "UNPACK" | "UNPACK_MAX_DEPTH" | "UNPACK_MAX_MEMBERS" | ByteLimitSetting;
 
 /**
- * The bounds of one artifact's walk from the UNPACK_MAX_* settings (the ratio bound keeps
+ * The bounds of one artifact's walk from the UNPACK_MAX_* settings, the byte bounds at least
+ * ARTIFACT_MAX_BYTES (see backendByteLimits; the ratio bound keeps
  * `@engine/unpack`'s default), or undefined when UNPACK is off.
  */
 export function unpackLimitsOf(
@@ -27,8 +24,8 @@ export function unpackLimitsOf(
   return unpackLimitsSchema.parse({
     maxDepth: config.UNPACK_MAX_DEPTH,
     maxMembers: config.UNPACK_MAX_MEMBERS,
-    maxMemberBytes: config.UNPACK_MAX_MEMBER_BYTES,
-    maxTotalBytes: config.UNPACK_MAX_TOTAL_BYTES,
+    maxMemberBytes: backendByteLimits(config).unpackMaxMemberBytes,
+    maxTotalBytes: backendByteLimits(config).unpackMaxTotalBytes,
   });
 }
 

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { booleanText, integer, list } from "./setting-values.js";
+import { booleanText, byteSize, list } from "./setting-values.js";
 
 /** Where artifacts may come from and answers may go, and how large artifacts may be. */
 export const artifactSettings = z.object({
@@ -9,8 +9,12 @@ export const artifactSettings = z.object({
   ARTIFACT_ALLOW_PRIVATE_ADDRESSES: booleanText.default(false),
   /** Allow `file:` artifact URIs. Default false. */
   ARTIFACT_ALLOW_FILE_URIS: booleanText.default(false),
-  /** Largest artifact, in bytes (downloads, the scan API body). Default 100 MiB. */
-  ARTIFACT_MAX_BYTES: integer(1, 2 ** 40).default(100 * 1024 * 1024),
+  /**
+   * Largest artifact, in bytes or with a unit (`500M`, `2G`): downloads, the scan API body, the
+   * files `scan` scans (`--max-file-size`). Each backend's own limit is raised to it (see
+   * backend-byte-limits.ts). Default 100 MiB.
+   */
+  ARTIFACT_MAX_BYTES: byteSize(1, 2 ** 40).default(100 * 1024 * 1024),
   /** Hosts `response_url` may name (comma list; `*.example.com` for subdomains). Default: any public host. */
   RESPONSE_ALLOWED_HOSTS: list.optional(),
 });

@@ -64,6 +64,18 @@ export function loadConfig(
     );
   }
   const config = parsed.data;
+  // Unset, the unpacking byte bounds follow ARTIFACT_MAX_BYTES up: a file of that size is
+  // looked into whole (a compound file is read whole under UNPACK_MAX_MEMBER_BYTES).
+  if (input.UNPACK_MAX_MEMBER_BYTES === undefined)
+    config.UNPACK_MAX_MEMBER_BYTES = Math.max(
+      config.UNPACK_MAX_MEMBER_BYTES,
+      config.ARTIFACT_MAX_BYTES,
+    );
+  if (input.UNPACK_MAX_TOTAL_BYTES === undefined)
+    config.UNPACK_MAX_TOTAL_BYTES = Math.max(
+      config.UNPACK_MAX_TOTAL_BYTES,
+      config.ARTIFACT_MAX_BYTES,
+    );
   if (config.CLAMD_SOCKET && config.CLAMD_HOST) {
     throw new ConfigError(["CLAMD_SOCKET and CLAMD_HOST: set one of them, not both"]);
   }
