@@ -17,6 +17,7 @@ const flagVariables: Record<string, keyof EngineConfig> = {
   logFormat: "LOG_FORMAT",
   queueUrl: "QUEUE_URL",
   workerConcurrency: "WORKER_CONCURRENCY",
+  maxFileSize: "ARTIFACT_MAX_BYTES",
 };
 
 /**

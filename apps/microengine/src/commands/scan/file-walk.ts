@@ -2,14 +2,21 @@ import type { Stats } from "node:fs";
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errorMessage } from "../../operations/error-message.js";
+import type { ExcludeTest } from "./exclude-patterns.js";
 
-/** One entry of a walk: a file to scan, an entry that could not be read, or one that has nothing to scan. */
+/**
+ * Why a walk skipped an entry: not a regular file (a FIFO, socket or device: never opened, as a
+ * read could block), a link back to a directory being walked (a cycle), or `--exclude`.
+ */
+export type SkipCause = "not-a-file" | "cycle" | "excluded";
+
+/** One entry of a walk: a file to scan, an entry that could not be read, or one that was skipped. */
 export type WalkEntry =
-  | { kind: "file"; path: string }
-  /** Could not be read (missing, dangling link, loop, permission): it was not scanned. */
+  | { kind: "file"; path: string; size: number }
+  /** Could not be read (missing, dangling link, link to itself, permission): it was not scanned. */
   | { kind: "problem"; path: string; problem: string }
-  /** Not a regular file (a FIFO, socket or device): never opened, as a read could block. */
-  | { kind: "skipped"; path: string; reason: string };
+  /** Nothing to scan there, or nothing to scan again: see {@link SkipCause}. */
+  | { kind: "skipped"; path: string; reason: string; cause: SkipCause };
 
 function reasonOf(error: unknown): string {
   const code = (error as NodeJS.ErrnoException)?.code;
@@ -87,54 +94,72 @@ async function* directoryPaths(
   }
 }
 
+/** What {@link walkPaths} keeps while it walks, and what it was asked to leave out. */
+interface Walk {
+  /** The directories entered, by device and inode. */
+  entered: Set<string>;
+  exclude: ExcludeTest | undefined;
+  signal: AbortSignal | undefined;
+}
+
+/** The entries of a directory (`key`, by device and inode) entered at `path`. */
+async function* directoryEntries(
+  walk: Walk,
+  path: string,
+  at: { root: string; ancestors: ReadonlySet<string>; key: string },
+): AsyncGenerator<WalkEntry> {
+  if (at.ancestors.has(at.key)) {
+    const reason = "symbolic link cycle (leads back to a directory being walked)";
+    yield { kind: "skipped", path, reason, cause: "cycle" };
+    return;
+  }
+  if (walk.entered.has(at.key)) return; // reached before through another link: scanned there
+  walk.entered.add(at.key);
+  const inside = { ...at, ancestors: new Set(at.ancestors).add(at.key) };
+  for await (const entry of directoryPaths(path)) {
+    if (walk.signal?.aborted) return;
+    if (entry.kind !== "path") yield entry;
+    else if (walk.exclude?.(entry.path, at.root))
+      yield { kind: "skipped", path: entry.path, reason: "excluded", cause: "excluded" };
+    else yield* visit(walk, entry.path, { ...inside, named: false });
+  }
+}
+
+/** The entries of `path`: itself when it is a file, what it holds when it is a directory. */
+async function* visit(
+  walk: Walk,
+  path: string,
+  at: { root: string; ancestors: ReadonlySet<string>; named: boolean },
+): AsyncGenerator<WalkEntry> {
+  const info = await followedStats(path);
+  if ("problem" in info) yield { kind: "problem", path, problem: info.problem };
+  else if (info.isFile()) yield { kind: "file", path, size: info.size };
+  else if (info.isDirectory())
+    yield* directoryEntries(walk, path, { ...at, key: `${info.dev}:${info.ino}` });
+  // Found in a directory, a FIFO or device is skipped; named on the command line, the user
+  // asked for it to be scanned, and it cannot be.
+  else if (at.named) yield { kind: "problem", path, problem: `${kindOf(info)}: nothing to scan` };
+  else yield { kind: "skipped", path, reason: kindOf(info), cause: "not-a-file" };
+}
+
 /**
  * Walks files and directories (recursively, following symbolic links, in name order) and
- * yields every regular file once per path. It never stops on a bad entry: a missing path, a
- * dangling link, a link loop or an unreadable directory is yielded as a `problem` for that
- * entry, and the walk goes on. Each directory is entered once (by device and inode), so a link
- * back to an ancestor is a loop and two links to one directory cost one visit.
+ * yields every regular file once per path, with its size. It never stops on a bad entry: a
+ * missing path, a dangling link, a link to itself or an unreadable directory is yielded as a
+ * `problem` for that entry, and the walk goes on. Each directory is entered once (by device
+ * and inode): a link back to a directory being walked (Debian's `/usr/bin/X11 -> .`) is a
+ * cycle, skipped and yielded as such, and two links to one directory cost one visit. Entries
+ * `exclude` matches are yielded as skipped and never entered (the paths given are always
+ * walked). Stops, between entries, once `signal` is aborted.
  */
-export async function* walkPaths(paths: readonly string[]): AsyncGenerator<WalkEntry> {
-  const entered = new Set<string>();
-
-  async function* visit(
-    path: string,
-    ancestors: ReadonlySet<string>,
-    named: boolean,
-  ): AsyncGenerator<WalkEntry> {
-    const info = await followedStats(path);
-    if ("problem" in info) {
-      yield { kind: "problem", path, problem: info.problem };
-      return;
-    }
-    if (info.isFile()) {
-      yield { kind: "file", path };
-      return;
-    }
-    if (!info.isDirectory()) {
-      // Found in a directory, a FIFO or device is skipped; named on the command line, the user
-      // asked for it to be scanned, and it cannot be.
-      yield named
-        ? { kind: "problem", path, problem: `${kindOf(info)}: nothing to scan` }
-        : { kind: "skipped", path, reason: kindOf(info) };
-      return;
-    }
-    const key = `${info.dev}:${info.ino}`;
-    if (ancestors.has(key)) {
-      yield {
-        kind: "problem",
-        path,
-        problem: "symbolic link loop (leads back to a parent directory)",
-      };
-      return;
-    }
-    if (entered.has(key)) return; // reached before through another link: scanned there
-    entered.add(key);
-    const inside = new Set(ancestors).add(key);
-    for await (const entry of directoryPaths(path))
-      if (entry.kind === "path") yield* visit(entry.path, inside, false);
-      else yield entry;
+export async function* walkPaths(
+  paths: readonly string[],
+  options: { exclude?: ExcludeTest | undefined; signal?: AbortSignal | undefined } = {},
+): AsyncGenerator<WalkEntry> {
+  const walk: Walk = { entered: new Set(), exclude: options.exclude, signal: options.signal };
+  for (const path of paths) {
+    if (options.signal?.aborted) return;
+    const root = resolve(path);
+    yield* visit(walk, root, { root, ancestors: new Set(), named: true });
   }
-
-  for (const path of paths) yield* visit(resolve(path), new Set(), true);
 }

@@ -1,11 +1,14 @@
 import {
+  ArtifactTooLargeError,
   artifactFromFile,
   ConcurrencyLimit,
   EngineError,
   type Scanner,
   type ScanResult,
+  scanResultForError,
 } from "@engine/core";
-import { type WalkEntry, walkPaths } from "./file-walk.js";
+import type { ExcludeTest } from "./exclude-patterns.js";
+import { type SkipCause, type WalkEntry, walkPaths } from "./file-walk.js";
 
 /**
  * One entry of a scan, as {@link scanInWalkOrder} yields it: a scanned file and its result, a
@@ -17,8 +20,29 @@ export type ScanEntry =
   | { kind: "failed"; path: string; problem: string; code: string }
   /** Could not be read (missing, dangling link, loop, permission): never scanned. */
   | { kind: "problem"; path: string; problem: string; code: "ARTIFACT_UNAVAILABLE" }
-  /** Not a regular file (a FIFO, socket or device): never opened. */
-  | { kind: "skipped"; path: string; reason: string };
+  /** Not a regular file, a cycle, or excluded: never opened (see SkipCause). */
+  | { kind: "skipped"; path: string; reason: string; cause: SkipCause };
+
+/** How {@link scanInWalkOrder} scans. */
+export interface WalkOrderOptions {
+  concurrency: number;
+  /** Each scan's deadline, from when it starts (ms). */
+  timeoutMs: number;
+  /** Files larger are not scanned: `unknown`, `SKIPPED:TOO_LARGE` (ARTIFACT_MAX_BYTES). */
+  maxFileBytes: number;
+  exclude?: ExcludeTest | undefined;
+  /** Stops the walk and the scans in flight; what was not reported by then is not. */
+  signal?: AbortSignal | undefined;
+  /** Called for each entry the walk finds, as it finds it (for the progress). */
+  onFound?: (() => void) | undefined;
+}
+
+/** What one file's scan needs. */
+interface FileScan {
+  limit: ConcurrencyLimit;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+}
 
 /**
  * Entries a scan holds at most, per scan it runs at once (`--concurrency`): the walk goes at
@@ -26,15 +50,12 @@ export type ScanEntry =
  */
 export const scanWindowPerConcurrency = 4;
 
-async function scanFile(
-  scanner: Scanner,
-  path: string,
-  options: { limit: ConcurrencyLimit; timeoutMs: number },
-): Promise<ScanEntry> {
+async function scanFile(scanner: Scanner, path: string, options: FileScan): Promise<ScanEntry> {
   await options.limit.acquire();
   try {
     const result = await scanner.scan(artifactFromFile(path), {
       deadline: Date.now() + options.timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     return { kind: "scanned", path, result };
   } catch (caught) {
@@ -53,13 +74,23 @@ interface WindowSlot {
   entry: Promise<ScanEntry>;
 }
 
+/** The answer for a file over the size limit: `unknown`, never scanned. */
+export function tooLargeResult(size: number, maxFileBytes: number): ScanResult {
+  const reason = `the file (${size} bytes) is over --max-file-size / ARTIFACT_MAX_BYTES (${maxFileBytes} bytes): not scanned`;
+  return scanResultForError(new ArtifactTooLargeError({ message: reason, publicMessage: reason }));
+}
+
 function windowSlot(
   walked: WalkEntry,
   scanner: Scanner,
-  options: { limit: ConcurrencyLimit; timeoutMs: number },
+  options: FileScan & { maxFileBytes: number },
 ): WindowSlot {
   if (walked.kind === "problem") return settledSlot({ ...walked, code: "ARTIFACT_UNAVAILABLE" });
   if (walked.kind === "skipped") return settledSlot(walked);
+  if (walked.size > options.maxFileBytes) {
+    const result = tooLargeResult(walked.size, options.maxFileBytes);
+    return settledSlot({ kind: "scanned", path: walked.path, result });
+  }
   const slot: WindowSlot = { entry: scanFile(scanner, walked.path, options) };
   slot.entry.then((entry) => {
     slot.settled = entry;
@@ -77,25 +108,41 @@ function settledSlot(entry: ScanEntry): WindowSlot {
  * run at once, and the walk goes at most {@link scanWindowPerConcurrency} x `concurrency`
  * entries ahead of the first entry not yielded yet (a slow scan holds the others back until
  * the window is full): what it holds is bounded by the window, never by the number of files.
- * A scan that throws is a `failed` entry; the generator itself never throws for an entry.
- * @param options.timeoutMs each scan's deadline, from when it starts (ms)
+ * A file over `maxFileBytes` is an `unknown` answer without a scan. A scan that throws is a
+ * `failed` entry; the generator itself never throws for an entry. Once `signal` is aborted it
+ * yields nothing more, and returns once the scans in flight settled (they are aborted too).
  */
 export async function* scanInWalkOrder(
   scanner: Scanner,
   paths: readonly string[],
-  options: { concurrency: number; timeoutMs: number },
+  options: WalkOrderOptions,
 ): AsyncGenerator<ScanEntry> {
+  const { signal } = options;
   const limit = new ConcurrencyLimit({ concurrency: options.concurrency, what: "scans" });
+  const scan = { limit, timeoutMs: options.timeoutMs, signal, maxFileBytes: options.maxFileBytes };
   const windowSize = options.concurrency * scanWindowPerConcurrency;
   const window: WindowSlot[] = [];
   const next = async (): Promise<ScanEntry> => {
     const slot = window.shift() as WindowSlot;
     return slot.settled ?? (await slot.entry);
   };
-  for await (const walked of walkPaths(paths)) {
-    window.push(windowSlot(walked, scanner, { limit, timeoutMs: options.timeoutMs }));
-    // Whatever is done at the head goes out now; when the window is full, wait for the head.
-    while (window[0]?.settled || window.length >= windowSize) yield await next();
+  try {
+    for await (const walked of walkPaths(paths, { exclude: options.exclude, signal })) {
+      options.onFound?.();
+      window.push(windowSlot(walked, scanner, scan));
+      // Whatever is done at the head goes out now; when the window is full, wait for the head.
+      while (window[0]?.settled || window.length >= windowSize) {
+        const entry = await next();
+        if (signal?.aborted) return;
+        yield entry;
+      }
+    }
+    while (window.length > 0 && !signal?.aborted) {
+      const entry = await next();
+      if (!signal?.aborted) yield entry;
+    }
+  } finally {
+    // Never leave a scan running behind the caller (it disposes of the backends next).
+    await Promise.allSettled(window.map((slot) => slot.entry));
   }
-  while (window.length > 0) yield await next();
 }

@@ -58,7 +58,12 @@ export function textReporter(print: TextSink): ScanReporter {
         text += `  ${verdict.padEnd(10)}  ${summary.counts[verdict] ?? 0}\n`;
       text += `  ${"errors".padEnd(10)}  ${summary.errors}\n`;
       if (summary.skipped) text += `  ${"skipped".padEnd(10)}  ${summary.skipped}\n`;
-      await print(`${text}  ${"scanned".padEnd(10)}  ${summary.files}\n`);
+      if (summary.cycles) text += `  ${"cycles".padEnd(10)}  ${summary.cycles}\n`;
+      if (summary.excluded) text += `  ${"excluded".padEnd(10)}  ${summary.excluded}\n`;
+      text += `  ${"scanned".padEnd(10)}  ${summary.files}\n`;
+      if (summary.interrupted)
+        text += `\n  interrupted by ${summary.interrupted}: the counts are those so far\n`;
+      await print(text);
     },
     close: async () => {},
   };
@@ -86,10 +91,16 @@ export async function sarifReporter(write: TextSink): Promise<ScanReporter> {
   return {
     async entry(entry) {
       if (entry.kind === "scanned") await log.scanned(entry.path, entry.result);
-      else if (entry.kind === "skipped") await log.skipped(entry.path, entry.reason);
-      else await log.problem(entry.path, entry.problem);
+      else if (entry.kind === "skipped") {
+        if (entry.cause !== "excluded") await log.skipped(entry.path, entry.reason);
+      } else await log.problem(entry.path, entry.problem);
     },
-    end: () => log.end(),
+    async end(summary) {
+      // An interrupted scan is not a successful run: one error notification says so.
+      if (summary.interrupted)
+        await log.problem(process.cwd(), `interrupted by ${summary.interrupted}: not finished`);
+      await log.end();
+    },
     close: () => log.close(),
   };
 }

@@ -10,6 +10,17 @@ export interface ScanSummary {
   errors: number;
   /** Entries with nothing to scan (FIFOs, sockets, devices). */
   skipped: number;
+  /** Links back to a directory being walked (cycles), not entered again. */
+  cycles: number;
+  /** Entries `--exclude` matched (an excluded directory counts once). */
+  excluded: number;
+  /** The signal that stopped the scan (SIGINT, SIGTERM, SIGHUP): the counts are those so far. */
+  interrupted?: NodeJS.Signals;
+}
+
+/** An empty summary. */
+export function emptySummary(): ScanSummary {
+  return { files: 0, counts: {}, errors: 0, skipped: 0, cycles: 0, excluded: 0 };
 }
 
 /**
@@ -27,6 +38,8 @@ export function countEntry(summary: ScanSummary, entry: ScanEntry): void {
   if (entry.kind === "scanned") {
     summary.files += 1;
     summary.counts[entry.result.verdict] = (summary.counts[entry.result.verdict] ?? 0) + 1;
-  } else if (entry.kind === "skipped") summary.skipped += 1;
-  else summary.errors += 1;
+  } else if (entry.kind !== "skipped") summary.errors += 1;
+  else if (entry.cause === "cycle") summary.cycles += 1;
+  else if (entry.cause === "excluded") summary.excluded += 1;
+  else summary.skipped += 1;
 }

@@ -35,10 +35,10 @@ async function walk(paths: string[]): Promise<string[]> {
 }
 
 describe("walkPaths", () => {
-  it("reports loops, dangling links and FIFOs per entry and walks everything else once", async () => {
+  it("skips cycles, reports dangling links, links to themselves and FIFOs per entry, walks everything else once", async () => {
     expect(await walk([root, join(root, "nowhere")])).toEqual([
       "file /a/b/two.txt",
-      "problem /a/b/up: symbolic link loop (leads back to a parent directory)",
+      "skipped /a/b/up: symbolic link cycle (leads back to a directory being walked)",
       "file /a/one.txt",
       "problem /dangling: dangling symbolic link (its target does not exist)",
       "file /file-link",
@@ -67,7 +67,7 @@ describe("walkPaths", () => {
     // again -> a/b, whose `up` is a/b/.. = a: entered through the link, so the path `a` adds nothing.
     expect(await walk([join(root, "again"), join(root, "a")])).toEqual([
       "file /again/two.txt",
-      "problem /again/up/b: symbolic link loop (leads back to a parent directory)",
+      "skipped /again/up/b: symbolic link cycle (leads back to a directory being walked)",
       "file /again/up/one.txt",
     ]);
   });

@@ -17,85 +17,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withUnpacking } from "../../../src/backends/unpacking-backend.js";
 import { tarArchive } from "../../../src/commands/check-archives.js";
 import { walkPaths } from "../../../src/commands/scan/file-walk.js";
-import { type ScanFormat, scanPaths } from "../../../src/commands/scan/scan-command.js";
 import { scanExitCode } from "../../../src/commands/scan/scan-summary.js";
 import { loadConfig } from "../../../src/config/config.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
+import { fakeScanner, resultOf, scan, sink, tinyFiles } from "./scan-fakes.js";
 
 // Audit finding 14: `microengine scan` kept every path and every full result (with each
 // backend's metadata) until the end, about 3.2 KB a file (967 MB for 300,000 files). These
 // tests pin down that a scan streams: what it holds does not grow with the files scanned.
 const collect = (globalThis as { gc?: () => void }).gc;
-
-/** A writable that keeps (or only counts) what it is given, optionally claiming to be a TTY. */
-function sink(options: { keep?: boolean; isTTY?: boolean } = {}) {
-  let text = "";
-  let bytes = 0;
-  const stream = Object.assign(
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        bytes += chunk.length;
-        if (options.keep !== false) text += chunk.toString();
-        done();
-      },
-    }),
-    { isTTY: options.isTTY ?? false },
-  );
-  return { stream, text: () => text, bytes: () => bytes };
-}
-
-/** A scanner that answers with `answer(path, call)` (call counts from 1). */
-function fakeScanner(
-  answer: (path: string, call: number) => ScanResult | Promise<ScanResult>,
-): Scanner {
-  let calls = 0;
-  return {
-    name: "fake",
-    scan: async (artifact: Artifact) => answer(artifact.path ?? "", ++calls),
-    [Symbol.asyncDispose]: async () => {},
-  };
-}
-
-/** A combined result as the multi-scanner makes it: one backend's answer in `metadata.backends`. */
-function resultOf(verdict: Verdict, extra: Record<string, unknown> = {}): ScanResult {
-  const family = verdict === "malicious" || verdict === "suspicious" ? "Test.Family" : "";
-  return {
-    verdict,
-    confidence: 1,
-    metadata: {
-      malware_family: family,
-      backends: [
-        {
-          name: "fake",
-          verdict,
-          confidence: 1,
-          malware_family: family,
-          duration_ms: 1,
-          ...(verdict === "unknown" ? { reason: "SKIPPED:ENCRYPTED" } : {}),
-          metadata: { malware_family: family, scanner: { vendor_version: "fake-1.0" }, ...extra },
-        },
-      ],
-    },
-  } as ScanResult;
-}
-
-async function scan(
-  scanner: Scanner,
-  paths: string[],
-  options: { format?: ScanFormat; concurrency?: number; out?: Writable; err?: Writable } = {},
-) {
-  const out = sink();
-  const err = sink();
-  const summary = await scanPaths(scanner, paths, {
-    format: options.format ?? "text",
-    concurrency: options.concurrency ?? 4,
-    timeoutMs: 10_000,
-    statuses: [],
-    out: options.out ?? out.stream,
-    err: options.err ?? err.stream,
-  });
-  return { summary, stdout: out.text(), stderr: err.text() };
-}
 
 let root: string;
 beforeAll(async () => {
@@ -104,15 +34,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
-
-/** Writes `count` tiny files under `directory`, 500 per subdirectory. */
-async function tinyFiles(directory: string, count: number): Promise<void> {
-  for (let index = 0; index < count; index += 1) {
-    const sub = join(directory, `d${String(Math.floor(index / 500)).padStart(3, "0")}`);
-    if (index % 500 === 0) await mkdir(sub, { recursive: true });
-    await writeFile(join(sub, `f${String(index).padStart(5, "0")}`), `${index}\n`);
-  }
-}
 
 describe("scanPaths holds a bounded number of results (audit finding 14)", () => {
   const fileCount = 3000;
@@ -348,10 +269,10 @@ describe("scanPaths output", () => {
     });
   });
 
-  it("on a terminal, the progress line counts the files scanned (the total is not known up front)", async () => {
+  it("on a terminal, the progress line counts the entries found, the files scanned and the rate (no total)", async () => {
     const err = sink({ isTTY: true });
     const { stdout } = await scan(answers(), [tree], { err: err.stream });
-    expect(err.text()).toMatch(/\D5 files scanned /);
+    expect(err.text()).toMatch(/\d+ found, 5 files scanned, \d+\.\d files\/s/);
     expect(err.text()).not.toMatch(/\d+\/\d+/);
     expect(stdout).toContain(`MALICIOUS ${join(tree, "evil.com")}: Test.Family (fake)`);
   });
