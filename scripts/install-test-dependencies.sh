@@ -28,6 +28,7 @@ command -v yara >/dev/null 2>&1 || missing+=(yara)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v zip >/dev/null 2>&1 || missing+=(zip)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)  # promtool checks deploy/prometheus
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)  # systemd-analyze verify checks deploy/systemd
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # @engine/upload's example, driven by playwright-core
 # Archive writers for @engine/unpack's fixtures (archives made by real tools in the tests).
 command -v 7zz >/dev/null 2>&1 || missing+=(7zip)
