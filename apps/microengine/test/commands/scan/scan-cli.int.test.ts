@@ -10,7 +10,7 @@ import { tarArchive } from "../../../src/commands/check-archives.js";
 import { cliPath, microengine } from "../../harness/cli.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
 
-// `microengine scan` over a hostile tree: a symlink loop, a dangling link, an unreadable file
+// `microengine scan` over a hostile tree: a symlink cycle, a dangling link, an unreadable file
 // and a FIFO beside a clean file and EICAR, with the embedded default (YARA + a managed clamd
 // with the shipped test signatures only).
 let tree: string;
@@ -65,15 +65,16 @@ describe("microengine scan", () => {
     expect(stderr).toContain(`WARNING: ${clamavTestSignaturesWarning}`);
   });
 
-  it("scans everything else, reports each bad entry, lists detections with family and backend, exits 2", async () => {
-    const { code, stdout } = await microengine(["scan", tree]);
+  it("scans everything else, reports each bad entry, skips the cycle, lists detections with family and backend, exits 2", async () => {
+    const { code, stdout, stderr } = await microengine(["scan", tree]);
     expect(code).toBe(2);
     const lines = stdout.split("\n");
     expect(lines).toContain(
       `MALICIOUS ${join(tree, "sub", "eicar.com")}: EICAR-Test-File (yara), Engine.Test.Eicar-Body.UNOFFICIAL (clamav)`,
     );
-    expect(lines).toContain(
-      `ERROR ${join(tree, "sub", "loop")}: symbolic link loop (leads back to a parent directory)`,
+    expect(stdout).not.toContain(join(tree, "sub", "loop"));
+    expect(stderr).toContain(
+      `SKIPPED ${join(tree, "sub", "loop")}: symbolic link cycle (leads back to a directory being walked)`,
     );
     expect(lines).toContain(
       `ERROR ${join(tree, "dangling")}: dangling symbolic link (its target does not exist)`,
@@ -84,8 +85,9 @@ describe("microengine scan", () => {
     );
     expect(stdout).toMatch(/malicious +2\n/);
     expect(stdout).toMatch(/benign +1\n/);
-    expect(stdout).toMatch(/errors +2\n/);
+    expect(stdout).toMatch(/errors +1\n/);
     expect(stdout).toMatch(/skipped +1\n/);
+    expect(stdout).toMatch(/cycles +1\n/);
   });
 
   it("makes a file whose read fails an error line for that file, and still scans the rest", async () => {
@@ -130,7 +132,7 @@ describe("microengine scan", () => {
         `MALICIOUS ${join(tree, "sub", "eicar.com")}: EICAR-Test-File (eicar)`,
       );
       expect(stdout).toMatch(/benign +1\n/);
-      expect(stdout).toMatch(/errors +3\n/);
+      expect(stdout).toMatch(/errors +2\n/);
     },
   );
 
@@ -195,8 +197,8 @@ describe("microengine scan", () => {
       ),
     ).toEqual([
       "error dangling symbolic link (its target does not exist)",
-      "error symbolic link loop (leads back to a parent directory)",
       "note a FIFO",
+      "note symbolic link cycle (leads back to a directory being walked)",
     ]);
     // Humans still see the errors, on stderr.
     expect(stderr).toMatch(/ERROR .*dangling: dangling symbolic link/);
@@ -225,6 +227,23 @@ describe("microengine scan", () => {
     expect(empty.stderr).toMatch(/an empty path was given/);
   });
 
+  it("--exclude (repeatable) skips what matches and counts it", async () => {
+    const { code, stdout } = await microengine([
+      "scan",
+      "--backends",
+      "eicar",
+      "--exclude",
+      "*.com",
+      "--exclude",
+      "locked.bin",
+      tree,
+    ]);
+    expect(stdout).not.toMatch(/eicar\.com|locked\.bin/);
+    expect(stdout).toMatch(/malicious +0\n/);
+    expect(stdout).toMatch(/excluded +2\n/);
+    expect(code).toBe(2); // the dangling link is still an error
+  });
+
   it("writes one JSON line per entry, errors included", async () => {
     const { stdout } = await microengine(["scan", "--json", "--backends", "eicar", tree]);
     const entries = stdout
@@ -244,7 +263,6 @@ describe("microengine scan", () => {
       "/dangling unknown ARTIFACT_UNAVAILABLE",
       "/locked.bin malicious ",
       "/sub/eicar.com malicious ",
-      "/sub/loop unknown ARTIFACT_UNAVAILABLE",
     ]);
   });
 });

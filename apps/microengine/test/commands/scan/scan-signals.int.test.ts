@@ -1,0 +1,121 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliPath } from "../../harness/cli.js";
+import { tinyFiles } from "./scan-fakes.js";
+
+// Issue 22, "processes left behind" (scan part): SIGINT, SIGTERM or SIGHUP sent to a running
+// `microengine scan` (the built CLI, the embedded default: YARA + a managed clamd) stop it
+// cleanly: the managed clamd is stopped, its temporary directory removed, the report ends
+// with the counts so far, and the exit code is 128 + the signal.
+let tree: string;
+beforeAll(async () => {
+  tree = await mkdtemp(join(tmpdir(), "engine-scan-signals-"));
+  // Enough that one scan at a time is far from done when the signal comes.
+  await tinyFiles(tree, 4000);
+});
+afterAll(async () => {
+  await rm(tree, { recursive: true, force: true });
+});
+
+/** The pids of `parent`'s children named `name`. */
+async function childrenNamed(parent: number, name: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const status = await readFile(`/proc/${entry}/status`, "utf8").catch(() => "");
+    if (status.includes(`\nPPid:\t${parent}\n`) && status.startsWith(`Name:\t${name}\n`))
+      found.push(Number(entry));
+  }
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once `done()` is true, or rejects after `ms`. */
+async function until(done: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe("microengine scan, signalled", () => {
+  it.each([
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+    ["SIGHUP", 129],
+  ] as const)(
+    "%s: stops clamd, removes its directory, prints the counts so far, exits %i",
+    async (signal, code) => {
+      // A private temporary directory: the managed clamd's directory is made there.
+      const temporary = await mkdtemp(join(tmpdir(), "engine-scan-signals-tmp-"));
+      try {
+        const child = spawn(
+          process.execPath,
+          [cliPath, "scan", "--progress", "--concurrency", "1", tree],
+          {
+            env: { ...process.env, LOG_LEVEL: "warn", TMPDIR: temporary },
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (data: Buffer) => {
+          stdout += data.toString();
+        });
+        child.stderr.on("data", (data: Buffer) => {
+          stderr += data.toString();
+        });
+        const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+          child.once("exit", (exitCode, exitSignal) =>
+            resolve({ code: exitCode, signal: exitSignal }),
+          ),
+        );
+        await until(() => stderr.includes("scan progress: "), 60_000, "the first progress line");
+        const clamds = await childrenNamed(child.pid as number, "clamd");
+        expect(clamds).toHaveLength(1);
+        const directories = (await readdir(temporary)).filter((name) =>
+          name.startsWith("engine-clamd-"),
+        );
+        expect(directories).toHaveLength(1);
+
+        child.kill(signal);
+        const ended = await Promise.race([
+          exited,
+          new Promise<never>((_, reject) =>
+            setTimeout(() => reject(new Error(`no exit after ${signal}: ${stderr}`)), 30_000),
+          ),
+        ]);
+
+        expect(ended).toEqual({ code, signal: null });
+        expect(stderr).toContain(`microengine: ${signal}: stopping the scan and the backends`);
+        expect(stderr).toMatch(
+          new RegExp(`scan interrupted by ${signal}: \\d+ found, \\d+ files scanned`),
+        );
+        expect(stdout).toMatch(
+          new RegExp(
+            `\\n {2}scanned {5}\\d+\\n\\n {2}interrupted by ${signal}: the counts are those so far\\n$`,
+          ),
+        );
+        const scanned = Number(/ {2}scanned {5}(\d+)/.exec(stdout)?.[1]);
+        expect(scanned).toBeGreaterThan(0);
+        expect(scanned).toBeLessThan(4000);
+        expect(alive(clamds[0] as number)).toBe(false);
+        expect(await readdir(temporary)).toEqual([]);
+      } finally {
+        await rm(temporary, { recursive: true, force: true });
+      }
+    },
+  );
+});
