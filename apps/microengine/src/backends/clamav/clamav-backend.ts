@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { type ClamavScanner, createClamavScanner } from "@engine/clamav";
 import { type ManagedClamd, startManagedClamd } from "@engine/clamav/managed";
+import type { Logger } from "pino";
 import { backendByteLimits } from "../../config/backend-byte-limits.js";
 import {
   type BackendBuild,
@@ -38,11 +39,12 @@ type ClamavBuildContext = BackendBuildContext<
 
 const systemDatabaseDirectory = "/var/lib/clamav";
 
-function systemHasDatabases(): boolean {
+/** The database files in the system directory; undefined when it cannot be read (or is not there). */
+function systemDatabaseFiles(): string[] | undefined {
   try {
-    return readdirSync(systemDatabaseDirectory).some((name) => /\.(cvd|cld)$/.test(name));
+    return readdirSync(systemDatabaseDirectory).filter((name) => /\.(cvd|cld)$/.test(name));
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -136,16 +138,36 @@ async function buildConfiguredClamav(
   return { backend: clamavEngineBackend(clamav, status, undefined, context, coverage) };
 }
 
+/**
+ * What starting the managed clamd cleaned up: the directories (and clamd) of engines that died
+ * without stopping theirs, and those it had to leave.
+ */
+function logStaleSweep(sweep: ManagedClamd["staleSweep"], logger: Logger): void {
+  for (const { directory, ownerPid, killedClamdPid } of sweep.removed)
+    logger.info(
+      { directory, ownerPid, killedClamdPid },
+      `removed the managed clamd directory of an engine that is gone (pid ${ownerPid})${killedClamdPid === undefined ? "" : `, and stopped its clamd (pid ${killedClamdPid})`}`,
+    );
+  for (const { directory, reason } of sweep.left)
+    logger.warn(
+      { directory },
+      `left a managed clamd directory of an engine that is gone: ${reason}`,
+    );
+}
+
 /** ClamAV on a clamd the engine starts: the shipped signatures, plus the system database when there is one. */
 async function buildManagedClamav(context: ClamavBuildContext): Promise<BackendBuild> {
-  const withSystem = systemHasDatabases();
+  const systemFiles = systemDatabaseFiles();
+  const withSystem = (systemFiles?.length ?? 0) > 0;
   const limits = backendByteLimits(context.config);
   const managed = await startManagedClamd({
     tcp: false,
-    ...(withSystem ? { databaseDirectories: [systemDatabaseDirectory] } : {}),
+    // Linked even while empty: a reload (SIGHUP) after freshclam's first download finds it.
+    ...(systemFiles ? { databaseDirectories: [systemDatabaseDirectory] } : {}),
     // MaxFileSize, MaxScanSize, StreamMaxLength: at least ARTIFACT_MAX_BYTES.
     config: limits.clamdConfig,
   });
+  logStaleSweep(managed.staleSweep, context.logger);
   let clamav: ClamavScanner | undefined;
   try {
     clamav = createClamavScanner({

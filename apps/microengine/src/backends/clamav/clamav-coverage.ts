@@ -68,7 +68,7 @@ export function clamavDatabaseWarning(
     const { databaseDirectory, systemDirectory } = source.managed;
     if (officialDatabaseFiles(databaseDirectory).length === 0)
       return freshclam()
-        ? `${clamavTestSignaturesWarning}: ${systemDirectory} holds no database files (main/daily .cvd/.cld) although freshclam is installed: run freshclam (or start the clamav-freshclam service), then restart the engine (the managed clamd reads that directory only when it had databases at start)`
+        ? `${clamavTestSignaturesWarning}: ${systemDirectory} holds no database files (main/daily .cvd/.cld) although freshclam is installed: run freshclam (or start the clamav-freshclam service), then reload the engine (SIGHUP) or restart it`
         : `${clamavTestSignaturesWarning}: freshclam is not installed, so ${systemDirectory} has no official database: apt-get install clamav-freshclam, or point CLAMD_* at a clamd with official databases`;
   } else if (!version.databaseVersion)
     return `${clamavTestSignaturesWarning}: ${source.configured} reports no official database (its VERSION names none): run freshclam where that clamd runs`;

@@ -76,7 +76,7 @@ describe("the banner's ClamAV warning names the cause", () => {
     expect(emptyDirectory).toMatch(
       /^ClamAV detects EICAR and test samples only: \/var\/lib\/clamav holds no database files \(main\/daily \.cvd\/\.cld\) although freshclam is installed: run freshclam/,
     );
-    expect(emptyDirectory).toMatch(/then restart the engine/);
+    expect(emptyDirectory).toMatch(/then reload the engine \(SIGHUP\) or restart it/);
     expect(emptyDirectory).not.toMatch(/install clamav-freshclam/);
   });
 
