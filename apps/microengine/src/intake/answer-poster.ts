@@ -61,6 +61,12 @@ function answerBody(
   return { verdict: result.verdict, bid, metadata: result.metadata };
 }
 
+/** The verdict of a recorded answer body (checked by answerBodyProblem before it is posted). */
+function recordedVerdict(text: string): string {
+  const { verdict } = JSON.parse(text) as { verdict?: unknown };
+  return typeof verdict === "string" ? verdict : "unknown";
+}
+
 /**
  * Posts answers: claims each through the answer ledger (queue mode) so that a bounty is
  * answered once with one verdict, holds a recorded answer to the bounty's rules, delivers it
@@ -77,17 +83,27 @@ export class AnswerPoster implements AnswerPosting {
     useLedger: "use" | "skip" = "use",
   ): Promise<void> {
     let delivered = false;
+    // The verdict posted: this result's, or that of the answer another process recorded.
+    let posted: { verdict: string; recorded: boolean } = {
+      verdict: result.verdict,
+      recorded: false,
+    };
     try {
       const outcome = await this.#send(target, result, logger, useLedger);
       if (outcome === "answered already") return;
-      delivered = outcome;
+      ({ delivered, ...posted } = outcome);
     } catch (error) {
       logger.error({ err: error }, "could not build or send the answer");
     }
     const { metrics } = this.context;
     if (delivered && Date.now() <= target.expiresAt) {
-      metrics.bounties.inc({ phase: target.phase, outcome: result.verdict });
-      logger.info({ verdict: result.verdict, confidence: result.confidence }, "answered");
+      metrics.bounties.inc({ phase: target.phase, outcome: posted.verdict });
+      if (posted.recorded)
+        logger.info(
+          { verdict: posted.verdict },
+          "answered with the answer another process recorded (and could not post)",
+        );
+      else logger.info({ verdict: result.verdict, confidence: result.confidence }, "answered");
     } else if (delivered) {
       metrics.answeredLate.inc();
       logger.error("answered after expiration");
@@ -103,7 +119,7 @@ export class AnswerPoster implements AnswerPosting {
     result: ScanResult,
     logger: Logger,
     useLedger: "use" | "skip",
-  ): Promise<boolean | "answered already"> {
+  ): Promise<{ delivered: boolean; verdict: string; recorded: boolean } | "answered already"> {
     const { ledger } = this.context;
     const own = stringifyWithBigInts(answerBody(target, result, this.context.config.BID_STRATEGY));
     const claimed =
@@ -131,7 +147,8 @@ export class AnswerPoster implements AnswerPosting {
     );
     // Recorded even when posted without the ledger (Redis away): nobody posts again after it.
     if (delivered && ledger) void this.#recordPosted(ledger, target, text, logger);
-    return delivered;
+    const recorded = text !== own;
+    return { delivered, verdict: recorded ? recordedVerdict(text) : result.verdict, recorded };
   }
 
   /**

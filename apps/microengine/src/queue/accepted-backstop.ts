@@ -88,7 +88,7 @@ export class AcceptedBackstop {
       { bounty: target.id, phase: target.phase, redis: redisAnswer },
       redisAnswer === "away"
         ? "Redis is away at the bounty's last moment: answering unknown from serve (a worker may have answered too)"
-        : "nobody answered the bounty before its last moment: answering unknown from serve",
+        : "nobody posted an answer before the bounty's last moment: serve posts the one a worker recorded, else unknown",
     );
     await processor.answerUnknown(
       target,

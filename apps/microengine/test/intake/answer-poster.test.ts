@@ -131,6 +131,14 @@ describe("the answer poster", () => {
     const kept = setUp({ ledger: memoryLedger(async () => recorded).ledger });
     await kept.poster.post(target(), malicious, kept.logger);
     expect(kept.deliver.mock.calls[0]?.[0].body).toBe(recorded);
+    // Counted and logged as what was posted, not as this process's own result.
+    expect(await counted(kept.metrics.bounties, { phase: "assertion", outcome: "benign" })).toBe(1);
+    expect(await counted(kept.metrics.bounties, { phase: "assertion", outcome: "malicious" })).toBe(
+      0,
+    );
+    expect(kept.messages()).toContain(
+      "answered with the answer another process recorded (and could not post)",
+    );
 
     const forged = '{"verdict":"benign","bid":999999,"metadata":{}}';
     const broken = setUp({ ledger: memoryLedger(async () => forged).ledger });

@@ -2,6 +2,13 @@ import { checkAnswer } from "./answer-check.js";
 import type { LocalMarketplace, Offered } from "./local-marketplace.js";
 import { bountyBody, postBounty } from "./signed-bounty.js";
 
+/**
+ * What `simulate` reports for a bounty the engine accepted and never answered, with the usual
+ * cause: its answer could not reach this marketplace on loopback.
+ */
+export const noAnswerProblem =
+  "no answer before expiration: the engine accepted the bounty and its answer never arrived; see the engine's log (in queue mode, the workers' logs): an engine or queue worker without ARTIFACT_ALLOW_PRIVATE_ADDRESSES=true refuses this marketplace's loopback response_url";
+
 /** What the simulator saw for one bounty. */
 export interface SimulatedBounty {
   artifact: string;
@@ -63,7 +70,7 @@ export async function simulateBounty(
   if (problems.length === 0) await arrived;
   const answer = marketplace.answer(key);
   const outcome: SimulatedBounty = { artifact: item.name, phase, id, status: "ok", problems };
-  if (problems.length === 0 && !answer) problems.push("no answer before expiration");
+  if (problems.length === 0 && !answer) problems.push(noAnswerProblem);
   if (answer) {
     const check = checkAnswer(answer, {
       ...settings,
