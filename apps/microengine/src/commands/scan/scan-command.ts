@@ -62,9 +62,7 @@ async function runScan(paths: string[], flags: CommandFlags): Promise<void> {
   const exclude = flags.exclude as string[];
   if (exclude.some((pattern) => pattern.trim() === ""))
     throw new ConfigError(["scan: --exclude: an empty pattern was given"]);
-  const stop = stopOnScanSignals((signal) =>
-    process.stderr.write(`microengine: ${signal}: stopping the scan and the backends\n`),
-  );
+  const stop = stopOnScanSignals();
   try {
     await withBackends(flags, async (backends, config) => {
       const summary = await scanPaths(backends.scanner, paths, {
@@ -165,6 +163,11 @@ export async function scanPaths(
     ...(options.progressIntervalMs ? { intervalMs: options.progressIntervalMs } : {}),
   });
   const reporter = await reporterFor(format, progress, out);
+  // Said at once (around the progress line): disposing of the backends may take a moment.
+  const announce = () =>
+    progress.print(err, `microengine: ${stop?.received()}: stopping the scan and the backends\n`);
+  if (stop?.signal.aborted) await announce();
+  else stop?.signal.addEventListener("abort", () => void announce(), { once: true });
   try {
     for await (const entry of scanInWalkOrder(scanner, paths, {
       ...options,

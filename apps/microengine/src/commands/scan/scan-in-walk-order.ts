@@ -53,6 +53,9 @@ export const scanWindowPerConcurrency = 4;
 async function scanFile(scanner: Scanner, path: string, options: FileScan): Promise<ScanEntry> {
   await options.limit.acquire();
   try {
+    // Stopped while it waited for its turn: never started (it is not reported either).
+    if (options.signal?.aborted)
+      return { kind: "failed", path, problem: "SCAN_ABORTED: not started", code: "SCAN_ABORTED" };
     const result = await scanner.scan(artifactFromFile(path), {
       deadline: Date.now() + options.timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
