@@ -41,13 +41,62 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Resolves once `done()` is true, or rejects after `ms`. */
-async function until(done: () => boolean, ms: number, what: string): Promise<void> {
+/** Resolves once `done()` is true (calling `refresh` before each look), or rejects after `ms`. */
+async function until(
+  done: () => boolean,
+  ms: number,
+  what: string,
+  refresh: () => Promise<void> = async () => {},
+): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!done()) {
+  for (await refresh(); !done(); await refresh()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** A running `microengine scan --progress --concurrency 1 <tree>`, its output so far and its end. */
+function startScan(temporary: string) {
+  const child = spawn(
+    process.execPath,
+    [cliPath, "scan", "--progress", "--concurrency", "1", tree],
+    {
+      env: { ...process.env, LOG_LEVEL: "warn", TMPDIR: temporary },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const output = { stdout: "", stderr: "" };
+  child.stdout.on("data", (data: Buffer) => {
+    output.stdout += data.toString();
+  });
+  child.stderr.on("data", (data: Buffer) => {
+    output.stderr += data.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const end = () =>
+    Promise.race([
+      exited,
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error(`no exit: ${output.stderr}`)), 30_000),
+      ),
+    ]);
+  return { child, output, end };
+}
+
+/** The managed clamds (children named clamd) of `pid`, once there is one, within `ms`. */
+async function clamdsOf(pid: number, ms: number): Promise<number[]> {
+  let found: number[] = [];
+  await until(
+    () => found.length > 0,
+    ms,
+    "a clamd child",
+    async () => {
+      found = await childrenNamed(pid, "clamd");
+    },
+  );
+  return found;
 }
 
 describe("microengine scan, signalled", () => {
@@ -61,29 +110,13 @@ describe("microengine scan, signalled", () => {
       // A private temporary directory: the managed clamd's directory is made there.
       const temporary = await mkdtemp(join(tmpdir(), "engine-scan-signals-tmp-"));
       try {
-        const child = spawn(
-          process.execPath,
-          [cliPath, "scan", "--progress", "--concurrency", "1", tree],
-          {
-            env: { ...process.env, LOG_LEVEL: "warn", TMPDIR: temporary },
-            stdio: ["ignore", "pipe", "pipe"],
-          },
+        const { child, output, end } = startScan(temporary);
+        await until(
+          () => output.stderr.includes("scan progress: "),
+          60_000,
+          "the first progress line",
         );
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (data: Buffer) => {
-          stdout += data.toString();
-        });
-        child.stderr.on("data", (data: Buffer) => {
-          stderr += data.toString();
-        });
-        const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-          child.once("exit", (exitCode, exitSignal) =>
-            resolve({ code: exitCode, signal: exitSignal }),
-          ),
-        );
-        await until(() => stderr.includes("scan progress: "), 60_000, "the first progress line");
-        const clamds = await childrenNamed(child.pid as number, "clamd");
+        const clamds = await clamdsOf(child.pid as number, 1000);
         expect(clamds).toHaveLength(1);
         const directories = (await readdir(temporary)).filter((name) =>
           name.startsWith("engine-clamd-"),
@@ -91,14 +124,9 @@ describe("microengine scan, signalled", () => {
         expect(directories).toHaveLength(1);
 
         child.kill(signal);
-        const ended = await Promise.race([
-          exited,
-          new Promise<never>((_, reject) =>
-            setTimeout(() => reject(new Error(`no exit after ${signal}: ${stderr}`)), 30_000),
-          ),
-        ]);
+        expect(await end()).toEqual({ code, signal: null });
 
-        expect(ended).toEqual({ code, signal: null });
+        const { stdout, stderr } = output;
         expect(stderr).toContain(`microengine: ${signal}: stopping the scan and the backends`);
         expect(stderr).toMatch(
           new RegExp(`scan interrupted by ${signal}: \\d+ found, \\d+ files scanned`),
@@ -118,4 +146,20 @@ describe("microengine scan, signalled", () => {
       }
     },
   );
+
+  it("a signal while the backends start: the managed clamd still ends and its directory goes (exit 143)", async () => {
+    const temporary = await mkdtemp(join(tmpdir(), "engine-scan-signals-tmp-"));
+    try {
+      const { child, output, end } = startScan(temporary);
+      // As soon as clamd is spawned (it answers PING later; YARA may still be loading).
+      const clamds = await clamdsOf(child.pid as number, 60_000);
+      child.kill("SIGTERM");
+      expect(await end()).toEqual({ code: 143, signal: null });
+      expect(output.stdout).toMatch(/ {2}scanned {5}0\n\n {2}interrupted by SIGTERM/);
+      expect(alive(clamds[0] as number)).toBe(false);
+      expect(await readdir(temporary)).toEqual([]);
+    } finally {
+      await rm(temporary, { recursive: true, force: true });
+    }
+  });
 });
