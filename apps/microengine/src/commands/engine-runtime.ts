@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "pino";
 import { buildBackends, type EngineBackends } from "../backends/build-backends.js";
+import { backendsNotStartedNote, lazyBackends } from "../backends/lazy-backends.js";
 import { watchRules } from "../backends/rules-watcher.js";
 import type { EngineConfig } from "../config/config.js";
 import { closeHttpDraining } from "../http/draining-close.js";
@@ -26,19 +27,26 @@ export interface EngineRuntime<Config extends EngineConfig = EngineConfig> {
 /**
  * What `serve` and `worker` do first: their metrics; with QUEUE_URL the queue seal (queue mode
  * reads back from Redis only what QUEUE_SECRET authenticates: checked before anything slow
- * starts); the backends, with the result cache; and the start banner.
+ * starts); the backends, with the result cache, and the start banner: now, or with
+ * `startBackends: "on first scan"` (queue mode's serve) when the first scan needs them.
  */
 export async function startRuntime<Config extends EngineConfig>(
   config: Config,
   logger: Logger,
+  { startBackends = "now" }: { startBackends?: "now" | "on first scan" } = {},
 ): Promise<EngineRuntime<Config>> {
   const metrics = createMetrics();
   const seal = (
     config.QUEUE_URL ? queueSeal(config, metrics) : undefined
   ) as EngineRuntime<Config>["seal"];
-  const backends = await buildBackends(config, logger, { resultCache: true, metrics });
-  logBackendStatuses(backends, logger);
-  return { config, logger, metrics, seal, backends };
+  const build = async (): Promise<EngineBackends> => {
+    const backends = await buildBackends(config, logger, { resultCache: true, metrics });
+    logBackendStatuses(backends, logger);
+    return backends;
+  };
+  if (startBackends === "now") return { config, logger, metrics, seal, backends: await build() };
+  logger.info({ backends: "not started" }, `backends ${backendsNotStartedNote}`);
+  return { config, logger, metrics, seal, backends: lazyBackends(build) };
 }
 
 /** A started `serve` or `worker`, as its command drives it. */
@@ -84,6 +92,22 @@ export interface ServiceStop {
   closed?(): void;
 }
 
+/** With RULES_WATCH, the watch on RULES_DIR (none for backends not started yet). */
+function rulesWatcher(
+  config: EngineConfig,
+  backends: EngineBackends,
+  logger: Logger,
+): { close(): void } | undefined {
+  if (!config.RULES_WATCH) return undefined;
+  if ("started" in backends && backends.started === false) {
+    logger.info(
+      "RULES_WATCH: not watched here (queue mode's serve starts its backends at the first POST /scan; SIGHUP reloads them)",
+    );
+    return undefined;
+  }
+  return watchRules(config, backends, logger);
+}
+
 /**
  * Reload and the graceful close of a service listening on `app`. With RULES_WATCH the rules
  * watcher starts now. `close` stops the watcher, closes `app` draining first (see
@@ -96,7 +120,7 @@ export function untilClosed(
   stop: ServiceStop,
 ): RunningService {
   const { config, logger, backends } = runtime;
-  const watcher = config.RULES_WATCH ? watchRules(config, backends, logger) : undefined;
+  const watcher = rulesWatcher(config, backends, logger);
   let closing: Promise<void> | undefined;
   return {
     reload: () => backends.reload(),

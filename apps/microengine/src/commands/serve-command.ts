@@ -49,7 +49,10 @@ export interface RunningEngine {
  */
 export async function startEngine(config: EngineConfig, logger: Logger): Promise<RunningEngine> {
   refuseUnsafeSettings(config, logger);
-  const runtime = await startRuntime(config, logger);
+  // In queue mode the workers scan the bounties: serve starts its backends for POST /scan only.
+  const runtime = await startRuntime(config, logger, {
+    startBackends: config.QUEUE_URL ? "on first scan" : "now",
+  });
   const intake = await openIntake(runtime);
   if (config.QUEUE_URL)
     logger.info(

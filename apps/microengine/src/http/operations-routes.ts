@@ -7,8 +7,11 @@ import { type RoleReadiness, readinessAnswer } from "./readiness-body.js";
 
 /** What the operations routes need. */
 export interface OperationsRoutesOptions {
-  /** The running backends (probed for `/readyz`) and where the result cache lives. */
-  backends: Pick<EngineBackends, "running" | "cache">;
+  /**
+   * The running backends (probed for `/readyz`) and where the result cache lives; `started`
+   * false while queue mode's serve has not started them (see lazy-backends.ts).
+   */
+  backends: Pick<EngineBackends, "running" | "cache"> & { readonly started?: boolean };
   metrics: Pick<EngineMetrics, "registry">;
   /** The role's part of `/readyz` (see {@link RoleReadiness}), asked after the backends' probe. */
   roleReadiness: () => Promise<RoleReadiness>;
@@ -34,7 +37,7 @@ export async function operationsRoutes(app: FastifyInstance, options: Operations
       await probe(),
       await roleReadiness(),
       backends.cache,
-      engineCoverage(backends.running),
+      backends.started === false ? undefined : engineCoverage(backends.running),
     );
     return reply.code(answer.statusCode).send(answer.body);
   });

@@ -34,13 +34,14 @@ export interface ReadinessAnswer {
  * ready, the queue (if any) is ok and the backlog is not full; 503 `not ready` or `saturated`
  * otherwise. The body lists `status`, the role's work, the `checks` (each backend's, then the
  * queue's), the thread pool, where the result cache lives (`cache`) and what the signatures
- * cover (`coverage`: `signatures`, or `test-signatures` with a `coverageNote`; still ready).
+ * cover (`coverage`: `signatures`, or `test-signatures` with a `coverageNote`; still ready;
+ * absent while queue mode's serve has not started its backends).
  */
 export function readinessAnswer(
   backends: BackendReadiness,
   role: RoleReadiness,
   cache: string,
-  coverage: SignatureCoverage,
+  coverage: SignatureCoverage | undefined,
 ): ReadinessAnswer {
   const ready = backends.ready && (role.queue?.ok ?? true);
   const saturated = ready && role.saturated === true;
@@ -52,7 +53,7 @@ export function readinessAnswer(
       checks: role.queue ? { ...backends.checks, queue: role.queue } : backends.checks,
       ...(role.threadPool === undefined ? {} : { threadPool: role.threadPool }),
       cache,
-      coverage,
+      ...(coverage === undefined ? {} : { coverage }),
       ...(coverage === "test-signatures" ? { coverageNote: testSignaturesNote } : {}),
     },
   };

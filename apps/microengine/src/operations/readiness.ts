@@ -1,5 +1,6 @@
 import { publicError } from "@engine/core";
 import type { EngineBackends } from "../backends/build-backends.js";
+import { backendsNotStartedNote } from "../backends/lazy-backends.js";
 
 /** What the backends' readiness probe found: ready or not, and each backend's state. */
 export interface BackendReadiness {
@@ -18,10 +19,13 @@ const probeReuseMs = 1_000;
  * public code and reason only. Each probe also refreshes engine_signatures_age_seconds.
  */
 export function createReadinessProbe(
-  backends: Pick<EngineBackends, "running">,
+  backends: Pick<EngineBackends, "running"> & { readonly started?: boolean },
 ): () => Promise<BackendReadiness> {
   let last: { at: number; result: Promise<BackendReadiness> } | undefined;
   const probe = async (): Promise<BackendReadiness> => {
+    // Queue mode's serve before its first POST /scan: nothing to probe, and ready.
+    if (backends.started === false)
+      return { ready: true, checks: { backends: { ok: true, note: backendsNotStartedNote } } };
     const results = await Promise.all(
       backends.running.map(async (backend) => {
         try {

@@ -282,6 +282,28 @@ describe("queue mode without workers", () => {
     }
   });
 
+  it("starts serve's backends at its first POST /scan, not at start (the workers scan the bounties)", async () => {
+    const engine = await startEngine(loadConfig(settings("test-lazy")), quiet);
+    const checks = async () =>
+      ((await (await fetch(`${engine.url}/readyz`)).json()) as { checks: Record<string, unknown> })
+        .checks;
+    try {
+      expect(await checks()).toEqual({
+        backends: { ok: true, note: expect.stringContaining("first POST /scan") },
+        queue: expect.objectContaining({ ok: true }),
+      });
+      const form = new FormData();
+      form.append("file", new Blob([eicarBytes()]), "eicar.com");
+      const scanned = await fetch(`${engine.url}/scan`, { method: "POST", body: form });
+      expect(scanned.status).toBe(200);
+      expect(((await scanned.json()) as { verdict: string }).verdict).toBe("malicious");
+      await new Promise((resolve) => setTimeout(resolve, 1_100)); // the probe's reuse
+      expect(Object.keys(await checks()).sort()).toEqual(["eicar", "queue", "yara"]);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("refuses to start a worker without QUEUE_URL, naming it", async () => {
     await expect(startWorker(loadConfig({ ENGINE_BACKENDS: "eicar" }), quiet)).rejects.toThrow(
       /QUEUE_URL: required/,
