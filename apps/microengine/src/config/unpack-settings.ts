@@ -19,8 +19,14 @@ export const unpackSettings = z.object({
   UNPACK_MAX_DEPTH: integer(0, 100).default(17),
   /** Members per artifact, all depths (MaxFiles). Default 10,000. */
   UNPACK_MAX_MEMBERS: integer(1, 1_000_000).default(10_000),
-  /** Bytes one member may decode to (MaxFileSize). Default 100 MiB. */
+  /**
+   * Bytes one member may decode to (MaxFileSize). Default 100 MiB, or ARTIFACT_MAX_BYTES when
+   * that is larger and this is unset.
+   */
   UNPACK_MAX_MEMBER_BYTES: integer(1, 2 ** 40).default(100 * mebibyte),
-  /** Bytes all members of an artifact may decode to together (MaxScanSize). Default 400 MiB. */
+  /**
+   * Bytes all members of an artifact may decode to together (MaxScanSize). Default 400 MiB, or
+   * ARTIFACT_MAX_BYTES when that is larger and this is unset.
+   */
   UNPACK_MAX_TOTAL_BYTES: integer(1, 2 ** 40).default(400 * mebibyte),
 });
