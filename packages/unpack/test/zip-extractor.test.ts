@@ -184,6 +184,40 @@ describe("zip: what is not looked into is unknown with its code", () => {
     expect(result.metadata.comments?.[0]).toBe("SKIPPED:UNSUPPORTED");
   });
 
+  it("reads a program that holds zip signatures among its constants as plain bytes (/usr/bin/osslsigncode)", async () => {
+    // An ELF whose data holds a local header declaring 2 GB, and an end record near its end:
+    // no zip reader extracts anything from it (unzip: "seek before beginning"; 7-Zip: ELF).
+    const header = Buffer.alloc(30);
+    header.writeUInt32LE(0x04034b50, 0);
+    header.writeUInt16LE(8, 8); // deflate
+    header.writeUInt32LE(0x89480000, 18); // compressed size: 2.3 GB
+    const end = Buffer.alloc(22);
+    end.writeUInt32LE(0x06054b50, 0);
+    end.writeUInt32LE(0x7fff0000, 16); // a directory offset past the end
+    const program = Buffer.concat([
+      Buffer.from("\x7fELF\x02\x01\x01", "latin1"),
+      randomBytes(4_000),
+      header,
+      randomBytes(4_000),
+      end,
+      randomBytes(20_000),
+    ]);
+    expect(await walkEvents(program, {}, "osslsigncode")).toEqual([]);
+    const result = await createUnpackingScanner(createEicarScanner()).scan(
+      artifactFromBytes(program),
+    );
+    expect(result.verdict).toBe("benign");
+    // The same end record after a zip whose headers' data is there, its directory unreadable:
+    // a zip appended to a program (a self-extractor), looked into from its local headers.
+    const appended = handZip([{ name: "a.txt", content: "appended entry" }], {
+      prefix: Buffer.from("\x7fELF\x02\x01\x01 a program, then a zip", "latin1"),
+    });
+    appended.fill(0, appended.indexOf("PK\x01\x02", 0, "latin1"), appended.length - 22);
+    const events = await walkEvents(appended, {}, "sfx");
+    expect(memberPaths(events)).toEqual(["sfx!/a.txt (not in the central directory)"]);
+    expect(skipLines(events)).toEqual(["sfx CORRUPT"]);
+  });
+
   it("answers a truncated zip CORRUPT (what its local headers still give is scanned)", async () => {
     const archive = toolZip("zip", {
       "first.txt": "first file, complete",

@@ -148,11 +148,16 @@ class ZipExtraction {
     );
   }
 
+  /** True when the container's first bytes are a zip signature (not a zip appended to others). */
+  private async headAnnouncesZip(): Promise<boolean> {
+    const head = Buffer.from(await this.access.read(0, 4));
+    return head.length === 4 && zipHeads.includes(head.readUInt32LE(0));
+  }
+
   /** Fifield's bomb: the container is not extracted (thrown when its head announces a zip). */
   private async *overlapBomb(overlaps: number, total: number): AsyncGenerator<ExtractedEntry> {
     const skip = overlapSkip(`${overlaps} of its ${total} entries overlap others`);
-    const head = Buffer.from(await this.access.read(0, 4));
-    if (head.length === 4 && zipHeads.includes(head.readUInt32LE(0))) throw skip;
+    if (await this.headAnnouncesZip()) throw skip;
     // Found by its end record only (appended to other bytes): a skipped entry proves it a zip.
     yield {
       kind: "skipped",
@@ -294,6 +299,10 @@ class ZipExtraction {
   ): AsyncGenerator<ExtractedEntry, number> {
     const limit = this.signatureLimit();
     const candidates = await this.scanSignatures(place, limit);
+    // Found by an end record alone, with no directory to read: only headers whose data fits
+    // are entries. A program that handles zips holds their signatures among its constants
+    // (/usr/bin/osslsigncode: a "local header" declaring 2 GB), and no zip reader extracts it.
+    const fitOnly = !place && !(await this.headAnnouncesZip());
     let skipUntil = 0;
     let found = 0;
     for (const offset of candidates) {
@@ -301,6 +310,7 @@ class ZipExtraction {
       if (offset < skipUntil) continue;
       const header = await readLocalHeader(this.access, offset);
       if (!header) continue;
+      if (fitOnly && header.dataStart + (header.compressedSize ?? 0) > this.access.size) continue;
       found += 1;
       this.lastEnd = header.dataStart;
       yield* this.unlistedEntry(header);
