@@ -8,6 +8,7 @@ import type { EngineBackend } from "../../src/backends/backend-kind.js";
 import { buildBackends } from "../../src/backends/build-backends.js";
 import {
   engineCoverage,
+  resultCoverage,
   scannerWithCoverage,
   withCoverage,
 } from "../../src/backends/signature-coverage.js";
@@ -67,7 +68,7 @@ describe("the engine's coverage", () => {
       scan: async () => benign,
       [Symbol.asyncDispose]: async () => {},
     } satisfies Scanner;
-    const scanner = scannerWithCoverage(inner, [{ coverage: () => coverage }]);
+    const scanner = scannerWithCoverage(inner, [{ name: "inner", coverage: () => coverage }]);
     expect(scanner.name).toBe("inner");
     expect(scanner.signaturesVersion).toBe("v1");
     const artifact = artifactFromBytes(new Uint8Array(1));
@@ -79,6 +80,46 @@ describe("the engine's coverage", () => {
       metadata: { coverage: "signatures" },
     });
     expect(scanner.signaturesVersion).toBe("v2");
+  });
+});
+
+describe("the coverage behind one answer", () => {
+  const clamav = { name: "clamav", coverage: (): SignatureCoverage => "signatures" };
+  const yara = { name: "yara", coverage: (): SignatureCoverage => "test-signatures" };
+  const opinion = (name: string, verdict: ScanResult["verdict"]) => ({
+    name,
+    verdict,
+    confidence: verdict === "unknown" ? 0 : 1,
+    malware_family: "",
+    duration_ms: 1,
+  });
+  const answered = (...opinions: ReturnType<typeof opinion>[]): ScanResult => ({
+    ...benign,
+    metadata: { malware_family: "", backends: opinions },
+  });
+
+  it("is signatures when a backend with real signatures answered, test-signatures when only test ones did", () => {
+    const running = [clamav, yara];
+    expect(
+      resultCoverage(answered(opinion("clamav", "benign"), opinion("yara", "benign")), running),
+    ).toBe("signatures");
+    // ClamAV (the real database) could not scan: the benign rests on YARA's bundled rule.
+    expect(
+      resultCoverage(answered(opinion("clamav", "unknown"), opinion("yara", "benign")), running),
+    ).toBe("test-signatures");
+    expect(resultCoverage(benign, running)).toBe("signatures"); // no per-backend entries
+  });
+
+  it("lowers a benign answer whose real backend could not scan to confidence 0 (the minimum bid)", async () => {
+    const inner = {
+      name: "multi",
+      scan: async () => answered(opinion("clamav", "unknown"), opinion("yara", "benign")),
+      [Symbol.asyncDispose]: async () => {},
+    } satisfies Scanner;
+    const result = await scannerWithCoverage(inner, [clamav, yara]).scan(
+      artifactFromBytes(new Uint8Array(1)),
+    );
+    expect(result).toMatchObject({ confidence: 0, metadata: { coverage: "test-signatures" } });
   });
 });
 
