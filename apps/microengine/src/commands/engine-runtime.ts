@@ -46,7 +46,13 @@ export async function startRuntime<Config extends EngineConfig>(
   };
   if (startBackends === "now") return { config, logger, metrics, seal, backends: await build() };
   logger.info({ backends: "not started" }, `backends ${backendsNotStartedNote}`);
-  return { config, logger, metrics, seal, backends: lazyBackends(build) };
+  const backends = lazyBackends(build, (error) =>
+    logger.error(
+      { err: error },
+      "the backends could not start: POST /scan answers 503 until they do",
+    ),
+  );
+  return { config, logger, metrics, seal, backends };
 }
 
 /** A started `serve` or `worker`, as its command drives it. */

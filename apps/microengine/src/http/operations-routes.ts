@@ -11,7 +11,10 @@ export interface OperationsRoutesOptions {
    * The running backends (probed for `/readyz`) and where the result cache lives; `started`
    * false while queue mode's serve has not started them (see lazy-backends.ts).
    */
-  backends: Pick<EngineBackends, "running" | "cache"> & { readonly started?: boolean };
+  backends: Pick<EngineBackends, "running" | "cache"> & {
+    readonly started?: boolean;
+    readonly startError?: string | undefined;
+  };
   metrics: Pick<EngineMetrics, "registry">;
   /** The role's part of `/readyz` (see {@link RoleReadiness}), asked after the backends' probe. */
   roleReadiness: () => Promise<RoleReadiness>;

@@ -19,13 +19,21 @@ const probeReuseMs = 1_000;
  * public code and reason only. Each probe also refreshes engine_signatures_age_seconds.
  */
 export function createReadinessProbe(
-  backends: Pick<EngineBackends, "running"> & { readonly started?: boolean },
+  backends: Pick<EngineBackends, "running"> & {
+    readonly started?: boolean;
+    readonly startError?: string | undefined;
+  },
 ): () => Promise<BackendReadiness> {
   let last: { at: number; result: Promise<BackendReadiness> } | undefined;
   const probe = async (): Promise<BackendReadiness> => {
     // Queue mode's serve before its first POST /scan: nothing to probe, and ready.
-    if (backends.started === false)
-      return { ready: true, checks: { backends: { ok: true, note: backendsNotStartedNote } } };
+    if (backends.started === false) {
+      const failed = backends.startError === undefined ? {} : { lastStart: "failed (see the log)" };
+      return {
+        ready: true,
+        checks: { backends: { ok: true, note: backendsNotStartedNote, ...failed } },
+      };
+    }
     const results = await Promise.all(
       backends.running.map(async (backend) => {
         try {

@@ -2,11 +2,13 @@ import {
   artifactFromBytes,
   BackendUnavailableError,
   eicarBytes,
+  ScanAbortedError,
   type ScanResult,
+  ScanTimeoutError,
 } from "@engine/core";
 import { describe, expect, it, vi } from "vitest";
 import type { EngineBackends } from "../../src/backends/build-backends.js";
-import { lazyBackends } from "../../src/backends/lazy-backends.js";
+import { lazyBackends, startRetryAfterMs } from "../../src/backends/lazy-backends.js";
 import { createReadinessProbe } from "../../src/operations/readiness.js";
 
 const malicious: ScanResult = {
@@ -68,19 +70,62 @@ describe("lazyBackends (queue mode's serve)", () => {
     expect(built.reload).toHaveBeenCalledOnce();
   });
 
-  it("fails the scans of a start that fails with BackendUnavailableError, never an answer, and tries again at the next", async () => {
+  it("fails the scans of a start that fails with BackendUnavailableError, never an answer, and tries again a few seconds later", async () => {
     const built = builtBackends();
     const start = vi
       .fn<() => Promise<EngineBackends>>()
       .mockRejectedValueOnce(new Error("clamd is not installed"))
       .mockResolvedValueOnce(built);
-    const backends = lazyBackends(start);
+    const reported: unknown[] = [];
+    const backends = lazyBackends(start, (error) => reported.push(error));
     const failed = backends.scanner.scan(artifact());
     await expect(failed).rejects.toBeInstanceOf(BackendUnavailableError);
     await expect(failed).rejects.toThrow(/could not start: clamd is not installed/);
-    expect(backends.started).toBe(false);
-    expect((await backends.scanner.scan(artifact())).verdict).toBe("malicious");
+    expect(reported).toEqual([new Error("clamd is not installed")]);
+    expect(backends).toMatchObject({
+      started: false,
+      startError: expect.stringContaining("clamd"),
+    });
+    expect(await createReadinessProbe(backends)()).toMatchObject({
+      ready: true,
+      checks: { backends: { lastStart: "failed (see the log)" } },
+    });
+    // Within the retry window: the same failure at once, no second start.
+    await expect(backends.scanner.scan(artifact())).rejects.toBeInstanceOf(BackendUnavailableError);
+    expect(start).toHaveBeenCalledOnce();
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + startRetryAfterMs + 1 });
+    try {
+      expect((await backends.scanner.scan(artifact())).verdict).toBe("malicious");
+    } finally {
+      vi.useRealTimers();
+    }
     expect(start).toHaveBeenCalledTimes(2);
+    expect(backends.startError).toBeUndefined();
+  });
+
+  it("lets a scan waiting for the start end at its deadline or signal; the start goes on for the next", async () => {
+    let finish: (backends: EngineBackends) => void = () => {};
+    const start = vi.fn(
+      () =>
+        new Promise<EngineBackends>((resolve) => {
+          finish = resolve;
+        }),
+    );
+    const backends = lazyBackends(start);
+    await expect(
+      backends.scanner.scan(artifact(), { deadline: Date.now() + 50 }),
+    ).rejects.toBeInstanceOf(ScanTimeoutError);
+    const controller = new AbortController();
+    const stopped = backends.scanner.scan(artifact(), { signal: controller.signal });
+    controller.abort();
+    await expect(stopped).rejects.toBeInstanceOf(ScanAbortedError);
+    const reloading = backends.reload(); // waits for the start in progress
+    const built = builtBackends();
+    finish(built);
+    expect(await reloading).toBe(true);
+    expect(built.reload).toHaveBeenCalledOnce();
+    expect((await backends.scanner.scan(artifact())).verdict).toBe("malicious");
+    expect(start).toHaveBeenCalledOnce();
   });
 
   it("disposes what a start in progress gives, and scans nothing after", async () => {
