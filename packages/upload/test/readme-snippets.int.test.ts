@@ -19,10 +19,15 @@
 // - Any other block runs with node and must exit 0 (so it must close what it opens); a
 //   `console.log(...)` line ending in a comment of string literals (`// "malicious" "EICAR"`)
 //   must print them, space-separated, at the start of a line.
-// - ```ts blocks are transpiled (typescript's transpileModule) and run; one that uses
-//   `await using` must say "TypeScript 5.2" in the prose just before it.
+// - Fences are read as CommonMark reads them (info strings, ~~~, blocks indented in list
+//   items). Every block in a JavaScript or TypeScript language runs: js, javascript, mjs, node
+//   (ES modules), cjs (CommonJS), ts, typescript, mts, cts (transpiled only, with typescript's
+//   transpileModule: types are not checked; one that uses `await using` must say
+//   "TypeScript 5.2" in the prose just before it). Any other such language (jsx, tsx, es6...)
+//   fails its test, naming README:line, unless the block is skip-marked.
 // - `<!-- snippet: skip (reason) -->` on the line before a block skips it; the skips are
-//   registered as skipped tests with their reason, and printed.
+//   registered as skipped tests with their reason, and printed. A marker before no such block
+//   is an error.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import {
@@ -47,7 +52,30 @@ import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const repository = join(import.meta.dirname, "../../..");
-const runnable = new Set(["js", "javascript", "mjs", "ts", "typescript"]);
+/** How the test runs a block, by its language (the info string's first word). */
+interface Runner {
+  typescript: boolean;
+  commonjs: boolean;
+}
+const esm = { typescript: false, commonjs: false };
+const runners: Record<string, Runner> = {
+  js: esm,
+  javascript: esm,
+  mjs: esm,
+  node: esm,
+  cjs: { typescript: false, commonjs: true },
+  ts: { typescript: true, commonjs: false },
+  typescript: { typescript: true, commonjs: false },
+  mts: { typescript: true, commonjs: false },
+  cts: { typescript: true, commonjs: true },
+};
+/**
+ * JavaScript or TypeScript by its language (jsx, tsx, es6, javascriptreact, js{1-3}...): such a
+ * block is run, or skip-marked, or the test fails naming it.
+ */
+const jsLike = /^(?:(?:java|type|ecma)script\w*|[cm]?[jt]sx?\b|node(?:js)?\b|es\d+\b)/;
+const runnerOf = (snippet: Snippet): Runner | undefined =>
+  Object.hasOwn(runners, snippet.language) ? runners[snippet.language] : undefined;
 
 interface Snippet {
   /** The README, relative to the repository. */
@@ -61,31 +89,95 @@ interface Snippet {
   skip?: string;
 }
 
-/** The runnable code blocks of a README (fences at the start of a line). */
+const skipMarker = /^ *<!--\s*snippet:\s*skip\s*\((.+)\)\s*-->\s*$/;
+const listMarker = /^( *)([-+*]|\d{1,9}[.)])( {1,4})(?=\S)/;
+/** Lines that end a paragraph, so a list item less indented than them is over. */
+const blockStart = /^ {0,3}(?:#{1,6}(?: |$)|>|`{3}|~{3}|<|[-+*] |\d{1,9}[.)] )/;
+
+/**
+ * The JavaScript and TypeScript code blocks of a README, its fences read as CommonMark does:
+ * an opening fence is 3 or more backticks or tildes indented at most 3 spaces beyond the list
+ * item it is in (if any), then an info string whose first word is the language (a backtick
+ * fence's info string has no backtick); the block ends at a fence of the same character, at
+ * least as long, with nothing after it; its lines lose the opening fence's indentation.
+ */
 function snippetsOf(markdown: string, readme: string): Snippet[] {
-  const lines = markdown.split("\n");
+  const lines = markdown.split("\n").map((line) => line.replace(/\r$/, ""));
   const snippets: Snippet[] = [];
+  /** The content columns of the list items the current line is in, innermost last. */
+  const items: number[] = [];
+  const markers = new Map<number, string>();
   let previousEnd = 0;
   for (let index = 0; index < lines.length; index++) {
-    const open = /^```(\S*)\s*$/.exec(lines[index] ?? "");
-    if (!open) continue;
-    const close = lines.findIndex((line, at) => at > index && /^```\s*$/.test(line));
-    if (close < 0) throw new Error(`${readme}:${index + 1}: a code block is never closed`);
-    const language = (open[1] ?? "").toLowerCase();
-    if (runnable.has(language)) {
-      const skip = /^<!--\s*snippet:\s*skip\s*\((.+)\)\s*-->\s*$/.exec(lines[index - 1] ?? "");
+    let line = lines[index] ?? "";
+    if (line.trim() === "") continue;
+    const indentation = line.length - line.trimStart().length;
+    const afterBlank = (lines[index - 1] ?? "").trim() === "";
+    while (
+      items.length > 0 &&
+      indentation < (items.at(-1) ?? 0) &&
+      (afterBlank || blockStart.test(line))
+    )
+      items.pop();
+    const item = listMarker.exec(line);
+    if (item) {
+      const column = (item[0] ?? "").length;
+      while (items.length > 0 && (items.at(-1) ?? 0) > indentation) items.pop();
+      items.push(column);
+      line = " ".repeat(column) + line.slice(column);
+    }
+    const marker = skipMarker.exec(line);
+    if (marker?.[1]) markers.set(index, marker[1]);
+    const open = /^( *)(`{3,}|~{3,})(.*)$/.exec(line);
+    if (!open || (open[2]?.startsWith("`") && open[3]?.includes("`"))) continue;
+    const container = items.at(-1) ?? 0;
+    const fenceIndent = open[1]?.length ?? 0;
+    const fence = open[2] ?? "";
+    const language = (open[3] ?? "").trim().split(/\s+/)[0]?.toLowerCase() ?? "";
+    if (fenceIndent > container + 3) {
+      if (jsLike.test(language))
+        throw new Error(
+          `${readme}:${index + 1}: a \`\`\`${language} fence indented ${fenceIndent} spaces is indented code, not a code block: indent it at most 3 spaces (beyond its list item's text)`,
+        );
+      continue;
+    }
+    const closing = new RegExp(`^ *${fence[0] === "`" ? "`" : "~"}{${fence.length},} *$`);
+    let close = index + 1;
+    for (; close < lines.length; close++) {
+      const inside = lines[close] ?? "";
+      if (inside.trim() === "") continue;
+      const depth = inside.length - inside.trimStart().length;
+      if (depth < container)
+        throw new Error(
+          `${readme}:${index + 1}: a code block whose list item ends (line ${close + 1}) before its closing fence`,
+        );
+      if (depth <= container + 3 && closing.test(inside)) break;
+    }
+    if (close >= lines.length)
+      throw new Error(`${readme}:${index + 1}: a code block is never closed`);
+    if (jsLike.test(language)) {
+      const skip = markers.get(index - 1);
+      markers.delete(index - 1);
+      const strip = new RegExp(`^ {0,${fenceIndent}}`);
       snippets.push({
         readme,
         line: index + 1,
         language,
-        code: `${lines.slice(index + 1, close).join("\n")}\n`,
+        code: `${lines
+          .slice(index + 1, close)
+          .map((inside) => inside.replace(strip, ""))
+          .join("\n")}\n`,
         before: lines.slice(previousEnd, index).join("\n"),
-        ...(skip?.[1] ? { skip: skip[1] } : {}),
+        ...(skip ? { skip } : {}),
       });
     }
     previousEnd = close + 1;
     index = close;
   }
+  for (const [index] of markers)
+    throw new Error(
+      `${readme}:${index + 1}: a skip marker not on the line just before a JavaScript or TypeScript block`,
+    );
   return snippets;
 }
 
@@ -98,11 +190,11 @@ function readmes(): string[] {
   return ["README.md", ...inFolders.sort()];
 }
 
-const fileNameComment = /^\/\/ ((?:[\w.-]+\/)*[\w.-]+\.(?:m?js|ts))\b/;
+const fileNameComment = /^\/\/ ((?:[\w.-]+\/)*[\w.-]+\.[cm]?[jt]s)\b/;
 const fileOf = (snippet: Snippet) => {
   const named = fileNameComment.exec(snippet.code)?.[1];
-  if (named) return named.replace(/\.ts$/, ".mjs");
-  return `snippet-${snippet.line}.mjs`;
+  if (named) return named.replace(/\.m?ts$/, ".mjs").replace(/\.cts$/, ".cjs");
+  return `snippet-${snippet.line}.${runnerOf(snippet)?.commonjs ? "cjs" : "mjs"}`;
 };
 const titleOf = (snippet: Snippet) => `${snippet.readme}:${snippet.line} (${fileOf(snippet)})`;
 const kindOf = (code: string) =>
@@ -139,11 +231,16 @@ function saved(snippet: Snippet, environment: Environment, port?: number): strin
     .replaceAll("/run/clamav/clamd.ctl", environment.socket)
     .replace(/\b10\.0\.0\.\d+:3310\b/g, environment.tcp);
   if (port !== undefined) code = code.replace(/\b3000\b/g, String(port));
-  if (snippet.language === "ts" || snippet.language === "typescript") {
+  const runner = runnerOf(snippet);
+  if (!runner) throw new Error(`${titleOf(snippet)}: not a language this test runs`);
+  if (runner.typescript) {
     if (/\bawait using\b/.test(code) && !/TypeScript 5\.2/.test(snippet.before))
       throw new Error(`${titleOf(snippet)} uses \`await using\`: say "TypeScript 5.2+" before it`);
     code = ts.transpileModule(code, {
-      compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext },
+      compilerOptions: {
+        target: ts.ScriptTarget.ES2022,
+        module: runner.commonjs ? ts.ModuleKind.CommonJS : ts.ModuleKind.ESNext,
+      },
     }).outputText;
   }
   return code;
@@ -221,6 +318,10 @@ async function checkServer(file: string, directory: string, port: number): Promi
 
 /** Runs one saved block; throws with its output when it fails. */
 async function check(snippet: Snippet, directory: string, environment: Environment): Promise<void> {
+  if (!runnerOf(snippet))
+    throw new Error(
+      `${snippet.readme}:${snippet.line}: a \`\`\`${snippet.language} block, which this test cannot run: write it as ${Object.keys(runners).join(", ")}, or put <!-- snippet: skip (reason) --> on the line before it`,
+    );
   const file = fileOf(snippet);
   const kind = kindOf(snippet.code);
   if (kind === "server") {
@@ -282,9 +383,9 @@ function packageDirectory(name: string): string {
 }
 
 function importedPackages(code: string): string[] {
-  const specifiers = [...code.matchAll(/(?:from|import)\s*\(?\s*"([^".][^"]*)"/g)].map(
-    (match) => match[1] ?? "",
-  );
+  const specifiers = [
+    ...code.matchAll(/(?:from|import|require)\s*\(?\s*["']([^"'.][^"']*)["']/g),
+  ].map((match) => match[1] ?? "");
   return specifiers
     .filter((specifier) => !specifier.startsWith("node:"))
     .map((specifier) =>
@@ -327,7 +428,10 @@ const all = readmes().map((readme) => ({
   readme,
   snippets: snippetsOf(readFileSync(join(repository, readme), "utf8"), readme),
 }));
-const skipped = all.flatMap(({ snippets }) => snippets.filter((snippet) => snippet.skip));
+const found = all.flatMap(({ snippets }) => snippets);
+const skipped = found.filter((snippet) => snippet.skip);
+const runs = found.filter((snippet) => !snippet.skip && runnerOf(snippet));
+const unrunnable = found.filter((snippet) => !snippet.skip && !runnerOf(snippet));
 
 describe("README code blocks run as written", () => {
   let clamd: ManagedClamd | undefined;
@@ -349,10 +453,10 @@ describe("README code blocks run as written", () => {
     root = mkdtempSync(join(tmpdir(), "engine-readme-snippets-"));
     const fixtures = fixturesIn(root);
     for (const { readme, snippets } of all) {
-      const runs = snippets.filter((snippet) => !snippet.skip);
-      if (runs.length === 0) continue;
-      const directory = scratchProject(root, runs, fixtures);
-      for (const snippet of runs) {
+      const ran = snippets.filter((snippet) => runs.includes(snippet));
+      if (ran.length === 0) continue;
+      const directory = scratchProject(root, ran, fixtures);
+      for (const snippet of ran) {
         const file = join(directory, fileOf(snippet));
         const port = kindOf(snippet.code) === "server" ? await freePort() : undefined;
         if (port !== undefined) environment.ports.set(snippet, port);
@@ -362,7 +466,7 @@ describe("README code blocks run as written", () => {
       projects.set(readme, directory);
     }
     console.log(
-      `README blocks: ${all.flatMap((entry) => entry.snippets).length - skipped.length} run, ${skipped.length} skipped${skipped.map((snippet) => `\n  skipped ${titleOf(snippet)}: ${snippet.skip}`).join("")}`,
+      `README blocks: ${found.length} JavaScript/TypeScript found, ${runs.length} run, ${skipped.length} skipped, ${unrunnable.length} not runnable (failing)${skipped.map((snippet) => `\n  skipped ${titleOf(snippet)}: ${snippet.skip}`).join("")}${unrunnable.map((snippet) => `\n  not runnable ${snippet.readme}:${snippet.line}: \`\`\`${snippet.language}`).join("")}`,
     );
   }, 120_000);
   afterAll(async () => {
@@ -372,7 +476,7 @@ describe("README code blocks run as written", () => {
 
   it("finds the blocks of every README", () => {
     expect(all.map((entry) => entry.readme)).toContain("packages/upload/README.md");
-    expect(all.flatMap((entry) => entry.snippets).length).toBeGreaterThan(20);
+    expect(found.length).toBeGreaterThan(20);
   });
 
   for (const { readme, snippets } of all)
@@ -447,6 +551,104 @@ describe("README code blocks run as written", () => {
       expect(expectedOutputs('console.log(a, b); // "x" "y z" (a remark)')).toEqual(["x y z"]);
       expect(fileOf(broken("", "app/api/upload/route.js: the route"))).toBe(
         "app/api/upload/route.js",
+      );
+    });
+
+    it("reports a ```jsx block it cannot run, naming README:line, unless it is skip-marked", async () => {
+      const markdown = "# X\n\n```jsx\nconst a = <App />;\n```\n";
+      const [block] = snippetsOf(markdown, "X.md");
+      expect(block?.language).toBe("jsx");
+      const directory = projects.get("packages/core/README.md") as string;
+      await expect(check(block as Snippet, directory, environment)).rejects.toThrow(
+        /^X\.md:3: a ```jsx block, which this test cannot run/,
+      );
+      const marked = "<!-- snippet: skip (React) -->\n```tsx\nconst a = <App />;\n```\n";
+      expect(snippetsOf(marked, "X.md")[0]?.skip).toBe("React");
+    });
+
+    it("runs a ```cjs block as CommonJS", async () => {
+      const code =
+        '// commonjs.cjs\nconst { eicarBytes } = require("@engine/core");\nconsole.log(eicarBytes().length > 0 ? "eicar" : "none"); // "eicar"';
+      const [block] = snippetsOf(`\`\`\`cjs\n${code}\n\`\`\`\n`, "CJS.md");
+      expect(fileOf(block as Snippet)).toBe("commonjs.cjs");
+      await runBroken(block as Snippet);
+    });
+  });
+
+  describe("the fences are read as CommonMark reads them", () => {
+    const blocks = (markdown: string) =>
+      snippetsOf(markdown, "F.md").map(({ line, language, code }) => ({ line, language, code }));
+
+    it("a fence with an info string after the language", () => {
+      expect(blocks('```js title="a.js" {1}\nrun();\n```\n')).toEqual([
+        { line: 1, language: "js", code: "run();\n" },
+      ]);
+    });
+
+    it("an indented fence in a list item, its lines less its indentation", () => {
+      const markdown =
+        "1. Install:\n\n   ```ts\n   const a = 1;\n     nested();\n   ```\n\n2. Then\n";
+      expect(blocks(markdown)).toEqual([
+        { line: 3, language: "ts", code: "const a = 1;\n  nested();\n" },
+      ]);
+      expect(blocks("- ```mjs\n  go();\n  ```\n")).toEqual([
+        { line: 1, language: "mjs", code: "go();\n" },
+      ]);
+      expect(() => blocks("Text\n\n    ```js\n    code\n    ```\n")).toThrow(
+        /F\.md:3: a ```js fence indented 4 spaces is indented code/,
+      );
+    });
+
+    it("~~~ fences, and a fence closed only by its own character, at least as long", () => {
+      const markdown = "~~~typescript\nconst a = 1;\n```\n~~\n~~~~\n\n````node\n```js\n````\n";
+      expect(blocks(markdown)).toEqual([
+        { line: 1, language: "typescript", code: "const a = 1;\n```\n~~\n" },
+        { line: 7, language: "node", code: "```js\n" },
+      ]);
+    });
+
+    it("every language of JavaScript or TypeScript, and nothing else", () => {
+      const languages =
+        "js javascript mjs cjs jsx ts typescript mts cts tsx node JS es6 sh json tsv";
+      const markdown = languages
+        .split(" ")
+        .map((language) => `\`\`\`${language}\nx\n\`\`\`\n`)
+        .join("\n");
+      expect(blocks(markdown).map((block) => block.language)).toEqual(
+        "js javascript mjs cjs jsx ts typescript mts cts tsx node js es6".split(" "),
+      );
+    });
+
+    it("a missed fence does not swallow the next block: three blocks, three found", () => {
+      const markdown = [
+        '```js title="one.js"',
+        "one();",
+        "```",
+        "",
+        "- a list item:",
+        "",
+        "  ```ts",
+        "  two();",
+        "  ```",
+        "",
+        "```mjs",
+        "three();",
+        "```",
+      ].join("\n");
+      expect(blocks(markdown)).toEqual([
+        { line: 1, language: "js", code: "one();\n" },
+        { line: 7, language: "ts", code: "two();\n" },
+        { line: 11, language: "mjs", code: "three();\n" },
+      ]);
+    });
+
+    it("an unclosed block, and a skip marker before no block, are errors", () => {
+      expect(() => blocks("```js\nrun();\n")).toThrow(/F\.md:1: a code block is never closed/);
+      expect(() => blocks("- item\n\n  ```js\n  run();\nout of the item\n")).toThrow(
+        /F\.md:3: a code block whose list item ends \(line 5\)/,
+      );
+      expect(() => blocks("<!-- snippet: skip (why) -->\n\n```js\nrun();\n```\n")).toThrow(
+        /F\.md:1: a skip marker not on the line just before/,
       );
     });
   });
