@@ -24,12 +24,16 @@ export class QueueCounts {
         .catch(() => {}); // Redis away: the last counts stay, readiness says why
       if (countWorkers)
         queue
-          .getWorkersCount()
-          .then((workers) => {
-            this.workers = workers;
-            metrics.queueWorkers.set({ queue: queue.name }, workers);
+          .getWorkers()
+          .then((clients) => {
+            // Where CLIENT is disabled (GCP Memorystore, a renamed command) BullMQ answers one
+            // placeholder without the connection's name: the count is unknown, not 1.
+            const known = clients.every((client) => typeof client.rawname === "string");
+            this.workers = known ? clients.length : undefined;
+            if (known) metrics.queueWorkers.set({ queue: queue.name }, clients.length);
+            else metrics.queueWorkers.remove({ queue: queue.name });
           })
-          .catch(() => {}); // as above (or CLIENT LIST refused by an ACL: stays unknown)
+          .catch(() => {}); // as above (or CLIENT LIST refused by an ACL: stays as it was)
     };
     read();
     this.#timer = setInterval(read, queueTiming.countsEveryMs);
