@@ -1,14 +1,16 @@
-import type { Stats } from "node:fs";
+import type { BigIntStats } from "node:fs";
 import { lstat, readdir, stat } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { errorMessage } from "../../operations/error-message.js";
 import type { ExcludeTest } from "./exclude-patterns.js";
+import { printablePath } from "./scan-output.js";
 
 /**
  * Why a walk skipped an entry: not a regular file (a FIFO, socket or device: never opened, as a
- * read could block), a link back to a directory being walked (a cycle), or `--exclude`.
+ * read could block), a link back to a directory being walked (a cycle), a second path to a
+ * directory already walked elsewhere (a revisit), or `--exclude`.
  */
-export type SkipCause = "not-a-file" | "cycle" | "excluded";
+export type SkipCause = "not-a-file" | "cycle" | "revisit" | "excluded";
 
 /** One entry of a walk: a file to scan, an entry that could not be read, or one that was skipped. */
 export type WalkEntry =
@@ -35,7 +37,7 @@ function reasonOf(error: unknown): string {
   }
 }
 
-function kindOf(info: Stats): string {
+function kindOf(info: BigIntStats): string {
   if (info.isFIFO()) return "a FIFO";
   if (info.isSocket()) return "a socket";
   if (info.isCharacterDevice() || info.isBlockDevice()) return "a device";
@@ -44,18 +46,19 @@ function kindOf(info: Stats): string {
 
 /**
  * The information of `path`, following a symbolic link; or the problem for its entry when it
- * cannot be read or its link cannot be followed.
+ * cannot be read or its link cannot be followed. In bigint: inode numbers can be 64 bits
+ * (overlayfs with xino, CephFS, NFS), past what a number holds exactly.
  */
-async function followedStats(path: string): Promise<Stats | { problem: string }> {
-  let link: Stats;
+async function followedStats(path: string): Promise<BigIntStats | { problem: string }> {
+  let link: BigIntStats;
   try {
-    link = await lstat(path);
+    link = await lstat(path, { bigint: true });
   } catch (error) {
     return { problem: `cannot read: ${reasonOf(error)}` };
   }
   if (!link.isSymbolicLink()) return link;
   try {
-    return await stat(path);
+    return await stat(path, { bigint: true });
   } catch (error) {
     const reason = reasonOf(error);
     return {
@@ -94,10 +97,18 @@ async function* directoryPaths(
   }
 }
 
+/**
+ * The identity of a directory: its device and inode, exact (from bigint stats: as numbers, two
+ * inodes that differ only past 2^53 would be one, and the second directory never walked).
+ */
+export function directoryKey(info: { dev: bigint; ino: bigint }): string {
+  return `${info.dev}:${info.ino}`;
+}
+
 /** What {@link walkPaths} keeps while it walks, and what it was asked to leave out. */
 interface Walk {
-  /** The directories entered, by device and inode. */
-  entered: Set<string>;
+  /** The directories entered, by {@link directoryKey}, with the path each was first entered at. */
+  entered: Map<string, string>;
   exclude: ExcludeTest | undefined;
   signal: AbortSignal | undefined;
 }
@@ -113,8 +124,14 @@ async function* directoryEntries(
     yield { kind: "skipped", path, reason, cause: "cycle" };
     return;
   }
-  if (walk.entered.has(at.key)) return; // reached before through another link: scanned there
-  walk.entered.add(at.key);
+  const first = walk.entered.get(at.key);
+  if (first !== undefined) {
+    // A second path to a directory walked before (not a cycle): its files were scanned there.
+    const reason = `already walked at ${printablePath(first)}`;
+    yield { kind: "skipped", path, reason, cause: "revisit" };
+    return;
+  }
+  walk.entered.set(at.key, path);
   const inside = { ...at, ancestors: new Set(at.ancestors).add(at.key) };
   for await (const entry of directoryPaths(path)) {
     if (walk.signal?.aborted) return;
@@ -133,9 +150,9 @@ async function* visit(
 ): AsyncGenerator<WalkEntry> {
   const info = await followedStats(path);
   if ("problem" in info) yield { kind: "problem", path, problem: info.problem };
-  else if (info.isFile()) yield { kind: "file", path, size: info.size };
+  else if (info.isFile()) yield { kind: "file", path, size: Number(info.size) };
   else if (info.isDirectory())
-    yield* directoryEntries(walk, path, { ...at, key: `${info.dev}:${info.ino}` });
+    yield* directoryEntries(walk, path, { ...at, key: directoryKey(info) });
   // Found in a directory, a FIFO or device is skipped; named on the command line, the user
   // asked for it to be scanned, and it cannot be.
   else if (at.named) yield { kind: "problem", path, problem: `${kindOf(info)}: nothing to scan` };
@@ -148,7 +165,8 @@ async function* visit(
  * missing path, a dangling link, a link to itself or an unreadable directory is yielded as a
  * `problem` for that entry, and the walk goes on. Each directory is entered once (by device
  * and inode): a link back to a directory being walked (Debian's `/usr/bin/X11 -> .`) is a
- * cycle, skipped and yielded as such, and two links to one directory cost one visit. Entries
+ * cycle, skipped and yielded as such; a second path to a directory walked before (two links to
+ * one directory) is skipped and yielded as a revisit, naming the path it was walked at. Entries
  * `exclude` matches are yielded as skipped and never entered (the paths given are always
  * walked). Stops, between entries, once `signal` is aborted.
  */
@@ -156,7 +174,7 @@ export async function* walkPaths(
   paths: readonly string[],
   options: { exclude?: ExcludeTest | undefined; signal?: AbortSignal | undefined } = {},
 ): AsyncGenerator<WalkEntry> {
-  const walk: Walk = { entered: new Set(), exclude: options.exclude, signal: options.signal };
+  const walk: Walk = { entered: new Map(), exclude: options.exclude, signal: options.signal };
   for (const path of paths) {
     if (options.signal?.aborted) return;
     const root = resolve(path);

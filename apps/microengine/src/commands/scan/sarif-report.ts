@@ -176,7 +176,10 @@ export interface SarifLogWriter {
   scanned(path: string, result: ScanResult): Promise<void>;
   /** An entry that could not be scanned, and why: an `error` notification. */
   problem(path: string, problem: string): Promise<void>;
-  /** An entry with nothing to scan (a FIFO, a device), and what it is: a `note` notification. */
+  /**
+   * An entry with nothing to scan (a FIFO, a device, a cycle, a second path to a directory
+   * already walked), and what it is: a `note` notification.
+   */
   skipped(path: string, reason: string): Promise<void>;
   /** Writes the rest of the log: the tool and its components, the invocation and its notifications. */
   end(): Promise<void>;
@@ -190,12 +193,12 @@ export interface SarifLogWriter {
  * whose rule id is the malware family and whose tool component is the backend that found it
  * (`runs[0].tool.extensions`, with its version). Files that could not be scanned or looked
  * into (`unknown`) are `error` tool execution notifications, and then `executionSuccessful`
- * is false; skipped entries (FIFOs, devices) are `note` notifications. Notifications come
- * after the results in the log, so they are spooled to a private temporary file (removed as
- * soon as it is open) until {@link SarifLogWriter.end}. What stays in memory is one component
- * per backend and one rule per family found. Paths under `root` are relative to it
- * (`SCANROOT`), others are absolute `file:` URIs. Call the writer's methods one at a time, in
- * the order the log should list the entries.
+ * is false; skipped entries (FIFOs, devices, cycles, revisits) are `note` notifications.
+ * Notifications come after the results in the log, so they are spooled to a private temporary
+ * file (removed as soon as it is open) until {@link SarifLogWriter.end}. What stays in memory
+ * is one component per backend and one rule per family found. Paths under `root` are relative
+ * to it (`SCANROOT`), others are absolute `file:` URIs. Call the writer's methods one at a
+ * time, in the order the log should list the entries.
  * @param write where the log goes
  * @param options.root the directory paths are made relative to (default: the working directory)
  */

@@ -20,7 +20,7 @@ export type ScanEntry =
   | { kind: "failed"; path: string; problem: string; code: string }
   /** Could not be read (missing, dangling link, loop, permission): never scanned. */
   | { kind: "problem"; path: string; problem: string; code: "ARTIFACT_UNAVAILABLE" }
-  /** Not a regular file, a cycle, or excluded: never opened (see SkipCause). */
+  /** Not a regular file, a cycle, a revisit, or excluded: never opened (see SkipCause). */
   | { kind: "skipped"; path: string; reason: string; cause: SkipCause };
 
 /** How {@link scanInWalkOrder} scans. */

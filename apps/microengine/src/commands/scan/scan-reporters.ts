@@ -59,6 +59,7 @@ export function textReporter(print: TextSink): ScanReporter {
       text += `  ${"errors".padEnd(10)}  ${summary.errors}\n`;
       if (summary.skipped) text += `  ${"skipped".padEnd(10)}  ${summary.skipped}\n`;
       if (summary.cycles) text += `  ${"cycles".padEnd(10)}  ${summary.cycles}\n`;
+      if (summary.revisits) text += `  ${"revisits".padEnd(10)}  ${summary.revisits}\n`;
       if (summary.excluded) text += `  ${"excluded".padEnd(10)}  ${summary.excluded}\n`;
       text += `  ${"scanned".padEnd(10)}  ${summary.files}\n`;
       if (summary.interrupted)

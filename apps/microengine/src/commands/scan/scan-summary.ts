@@ -12,6 +12,8 @@ export interface ScanSummary {
   skipped: number;
   /** Links back to a directory being walked (cycles), not entered again. */
   cycles: number;
+  /** Second paths to a directory already walked (not a cycle), not entered again. */
+  revisits: number;
   /** Entries `--exclude` matched (an excluded directory counts once). */
   excluded: number;
   /** The signal that stopped the scan (SIGINT, SIGTERM, SIGHUP): the counts are those so far. */
@@ -20,7 +22,7 @@ export interface ScanSummary {
 
 /** An empty summary. */
 export function emptySummary(): ScanSummary {
-  return { files: 0, counts: {}, errors: 0, skipped: 0, cycles: 0, excluded: 0 };
+  return { files: 0, counts: {}, errors: 0, skipped: 0, cycles: 0, revisits: 0, excluded: 0 };
 }
 
 /**
@@ -40,6 +42,7 @@ export function countEntry(summary: ScanSummary, entry: ScanEntry): void {
     summary.counts[entry.result.verdict] = (summary.counts[entry.result.verdict] ?? 0) + 1;
   } else if (entry.kind !== "skipped") summary.errors += 1;
   else if (entry.cause === "cycle") summary.cycles += 1;
+  else if (entry.cause === "revisit") summary.revisits += 1;
   else if (entry.cause === "excluded") summary.excluded += 1;
   else summary.skipped += 1;
 }

@@ -64,6 +64,56 @@ describe("scan skips cycles", () => {
   });
 });
 
+describe("scan skips a second path to a directory already walked", () => {
+  // shared/ is reached three ways: itself, a/link and b/link (not cycles: none leads back up).
+  let tree: string;
+  beforeAll(async () => {
+    tree = await mkdtemp(join(tmpdir(), "engine-scan-revisits-"));
+    await mkdir(join(tree, "shared"), { recursive: true });
+    await writeFile(join(tree, "shared", "data.txt"), "data\n");
+    await mkdir(join(tree, "a"));
+    await mkdir(join(tree, "b"));
+    await symlink(join(tree, "shared"), join(tree, "a", "link"));
+    await symlink("../shared", join(tree, "b", "link"));
+  });
+  afterAll(async () => {
+    await rm(tree, { recursive: true, force: true });
+  });
+
+  it("scans it once, prints each other path as SKIPPED ... already walked at <first path>, counts them as revisits, exits 0", async () => {
+    const scanned: string[] = [];
+    const scanner = fakeScanner((path) => {
+      scanned.push(path);
+      return resultOf("benign");
+    });
+    const { summary, stdout, stderr } = await scan(scanner, [tree]);
+    expect(scanned).toEqual([join(tree, "a", "link", "data.txt")]);
+    expect(summary).toMatchObject({ files: 1, errors: 0, cycles: 0, revisits: 2, skipped: 0 });
+    expect(scanExitCode(summary)).toBe(0);
+    expect(stdout).toMatch(/\n {2}revisits {4}2\n/);
+    expect(stdout).not.toMatch(/cycles|ERROR/);
+    expect(stderr.split("\n").filter((line) => line.startsWith("SKIPPED"))).toEqual([
+      `SKIPPED ${join(tree, "b", "link")}: already walked at ${join(tree, "a", "link")}`,
+      `SKIPPED ${join(tree, "shared")}: already walked at ${join(tree, "a", "link")}`,
+    ]);
+  });
+
+  it("sarif: each revisit is a note, and the run is still successful; json: nothing on stdout", async () => {
+    const scanner = fakeScanner(() => resultOf("benign"));
+    const sarif = await scan(scanner, [tree], { format: "sarif" });
+    const invocation = JSON.parse(sarif.stdout).runs[0].invocations[0];
+    expect(invocation.executionSuccessful).toBe(true);
+    const note = {
+      level: "note",
+      message: { text: `already walked at ${join(tree, "a", "link")}` },
+    };
+    expect(invocation.toolExecutionNotifications).toMatchObject([note, note]);
+    const json = await scan(scanner, [tree], { format: "json" });
+    expect(json.stdout.trim().split("\n")).toHaveLength(1); // the one file scanned
+    expect(json.stderr).toContain(`SKIPPED ${join(tree, "shared")}: already walked at`);
+  });
+});
+
 describe("scan --exclude", () => {
   it("skips matching names at any depth, never enters an excluded directory, and counts them", async () => {
     const { scanner, seen } = recording();
