@@ -48,6 +48,7 @@ fi
 install_sum=$({
   node --version
   cat pnpm-lock.yaml pnpm-workspace.yaml package.json packages/*/package.json apps/*/package.json
+  cat .npmrc 2>/dev/null || true
 } | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$state/install.sha256" 2>/dev/null || true)" != "$install_sum" ]; then
   run "installing the workspace (pnpm install)" pnpm install --frozen-lockfile
@@ -59,17 +60,23 @@ mkdir -p "$state"
 mv "$log" "$state/start.log"
 log="$state/start.log"
 
-# What the build depends on: the commit and every change to tracked or new files.
+# What the build depends on: the commit, every change to tracked files, and the names and
+# contents of new (untracked, not ignored) files.
 build_sum=""
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   build_sum=$({
     echo "$install_sum"
     git rev-parse HEAD
-    git status --porcelain --untracked-files=all
     git diff HEAD
+    git ls-files --others --exclude-standard -z | xargs -0 -r sha256sum -- 2>/dev/null || true
   } | sha256sum | cut -d' ' -f1)
 fi
-if [ -z "$build_sum" ] || [ ! -f apps/microengine/dist/cli.js ] ||
+missing_dist=""
+for package in packages/*/ apps/*/; do
+  # a tsup package without its dist (deleted, or never built)
+  if grep -q '"build": "tsup' "$package/package.json" 2>/dev/null && [ ! -d "$package/dist" ]; then missing_dist=yes; fi
+done
+if [ -z "$build_sum" ] || [ -n "$missing_dist" ] ||
   [ "$(cat "$state/build.sha256" 2>/dev/null || true)" != "$build_sum" ]; then
   run "building (pnpm build)" pnpm build
   [ -z "$build_sum" ] || echo "$build_sum" >"$state/build.sha256"
