@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import ts from "typescript";
 import type { z } from "zod";
-import { engineConfigSchema } from "../src/config/config.js";
+import { engineConfigSchema, settingsFollowingArtifactMaxBytes } from "../src/config/config.js";
 
 /** The settings files in the order `engineConfigSchema` composes them (config.ts). */
 export const settingsFiles = [
@@ -34,8 +34,12 @@ function commentLines(node: ts.Node, source: ts.SourceFile): string[] {
     .filter((line, index, lines) => line.length > 0 || (index > 0 && index < lines.length - 1));
 }
 
-/** The default of a setting, written as its variable would be (empty when it has none). */
+/**
+ * The default of a setting, written as its variable would be: empty when it has none, or when
+ * it depends on another setting (written out, it would no longer follow it).
+ */
 function defaultText(name: string): string {
+  if ((settingsFollowingArtifactMaxBytes as readonly string[]).includes(name)) return "";
   const field = (engineConfigSchema.shape as Record<string, z.ZodType>)[name];
   const parsed = field?.safeParse(undefined);
   if (!parsed?.success || parsed.data === undefined) return "";

@@ -25,6 +25,15 @@ export const engineConfigSchema = z.object({
   ...loggingSettings.shape,
 });
 
+/**
+ * Settings whose default, when they are unset, is at least ARTIFACT_MAX_BYTES (set, they are
+ * what they say): the example environment file leaves them empty.
+ */
+export const settingsFollowingArtifactMaxBytes = [
+  "UNPACK_MAX_MEMBER_BYTES",
+  "UNPACK_MAX_TOTAL_BYTES",
+] as const;
+
 /** The engine's validated settings. */
 export type EngineConfig = z.output<typeof engineConfigSchema>;
 
@@ -66,16 +75,8 @@ export function loadConfig(
   const config = parsed.data;
   // Unset, the unpacking byte bounds follow ARTIFACT_MAX_BYTES up: a file of that size is
   // looked into whole (a compound file is read whole under UNPACK_MAX_MEMBER_BYTES).
-  if (input.UNPACK_MAX_MEMBER_BYTES === undefined)
-    config.UNPACK_MAX_MEMBER_BYTES = Math.max(
-      config.UNPACK_MAX_MEMBER_BYTES,
-      config.ARTIFACT_MAX_BYTES,
-    );
-  if (input.UNPACK_MAX_TOTAL_BYTES === undefined)
-    config.UNPACK_MAX_TOTAL_BYTES = Math.max(
-      config.UNPACK_MAX_TOTAL_BYTES,
-      config.ARTIFACT_MAX_BYTES,
-    );
+  for (const name of settingsFollowingArtifactMaxBytes)
+    if (input[name] === undefined) config[name] = Math.max(config[name], config.ARTIFACT_MAX_BYTES);
   if (config.CLAMD_SOCKET && config.CLAMD_HOST) {
     throw new ConfigError(["CLAMD_SOCKET and CLAMD_HOST: set one of them, not both"]);
   }

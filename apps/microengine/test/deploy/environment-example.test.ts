@@ -37,4 +37,12 @@ describe("deploy/microengine.env.example", () => {
     expect(fromExample).toEqual(defaults);
     expect(assignments(generated).get("PORT")).toBe("8080");
   });
+
+  it("leaves what follows ARTIFACT_MAX_BYTES following it when every line is uncommented", () => {
+    const uncommented = { ...Object.fromEntries(assignments(generated)), ARTIFACT_MAX_BYTES: "1G" };
+    expect(loadConfig(uncommented)).toMatchObject({
+      UNPACK_MAX_MEMBER_BYTES: 2 ** 30,
+      UNPACK_MAX_TOTAL_BYTES: 2 ** 30,
+    });
+  });
 });
