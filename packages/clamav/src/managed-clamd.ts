@@ -27,8 +27,12 @@ import {
   type OwnerRecord,
   writeOwnerRecord,
 } from "./managed-clamd-owner.js";
-import { removeStaleClamdDirectories, type StaleClamdSweep } from "./managed-clamd-sweep.js";
-import { identityOf } from "./process-identity.js";
+import {
+  defaultSweepBudgetMs,
+  removeStaleClamdDirectories,
+  type StaleClamdSweep,
+} from "./managed-clamd-sweep.js";
+import { identityOf, readPidScope } from "./process-identity.js";
 
 /**
  * The signature database shipped with this package (EICAR by md5, a body and a logical
@@ -198,7 +202,11 @@ async function prepareDirectory(settings: ManagedClamdSettings): Promise<Prepare
   const directory = await mkdtemp(join(tmpdir(), managedDirectoryPrefix));
   try {
     // First: a directory with an owner record is swept once this process is dead.
-    const owner: OwnerRecord = { owner: await identityOf(), clamd: undefined };
+    const owner: OwnerRecord = {
+      owner: await identityOf(),
+      clamd: undefined,
+      scope: await readPidScope(),
+    };
     await writeOwnerRecord(directory, owner);
     const databaseDirectory = join(directory, "database");
     await mkdir(databaseDirectory);
@@ -283,7 +291,10 @@ export async function startManagedClamdWith(
   }
   const clamdPath = findClamd(settings.clamdPath);
   const guard = chosenGuard ?? (await parentDeathGuard(clamdPath));
-  const staleSweep = await removeStaleClamdDirectories();
+  // Bounded: at most a few seconds, and a small part of the start timeout.
+  const staleSweep = await removeStaleClamdDirectories({
+    budgetMs: Math.min(defaultSweepBudgetMs, Math.ceil(settings.startTimeoutMs / 4)),
+  });
   const prepared = await prepareDirectory(settings);
   const { directory, databaseDirectory, socketPath, port, configPath, logPath, owner } = prepared;
   let signaturesVersion = prepared.signaturesVersion;

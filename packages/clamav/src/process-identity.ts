@@ -1,10 +1,11 @@
-import { readFile } from "node:fs/promises";
+import { readFile, readlink } from "node:fs/promises";
 
 /**
  * What can be known of a process id: gone (no such process, or a zombie: dead, not yet
  * reaped), or running since `startTime` (`/proc/<pid>/stat` field 22, clock ticks since boot;
- * undefined where there is no `/proc`). A pid and its start time name one process: a pid
- * reused by another process has another start time.
+ * undefined where there is no `/proc`, or where its stat could not be read for another reason
+ * than the process being gone: then nothing is known, and nothing is proven). A pid and its
+ * start time name one process: a pid reused by another process has another start time.
  */
 export type ProcessProbe = { state: "gone" } | { state: "running"; startTime: string | undefined };
 
@@ -52,12 +53,27 @@ function signalProbe(pid: number): ProcessProbe {
   }
 }
 
-/** Probes `pid`: from `/proc/<pid>/stat` on Linux, else by signal 0 (no start time). */
-export async function probeProcess(pid: number): Promise<ProcessProbe> {
+/** Reads a `/proc` file as text (the default reader of {@link probeProcess}). */
+export type ProcReader = (path: string) => Promise<string>;
+
+const readProcFile: ProcReader = (path) => readFile(path, "utf8");
+
+/**
+ * Probes `pid`: from `/proc/<pid>/stat` on Linux, else by signal 0 (no start time). Only
+ * ENOENT and ESRCH of its stat (where `/proc` itself works) mean the process is gone: any
+ * other error (EMFILE, ENOMEM, EAGAIN, EACCES...) says nothing of it, and it is reported
+ * running with an unknown start time, which proves nothing dead.
+ */
+export async function probeProcess(
+  pid: number,
+  read: ProcReader = readProcFile,
+): Promise<ProcessProbe> {
   let text: string;
   try {
-    text = await readFile(`/proc/${pid}/stat`, "utf8");
-  } catch {
+    text = await read(`/proc/${pid}/stat`);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ESRCH") return { state: "running", startTime: undefined };
     return (await processFilesystem()) ? { state: "gone" } : signalProbe(pid);
   }
   const stat = parseProcStat(text);
@@ -81,4 +97,34 @@ export async function processArguments(pid: number): Promise<string[] | undefine
   } catch {
     return undefined;
   }
+}
+
+/**
+ * What a pid is relative to: the PID namespace it was read in (`/proc/self/ns/pid`, e.g.
+ * `pid:[4026531836]`) and the boot (`/proc/sys/kernel/random/boot_id`). Two containers sharing
+ * one /tmp see each other's owner records, but a pid means something only in the namespace
+ * and boot it was read in. Undefined where it cannot be read. Where there are no PID
+ * namespaces at all (not Linux) the namespace is `none:<platform>`: one pid space per machine.
+ */
+export interface PidScope {
+  readonly pidNamespace: string | undefined;
+  readonly bootId: string | undefined;
+}
+
+/** This process's {@link PidScope}. Never throws. */
+export async function readPidScope(): Promise<PidScope> {
+  if (process.platform !== "linux") {
+    return { pidNamespace: `none:${process.platform}`, bootId: undefined };
+  }
+  const [pidNamespace, bootId] = await Promise.all([
+    readlink("/proc/self/ns/pid").then(
+      (link) => (/^pid:\[\d{1,20}\]$/.test(link) ? link : undefined),
+      () => undefined,
+    ),
+    readFile("/proc/sys/kernel/random/boot_id", "utf8").then(
+      (text) => (/^[0-9a-f-]{36}$/.test(text.trim()) ? text.trim() : undefined),
+      () => undefined,
+    ),
+  ]);
+  return { pidNamespace, bootId };
 }

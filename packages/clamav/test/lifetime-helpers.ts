@@ -8,7 +8,12 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { shippedSignaturesDirectory } from "../src/managed-clamd.js";
 import { provablyDead, writeOwnerRecord } from "../src/managed-clamd-owner.js";
-import { identityOf, type ProcessIdentity, probeProcess } from "../src/process-identity.js";
+import {
+  identityOf,
+  type ProcessIdentity,
+  probeProcess,
+  readPidScope,
+} from "../src/process-identity.js";
 
 const packageDirectory = fileURLToPath(new URL("../", import.meta.url));
 
@@ -56,13 +61,19 @@ export interface OwnerChild {
   readonly directory: string;
 }
 
-/** Runs the bundled child in `mode` ("auto" or "watchdog") with TMPDIR `parent`; resolves once its clamd answers. */
+/**
+ * Runs the bundled child in `mode` ("auto" or "watchdog") with TMPDIR `parent`, through
+ * `wrapper` (a command and its arguments before node's) when given; resolves once its clamd
+ * answers.
+ */
 export function startOwnerChild(
   bundle: string,
   mode: "auto" | "watchdog",
   parent: string,
+  wrapper: readonly string[] = [],
 ): Promise<OwnerChild> {
-  const child = spawn(process.execPath, [bundle, mode], {
+  const [command = process.execPath, ...args] = [...wrapper, process.execPath, bundle, mode];
+  const child = spawn(command, args, {
     env: { ...process.env, TMPDIR: parent },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -159,7 +170,11 @@ export async function orphanedClamd(
     if (Date.now() > deadline) throw new Error("the orphan clamd did not start");
     await new Promise((resolveWait) => setTimeout(resolveWait, 20));
   }
-  await writeOwnerRecord(directory, { owner: ownerIdentity, clamd: clamdIdentity });
+  await writeOwnerRecord(directory, {
+    owner: ownerIdentity,
+    clamd: clamdIdentity,
+    scope: await readPidScope(),
+  });
   await new Promise((resolveExit) => owner.once("exit", resolveExit).kill("SIGKILL"));
   return { directory, owner: ownerIdentity, clamd: clamdIdentity };
 }

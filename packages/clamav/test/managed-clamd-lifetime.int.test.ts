@@ -1,6 +1,6 @@
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import { ClamdClient } from "../src/clamd-client.js";
 import { startManagedClamd, startManagedClamdWith } from "../src/managed-clamd.js";
 import { parentDeathGuard } from "../src/managed-clamd-lifetime.js";
 import { writeOwnerRecord } from "../src/managed-clamd-owner.js";
-import { identityOf, type ProcessIdentity } from "../src/process-identity.js";
+import { identityOf, type ProcessIdentity, readPidScope } from "../src/process-identity.js";
 import {
   bundleChild,
   childrenNaming,
@@ -21,6 +21,22 @@ import {
 
 // Every managed directory of this file lives in its own TMPDIR (os.tmpdir() reads it on each
 // call): other test files' starts sweep the real one, and this file's sweeps touch only its own.
+// Another PID namespace sharing this /tmp, as a second container of a pod does (root only).
+const inNewPidNamespace = [
+  "unshare",
+  "--pid",
+  "--fork",
+  "--kill-child",
+  "--mount-proc",
+  "/bin/sh",
+  "-c",
+  // Node is pid 2 there, not 1 (a record never names pid 1): sh stays as the namespace's init.
+  '"$@"; exit $?',
+  "sh",
+];
+const pidNamespacesWork =
+  spawnSync(inNewPidNamespace[0] as string, [...inNewPidNamespace.slice(1), "true"]).status === 0;
+
 let sandbox: string;
 let bundle: string;
 const previousTmpdir = process.env.TMPDIR;
@@ -132,9 +148,34 @@ describe("the sweep of dead engines' directories at start", () => {
     expect(existsSync(orphan.directory)).toBe(false);
   }, 60_000);
 
+  it.skipIf(!pidNamespacesWork)(
+    "leaves alone the live directory of an engine in another PID namespace sharing this /tmp",
+    async () => {
+      const other = await startOwnerChild(bundle, "auto", sandbox, inNewPidNamespace);
+      children.push(other.child);
+      // Its pids (owner 2, its clamd) name other processes here, or none.
+      const record = JSON.parse(await readFile(join(other.directory, "owner.json"), "utf8"));
+      expect(record.owner.pid).toBe(2);
+      expect(record.scope.pidNamespace).not.toBe((await readPidScope()).pidNamespace);
+
+      await using next = await startManagedClamd({ tcp: false });
+      expect(next.staleSweep.removed.map((entry) => entry.directory)).not.toContain(
+        other.directory,
+      );
+      expect(existsSync(other.directory)).toBe(true);
+      await using client = new ClamdClient({ socket: join(other.directory, "clamd.sock") });
+      await client.ping();
+    },
+    60_000,
+  );
+
   it("leaves alone the directories of live owners (this process, another worker) and those without a record", async () => {
     const ours = await mkdtemp(join(sandbox, "engine-clamd-"));
-    await writeOwnerRecord(ours, { owner: await identityOf(), clamd: undefined });
+    await writeOwnerRecord(ours, {
+      owner: await identityOf(),
+      clamd: undefined,
+      scope: await readPidScope(),
+    });
     const unowned = await mkdtemp(join(sandbox, "engine-clamd-"));
     await writeFile(join(unowned, "clamd.conf"), "Foreground yes\n");
     const garbage = await mkdtemp(join(sandbox, "engine-clamd-"));
