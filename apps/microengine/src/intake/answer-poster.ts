@@ -129,9 +129,11 @@ export class AnswerPoster implements AnswerPosting {
       return "answered already";
     }
     const text = this.#heldToRules(claimed, own, target, logger);
+    const recorded = text !== own;
+    const verdict = recorded ? recordedVerdict(text) : result.verdict;
     const delivered = await inSpan(
       "deliver",
-      { "engine.bounty.id": target.id, "engine.verdict": result.verdict },
+      { "engine.bounty.id": target.id, "engine.verdict": verdict },
       async (span) => {
         const posted = await this.context.delivery.deliver({
           url: target.response_url,
@@ -147,8 +149,7 @@ export class AnswerPoster implements AnswerPosting {
     );
     // Recorded even when posted without the ledger (Redis away): nobody posts again after it.
     if (delivered && ledger) void this.#recordPosted(ledger, target, text, logger);
-    const recorded = text !== own;
-    return { delivered, verdict: recorded ? recordedVerdict(text) : result.verdict, recorded };
+    return { delivered, verdict, recorded };
   }
 
   /**
