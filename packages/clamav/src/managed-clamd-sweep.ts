@@ -36,7 +36,11 @@ export interface RemovedClamdDirectory {
 export interface StaleClamdSweep {
   /** The directories removed. */
   readonly removed: readonly RemovedClamdDirectory[];
-  /** Directories of dead owners that stay, with why and what to do. */
+  /**
+   * Directories that stay, with why and what to do: of dead owners whose clamd could not be
+   * stopped or verified, or that could not be removed; without an owner record for over an
+   * hour; or not looked at when the time budget was spent.
+   */
   readonly left: readonly { readonly directory: string; readonly reason: string }[];
 }
 
@@ -215,6 +219,8 @@ export async function removeVerified(
     now.ino === seen.ino &&
     now.uid === seen.uid;
   if (!same) {
+    // Back under its name, unless that name is taken again (an empty directory there would be
+    // replaced: rename(2) has no "no replace" in Node); else it stays under the new name.
     const back = await rename(renamed, directory).then(
       () => directory,
       () => renamed,
