@@ -151,7 +151,7 @@ function logStaleSweep(sweep: ManagedClamd["staleSweep"], logger: Logger): void 
   for (const { directory, reason } of sweep.left)
     logger.warn(
       { directory },
-      `left a managed clamd directory of an engine that is gone: ${reason}`,
+      `left a managed clamd directory in place: ${reason}`,
     );
 }
 
