@@ -149,10 +149,7 @@ function logStaleSweep(sweep: ManagedClamd["staleSweep"], logger: Logger): void 
       `removed the managed clamd directory of an engine that is gone (pid ${ownerPid})${killedClamdPid === undefined ? "" : `, and stopped its clamd (pid ${killedClamdPid})`}`,
     );
   for (const { directory, reason } of sweep.left)
-    logger.warn(
-      { directory },
-      `left a managed clamd directory in place: ${reason}`,
-    );
+    logger.warn({ directory }, `left a managed clamd directory in place: ${reason}`);
 }
 
 /** ClamAV on a clamd the engine starts: the shipped signatures, plus the system database when there is one. */
