@@ -22,6 +22,7 @@ import type { EngineConfig } from "../config/config.js";
 import { errorMessage, loggableMessage } from "../operations/error-message.js";
 import { type EngineMetrics, recordScan } from "../operations/metrics.js";
 import { withEngineMetadata } from "../protocol/engine-metadata.js";
+import { holdBody } from "./held-body.js";
 import { refuseAndClose } from "./public-body.js";
 
 /** What a multipart body may add around its file: boundaries, part headers. */
@@ -328,14 +329,18 @@ async function scanBody(
     const body = scan.multipart
       ? await multipartArtifact(request, config.ARTIFACT_MAX_BYTES, arrival.signal)
       : rawArtifact(request, config.ARTIFACT_MAX_BYTES, scan.declared);
+    // Held whole and hashed by the engine: the result cache keys on that hash (a repeated
+    // upload is answered from it, as a repeated bounty is).
+    const held = await holdBody(body.artifact, arrival.signal);
     metrics.inFlight.inc();
     let result: ReturnType<typeof withEngineMetadata>;
     try {
-      result = withEngineMetadata(await backends.scanner.scan(body.artifact, { deadline }));
+      result = withEngineMetadata(await backends.scanner.scan(held.artifact, { deadline }));
     } finally {
       metrics.inFlight.dec();
       slots.release();
       holding = false;
+      await held.dispose();
     }
     using rest = createScanSignal({ signal: gone, deadline, scanner: "microengine" });
     await body.afterScan(rest.signal);

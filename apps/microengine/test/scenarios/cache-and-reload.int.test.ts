@@ -115,6 +115,45 @@ describe("the result cache in serve", () => {
 });
 
 describe("reloading rules while serving", () => {
+  it("answers a repeated POST /scan from the cache, keyed on the hash the engine computed, raw or multipart, small or spilled to disk", async () => {
+    const { url } = await startServe();
+    const scan = async (body: Uint8Array, multipart: boolean) => {
+      const init: RequestInit = multipart
+        ? { method: "POST", body: formOf(body) }
+        : {
+            method: "POST",
+            body,
+            headers: { "content-type": "application/octet-stream" },
+          };
+      const response = await fetch(`${url}/scan`, init);
+      expect(response.status).toBe(200);
+      return (await response.json()) as { verdict: string; metadata: Record<string, unknown> };
+    };
+    const formOf = (body: Uint8Array) => {
+      const form = new FormData();
+      form.append("file", new Blob([body]), "upload.bin");
+      return form;
+    };
+    const small = Buffer.from("an upload with OLDWORD inside");
+    // Past the 1 MiB held in memory: held in a temp file, hashed all the same.
+    const large = Buffer.concat([Buffer.alloc(3 * 1024 * 1024, 0x41), small]);
+    for (const [body, multipart] of [
+      [small, false],
+      [large, true],
+    ] as const) {
+      const first = await scan(body, multipart);
+      const second = await scan(body, multipart);
+      expect([first.verdict, second.verdict]).toEqual(["malicious", "malicious"]);
+      expect([cached(first), cached(second)]).toEqual([false, true]);
+    }
+    // Other bytes (one byte changed) are another key: a miss, scanned.
+    const other = Buffer.from(small);
+    other[0] = 0x41;
+    expect(cached(await scan(other, false))).toBe(false);
+    expect(await metric(url, "engine_cache_hits_total")).toBe(2);
+    expect(await metric(url, "engine_cache_misses_total")).toBe(3);
+  });
+
   it("SIGHUP: a new rule file detects at once; a broken one keeps the last good rules and the engine serving", async () => {
     const { url, child, logs } = await startServe();
     expect((await ask(url, "a NEWWORD here")).verdict).toBe("benign");
