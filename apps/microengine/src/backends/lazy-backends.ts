@@ -69,6 +69,65 @@ function withinScan<T>(work: Promise<T>, options: ScanOptions | undefined): Prom
   });
 }
 
+/** One start of the backends at a time, its outcome, and the wait before a failed one is tried again. */
+class BackendsStart {
+  built: EngineBackends | undefined;
+  starting: Promise<EngineBackends> | undefined;
+  failure: { error: BackendUnavailableError; at: number } | undefined;
+  disposed = false;
+
+  constructor(
+    private readonly start: () => Promise<EngineBackends>,
+    private readonly onStartError: (error: unknown) => void,
+  ) {}
+
+  /** The started backends: this start, the one in progress, or a new one. */
+  started(): Promise<EngineBackends> {
+    if (this.disposed)
+      return Promise.reject(
+        new BackendUnavailableError({ message: "the engine is stopping", scanner: "microengine" }),
+      );
+    if (!this.starting && this.failure && Date.now() - this.failure.at < startRetryAfterMs)
+      return Promise.reject(this.failure.error);
+    this.starting ??= this.start().then(
+      (backends) => {
+        this.built = backends;
+        this.failure = undefined;
+        return backends;
+      },
+      (error: unknown) => {
+        this.starting = undefined;
+        this.onStartError(error);
+        const unavailable = new BackendUnavailableError({
+          message: `the backends could not start: ${error instanceof Error ? error.message : String(error)}`,
+          hint: "See the engine's log; a scan tries to start them again after a few seconds.",
+          scanner: "microengine",
+          cause: error,
+        });
+        this.failure = { error: unavailable, at: Date.now() };
+        throw unavailable;
+      },
+    );
+    return this.starting;
+  }
+
+  /** Stops what was started, waiting {@link disposeWaitMs} at most for a start in progress. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const pending = this.starting;
+    if (!pending) return;
+    const stopped = pending.then((backends) => backends.dispose()).catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      stopped,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, disposeWaitMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
 /**
  * The backends of queue mode's `serve`, started by the first scan (the scan API is their only
  * user there: the workers scan the bounties, and serve's own answers are the deadline
@@ -85,85 +144,41 @@ export function lazyBackends(
   start: () => Promise<EngineBackends>,
   onStartError: (error: unknown) => void = () => {},
 ): LazyEngineBackends {
-  let built: EngineBackends | undefined;
-  let starting: Promise<EngineBackends> | undefined;
-  let failure: { error: BackendUnavailableError; at: number } | undefined;
-  let disposed = false;
-  const started = (): Promise<EngineBackends> => {
-    if (disposed)
-      return Promise.reject(
-        new BackendUnavailableError({ message: "the engine is stopping", scanner: "microengine" }),
-      );
-    if (!starting && failure && Date.now() - failure.at < startRetryAfterMs)
-      return Promise.reject(failure.error);
-    starting ??= start().then(
-      (backends) => {
-        built = backends;
-        failure = undefined;
-        return backends;
-      },
-      (error: unknown) => {
-        starting = undefined;
-        onStartError(error);
-        const unavailable = new BackendUnavailableError({
-          message: `the backends could not start: ${error instanceof Error ? error.message : String(error)}`,
-          hint: "See the engine's log; a scan tries to start them again after a few seconds.",
-          scanner: "microengine",
-          cause: error,
-        });
-        failure = { error: unavailable, at: Date.now() };
-        throw unavailable;
-      },
-    );
-    return starting;
-  };
+  const state = new BackendsStart(start, onStartError);
   const scanner: Scanner = {
     name: "microengine",
     scan: async (artifact, options) =>
-      (await withinScan(started(), options)).scanner.scan(artifact, options),
+      (await withinScan(state.started(), options)).scanner.scan(artifact, options),
     get signaturesVersion() {
-      return built?.scanner.signaturesVersion;
+      return state.built?.scanner.signaturesVersion;
     },
     [Symbol.asyncDispose]: async () => {},
   };
   return {
     scanner,
     get multi() {
-      if (!built) throw new Error("the backends have not started (queue mode's serve)");
-      return built.multi;
+      if (!state.built) throw new Error("the backends have not started (queue mode's serve)");
+      return state.built.multi;
     },
     get cache() {
-      return built?.cache ?? "off";
+      return state.built?.cache ?? "off";
     },
     get running() {
-      return built?.running ?? [];
+      return state.built?.running ?? [];
     },
     get statuses() {
-      return built?.statuses ?? [];
+      return state.built?.statuses ?? [];
     },
     get started() {
-      return built !== undefined && !disposed;
+      return state.built !== undefined && !state.disposed;
     },
     get startError() {
-      return built ? undefined : failure?.error.message;
+      return state.built ? undefined : state.failure?.error.message;
     },
     reload: async (options) => {
-      const backends = starting ? await starting.catch(() => undefined) : undefined;
-      return backends && !disposed ? backends.reload(options) : true;
+      const backends = state.starting ? await state.starting.catch(() => undefined) : undefined;
+      return backends && !state.disposed ? backends.reload(options) : true;
     },
-    dispose: async () => {
-      disposed = true;
-      const pending = starting;
-      if (!pending) return;
-      const stopped = pending.then((backends) => backends.dispose()).catch(() => {});
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        stopped,
-        new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, disposeWaitMs);
-        }),
-      ]);
-      clearTimeout(timer);
-    },
+    dispose: () => state.dispose(),
   };
 }
