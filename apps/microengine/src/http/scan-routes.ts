@@ -331,7 +331,11 @@ async function scanBody(
       : rawArtifact(request, config.ARTIFACT_MAX_BYTES, scan.declared);
     // Held whole and hashed by the engine: the result cache keys on that hash (a repeated
     // upload is answered from it, as a repeated bounty is).
-    const held = await holdBody(body.artifact, arrival.signal);
+    const held = await holdBody(
+      body.artifact,
+      { maxBytes: config.ARTIFACT_MAX_BYTES },
+      arrival.signal,
+    );
     metrics.inFlight.inc();
     let result: ReturnType<typeof withEngineMetadata>;
     try {

@@ -61,7 +61,7 @@ let fileCounter = 0;
  */
 export async function toTemporaryFile(
   source: NodeJS.ReadableStream,
-  policy: FetchPolicy & { sharedDirectory?: string },
+  policy: Pick<FetchPolicy, "maxBytes" | "temporaryDirectory"> & { sharedDirectory?: string },
   signal: AbortSignal,
   info: { filename?: string; mimetype?: string },
   decoders: Duplex[] = [],

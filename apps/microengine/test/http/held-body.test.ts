@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Readable } from "node:stream";
 import { ArtifactTooLargeError, artifactFromStream } from "@engine/core";
 import { describe, expect, it } from "vitest";
@@ -22,7 +25,11 @@ const streamed = (bytes: Buffer, pieces = 7) =>
 describe("holdBody (the scan API's body, hashed by the engine)", () => {
   it("keeps a small body in memory with the sha256 it computed", async () => {
     const bytes = Buffer.from("a small upload");
-    const held = await holdBody(streamed(bytes), new AbortController().signal);
+    const held = await holdBody(
+      streamed(bytes),
+      { maxBytes: 2 ** 30 },
+      new AbortController().signal,
+    );
     expect(held.sha256).toBe(sha256(bytes));
     expect(held.artifact).toMatchObject({
       sha256: sha256(bytes),
@@ -35,7 +42,11 @@ describe("holdBody (the scan API's body, hashed by the engine)", () => {
 
   it("holds a body past the memory bound in a private temp file, removed by dispose", async () => {
     const bytes = Buffer.alloc(heldBodyMemoryBytes * 2 + 5, 7);
-    const held = await holdBody(streamed(bytes, 33), new AbortController().signal);
+    const held = await holdBody(
+      streamed(bytes, 33),
+      { maxBytes: 2 ** 30 },
+      new AbortController().signal,
+    );
     const path = held.artifact.path as string;
     expect(held.artifact).toMatchObject({ sha256: sha256(bytes), size: bytes.length });
     expect(statSync(path).mode & 0o777).toBe(0o600);
@@ -51,13 +62,18 @@ describe("holdBody (the scan API's body, hashed by the engine)", () => {
         throw new ArtifactTooLargeError({ message: "over the cap" });
       })(),
     );
-    const before = new Set(await import("node:fs/promises").then((fs) => fs.readdir("/tmp")));
-    await expect(holdBody(failing, new AbortController().signal)).rejects.toBeInstanceOf(
-      ArtifactTooLargeError,
-    );
-    const after = (await import("node:fs/promises").then((fs) => fs.readdir("/tmp"))).filter(
-      (name) => name.startsWith("engine-scan-body-") && !before.has(name),
-    );
-    expect(after).toEqual([]);
+    const directory = await mkdtemp(join(tmpdir(), "held-body-test-"));
+    try {
+      await expect(
+        holdBody(
+          failing,
+          { maxBytes: 2 ** 30, temporaryDirectory: directory },
+          new AbortController().signal,
+        ),
+      ).rejects.toBeInstanceOf(ArtifactTooLargeError);
+      expect(await readdir(directory)).toEqual([]);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 });
