@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { type ClamavScanner, createClamavScanner } from "@engine/clamav";
 import { type ManagedClamd, startManagedClamd } from "@engine/clamav/managed";
 import type { Logger } from "pino";
@@ -22,6 +22,7 @@ import { clamdAlertSelfCheck, verifyAlerts } from "./clamd-alerts.js";
 import { clamdScansMember } from "./clamd-decodes.js";
 import { clamdHealth } from "./clamd-health.js";
 import { ManagedClamdReloads } from "./clamd-reload.js";
+import { programInstalled } from "./installed-programs.js";
 
 export { clamavTestSignaturesWarning } from "./clamav-coverage.js";
 export { clamdHealth } from "./clamd-health.js";
@@ -49,11 +50,7 @@ function systemDatabaseFiles(): string[] | undefined {
 }
 
 function clamdInstalled(): boolean {
-  return [
-    "/usr/sbin/clamd",
-    "/usr/local/sbin/clamd",
-    ...(process.env.PATH ?? "").split(":").map((directory) => `${directory}/clamd`),
-  ].some((path) => path !== "/clamd" && existsSync(path));
+  return programInstalled("clamd", ["/usr/sbin/clamd", "/usr/local/sbin/clamd"]);
 }
 
 /** The clamd CLAMD_HOSTS, CLAMD_SOCKET or CLAMD_HOST/CLAMD_PORT name, if any. */

@@ -1,6 +1,7 @@
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import type { ClamavScanner, ClamdVersion } from "@engine/clamav";
 import type { SignatureCoverage } from "../../protocol/coverage.js";
+import { programInstalled } from "./installed-programs.js";
 
 /** The start of the banner's warning when ClamAV has no official database; the cause follows. */
 export const clamavTestSignaturesWarning = "ClamAV detects EICAR and test samples only";
@@ -29,13 +30,7 @@ export function freshclamInstalled(
   searchPath = process.env.PATH ?? "",
   places: readonly string[] = freshclamPlaces,
 ): boolean {
-  return [
-    ...places,
-    ...searchPath
-      .split(":")
-      .filter(Boolean)
-      .map((directory) => `${directory}/freshclam`),
-  ].some((path) => existsSync(path));
+  return programInstalled("freshclam", places, searchPath);
 }
 
 /** How old clamd's official database is, in hours, from its VERSION date (undefined: no date). */
