@@ -1,9 +1,9 @@
 import {
   BackendUnavailableError,
-  ScanAbortedError,
+  createScanSignal,
+  raceSignal,
   type Scanner,
   type ScanOptions,
-  ScanTimeoutError,
 } from "@engine/core";
 import type { EngineBackends } from "./build-backends.js";
 
@@ -25,48 +25,14 @@ export interface LazyEngineBackends extends EngineBackends {
   readonly startError: string | undefined;
 }
 
-/** Waits for `work`, or rejects when the scan's signal fires or its deadline passes. */
-function withinScan<T>(work: Promise<T>, options: ScanOptions | undefined): Promise<T> {
-  const { signal, deadline } = options ?? {};
-  if (!signal && deadline === undefined) return work;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () =>
-      finish(() =>
-        reject(
-          new ScanAbortedError({
-            message: "the scan was stopped while the backends started",
-            scanner: "microengine",
-            cause: signal?.reason,
-          }),
-        ),
-      );
-    const timer =
-      deadline === undefined
-        ? undefined
-        : setTimeout(
-            () =>
-              finish(() =>
-                reject(
-                  new ScanTimeoutError({
-                    message: "the deadline passed while the backends started",
-                    scanner: "microengine",
-                  }),
-                ),
-              ),
-            Math.max(0, deadline - Date.now()),
-          );
-    const finish = (settle: () => void) => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      settle();
-    };
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    work.then(
-      (value) => finish(() => resolve(value)),
-      (error: unknown) => finish(() => reject(error)),
-    );
+/** Waits for `work`, or rejects when the scan's signal fires or its deadline passes (typed). */
+async function withinScan<T>(work: Promise<T>, options: ScanOptions | undefined): Promise<T> {
+  using stop = createScanSignal({
+    signal: options?.signal,
+    deadline: options?.deadline,
+    scanner: "microengine",
   });
+  return await raceSignal(work, stop.signal, "microengine");
 }
 
 /** One start of the backends at a time, its outcome, and the wait before a failed one is tried again. */
