@@ -144,6 +144,16 @@ export class ClamdConnection {
     });
   }
 
+  /**
+   * Whether this connection keeps the process alive: yes while a request uses it, no while it
+   * waits idle for reuse (a kept connection must not hold a finished command's exit for its idle
+   * timeout).
+   */
+  holdProcess(hold: boolean): void {
+    if (hold) this.#socket.ref();
+    else this.#socket.unref();
+  }
+
   /** False once the socket failed, was closed by either side, or clamd half-closed it. */
   get usable(): boolean {
     return this.#failure === undefined && !this.#ended && !this.#socket.destroyed;

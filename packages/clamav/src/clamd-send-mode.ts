@@ -20,7 +20,8 @@ export interface SendPlan {
  * Decides how to send an artifact to clamd, with as few file-system trips as possible (each
  * costs ~0.1 ms on the thread pool, as much as clamd's scan of a small file):
  * - a local regular file, on a unix-socket clamd with `scanLocalFiles`: `fildes` when
- *   `passFileDescriptors` and the addon is installed, else `path` (clamd opens it); one `stat`;
+ *   `passFileDescriptors` and the addon is installed, else `path` (clamd opens it); one `stat`,
+ *   none for a file artifact whose size was given (a walk's) going by FILDES;
  * - anything else: `instream`, with one bounded read that returns a small file whole or tells
  *   that it is large.
  */
@@ -40,10 +41,15 @@ export async function chooseSendMode(
     "socket" in endpoint &&
     !/[\0\n\r]/.test(path)
   ) {
+    const passing = options.passFileDescriptors && (await loadFileDescriptorPassing());
+    // A file whose size was given (a directory walk's): no stat, FILDES straight away. The addon
+    // opens it without blocking and refuses anything but a regular file (the same
+    // ArtifactUnavailableError the stream would give), and clamd reads it through the descriptor.
+    if (passing && artifact.size !== undefined && artifact.kind === "file")
+      return { mode: "fildes", size: artifact.size };
     const stats = await stat(path).catch(() => undefined); // a read error surfaces when streaming
     if (stats?.isFile()) {
-      const mode =
-        options.passFileDescriptors && (await loadFileDescriptorPassing()) ? "fildes" : "path";
+      const mode = passing ? "fildes" : "path";
       return { mode, size: artifact.size ?? stats.size };
     }
   }

@@ -1,6 +1,7 @@
 import { ConcurrencyLimit, errorFromSignal } from "@engine/core";
 import type { ResolvedClamdClientOptions } from "./clamd-client-options.js";
 import { ClamdConnection, type ClamdEndpoint } from "./clamd-connection.js";
+import { DaemonAnchor } from "./daemon-anchor.js";
 import { DaemonGeneration } from "./daemon-generation.js";
 
 /** One kept `IDSESSION` connection: its socket, the next request id, its idle timer. */
@@ -31,6 +32,8 @@ export class ClamdSessionPool {
 
   /** The scan connections this pool's client opened (FILDES calls count too): see `daemonGeneration`. */
   readonly generation: DaemonGeneration;
+  /** Ties FILDES calls (a connection each) to the generation of a kept connection. */
+  readonly anchor: DaemonAnchor;
 
   constructor(
     endpoint: ClamdEndpoint,
@@ -40,6 +43,7 @@ export class ClamdSessionPool {
     this.#endpoint = endpoint;
     this.#options = options;
     this.generation = generation;
+    this.anchor = new DaemonAnchor(endpoint, generation, options);
     this.#slots = new ConcurrencyLimit({
       concurrency: options.maxConnections,
       what: "clamd connections",
@@ -75,6 +79,7 @@ export class ClamdSessionPool {
       for (let session = this.#idle.pop(); session; session = this.#idle.pop()) {
         clearTimeout(session.idleTimer);
         if (session.connection.usable) {
+          session.connection.holdProcess(true);
           this.#busy.add(session);
           return session;
         }
@@ -114,6 +119,7 @@ export class ClamdSessionPool {
         this.#endSession(session);
       }, this.#options.idleTimeoutMs);
       session.idleTimer.unref();
+      session.connection.holdProcess(false); // idle: it must not keep the process alive
       this.#idle.push(session);
     } else {
       session.connection.destroy();
@@ -130,5 +136,6 @@ export class ClamdSessionPool {
   /** Closes the idle sessions; the pool stays usable (the next call connects). */
   close(): void {
     for (const session of this.#idle.splice(0)) this.#endSession(session);
+    this.anchor.close();
   }
 }

@@ -15,6 +15,11 @@ export class DaemonGeneration {
     return this.#generation;
   }
 
+  /** Begins a new generation with no connection (the anchor was lost during a call). */
+  begin(): void {
+    this.#generation += 1;
+  }
+
   /** Connections (and FILDES calls) open now. */
   get live(): number {
     return this.#live;
@@ -26,6 +31,15 @@ export class DaemonGeneration {
    */
   opened(): () => void {
     this.#generation += 1;
+    return this.joined();
+  }
+
+  /**
+   * Records a connection known to reach the daemon of the current generation (a FILDES call
+   * made while the client's anchor connection stays open: see `ClamdSessionPool.fildesCall`),
+   * without beginning a new generation; returns the function that records its end.
+   */
+  joined(): () => void {
     this.#live += 1;
     let ended = false;
     return () => {

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { ArtifactUnavailableError, EngineError, errorFromSignal, raceSignal } from "@engine/core";
+import { ArtifactUnavailableError, EngineError, errorFromSignal } from "@engine/core";
 import { ClamdConnectionFailure, type ClamdEndpoint } from "./clamd-connection.js";
 import { clamdConnectionError } from "./clamd-errors.js";
 import { type ClamdReply, parseClamdReply } from "./clamd-reply.js";
@@ -31,22 +31,26 @@ export async function scanByFileDescriptor(
   if (!native) return undefined;
   await sessions.takeSlot(signal);
   let text: string;
+  let started = false;
   try {
     // The addon holds a libuv thread and a clamd connection until clamd answers (or its read
     // timeout): the slot goes back only then, even when the caller stops waiting earlier, so
     // FILDES calls stay within maxConnections and never fill the thread pool.
-    // The addon's connection counts as one to clamd while the call runs (daemonGeneration).
-    const ended = sessions.generation.opened();
-    const call = native.scanFileDescriptor(endpoint.socket, resolve(path), readTimeoutMs);
-    const settled = (): void => {
-      ended();
-      sessions.releaseSlot();
-    };
-    call.then(settled, settled);
-    text = await raceSignal(call, signal);
+    // The addon's connection joins the generation of the kept anchor connection
+    // (daemonGeneration: see DaemonAnchor).
+    text = await sessions.anchor.run(signal, () => {
+      started = true;
+      const call = native.scanFileDescriptor(endpoint.socket, resolve(path), readTimeoutMs);
+      const settled = (): void => sessions.releaseSlot();
+      call.then(settled, settled);
+      return call;
+    });
   } catch (error) {
+    if (!started) sessions.releaseSlot(); // the anchor could not be opened
     if (signal.aborted) throw errorFromSignal(signal);
     if (EngineError.isInstance(error)) throw error;
+    if (error instanceof ClamdConnectionFailure)
+      throw clamdConnectionError(endpoint, error, "FILDES"); // the anchor's
     const code = (error as NodeJS.ErrnoException).code;
     if (code === "EFILE") {
       throw new ArtifactUnavailableError({

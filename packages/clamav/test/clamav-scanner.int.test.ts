@@ -1,9 +1,12 @@
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { promisify } from "node:util";
 import {
   ArtifactTooLargeError,
+  ArtifactUnavailableError,
   artifactFromBytes,
   artifactFromFile,
   artifactFromStream,
@@ -16,6 +19,7 @@ import { ClamdClient, createClamavScanner } from "../src/index.js";
 import { type ManagedClamd, startManagedClamd } from "../src/managed.js";
 import { sampleSignatures, signatureSamples } from "../src/testing.js";
 
+const execFileAsync = promisify(execFile);
 let directory: string;
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), "engine-clamav-int-"));
@@ -111,6 +115,53 @@ describe("the shipped signature database, through a managed clamd", () => {
         /missing\.bin/,
       );
       await client.close();
+    }
+  });
+
+  it("sends a file whose size a walk gave by FILDES without looking it up, with the same answers and refusals", async () => {
+    const path = join(directory, "sized-ndb.bin");
+    const sample = signatureSamples().ndb;
+    await writeFile(path, sample);
+    const fifo = join(directory, "sized.fifo");
+    await execFileAsync("mkfifo", [fifo]);
+    const client = new ClamdClient(clamd.clientOptions("socket"));
+    try {
+      const outcome = await client.scan(artifactFromFile(path, { size: sample.length }));
+      expect(outcome.mode).toBe("fildes");
+      expect(outcome.reply).toMatchObject({ kind: "found", signature: sampleSignatures.ndb });
+      // A directory, a FIFO (never opened blocking) and a missing file: the artifact could not be
+      // read, as when its size was looked up first.
+      for (const target of [directory, fifo, join(directory, "gone.bin")]) {
+        const refused = await client
+          .scan(artifactFromFile(target, { size: 10 }))
+          .catch((error: unknown) => error);
+        expect(ArtifactUnavailableError.isInstance(refused)).toBe(true);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("verifies the alert settings once for many FILDES scans (each a connection of its own), not once per scan", async () => {
+    const scanner = createClamavScanner({ ...clamd.clientOptions("socket"), verifyAlerts: true });
+    try {
+      const files = [];
+      for (let index = 0; index < 20; index += 1) {
+        const path = join(directory, `steady-${index}.txt`);
+        await writeFile(path, `clean file ${index}`);
+        files.push(path);
+      }
+      const first = await scanner.scan(artifactFromFile(files[0] as string));
+      expect(first.verdict).toBe("benign");
+      expect(first.metadata.clamav).toMatchObject({ mode: "fildes" });
+      const generation = (scanner.client as ClamdClient).daemonGeneration;
+      const results = await Promise.all(files.map((path) => scanner.scan(artifactFromFile(path))));
+      expect(results.every((result) => result.verdict === "benign")).toBe(true);
+      // Before: every FILDES call began a generation, and each clean answer waited for a probe.
+      expect((scanner.client as ClamdClient).daemonGeneration).toBe(generation);
+      expect(scanner.alertStatus()).toEqual({ state: "verified", problems: [] });
+    } finally {
+      await scanner.close?.();
     }
   });
 
