@@ -71,6 +71,12 @@ interface LoadedRules {
   diagnostics: RuleDiagnostic[];
   signaturesVersion: string;
   fileCount: number;
+  /**
+   * True when a rule may read the `filetype` external (its word appears in a source): only then
+   * is an artifact's head read and typed before the scan (four file operations and `file-type`'s
+   * look, gzip inflated, per file: most of the main thread's cost per small file).
+   */
+  typesContent: boolean;
   inFlight: number;
   retired: boolean;
 }
@@ -195,6 +201,7 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
       diagnostics,
       signaturesVersion: hash.digest("hex").slice(0, 16),
       fileCount: accepted.length,
+      typesContent: accepted.some((source) => /\bfiletype\b/.test(source.source)),
       inFlight: 0,
       retired: false,
     };
@@ -237,8 +244,11 @@ export function createYaraScanner(options: YaraScannerOptions = {}): YaraScanner
             scanner: settings.name,
           });
         }
-        // The head is read once here; a stream comes back as one that replays it.
-        const typed = await withContentType(artifact, signal);
+        // The head is read once here, when a rule reads `filetype`; a stream comes back as one
+        // that replays it.
+        const typed = rules.typesContent
+          ? await withContentType(artifact, signal)
+          : { artifact, filetype: "" };
         const matches = await rules.engine.scan(
           typed.artifact,
           artifactExternalValues(typed.artifact, typed.filetype),
