@@ -50,13 +50,20 @@ interface FileScan {
  */
 export const scanWindowPerConcurrency = 4;
 
-async function scanFile(scanner: Scanner, path: string, options: FileScan): Promise<ScanEntry> {
+async function scanFile(
+  scanner: Scanner,
+  path: string,
+  size: number,
+  options: FileScan,
+): Promise<ScanEntry> {
   await options.limit.acquire();
   try {
     // Stopped while it waited for its turn: never started (it is not reported either).
     if (options.signal?.aborted)
       return { kind: "failed", path, problem: "SCAN_ABORTED: not started", code: "SCAN_ABORTED" };
-    const result = await scanner.scan(artifactFromFile(path), {
+    // The walk's size: backends need not look it up again (a file that changed since is read
+    // as it is now, within each backend's own limits).
+    const result = await scanner.scan(artifactFromFile(path, { size }), {
       deadline: Date.now() + options.timeoutMs,
       ...(options.signal ? { signal: options.signal } : {}),
     });
@@ -94,7 +101,7 @@ function windowSlot(
     const result = tooLargeResult(walked.size, options.maxFileBytes);
     return settledSlot({ kind: "scanned", path: walked.path, result });
   }
-  const slot: WindowSlot = { entry: scanFile(scanner, walked.path, options) };
+  const slot: WindowSlot = { entry: scanFile(scanner, walked.path, walked.size, options) };
   slot.entry.then((entry) => {
     slot.settled = entry;
   });
