@@ -69,6 +69,20 @@ describe("the webhook", () => {
     await app.close();
   });
 
+  it("refuses a signed bounty whose metadata is nested 3,000 deep with 400, once, and answers nothing (second audit, item 15: it was a 503 retry loop in queue mode)", async () => {
+    const { app } = await engineWith([createEicarScanner()]);
+    const deep = bounty();
+    const body = deep.text.replace(/}$/, `,"metadata":${"[".repeat(3000)}${"]".repeat(3000)}}`);
+    const refused = await postBounty(app, body);
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error).toMatch(/nested more than 32 levels/);
+    // Sent again (a marketplace retrying): the same 400, never "retry later".
+    expect((await postBounty(app, body)).statusCode).toBe(400);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(answersFor(deep.id)).toHaveLength(0);
+    await app.close();
+  });
+
   it("refuses bad JSON, wrong types (naming the field) and oversize bodies", async () => {
     // With 4 KB artifacts, a webhook body is capped at 1 MiB.
     const { app } = await engineWith([createEicarScanner()], { ARTIFACT_MAX_BYTES: "4096" });
