@@ -17,7 +17,9 @@ import type { DaemonGeneration } from "./daemon-generation.js";
  * generation. When the anchor is lost during the call, a new generation begins (the guard probes
  * again before a clean answer stands); a new anchor begins one too, as any new connection does.
  * The anchor is an idle `IDSESSION`, closed `idleTimeoutMs` after its last call (before clamd's
- * own `IdleTimeout`, 30 s by default). Left out: someone deleting a live clamd's socket file and
+ * own `IdleTimeout`, 30 s by default). Under steady FILDES load nothing is sent on it, so clamd
+ * closes it at its `IdleTimeout`: the calls then running begin a new generation and the guard
+ * probes once more (at most one probe per `IdleTimeout`, against one per file before). Left out: someone deleting a live clamd's socket file and
  * starting another clamd on the path while the first still runs.
  */
 export class DaemonAnchor {
@@ -55,7 +57,12 @@ export class DaemonAnchor {
     this.#calls += 1;
     anchor.holdProcess(true);
     const ended = this.#generation.joined();
-    const call = start();
+    let call: Promise<T>;
+    try {
+      call = start();
+    } catch (error) {
+      call = Promise.reject(error); // counted, then uncounted, like any call that fails
+    }
     const settled = call
       .then(
         () => {},

@@ -102,6 +102,20 @@ describe("DaemonAnchor", () => {
     }
   });
 
+  it("counts a call that throws at once as ended (the anchor can go idle and stop holding the process)", async () => {
+    const { anchor, generation } = await anchoredDaemon();
+    try {
+      await expect(
+        anchor.run(never, () => {
+          throw new Error("the addon refused its arguments");
+        }),
+      ).rejects.toThrow("refused its arguments");
+      expect(generation.live).toBe(1); // the anchor alone
+    } finally {
+      anchor.close();
+    }
+  });
+
   it("stops waiting at the caller's signal while the call goes on", async () => {
     const { anchor, generation } = await anchoredDaemon();
     try {
