@@ -145,6 +145,39 @@ export class ClamdConnection {
   }
 
   /**
+   * Connects (see {@link ClamdConnection.connect}) and starts an `IDSESSION` on the connection;
+   * a connection whose `IDSESSION` cannot be written is closed before the failure is thrown.
+   */
+  static async session(
+    endpoint: ClamdEndpoint,
+    connectTimeoutMs: number,
+    writeTimeoutMs: number,
+    signal?: AbortSignal,
+    generation?: DaemonGeneration,
+  ): Promise<ClamdConnection> {
+    const connection = await ClamdConnection.connect(
+      endpoint,
+      connectTimeoutMs,
+      signal,
+      generation,
+    );
+    try {
+      const pending = connection.write("zIDSESSION\0", writeTimeoutMs);
+      if (pending) await pending;
+    } catch (error) {
+      connection.destroy();
+      throw error;
+    }
+    return connection;
+  }
+
+  /** Ends an `IDSESSION`: `END` when the socket is still usable (not waited for), then closes it. */
+  endSession(writeTimeoutMs: number): void {
+    if (this.usable) this.write("zEND\0", writeTimeoutMs)?.catch(() => {});
+    this.destroy();
+  }
+
+  /**
    * Whether this connection keeps the process alive: yes while a request uses it, no while it
    * waits idle for reuse (a kept connection must not hold a finished command's exit for its idle
    * timeout).

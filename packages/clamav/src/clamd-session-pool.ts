@@ -85,14 +85,13 @@ export class ClamdSessionPool {
         }
         session.connection.destroy();
       }
-      const connection = await ClamdConnection.connect(
+      const connection = await ClamdConnection.session(
         this.#endpoint,
         this.#options.connectTimeoutMs,
+        this.#options.readTimeoutMs,
         signal,
         this.generation,
       );
-      const pending = connection.write("zIDSESSION\0", this.#options.readTimeoutMs);
-      if (pending) await pending;
       const session: ClamdSession = { connection, nextId: 1 };
       this.#busy.add(session);
       return session;
@@ -128,9 +127,7 @@ export class ClamdSessionPool {
 
   #endSession(session: ClamdSession): void {
     clearTimeout(session.idleTimer);
-    if (session.connection.usable)
-      session.connection.write("zEND\0", this.#options.readTimeoutMs)?.catch(() => {});
-    session.connection.destroy();
+    session.connection.endSession(this.#options.readTimeoutMs);
   }
 
   /** Closes the idle sessions; the pool stays usable (the next call connects). */

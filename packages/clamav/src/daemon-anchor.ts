@@ -91,8 +91,7 @@ export class DaemonAnchor {
     this.#idleTimer = undefined;
     const connection = this.#connection;
     this.#connection = undefined;
-    if (connection?.usable) connection.write("zEND\0", this.#connectTimeoutMs)?.catch(() => {});
-    connection?.destroy();
+    connection?.endSession(this.#connectTimeoutMs);
   }
 
   async #open(signal: AbortSignal): Promise<ClamdConnection> {
@@ -100,14 +99,13 @@ export class DaemonAnchor {
     // One opening for every call that waits (bounded by the connect timeout); each caller
     // stops waiting at its own signal.
     this.#opening ??= (async () => {
-      const connection = await ClamdConnection.connect(
+      const connection = await ClamdConnection.session(
         this.#endpoint,
+        this.#connectTimeoutMs,
         this.#connectTimeoutMs,
         undefined,
         this.#generation,
       );
-      const pending = connection.write("zIDSESSION\0", this.#connectTimeoutMs);
-      if (pending) await pending;
       this.#connection?.destroy();
       this.#connection = connection;
       return connection;
