@@ -2,5 +2,5 @@
 // when the addon was not built; @engine/clamav then falls back to SCAN <path> or INSTREAM.
 const binding = require("./build/Release/clamav_native.node");
 
-/** Sends `zFILDES` and the open file to clamd's unix socket; resolves with clamd's reply. */
-exports.scanFileDescriptor = binding.scanFileDescriptor;
+/** Sends `zFILDES` and an open file on a kept clamd session socket (synchronous, non-blocking). */
+exports.sendFileDescriptor = binding.sendFileDescriptor;

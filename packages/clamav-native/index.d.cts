@@ -1,12 +1,8 @@
 /**
- * Opens `filePath`, connects to clamd's unix socket `socketPath`, sends `zFILDES` with the file
- * descriptor as SCM_RIGHTS ancillary data, and resolves with clamd's reply (without its NUL),
- * e.g. `"fd[10]: OK"` or `"fd[10]: Eicar-Test-Signature FOUND"`. Runs on the libuv thread pool;
- * `timeoutMs` bounds each socket read and write. Rejects with an Error whose `code` is
- * `EFILE`, `ECONNECT`, `ESEND`, `ERECV` or `ETIMEOUT`.
+ * Sends `zFILDES` and `fileFd` (as SCM_RIGHTS ancillary data) on `socketFd`, a connected unix
+ * socket to clamd (a kept `IDSESSION` whose reading Node does), in one non-blocking `sendmsg`:
+ * all of it or nothing. Synchronous; clamd's reply arrives on the socket. Throws an Error whose
+ * `code` is `EFILE` (fileFd is not a regular file; nothing sent), `EAGAIN` (the socket is full;
+ * nothing sent), `ESEND` (the socket failed) or `EPARTIAL` (part of it sent: the session is lost).
  */
-export function scanFileDescriptor(
-  socketPath: string,
-  filePath: string,
-  timeoutMs: number,
-): Promise<string>;
+export function sendFileDescriptor(socketFd: number, fileFd: number): void;

@@ -5,5 +5,5 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const binding = require("./build/Release/clamav_native.node");
 
-/** Sends `zFILDES` and the open file to clamd's unix socket; resolves with clamd's reply. */
-export const scanFileDescriptor = binding.scanFileDescriptor;
+/** Sends `zFILDES` and an open file on a kept clamd session socket (synchronous, non-blocking). */
+export const sendFileDescriptor = binding.sendFileDescriptor;

@@ -4,7 +4,6 @@ import {
   createScanSignal,
   errorFromSignal,
   isScanContext,
-  ProtocolError,
   parseOptions,
   type ScanContext,
   type ScanOptions,
@@ -31,7 +30,7 @@ import {
   parseClamdVersion,
 } from "./clamd-reply.js";
 import { type ClamdScanMode, chooseSendMode, type SendPlan } from "./clamd-send-mode.js";
-import { type ClamdSession, ClamdSessionPool } from "./clamd-session-pool.js";
+import { type ClamdSession, ClamdSessionPool, readSessionReply } from "./clamd-session-pool.js";
 import { scanByFileDescriptor } from "./fildes-scan.js";
 import { type InstreamProgress, writeInstream } from "./instream-writer.js";
 
@@ -82,7 +81,7 @@ export class ClamdClient {
 
   /**
    * What the client's scans may have been talking to: it grows by one with every scan
-   * connection the client opens (a session or a FILDES call; kept sessions are reused). A
+   * connection the client opens (a session; kept sessions are reused, FILDES goes on them too). A
    * restart of clamd, which may bring another clamd.conf, drops every connection, so what
    * `checkClamdAlerts` found holds while this number stays the same. Several daemons behind one
    * address each need their own client (`ClamdPool`): a probe may reach another one.
@@ -91,7 +90,7 @@ export class ClamdClient {
     return this.#sessions.generation.current;
   }
 
-  /** Connection slots in use (scans, FILDES calls), callers waiting for one, and the maximum. */
+  /** Connection slots in use (one per scan), callers waiting for one, and the maximum. */
   get usage(): { inUse: number; waiting: number; max: number } {
     return this.#sessions.usage;
   }
@@ -177,7 +176,7 @@ export class ClamdClient {
             )
           : undefined;
       if (reply) return { reply, mode, bytesSent: 0 };
-      mode = "instream"; // clamd refused FILDES (an old or remote clamd): stream instead
+      mode = "instream"; // clamd refused FILDES, or the session could not take it: stream instead
     }
     for (let attempt = 0; ; attempt += 1) {
       const session = await this.#openSession(signal);
@@ -293,22 +292,10 @@ export class ClamdClient {
       } else {
         await writeInstream(connection, artifact, plan, this.options, signal, progress);
       }
-      return await this.#reply(connection, id, readTimeoutMs);
+      return await readSessionReply(connection, id, readTimeoutMs);
     } finally {
       signal.removeEventListener("abort", onAbort);
     }
-  }
-
-  /** Waits for the reply to session request `id` and strips its prefix. */
-  async #reply(connection: ClamdConnection, id: number, readTimeoutMs: number): Promise<string> {
-    const reply = await connection.nextReply(readTimeoutMs);
-    const prefix = /^(\d+): /.exec(reply);
-    if (prefix?.[1] !== String(id)) {
-      throw new ProtocolError({
-        message: `@engine/clamav: clamd answered request ${prefix?.[1] ?? "(no id)"} while we waited for request ${id}: ${JSON.stringify(reply).slice(0, 200)}`,
-      });
-    }
-    return reply.slice(prefix[0].length);
   }
 
   #throwUnexpected(command: string, reply: string): never {

@@ -106,10 +106,7 @@ export class ClamdConnection {
       const onConnect = (): void => {
         cleanup();
         const connection = new ClamdConnection(socket);
-        if (generation) {
-          const ended = generation.opened();
-          socket.once("close", ended);
-        }
+        generation?.opened();
         resolve(connection);
       };
       const onError = (error: NodeJS.ErrnoException): void => {
@@ -185,6 +182,18 @@ export class ClamdConnection {
   holdProcess(hold: boolean): void {
     if (hold) this.#socket.ref();
     else this.#socket.unref();
+  }
+
+  /**
+   * The socket's file descriptor, for a native send beside Node's own writes (FILDES on a kept
+   * session): only while Node has nothing of its own waiting to be written on it (bytes of both
+   * would interleave), else `undefined`.
+   */
+  get quietDescriptor(): number | undefined {
+    const socket = this.#socket as Socket & { _handle?: { fd?: unknown } };
+    if (!this.usable || socket.connecting || socket.writableLength > 0) return undefined;
+    const fd = socket._handle?.fd;
+    return typeof fd === "number" && fd >= 0 ? fd : undefined;
   }
 
   /** False once the socket failed, was closed by either side, or clamd half-closed it. */

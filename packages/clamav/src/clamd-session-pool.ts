@@ -1,7 +1,6 @@
-import { ConcurrencyLimit, errorFromSignal } from "@engine/core";
+import { ConcurrencyLimit, errorFromSignal, ProtocolError } from "@engine/core";
 import type { ResolvedClamdClientOptions } from "./clamd-client-options.js";
 import { ClamdConnection, type ClamdEndpoint } from "./clamd-connection.js";
-import { DaemonAnchor } from "./daemon-anchor.js";
 import { DaemonGeneration } from "./daemon-generation.js";
 
 /** One kept `IDSESSION` connection: its socket, the next request id, its idle timer. */
@@ -18,8 +17,8 @@ export type ClamdSessionLimits = Pick<
 >;
 
 /**
- * The clamd client's connections: at most `maxConnections` in use at once (scans and FILDES
- * calls take a slot), `IDSESSION` sessions kept idle for `idleTimeoutMs` and reused, a dropped
+ * The clamd client's connections: at most `maxConnections` in use at once (every scan takes a
+ * slot), `IDSESSION` sessions kept idle for `idleTimeoutMs` and reused, a dropped
  * one never handed out again. Connection failures are thrown as they come (the client types
  * them); a stopped signal as its engine error.
  */
@@ -30,10 +29,8 @@ export class ClamdSessionPool {
   readonly #idle: ClamdSession[] = [];
   readonly #busy = new Set<ClamdSession>();
 
-  /** The scan connections this pool's client opened (FILDES calls count too): see `daemonGeneration`. */
+  /** The scan connections this pool's client opened: see `daemonGeneration`. */
   readonly generation: DaemonGeneration;
-  /** Ties FILDES calls (a connection each) to the generation of a kept connection. */
-  readonly anchor: DaemonAnchor;
 
   constructor(
     endpoint: ClamdEndpoint,
@@ -43,7 +40,6 @@ export class ClamdSessionPool {
     this.#endpoint = endpoint;
     this.#options = options;
     this.generation = generation;
-    this.anchor = new DaemonAnchor(endpoint, generation, options);
     this.#slots = new ConcurrencyLimit({
       concurrency: options.maxConnections,
       what: "clamd connections",
@@ -59,23 +55,16 @@ export class ClamdSessionPool {
     };
   }
 
-  /** Takes a connection slot; never for a signal that is already aborted. */
-  async takeSlot(signal: AbortSignal): Promise<void> {
+  /** A kept or new `IDSESSION` connection and a slot with it; never for a signal already aborted. */
+  async acquire(signal: AbortSignal): Promise<ClamdSession> {
     if (signal.aborted) throw errorFromSignal(signal);
     try {
       await this.#slots.acquire(signal);
     } catch {
       throw errorFromSignal(signal);
     }
-    if (signal.aborted) {
-      this.#slots.release();
-      throw errorFromSignal(signal);
-    }
-  }
-
-  async acquire(signal: AbortSignal): Promise<ClamdSession> {
-    await this.takeSlot(signal);
     try {
+      if (signal.aborted) throw errorFromSignal(signal);
       for (let session = this.#idle.pop(); session; session = this.#idle.pop()) {
         clearTimeout(session.idleTimer);
         if (session.connection.usable) {
@@ -100,11 +89,6 @@ export class ClamdSessionPool {
       if (signal.aborted) throw errorFromSignal(signal);
       throw error; // typed by the client (clamdConnectionError)
     }
-  }
-
-  /** Gives back a slot taken with {@link ClamdSessionPool.takeSlot} (FILDES calls). */
-  releaseSlot(): void {
-    this.#slots.release();
   }
 
   /** Returns a session: kept for reuse when it is still usable and `reusable`, else closed. */
@@ -133,6 +117,24 @@ export class ClamdSessionPool {
   /** Closes the idle sessions; the pool stays usable (the next call connects). */
   close(): void {
     for (const session of this.#idle.splice(0)) this.#endSession(session);
-    this.anchor.close();
   }
+}
+
+/**
+ * Waits for the reply to session request `id` and strips its `<id>: ` prefix; a reply to another
+ * request is a `ProtocolError` (one request is outstanding per session at a time).
+ */
+export async function readSessionReply(
+  connection: ClamdConnection,
+  id: number,
+  readTimeoutMs: number,
+): Promise<string> {
+  const reply = await connection.nextReply(readTimeoutMs);
+  const prefix = /^(\d+): /.exec(reply);
+  if (prefix?.[1] !== String(id)) {
+    throw new ProtocolError({
+      message: `@engine/clamav: clamd answered request ${prefix?.[1] ?? "(no id)"} while we waited for request ${id}: ${JSON.stringify(reply).slice(0, 200)}`,
+    });
+  }
+  return reply.slice(prefix[0].length);
 }

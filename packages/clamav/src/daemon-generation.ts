@@ -7,7 +7,6 @@
  * within one generation. Kept sessions are reused, so under steady load generations are rare.
  */
 export class DaemonGeneration {
-  #live = 0;
   #generation = 0;
 
   /** The current generation (0 before the first connection). */
@@ -15,37 +14,8 @@ export class DaemonGeneration {
     return this.#generation;
   }
 
-  /** Begins a new generation with no connection (the anchor was lost during a call). */
-  begin(): void {
+  /** Records a scan connection that is now open: a new generation begins. */
+  opened(): void {
     this.#generation += 1;
-  }
-
-  /** Connections (and FILDES calls) open now. */
-  get live(): number {
-    return this.#live;
-  }
-
-  /**
-   * Records a connection that is now open; returns the function that records its end (call it
-   * once, on close or failure; later calls do nothing).
-   */
-  opened(): () => void {
-    this.#generation += 1;
-    return this.joined();
-  }
-
-  /**
-   * Records a connection known to reach the daemon of the current generation (a FILDES call
-   * made while the client's anchor connection stays open: see `ClamdSessionPool.fildesCall`),
-   * without beginning a new generation; returns the function that records its end.
-   */
-  joined(): () => void {
-    this.#live += 1;
-    let ended = false;
-    return () => {
-      if (ended) return;
-      ended = true;
-      this.#live -= 1;
-    };
   }
 }

@@ -1,9 +1,9 @@
-import { resolve } from "node:path";
-import { ArtifactUnavailableError, EngineError, errorFromSignal } from "@engine/core";
+import { closeSync, constants, open } from "node:fs";
+import { ArtifactUnavailableError, errorFromSignal } from "@engine/core";
 import { ClamdConnectionFailure, type ClamdEndpoint } from "./clamd-connection.js";
 import { clamdConnectionError } from "./clamd-errors.js";
 import { type ClamdReply, parseClamdReply } from "./clamd-reply.js";
-import type { ClamdSessionPool } from "./clamd-session-pool.js";
+import { type ClamdSessionPool, readSessionReply } from "./clamd-session-pool.js";
 
 type FileDescriptorPassing = typeof import("@engine/clamav-native");
 let fileDescriptorPassing: Promise<FileDescriptorPassing | undefined> | undefined;
@@ -15,57 +15,23 @@ export function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | und
 }
 
 /**
- * `FILDES` through the optional addon: opens `path` and passes the descriptor to clamd over
- * its unix socket. Resolves clamd's verdict reply, or `undefined` when clamd answered FILDES
- * with an error or the addon is missing (then the caller streams). Connection problems are
- * typed errors; a file that cannot be opened is `ArtifactUnavailableError`.
+ * `FILDES` through the optional addon: opens `path` and passes the descriptor to clamd on a kept
+ * `IDSESSION` (see {@link fildesOnSession}). Resolves clamd's verdict reply, or `undefined` when
+ * the addon is missing, the session could not take the descriptor, or clamd answered FILDES with
+ * an error (then the caller streams the file). Connection problems are typed errors; a file that
+ * cannot be opened, or is not a regular file, is `ArtifactUnavailableError`.
  */
 export async function scanByFileDescriptor(
   sessions: ClamdSessionPool,
-  endpoint: ClamdEndpoint & { socket: string },
+  endpoint: ClamdEndpoint,
   path: string,
   readTimeoutMs: number,
   signal: AbortSignal,
 ): Promise<Extract<ClamdReply, { kind: "ok" | "found" }> | undefined> {
   const native = await loadFileDescriptorPassing();
   if (!native) return undefined;
-  await sessions.takeSlot(signal);
-  let text: string;
-  let started = false;
-  try {
-    // The addon holds a libuv thread and a clamd connection until clamd answers (or its read
-    // timeout): the slot goes back only then, even when the caller stops waiting earlier, so
-    // FILDES calls stay within maxConnections and never fill the thread pool.
-    // The addon's connection joins the generation of the kept anchor connection
-    // (daemonGeneration: see DaemonAnchor).
-    text = await sessions.anchor.run(signal, () => {
-      started = true;
-      const call = native.scanFileDescriptor(endpoint.socket, resolve(path), readTimeoutMs);
-      const settled = (): void => sessions.releaseSlot();
-      call.then(settled, settled);
-      return call;
-    });
-  } catch (error) {
-    if (!started) sessions.releaseSlot(); // the anchor could not be opened
-    if (signal.aborted) throw errorFromSignal(signal);
-    if (EngineError.isInstance(error)) throw error;
-    if (error instanceof ClamdConnectionFailure)
-      throw clamdConnectionError(endpoint, error, "FILDES"); // the anchor's
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EFILE") {
-      throw new ArtifactUnavailableError({
-        message: `@engine/clamav: ${(error as Error).message}`,
-        cause: error,
-      });
-    }
-    const kind =
-      code === "ETIMEOUT" ? "read-timeout" : code === "ECONNECT" ? "connect-failed" : "closed";
-    throw clamdConnectionError(
-      endpoint,
-      new ClamdConnectionFailure(kind, (error as Error).message, { cause: error }),
-      "FILDES",
-    );
-  }
+  const text = await fildesOnSession(native, sessions, endpoint, path, readTimeoutMs, signal);
+  if (text === undefined) return undefined;
   const reply = parseClamdReply(text);
   if (reply.kind === "ok" || reply.kind === "found") return reply;
   if (text.length === 0) {
@@ -76,4 +42,100 @@ export async function scanByFileDescriptor(
     );
   }
   return undefined;
+}
+
+/** Opens `path` read-only without blocking (a FIFO put in a file's place must not hang). */
+function openForClamd(path: string): Promise<number> {
+  return new Promise((resolveOpen, reject) => {
+    open(path, constants.O_RDONLY | constants.O_NONBLOCK, (error, fd) => {
+      if (error) {
+        reject(
+          new ArtifactUnavailableError({
+            message: `@engine/clamav: cannot open ${path}: ${error.message}`,
+            cause: error,
+          }),
+        );
+      } else resolveOpen(fd);
+    });
+  });
+}
+
+/** The addon's failures that mean the session's socket is gone (nothing, or not all, was sent). */
+const sessionSendFailures = new Set(["ESEND", "EPARTIAL"]);
+
+/**
+ * FILDES on a kept `IDSESSION` of the pool, as `clamdscan --multiscan --fdpass` does: the file is
+ * opened here, the addon sends `zFILDES` with its descriptor on the session's socket in one
+ * non-blocking `sendmsg`, and the reply comes back on the session like any other. No connection
+ * per file, no thread of the pool held while clamd scans, and the session's daemon generation
+ * holds for every call on it. Resolves clamd's reply (its request id stripped), or `undefined`
+ * when the session could not take the call (Node still writing on it, or its socket full) and
+ * sent nothing: the caller streams the file instead. A kept session clamd had dropped is replaced
+ * once (the file is opened again).
+ */
+async function fildesOnSession(
+  native: FileDescriptorPassing,
+  sessions: ClamdSessionPool,
+  endpoint: ClamdEndpoint,
+  path: string,
+  readTimeoutMs: number,
+  signal: AbortSignal,
+): Promise<string | undefined> {
+  for (let attempt = 0; ; attempt += 1) {
+    const session = await sessions.acquire(signal).catch((error: unknown) => {
+      if (signal.aborted) throw errorFromSignal(signal);
+      throw clamdConnectionError(endpoint, error, "IDSESSION");
+    });
+    const { connection } = session;
+    const reused = session.nextId > 1;
+    let reusable = false;
+    const onAbort = (): void => connection.destroy(errorFromSignal(signal));
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      const file = await openForClamd(path);
+      let id: number;
+      try {
+        const socket = connection.quietDescriptor;
+        if (socket === undefined) {
+          reusable = true;
+          return undefined;
+        }
+        id = session.nextId;
+        native.sendFileDescriptor(socket, file);
+        session.nextId += 1;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        reusable = !sessionSendFailures.has(code ?? "");
+        if (code === "EAGAIN") return undefined;
+        throw error;
+      } finally {
+        closeSync(file); // a read-only descriptor: no trip to the thread pool for it
+      }
+      const text = await readSessionReply(connection, id, readTimeoutMs);
+      reusable = true;
+      return text;
+    } catch (error) {
+      if (signal.aborted) throw errorFromSignal(signal);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EFILE") {
+        throw new ArtifactUnavailableError({
+          message: `@engine/clamav: ${(error as Error).message}: ${path}`,
+          cause: error,
+        });
+      }
+      const failure = sessionSendFailures.has(code ?? "")
+        ? new ClamdConnectionFailure("write-failed", (error as Error).message, { cause: error })
+        : error;
+      const stale =
+        failure instanceof ClamdConnectionFailure &&
+        (failure.kind === "closed" || failure.kind === "write-failed");
+      if (stale && reused && attempt === 0) continue; // a kept session clamd had dropped
+      if (failure instanceof ClamdConnectionFailure)
+        throw clamdConnectionError(endpoint, failure, "FILDES");
+      throw failure;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      sessions.release(session, reusable);
+    }
+  }
 }

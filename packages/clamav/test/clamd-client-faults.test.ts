@@ -256,41 +256,144 @@ describe("ClamdClient against scripted faults", () => {
     expect(uploads).toEqual([]);
   });
 
-  it("gives FILDES calls a connection slot each: never more than maxConnections at once", async () => {
-    let open = 0;
-    let most = 0;
-    const answered = new WeakSet<Socket>();
-    const server = await fake((socket, received) => {
-      if (answered.has(socket) || !received.subarray(0, 8).equals(Buffer.from("zFILDES\0"))) return;
-      answered.add(socket);
-      open += 1;
-      most = Math.max(most, open);
-      socket.once("close", () => {
-        open -= 1;
-      });
-      setTimeout(() => socket.end("fd[10]: OK\0"), 60);
-    });
-    const directory = await mkdtemp(join(tmpdir(), "engine-fildes-"));
-    try {
-      const path = join(directory, "a.txt");
-      await writeFile(path, "hello");
-      const client = new ClamdClient({ socket: server.socketPath, maxConnections: 2 });
-      const outcomes = await Promise.all(
-        Array.from({ length: 6 }, () => client.scan(artifactFromFile(path))),
-      );
-      expect(outcomes.map((outcome) => [outcome.mode, outcome.reply.kind])).toEqual(
-        Array.from({ length: 6 }, () => ["fildes", "ok"]),
-      );
-      expect(most).toBe(2);
-      expect(client.usage).toEqual({ inUse: 0, waiting: 0, max: 2 });
-      // A signal that is already aborted never takes a slot.
-      await expect(
-        client.scan(artifactFromFile(path), { signal: AbortSignal.abort() }),
-      ).rejects.toBeInstanceOf(ScanAbortedError);
-      expect(client.usage.inUse).toBe(0);
-    } finally {
-      await rm(directory, { recursive: true, force: true });
+  describe("FILDES on kept IDSESSION connections", () => {
+    const fildes = Buffer.from("zFILDES\0\0"); // the command, and the byte the descriptor rides on
+    /** Answers IDSESSION + FILDES requests with `reply(socket, request)`; `undefined` answers nothing. */
+    function answeringFildes(reply: (socket: Socket, request: number) => string | undefined) {
+      const states = new WeakMap<Socket, { request: number; consumed: number }>();
+      return (socket: Socket, received: Buffer) => {
+        const state = states.get(socket) ?? { request: 0, consumed: 0 };
+        states.set(socket, state);
+        if (state.consumed === 0) {
+          if (received.subarray(0, 11).toString() !== "zIDSESSION\0") return;
+          state.consumed = 11;
+        }
+        while (received.subarray(state.consumed, state.consumed + 9).equals(fildes)) {
+          state.consumed += 9;
+          state.request += 1;
+          const text = reply(socket, state.request);
+          if (text !== undefined) socket.write(`${state.request}: ${text}\0`);
+        }
+      };
     }
+    let directory: string;
+    let path: string;
+    afterEach(async () => {
+      await rm(directory, { recursive: true, force: true });
+    });
+    async function aFile(): Promise<void> {
+      directory = await mkdtemp(join(tmpdir(), "engine-fildes-"));
+      path = join(directory, "a.txt");
+      await writeFile(path, "hello");
+    }
+
+    it("passes every file on at most maxConnections kept sessions, reused, replies matched by id", async () => {
+      await aFile();
+      let outstanding = 0;
+      let most = 0;
+      let answered = 0;
+      const server = await fake(
+        answeringFildes((socket, request) => {
+          outstanding += 1;
+          most = Math.max(most, outstanding);
+          setTimeout(() => {
+            outstanding -= 1;
+            answered += 1;
+            const verdict = answered === 3 ? "Eicar-Signature FOUND" : "OK";
+            socket.write(`${request}: fd[10]: ${verdict}\0`);
+          }, 20);
+          return undefined;
+        }),
+      );
+      const client = new ClamdClient({ socket: server.socketPath, maxConnections: 2 });
+      try {
+        const outcomes = await Promise.all(
+          Array.from({ length: 6 }, () => client.scan(artifactFromFile(path))),
+        );
+        expect(outcomes.every((outcome) => outcome.mode === "fildes")).toBe(true);
+        expect(outcomes.map((outcome) => outcome.reply.kind).sort()).toEqual([
+          "found",
+          "ok",
+          "ok",
+          "ok",
+          "ok",
+          "ok",
+        ]);
+        expect(most).toBe(2);
+        expect(server.connections).toBe(2);
+        await Promise.all(Array.from({ length: 6 }, () => client.scan(artifactFromFile(path))));
+        expect(server.connections).toBe(2); // kept and reused: no connection per file
+        expect(client.usage).toEqual({ inUse: 0, waiting: 0, max: 2 });
+        // A signal that is already aborted never takes a slot.
+        await expect(
+          client.scan(artifactFromFile(path), { signal: AbortSignal.abort() }),
+        ).rejects.toBeInstanceOf(ScanAbortedError);
+        expect(client.usage.inUse).toBe(0);
+      } finally {
+        await client.close();
+      }
+    });
+
+    it("replaces a kept session clamd dropped while idle, once, and answers on the new one", async () => {
+      await aFile();
+      const server = await fake(
+        answeringFildes((socket, request) => {
+          if (server.connections === 1 && request === 2) {
+            socket.destroy(); // clamd's IdleTimeout closed it as our request went out
+            return undefined;
+          }
+          return "fd[10]: OK";
+        }),
+      );
+      const client = new ClamdClient({ socket: server.socketPath });
+      try {
+        expect((await client.scan(artifactFromFile(path))).reply.kind).toBe("ok");
+        const again = await client.scan(artifactFromFile(path));
+        expect([again.mode, again.reply.kind]).toEqual(["fildes", "ok"]);
+        expect(server.connections).toBe(2);
+      } finally {
+        await client.close();
+      }
+    });
+
+    it("never takes the answer to another request: a reply with the wrong id is a ProtocolError", async () => {
+      await aFile();
+      const liar = await fake((socket, received) => {
+        if (received.includes(fildes)) socket.write("7: fd[10]: OK\0");
+      });
+      const lied = new ClamdClient({ socket: liar.socketPath });
+      try {
+        await expect(lied.scan(artifactFromFile(path))).rejects.toBeInstanceOf(ProtocolError);
+        expect(lied.usage.inUse).toBe(0);
+      } finally {
+        await lied.close();
+      }
+    });
+
+    it("stops waiting at the caller's signal, drops that session and gives its slot back", async () => {
+      await aFile();
+      const closed: Socket[] = [];
+      const server = await fake(
+        answeringFildes((socket) => {
+          socket.once("close", () => closed.push(socket));
+          return undefined; // clamd never answers
+        }),
+      );
+      const client = new ClamdClient({ socket: server.socketPath, maxConnections: 1 });
+      try {
+        const started = performance.now();
+        const caller = new AbortController();
+        setTimeout(() => caller.abort(), 100);
+        await expect(
+          client.scan(artifactFromFile(path), { signal: caller.signal }),
+        ).rejects.toBeInstanceOf(ScanAbortedError);
+        expect(performance.now() - started).toBeLessThan(2000);
+        expect(client.usage.inUse).toBe(0);
+        await vi.waitFor(() => expect(closed).toHaveLength(1));
+      } finally {
+        await client.close();
+      }
+    });
   });
 
   it("checkClamdAlerts passes only on the alerts themselves, not on any detection", async () => {
