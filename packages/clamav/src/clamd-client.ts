@@ -165,16 +165,16 @@ export class ClamdClient {
 
     if (mode === "fildes") {
       // (chooseSendMode picks FILDES on a unix socket only)
-      const reply =
-        "socket" in this.endpoint
-          ? await scanByFileDescriptor(
-              this.#sessions,
-              this.endpoint,
-              artifact.path as string,
-              this.options.readTimeoutMs,
-              signal,
-            )
-          : undefined;
+      const reply = await scanByFileDescriptor(
+        this.#sessions,
+        this.endpoint,
+        {
+          path: artifact.path as string,
+          maxBytes: this.options.maxStreamBytes,
+          readTimeoutMs: this.options.readTimeoutMs,
+        },
+        signal,
+      );
       if (reply) return { reply, mode, bytesSent: 0 };
       mode = "instream"; // clamd refused FILDES, or the session could not take it: stream instead
     }

@@ -1,7 +1,7 @@
-import { closeSync, constants, open } from "node:fs";
+import { closeSync, constants, fstatSync, open } from "node:fs";
 import { ArtifactUnavailableError, errorFromSignal } from "@engine/core";
 import { ClamdConnectionFailure, type ClamdEndpoint } from "./clamd-connection.js";
-import { clamdConnectionError } from "./clamd-errors.js";
+import { clamdConnectionError, clamdTooLarge } from "./clamd-errors.js";
 import { type ClamdReply, parseClamdReply } from "./clamd-reply.js";
 import { type ClamdSessionPool, readSessionReply } from "./clamd-session-pool.js";
 
@@ -14,23 +14,34 @@ export function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | und
   return fileDescriptorPassing;
 }
 
+/** The file a FILDES scan passes, and the limits it is held to. */
+export interface FildesFile {
+  /** Its path: a regular file when it was listed or looked up. */
+  path: string;
+  /** Larger than this (the client's `maxStreamBytes`) is `ArtifactTooLargeError`, unsent. */
+  maxBytes: number;
+  /** How long clamd may take to answer, in ms. */
+  readTimeoutMs: number;
+}
+
 /**
- * `FILDES` through the optional addon: opens `path` and passes the descriptor to clamd on a kept
+ * `FILDES` through the optional addon: opens `file.path` and passes the descriptor to clamd on a kept
  * `IDSESSION` (see {@link fildesOnSession}). Resolves clamd's verdict reply, or `undefined` when
  * the addon is missing, the session could not take the descriptor, or clamd answered FILDES with
- * an error (then the caller streams the file). Connection problems are typed errors; a file that
- * cannot be opened, or is not a regular file, is `ArtifactUnavailableError`.
+ * an error (then the caller streams it). Connection problems are typed errors; a file that cannot
+ * be opened, or is no longer the regular file it was when listed or looked up, is
+ * `ArtifactUnavailableError`; one grown past `maxBytes` since (its descriptor's size) is
+ * `ArtifactTooLargeError`, unsent.
  */
 export async function scanByFileDescriptor(
   sessions: ClamdSessionPool,
   endpoint: ClamdEndpoint,
-  path: string,
-  readTimeoutMs: number,
+  file: FildesFile,
   signal: AbortSignal,
 ): Promise<Extract<ClamdReply, { kind: "ok" | "found" }> | undefined> {
   const native = await loadFileDescriptorPassing();
   if (!native) return undefined;
-  const text = await fildesOnSession(native, sessions, endpoint, path, readTimeoutMs, signal);
+  const text = await fildesOnSession(native, sessions, endpoint, file, signal);
   if (text === undefined) return undefined;
   const reply = parseClamdReply(text);
   if (reply.kind === "ok" || reply.kind === "found") return reply;
@@ -77,8 +88,7 @@ async function fildesOnSession(
   native: FileDescriptorPassing,
   sessions: ClamdSessionPool,
   endpoint: ClamdEndpoint,
-  path: string,
-  readTimeoutMs: number,
+  { path, maxBytes, readTimeoutMs }: FildesFile,
   signal: AbortSignal,
 ): Promise<string | undefined> {
   for (let attempt = 0; ; attempt += 1) {
@@ -95,6 +105,19 @@ async function fildesOnSession(
       const file = await openForClamd(path);
       let id: number;
       try {
+        // The descriptor's own status (no trip to the thread pool) is what clamd will read: the
+        // file may have been swapped or have grown since it was listed.
+        const status = fstatSync(file);
+        if (!status.isFile()) {
+          reusable = true;
+          throw new ArtifactUnavailableError({
+            message: `@engine/clamav: not a regular file (any more): ${path}`,
+          });
+        }
+        if (status.size > maxBytes) {
+          reusable = true;
+          throw clamdTooLarge(maxBytes, status.size);
+        }
         const socket = connection.quietDescriptor;
         if (socket === undefined) {
           reusable = true;

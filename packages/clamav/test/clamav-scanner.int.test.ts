@@ -140,6 +140,23 @@ describe("the shipped signature database, through a managed clamd", () => {
     } finally {
       await client.close();
     }
+    // A file that grew past maxStreamBytes after the walk saw it: refused by its descriptor's
+    // size, before it is passed.
+    const grown = join(directory, "grown.bin");
+    await writeFile(grown, Buffer.alloc(4096, 0x41));
+    const limited = new ClamdClient({ ...clamd.clientOptions("socket"), maxStreamBytes: 1024 });
+    try {
+      const refused = await limited
+        .scan(artifactFromFile(grown, { size: 10 }))
+        .catch((error: unknown) => error);
+      expect(ArtifactTooLargeError.isInstance(refused)).toBe(true);
+      expect((refused as Error).message).toMatch(/4096/);
+      expect((await limited.scan(artifactFromFile(path, { size: sample.length }))).mode).toBe(
+        "fildes",
+      );
+    } finally {
+      await limited.close();
+    }
   });
 
   it("verifies the alert settings once per kept session for many FILDES scans, not once per scan", async () => {
