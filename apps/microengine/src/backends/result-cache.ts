@@ -12,7 +12,6 @@ import type { EngineMetrics } from "../operations/metrics.js";
 import { engineVersion } from "../operations/version.js";
 import type { RedisSeal } from "../queue/redis-seal.js";
 import type { EngineBackend } from "./backend-kind.js";
-import { createRedisResultStore } from "./redis-result-store.js";
 import { type UnpackSetting, unpackCacheKey } from "./unpacking-backend.js";
 
 /** The settings the result cache reads. */
@@ -109,11 +108,15 @@ export async function createResultCache(
 ): Promise<ResultCache> {
   if (settings.CACHE_TTL_SECONDS <= 0) return withoutResultCache(multi);
   const { metrics } = options;
+  // The Redis client loads in queue mode only (a command that never talks to Redis does not pay
+  // for loading it).
   const redisStore = settings.QUEUE_URL
-    ? createRedisResultStore(settings.QUEUE_URL, settings.QUEUE_NAME, options.logger, {
-        maxBytes: settings.CACHE_MAX_BYTES,
-        seal: options.redisSeal(),
-      })
+    ? (await import("./redis-result-store.js")).createRedisResultStore(
+        settings.QUEUE_URL,
+        settings.QUEUE_NAME,
+        options.logger,
+        { maxBytes: settings.CACHE_MAX_BYTES, seal: options.redisSeal() },
+      )
     : undefined;
   try {
     const scanner = createCachedScanner(multi, {

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { startManagedClamd } from "@engine/clamav/managed";
@@ -96,6 +96,28 @@ describe("microengine", () => {
       /FAIL clamav answers OK for EICAR nested 40 zips deep.*AlertExceedsMax yes/,
     );
     expect(stdout).toMatch(/engine NOT healthy/);
+  });
+
+  it("loads no service module (HTTP server, queue, Redis, downloads) for scan and check, and loads them for serve", async () => {
+    const hook = join(import.meta.dirname, "../fixtures/record-module-loads.mjs");
+    const heavy = /\/node_modules\/(?:\.pnpm\/)?(bullmq|ioredis|fastify|undici)[@/]/;
+    const loaded = async (args: string[]): Promise<string[]> => {
+      const record = join(directory, `modules-${args[0]}.txt`);
+      await writeFile(record, "");
+      await microengine(args, {
+        NODE_OPTIONS: `--import=${hook}`,
+        RECORD_MODULE_LOADS: record,
+      });
+      const urls = (await readFile(record, "utf8")).split("\n");
+      expect(urls.length).toBeGreaterThan(10); // the hook saw the program load
+      return [...new Set(urls.map((url) => heavy.exec(url)?.[1]).filter(Boolean))] as string[];
+    };
+    expect(await loaded(["scan", "--backends", "eicar", join(directory, "clean.txt")])).toEqual([]);
+    expect(await loaded(["check", "--backends", "eicar"])).toEqual([]);
+    // The contrast: serve loads them (it stops at once here: no WEBHOOK_SECRET).
+    expect((await loaded(["serve", "--backends", "eicar", "--port", "0"])).sort()).toEqual(
+      expect.arrayContaining(["fastify", "undici"]),
+    );
   });
 
   it("sizes the libuv thread pool before Node's loader starts it (4 blocked threads leave others free)", async () => {

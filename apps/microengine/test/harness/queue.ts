@@ -1,5 +1,5 @@
 import { eicarBytes } from "@engine/core";
-import type { RunningEngine } from "../../src/commands/serve-command.js";
+import type { RunningEngine } from "../../src/commands/serve-engine.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";
 import type { Collector } from "./engine.js";
 

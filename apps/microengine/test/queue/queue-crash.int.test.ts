@@ -5,7 +5,7 @@ import { eicarBytes } from "@engine/core";
 import { Queue } from "bullmq";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
+import { type RunningEngine, startEngine } from "../../src/commands/serve-engine.js";
 import { loadConfig } from "../../src/config/config.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";
 import { useCollector } from "../harness/engine.js";

@@ -5,13 +5,13 @@ import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
-import { simulate } from "../../src/commands/simulate-command.js";
+import { type RunningEngine, startEngine } from "../../src/commands/serve-engine.js";
+import { simulate } from "../../src/commands/simulate/simulation.js";
 import {
   defaultWorkerPort,
   type RunningWorker,
   startWorker,
-} from "../../src/commands/worker-command.js";
+} from "../../src/commands/worker-engine.js";
 import { loadConfig } from "../../src/config/config.js";
 import { noWorkerWarning } from "../../src/queue/bounty-receiver.js";
 import { bountyJobId, toJobData } from "../../src/queue/job-data.js";

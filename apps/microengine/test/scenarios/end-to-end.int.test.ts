@@ -4,8 +4,8 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { officialDatabaseFiles } from "../../src/backends/clamav/clamav-coverage.js";
-import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
-import { simulate } from "../../src/commands/simulate-command.js";
+import { type RunningEngine, startEngine } from "../../src/commands/serve-engine.js";
+import { simulate } from "../../src/commands/simulate/simulation.js";
 import { loadConfig } from "../../src/config/config.js";
 import { defaultBidRange } from "../../src/protocol/bid.js";
 

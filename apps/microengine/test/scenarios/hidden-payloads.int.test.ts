@@ -7,7 +7,7 @@ import { nestedZip, zipArchive } from "@engine/clamav/testing";
 import { eicarBytes } from "@engine/core";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
+import { type RunningEngine, startEngine } from "../../src/commands/serve-engine.js";
 import { loadConfig } from "../../src/config/config.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";
 import { answerOf, type Collector, startCollector } from "../harness/engine.js";

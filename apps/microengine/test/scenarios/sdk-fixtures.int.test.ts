@@ -3,7 +3,7 @@ import { createServer as createHttpServer, type Server } from "node:http";
 import { eicarBytes } from "@engine/core";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningEngine, startEngine } from "../../src/commands/serve-command.js";
+import { type RunningEngine, startEngine } from "../../src/commands/serve-engine.js";
 import { loadConfig } from "../../src/config/config.js";
 import { defaultBidRange } from "../../src/protocol/bid.js";
 import { signBody } from "../../src/protocol/webhook-signature.js";

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import { connect, type Socket } from "node:net";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { startEngine } from "../../src/commands/serve-command.js";
+import { startEngine } from "../../src/commands/serve-engine.js";
 import { loadConfig } from "../../src/config/config.js";
 import { connectionGraceMs } from "../../src/http/draining-close.js";
 import { answerOf, bountyBody, secret, signed, useCollector } from "../harness/engine.js";

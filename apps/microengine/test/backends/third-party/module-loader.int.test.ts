@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningEngine, startEngine } from "../../../src/commands/serve-command.js";
+import { type RunningEngine, startEngine } from "../../../src/commands/serve-engine.js";
 import { loadConfig } from "../../../src/config/config.js";
 import { signBody } from "../../../src/protocol/webhook-signature.js";
 import { microengine } from "../../harness/cli.js";
