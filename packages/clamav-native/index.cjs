@@ -4,3 +4,6 @@ const binding = require("./build/Release/clamav_native.node");
 
 /** Sends `zFILDES` and an open file on a kept clamd session socket (synchronous, non-blocking). */
 exports.sendFileDescriptor = binding.sendFileDescriptor;
+
+/** Opens a regular file for FILDES on the thread pool; resolves its descriptor and size. */
+exports.openRegularFile = binding.openRegularFile;

@@ -1,8 +1,17 @@
 /**
+ * Opens `path` read-only on the libuv thread pool, without blocking on a FIFO, and keeps it only
+ * when it is a regular file (O_NONBLOCK cleared, so clamd's reads through it are ordinary).
+ * Resolves its descriptor, which the caller closes, and its size in bytes. Rejects with an Error
+ * whose `code` is `ENOTREG` (not a regular file) or `EOPEN` (open or fstat failed).
+ */
+export function openRegularFile(path: string): Promise<{ fd: number; size: number }>;
+
+/**
  * Sends `zFILDES` and `fileFd` (as SCM_RIGHTS ancillary data) on `socketFd`, a connected unix
  * socket to clamd (a kept `IDSESSION` whose reading Node does), in one non-blocking `sendmsg`:
- * all of it or nothing. Synchronous; clamd's reply arrives on the socket. Throws an Error whose
- * `code` is `EFILE` (fileFd is not a regular file; nothing sent), `EAGAIN` (the socket is full;
- * nothing sent), `ESEND` (the socket failed) or `EPARTIAL` (part of it sent: the session is lost).
+ * all of it or nothing. Synchronous; clamd's reply arrives on the socket. `fileFd` comes from
+ * {@link openRegularFile}. Throws an Error whose `code` is `EAGAIN` (the socket is full; nothing
+ * sent), `ENOTSENT` (another failure; nothing sent), `ESEND` (the session is closed) or
+ * `EPARTIAL` (part of it sent: the session is lost).
  */
 export function sendFileDescriptor(socketFd: number, fileFd: number): void;

@@ -7,3 +7,6 @@ const binding = require("./build/Release/clamav_native.node");
 
 /** Sends `zFILDES` and an open file on a kept clamd session socket (synchronous, non-blocking). */
 export const sendFileDescriptor = binding.sendFileDescriptor;
+
+/** Opens a regular file for FILDES on the thread pool; resolves its descriptor and size. */
+export const openRegularFile = binding.openRegularFile;

@@ -1,14 +1,17 @@
 // FILDES for clamd: passes an open file descriptor to a local clamd over its unix socket
 // (SCM_RIGHTS ancillary data, which Node's net module cannot send), so clamd scans the file
-// itself whatever its permissions on the path. Only the send is native: synchronous and
-// non-blocking, on a kept IDSESSION socket that Node owns and reads (clamd's reply arrives on it
-// like any other reply of the session).
+// itself whatever its permissions on the path. openRegularFile opens the file on the thread pool
+// (nothing that may block runs on the event loop); sendFileDescriptor sends it, synchronously and
+// without blocking, on a kept IDSESSION socket that Node owns and reads (clamd's reply arrives on
+// it like any other reply of the session).
 #include <node_api.h>
 
 #include <cerrno>
 #include <cstring>
-#include <sys/stat.h>
+#include <fcntl.h>
 #include <string>
+#include <unistd.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 
 namespace {
@@ -21,6 +24,94 @@ napi_value throw_errno(napi_env env, const char* code, const std::string& messag
   napi_create_error(env, error_code, error_message, &error);
   napi_throw(env, error);
   return nullptr;
+}
+
+struct OpenWork {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  std::string path;
+  int fd = -1;
+  double size = 0;
+  int error = 0;
+  const char* code = nullptr;
+};
+
+// On a thread of the pool: open without blocking on a FIFO, keep only a regular file, and clear
+// O_NONBLOCK on it so that clamd's reads through the passed descriptor are ordinary reads.
+void open_execute(napi_env, void* data) {
+  auto* work = static_cast<OpenWork*>(data);
+  int fd = open(work->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    work->error = errno;
+    work->code = "EOPEN";
+    return;
+  }
+  struct stat status {};
+  if (fstat(fd, &status) != 0) {
+    work->error = errno;
+    work->code = "EOPEN";
+    close(fd);
+    return;
+  }
+  if (!S_ISREG(status.st_mode)) {
+    work->error = EINVAL;
+    work->code = "ENOTREG";
+    close(fd);
+    return;
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  work->fd = fd;
+  work->size = static_cast<double>(status.st_size);
+}
+
+void open_complete(napi_env env, napi_status, void* data) {
+  auto* work = static_cast<OpenWork*>(data);
+  if (work->code != nullptr) {
+    std::string text = (std::string(work->code) == "ENOTREG" ? "not a regular file: " : "cannot open ") +
+                       work->path + (std::string(work->code) == "ENOTREG" ? "" : std::string(": ") + std::strerror(work->error));
+    napi_value message, error, code;
+    napi_create_string_utf8(env, text.c_str(), text.size(), &message);
+    napi_create_string_utf8(env, work->code, NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, message, &error);
+    napi_reject_deferred(env, work->deferred, error);
+  } else {
+    napi_value result, fd, size;
+    napi_create_object(env, &result);
+    napi_create_int32(env, work->fd, &fd);
+    napi_create_double(env, work->size, &size);
+    napi_set_named_property(env, result, "fd", fd);
+    napi_set_named_property(env, result, "size", size);
+    napi_resolve_deferred(env, work->deferred, result);
+  }
+  napi_delete_async_work(env, work->work);
+  delete work;
+}
+
+// openRegularFile(path: string): Promise<{ fd: number, size: number }>
+napi_value OpenRegularFile(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  size_t length = 0;
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], nullptr, 0, &length) != napi_ok) {
+    napi_throw_type_error(env, "EINVAL", "openRegularFile(path) takes a path");
+    return nullptr;
+  }
+  auto* work = new OpenWork();
+  work->path.resize(length);
+  napi_get_value_string_utf8(env, argv[0], work->path.data(), length + 1, &length);
+  if (work->path.find('\0') != std::string::npos) {
+    delete work;
+    napi_throw_type_error(env, "EINVAL", "a path with a NUL byte");
+    return nullptr;
+  }
+  napi_value promise, name;
+  napi_create_promise(env, &work->deferred, &promise);
+  napi_create_string_utf8(env, "clamd-fildes-open", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, nullptr, name, open_execute, open_complete, work, &work->work);
+  napi_queue_async_work(env, work->work);
+  return promise;
 }
 
 // sendFileDescriptor(socketFd: number, fileFd: number): undefined
@@ -38,15 +129,9 @@ napi_value SendFileDescriptor(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "sendFileDescriptor(socketFd, fileFd) takes two descriptors");
     return nullptr;
   }
-  struct stat info_file {};
-  if (fstat(file, &info_file) != 0) return throw_errno(env, "EFILE", "cannot read the file's status");
-  if (!S_ISREG(info_file.st_mode)) {
-    errno = EINVAL;
-    return throw_errno(env, "EFILE", "not a regular file");
-  }
   char bytes[] = {'z', 'F', 'I', 'L', 'D', 'E', 'S', '\0', '\0'};
   iovec vector{bytes, sizeof(bytes)};
-  char control[CMSG_SPACE(sizeof(int))] = {};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr message{};
   message.msg_iov = &vector;
   message.msg_iovlen = 1;
@@ -69,12 +154,18 @@ napi_value SendFileDescriptor(napi_env env, napi_callback_info info) {
     errno = EIO;
     return throw_errno(env, "EPARTIAL", "clamd's socket took part of FILDES");
   }
-  return throw_errno(env, "ESEND", "cannot pass the file descriptor");
+  if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
+    return throw_errno(env, "ESEND", "clamd's session is closed");
+  // Nothing was sent (ENOBUFS, ENOMEM, ETOOMANYREFS, ...): the session is still in step.
+  return throw_errno(env, "ENOTSENT", "cannot pass the file descriptor");
 }
 
 napi_value Init(napi_env env, napi_value exports) {
-  napi_property_descriptor property = {"sendFileDescriptor", nullptr, SendFileDescriptor, nullptr, nullptr, nullptr, napi_default, nullptr};
-  napi_define_properties(env, exports, 1, &property);
+  napi_property_descriptor properties[] = {
+      {"openRegularFile", nullptr, OpenRegularFile, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sendFileDescriptor", nullptr, SendFileDescriptor, nullptr, nullptr, nullptr, napi_default, nullptr},
+  };
+  napi_define_properties(env, exports, 2, properties);
   return exports;
 }
 

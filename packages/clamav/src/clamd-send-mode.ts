@@ -42,9 +42,9 @@ export async function chooseSendMode(
     !/[\0\n\r]/.test(path)
   ) {
     const passing = options.passFileDescriptors && (await loadFileDescriptorPassing());
-    // A file whose size was given (a directory walk's): no stat, FILDES straight away. The addon
-    // opens it without blocking and refuses anything but a regular file (the same
-    // ArtifactUnavailableError the stream would give), and clamd reads it through the descriptor.
+    // A file whose size was given (a directory walk's): no stat, FILDES straight away. It is
+    // opened on the thread pool without blocking and refused unless it is a regular file (the
+    // same ArtifactUnavailableError the stream would give); clamd reads it through the descriptor.
     if (passing && artifact.size !== undefined && artifact.kind === "file")
       return { mode: "fildes", size: artifact.size };
     const stats = await stat(path).catch(() => undefined); // a read error surfaces when streaming

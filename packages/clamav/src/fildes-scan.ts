@@ -1,16 +1,35 @@
-import { closeSync, constants, fstatSync, open } from "node:fs";
-import { ArtifactUnavailableError, errorFromSignal } from "@engine/core";
+import { close } from "node:fs";
+import {
+  ArtifactUnavailableError,
+  EngineError,
+  errorFromSignal,
+  ProtocolError,
+} from "@engine/core";
 import { ClamdConnectionFailure, type ClamdEndpoint } from "./clamd-connection.js";
 import { clamdConnectionError, clamdTooLarge } from "./clamd-errors.js";
 import { type ClamdReply, parseClamdReply } from "./clamd-reply.js";
-import { type ClamdSessionPool, readSessionReply } from "./clamd-session-pool.js";
+import {
+  type ClamdSession,
+  type ClamdSessionPool,
+  readSessionReply,
+} from "./clamd-session-pool.js";
 
 type FileDescriptorPassing = typeof import("@engine/clamav-native");
 let fileDescriptorPassing: Promise<FileDescriptorPassing | undefined> | undefined;
 
-/** The optional FILDES addon (`@engine/clamav-native`), loaded once; `undefined` when it is not installed or not built. */
+/**
+ * The optional FILDES addon (`@engine/clamav-native`), loaded once; `undefined` when it is not
+ * installed, not built, or too old to have `openRegularFile` and `sendFileDescriptor`.
+ */
 export function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | undefined> {
-  fileDescriptorPassing ??= import("@engine/clamav-native").catch(() => undefined);
+  fileDescriptorPassing ??= import("@engine/clamav-native").then(
+    (native) =>
+      typeof native.openRegularFile === "function" &&
+      typeof native.sendFileDescriptor === "function"
+        ? native
+        : undefined,
+    () => undefined,
+  );
   return fileDescriptorPassing;
 }
 
@@ -55,34 +74,16 @@ export async function scanByFileDescriptor(
   return undefined;
 }
 
-/** Opens `path` read-only without blocking (a FIFO put in a file's place must not hang). */
-function openForClamd(path: string): Promise<number> {
-  return new Promise((resolveOpen, reject) => {
-    open(path, constants.O_RDONLY | constants.O_NONBLOCK, (error, fd) => {
-      if (error) {
-        reject(
-          new ArtifactUnavailableError({
-            message: `@engine/clamav: cannot open ${path}: ${error.message}`,
-            cause: error,
-          }),
-        );
-      } else resolveOpen(fd);
-    });
-  });
-}
-
-/** The addon's failures that mean the session's socket is gone (nothing, or not all, was sent). */
-const sessionSendFailures = new Set(["ESEND", "EPARTIAL"]);
-
 /**
- * FILDES on a kept `IDSESSION` of the pool, as `clamdscan --multiscan --fdpass` does: the file is
- * opened here, the addon sends `zFILDES` with its descriptor on the session's socket in one
- * non-blocking `sendmsg`, and the reply comes back on the session like any other. No connection
- * per file, no thread of the pool held while clamd scans, and the session's daemon generation
- * holds for every call on it. Resolves clamd's reply (its request id stripped), or `undefined`
- * when the session could not take the call (Node still writing on it, or its socket full) and
- * sent nothing: the caller streams the file instead. A kept session clamd had dropped is replaced
- * once (the file is opened again).
+ * FILDES on a kept `IDSESSION` of the pool, as `clamdscan --multiscan --fdpass` does: the addon
+ * opens the file on the thread pool (a regular file only), sends `zFILDES` with its descriptor on
+ * the session's socket in one non-blocking `sendmsg`, and the reply comes back on the session like
+ * any other. No connection per file, no thread of the pool held while clamd scans, nothing that
+ * may block on a slow mount run on the event loop, and the session's daemon generation holds for
+ * every call on it. Resolves clamd's reply (its request id stripped), or `undefined` when the
+ * session could not take the call (Node still writing on it, its socket full, a send refused) and
+ * sent nothing: the caller streams the file instead. A session clamd closed (a kept one it had
+ * dropped, or one lost while the file was opened) is replaced once (the file is opened again).
  */
 async function fildesOnSession(
   native: FileDescriptorPassing,
@@ -102,63 +103,76 @@ async function fildesOnSession(
     const onAbort = (): void => connection.destroy(errorFromSignal(signal));
     signal.addEventListener("abort", onAbort, { once: true });
     try {
-      const file = await openForClamd(path);
-      let id: number;
-      try {
-        // The descriptor's own status (no trip to the thread pool) is what clamd will read: the
-        // file may have been swapped or have grown since it was listed.
-        const status = fstatSync(file);
-        if (!status.isFile()) {
-          reusable = true;
-          throw new ArtifactUnavailableError({
-            message: `@engine/clamav: not a regular file (any more): ${path}`,
-          });
-        }
-        if (status.size > maxBytes) {
-          reusable = true;
-          throw clamdTooLarge(maxBytes, status.size);
-        }
-        const socket = connection.quietDescriptor;
-        if (socket === undefined) {
-          reusable = true;
-          return undefined;
-        }
-        id = session.nextId;
-        native.sendFileDescriptor(socket, file);
-        session.nextId += 1;
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code;
-        reusable = !sessionSendFailures.has(code ?? "");
-        if (code === "EAGAIN") return undefined;
-        throw error;
-      } finally {
-        closeSync(file); // a read-only descriptor: no trip to the thread pool for it
+      if (signal.aborted) throw errorFromSignal(signal); // before the listener was added
+      const id = await sendOnSession(native, session, path, maxBytes, signal);
+      if (id === undefined) {
+        reusable = true;
+        return undefined;
       }
       const text = await readSessionReply(connection, id, readTimeoutMs);
       reusable = true;
       return text;
     } catch (error) {
       if (signal.aborted) throw errorFromSignal(signal);
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EFILE") {
-        throw new ArtifactUnavailableError({
-          message: `@engine/clamav: ${(error as Error).message}: ${path}`,
-          cause: error,
-        });
+      if (EngineError.isInstance(error)) {
+        reusable = connection.usable && !(error instanceof ProtocolError);
+        throw error;
       }
-      const failure = sessionSendFailures.has(code ?? "")
-        ? new ClamdConnectionFailure("write-failed", (error as Error).message, { cause: error })
-        : error;
-      const stale =
-        failure instanceof ClamdConnectionFailure &&
-        (failure.kind === "closed" || failure.kind === "write-failed");
-      if (stale && reused && attempt === 0) continue; // a kept session clamd had dropped
-      if (failure instanceof ClamdConnectionFailure)
-        throw clamdConnectionError(endpoint, failure, "FILDES");
-      throw failure;
+      if (!(error instanceof ClamdConnectionFailure)) throw error;
+      const stale = error.kind === "closed" || error.kind === "write-failed";
+      const beforeSending = (error as { beforeSending?: boolean }).beforeSending === true;
+      if (stale && (reused || beforeSending) && attempt === 0) continue;
+      throw clamdConnectionError(endpoint, error, "FILDES");
     } finally {
       signal.removeEventListener("abort", onAbort);
       sessions.release(session, reusable);
     }
+  }
+}
+
+/**
+ * Opens `path` (on the thread pool) and sends it on `session`; resolves the request's id, or
+ * `undefined` when nothing was sent and the file should be streamed. The descriptor is closed
+ * (on the thread pool too) once it is sent: clamd holds its own. Throws `ArtifactUnavailableError`
+ * (cannot be opened, not a regular file), `ArtifactTooLargeError` (over `maxBytes`), or a
+ * {@link ClamdConnectionFailure} when the session is closed (`beforeSending` when nothing went).
+ */
+async function sendOnSession(
+  native: FileDescriptorPassing,
+  session: ClamdSession,
+  path: string,
+  maxBytes: number,
+  signal: AbortSignal,
+): Promise<number | undefined> {
+  const file = await native.openRegularFile(path).catch((error: NodeJS.ErrnoException) => {
+    throw new ArtifactUnavailableError({
+      message: `@engine/clamav: ${error.message}`,
+      cause: error,
+    });
+  });
+  try {
+    if (signal.aborted) throw errorFromSignal(signal);
+    // The descriptor's size is what clamd will read: the file may have grown since it was listed.
+    if (file.size > maxBytes) throw clamdTooLarge(maxBytes, file.size);
+    const { connection } = session;
+    const socket = connection.quietDescriptor;
+    if (socket === undefined) {
+      if (connection.usable) return undefined; // Node is still writing on it: stream instead
+      throw Object.assign(new ClamdConnectionFailure("closed", "clamd closed the session"), {
+        beforeSending: true,
+      });
+    }
+    const id = session.nextId;
+    try {
+      native.sendFileDescriptor(socket, file.fd);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EAGAIN" || code === "ENOTSENT") return undefined; // nothing sent
+      throw new ClamdConnectionFailure("write-failed", (error as Error).message, { cause: error });
+    }
+    session.nextId += 1;
+    return id;
+  } finally {
+    close(file.fd, () => {});
   }
 }

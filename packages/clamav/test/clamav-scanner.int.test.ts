@@ -176,6 +176,10 @@ describe("the shipped signature database, through a managed clamd", () => {
       const scanAll = () => Promise.all(files.map((path) => scanner.scan(artifactFromFile(path))));
       const results = await scanAll();
       expect(results.every((result) => result.verdict === "benign")).toBe(true);
+      // Every one by FILDES: none fell back to streaming.
+      expect(results.map((result) => (result.metadata.clamav as { mode?: string }).mode)).toEqual(
+        files.map(() => "fildes"),
+      );
       // FILDES goes on kept IDSESSION connections: a generation per session opened (at most
       // maxConnections, 4), none per scan. Before: a connection and a generation per FILDES call,
       // and each clean answer waited for a probe.

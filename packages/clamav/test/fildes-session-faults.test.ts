@@ -1,0 +1,162 @@
+// FILDES on kept sessions when the addon's send fails: what happens to the session, the request
+// ids and the file's descriptor. The addon is the real one, its sendFileDescriptor replaced per
+// test; clamd is scripted (it cannot see descriptors, only the bytes they come with).
+import { readdirSync, readlinkSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ArtifactUnavailableError, artifactFromFile, ProtocolError } from "@engine/core";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { ClamdClient } from "../src/index.js";
+import { decodeInstreamFrames } from "../src/instream-framing.js";
+import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
+
+const send = vi.hoisted(() => ({ fail: [] as string[] }));
+vi.mock("@engine/clamav-native", async (importOriginal) => {
+  const native = await importOriginal<typeof import("@engine/clamav-native")>();
+  return {
+    ...native,
+    sendFileDescriptor: (socket: number, file: number) => {
+      const code = send.fail.shift();
+      if (code) throw Object.assign(new Error(`scripted ${code}`), { code });
+      native.sendFileDescriptor(socket, file);
+    },
+  };
+});
+
+const fildes = Buffer.from("zFILDES\0\0");
+const instream = Buffer.from("zINSTREAM\0");
+/**
+ * Answers each FILDES (with `reply(socket, request)`; undefined: nothing) and each complete
+ * INSTREAM upload (`stream: OK`) of an IDSESSION, numbering requests as clamd does.
+ */
+function answering(reply: (socket: Socket, request: number) => string | undefined) {
+  const states = new WeakMap<Socket, { request: number; consumed: number }>();
+  return (socket: Socket, received: Buffer) => {
+    const state = states.get(socket) ?? { request: 0, consumed: 0 };
+    states.set(socket, state);
+    if (state.consumed === 0) {
+      if (received.subarray(0, 11).toString() !== "zIDSESSION\0") return;
+      state.consumed = 11;
+    }
+    for (;;) {
+      const rest = received.subarray(state.consumed);
+      if (rest.subarray(0, 9).equals(fildes)) {
+        state.consumed += 9;
+        state.request += 1;
+        const text = reply(socket, state.request);
+        if (text !== undefined) socket.write(`${state.request}: ${text}\0`);
+      } else if (rest.subarray(0, 10).equals(instream)) {
+        const upload = decodeInstreamFrames(rest.subarray(10));
+        if (!upload) return;
+        state.consumed += rest.length - upload.rest.length;
+        state.request += 1;
+        socket.write(`${state.request}: stream: OK\0`);
+      } else return;
+    }
+  };
+}
+
+let directory: string;
+let path: string;
+let fake: FakeClamd | undefined;
+beforeAll(async () => {
+  directory = await mkdtemp(join(tmpdir(), "engine-fildes-faults-"));
+  path = join(directory, "a.txt");
+  await writeFile(path, "hello");
+});
+afterAll(async () => {
+  await rm(directory, { recursive: true, force: true });
+});
+afterEach(async () => {
+  send.fail = [];
+  await fake?.[Symbol.asyncDispose]();
+  fake = undefined;
+});
+/** What this process's descriptors point at. */
+const openFiles = (): string[] =>
+  readdirSync("/proc/self/fd").flatMap((fd) => {
+    try {
+      return [readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return [];
+    }
+  });
+
+describe("FILDES on a kept session, when the send fails", () => {
+  it("streams the file when nothing was sent (socket full, or refused), keeping the session in step", async () => {
+    fake = await startFakeClamd(answering(() => "fd[10]: OK"));
+    const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
+    try {
+      expect((await client.scan(artifactFromFile(path))).mode).toBe("fildes"); // request 1
+      for (const code of ["EAGAIN", "ENOTSENT"]) {
+        send.fail = [code];
+        const streamed = await client.scan(artifactFromFile(path)); // by INSTREAM instead
+        expect([streamed.mode, streamed.reply.kind]).toEqual(["instream", "ok"]);
+      }
+      expect((await client.scan(artifactFromFile(path))).mode).toBe("fildes"); // request 4
+      expect(fake.connections).toBe(1); // the same session: nothing went out of step
+      // Every descriptor of the file was closed (the closes run on the thread pool).
+      await vi.waitFor(() => expect(openFiles().filter((file) => file === path)).toEqual([]));
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("replaces a kept session whose socket is closed (ESEND) and answers on the new one", async () => {
+    fake = await startFakeClamd(answering(() => "fd[10]: OK"));
+    const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
+    try {
+      await client.scan(artifactFromFile(path));
+      send.fail = ["ESEND"];
+      const again = await client.scan(artifactFromFile(path));
+      expect([again.mode, again.reply.kind]).toEqual(["fildes", "ok"]);
+      expect(fake.connections).toBe(2);
+      expect(client.usage.inUse).toBe(0);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("never takes a stray reply for a later request: a kept session that answers twice is a ProtocolError", async () => {
+    fake = await startFakeClamd(
+      answering((socket, request) => {
+        if (request === 1) socket.write("1: fd[10]: OK\0"); // a duplicate, left queued
+        return "fd[10]: OK";
+      }),
+    );
+    const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
+    try {
+      expect((await client.scan(artifactFromFile(path))).reply.kind).toBe("ok");
+      const next = await client.scan(artifactFromFile(path)).catch((error: unknown) => error);
+      expect(ProtocolError.isInstance(next)).toBe(true);
+      // The session is dropped: the next scan gets a new one and an answer of its own.
+      expect((await client.scan(artifactFromFile(path))).reply.kind).toBe("ok");
+      expect(fake.connections).toBe(2);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("refuses a directory or a missing file without sending, and leaks no descriptor", async () => {
+    fake = await startFakeClamd(answering(() => "fd[10]: OK"));
+    const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
+    try {
+      await client.scan(artifactFromFile(path));
+      for (const target of [directory, join(directory, "gone.bin")]) {
+        const refused = await client
+          .scan(artifactFromFile(target, { size: 5 }))
+          .catch((error: unknown) => error);
+        expect(ArtifactUnavailableError.isInstance(refused)).toBe(true);
+      }
+      await vi.waitFor(() =>
+        expect(openFiles().filter((file) => file.startsWith(directory))).toEqual([]),
+      );
+      expect((await client.scan(artifactFromFile(path))).reply.kind).toBe("ok"); // still in step
+      expect(fake.connections).toBe(1);
+    } finally {
+      await client.close();
+    }
+  });
+});
