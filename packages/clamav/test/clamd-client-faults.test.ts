@@ -21,7 +21,7 @@ import { stalledStreamArtifact } from "@engine/core/testing";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { ClamdClient, checkClamdAlerts, createClamavScanner } from "../src/index.js";
 import { decodeInstreamFrames } from "../src/instream-framing.js";
-import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
+import { answeringSessions, type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
 const fakes: FakeClamd[] = [];
 afterEach(async () => {
@@ -257,25 +257,6 @@ describe("ClamdClient against scripted faults", () => {
   });
 
   describe("FILDES on kept IDSESSION connections", () => {
-    const fildes = Buffer.from("zFILDES\0\0"); // the command, and the byte the descriptor rides on
-    /** Answers IDSESSION + FILDES requests with `reply(socket, request)`; `undefined` answers nothing. */
-    function answeringFildes(reply: (socket: Socket, request: number) => string | undefined) {
-      const states = new WeakMap<Socket, { request: number; consumed: number }>();
-      return (socket: Socket, received: Buffer) => {
-        const state = states.get(socket) ?? { request: 0, consumed: 0 };
-        states.set(socket, state);
-        if (state.consumed === 0) {
-          if (received.subarray(0, 11).toString() !== "zIDSESSION\0") return;
-          state.consumed = 11;
-        }
-        while (received.subarray(state.consumed, state.consumed + 9).equals(fildes)) {
-          state.consumed += 9;
-          state.request += 1;
-          const text = reply(socket, state.request);
-          if (text !== undefined) socket.write(`${state.request}: ${text}\0`);
-        }
-      };
-    }
     let directory: string;
     let path: string;
     afterEach(async () => {
@@ -293,7 +274,7 @@ describe("ClamdClient against scripted faults", () => {
       let most = 0;
       let answered = 0;
       const server = await fake(
-        answeringFildes((socket, request) => {
+        answeringSessions((socket, request) => {
           outstanding += 1;
           most = Math.max(most, outstanding);
           setTimeout(() => {
@@ -337,7 +318,7 @@ describe("ClamdClient against scripted faults", () => {
     it("replaces a kept session clamd dropped while idle, once, and answers on the new one", async () => {
       await aFile();
       const server = await fake(
-        answeringFildes((socket, request) => {
+        answeringSessions((socket, request) => {
           if (server.connections === 1 && request === 2) {
             socket.destroy(); // clamd's IdleTimeout closed it as our request went out
             return undefined;
@@ -359,7 +340,7 @@ describe("ClamdClient against scripted faults", () => {
     it("never takes the answer to another request: a reply with the wrong id is a ProtocolError", async () => {
       await aFile();
       const liar = await fake((socket, received) => {
-        if (received.includes(fildes)) socket.write("7: fd[10]: OK\0");
+        if (received.includes("zFILDES\0\0")) socket.write("7: fd[10]: OK\0");
       });
       const lied = new ClamdClient({ socket: liar.socketPath });
       try {
@@ -374,7 +355,7 @@ describe("ClamdClient against scripted faults", () => {
       await aFile();
       const closed: Socket[] = [];
       const server = await fake(
-        answeringFildes((socket) => {
+        answeringSessions((socket) => {
           socket.once("close", () => closed.push(socket));
           return undefined; // clamd never answers
         }),

@@ -3,14 +3,12 @@
 // test; clamd is scripted (it cannot see descriptors, only the bytes they come with).
 import { readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ArtifactUnavailableError, artifactFromFile, ProtocolError } from "@engine/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClamdClient } from "../src/index.js";
-import { decodeInstreamFrames } from "../src/instream-framing.js";
-import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
+import { answeringSessions, type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
 const send = vi.hoisted(() => ({ fail: [] as string[] }));
 vi.mock("@engine/clamav-native", async (importOriginal) => {
@@ -24,39 +22,6 @@ vi.mock("@engine/clamav-native", async (importOriginal) => {
     },
   };
 });
-
-const fildes = Buffer.from("zFILDES\0\0");
-const instream = Buffer.from("zINSTREAM\0");
-/**
- * Answers each FILDES (with `reply(socket, request)`; undefined: nothing) and each complete
- * INSTREAM upload (`stream: OK`) of an IDSESSION, numbering requests as clamd does.
- */
-function answering(reply: (socket: Socket, request: number) => string | undefined) {
-  const states = new WeakMap<Socket, { request: number; consumed: number }>();
-  return (socket: Socket, received: Buffer) => {
-    const state = states.get(socket) ?? { request: 0, consumed: 0 };
-    states.set(socket, state);
-    if (state.consumed === 0) {
-      if (received.subarray(0, 11).toString() !== "zIDSESSION\0") return;
-      state.consumed = 11;
-    }
-    for (;;) {
-      const rest = received.subarray(state.consumed);
-      if (rest.subarray(0, 9).equals(fildes)) {
-        state.consumed += 9;
-        state.request += 1;
-        const text = reply(socket, state.request);
-        if (text !== undefined) socket.write(`${state.request}: ${text}\0`);
-      } else if (rest.subarray(0, 10).equals(instream)) {
-        const upload = decodeInstreamFrames(rest.subarray(10));
-        if (!upload) return;
-        state.consumed += rest.length - upload.rest.length;
-        state.request += 1;
-        socket.write(`${state.request}: stream: OK\0`);
-      } else return;
-    }
-  };
-}
 
 let directory: string;
 let path: string;
@@ -86,7 +51,7 @@ const openFiles = (): string[] =>
 
 describe("FILDES on a kept session, when the send fails", () => {
   it("streams the file when nothing was sent (socket full, or refused), keeping the session in step", async () => {
-    fake = await startFakeClamd(answering(() => "fd[10]: OK"));
+    fake = await startFakeClamd(answeringSessions(() => "fd[10]: OK"));
     const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
     try {
       expect((await client.scan(artifactFromFile(path))).mode).toBe("fildes"); // request 1
@@ -105,7 +70,7 @@ describe("FILDES on a kept session, when the send fails", () => {
   });
 
   it("replaces a kept session whose socket is closed (ESEND) and answers on the new one", async () => {
-    fake = await startFakeClamd(answering(() => "fd[10]: OK"));
+    fake = await startFakeClamd(answeringSessions(() => "fd[10]: OK"));
     const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
     try {
       await client.scan(artifactFromFile(path));
@@ -121,7 +86,7 @@ describe("FILDES on a kept session, when the send fails", () => {
 
   it("never takes a stray reply for a later request: a kept session that answers twice is a ProtocolError", async () => {
     fake = await startFakeClamd(
-      answering((socket, request) => {
+      answeringSessions((socket, request) => {
         if (request === 1) socket.write("1: fd[10]: OK\0"); // a duplicate, left queued
         return "fd[10]: OK";
       }),
@@ -140,7 +105,7 @@ describe("FILDES on a kept session, when the send fails", () => {
   });
 
   it("refuses a directory or a missing file without sending, and leaks no descriptor", async () => {
-    fake = await startFakeClamd(answering(() => "fd[10]: OK"));
+    fake = await startFakeClamd(answeringSessions(() => "fd[10]: OK"));
     const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
     try {
       await client.scan(artifactFromFile(path));
