@@ -7,3 +7,6 @@ exports.sendFileDescriptor = binding.sendFileDescriptor;
 
 /** Opens a regular file for FILDES on the thread pool; resolves its descriptor and size. */
 exports.openRegularFile = binding.openRegularFile;
+
+/** A sealed memory file (memfd) holding a copy of the bytes, for FILDES; the caller closes it. */
+exports.memoryFile = binding.memoryFile;

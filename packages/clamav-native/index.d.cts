@@ -7,6 +7,14 @@
 export function openRegularFile(path: string): Promise<{ fd: number; size: number }>;
 
 /**
+ * Creates a memory file (`memfd_create`) holding a copy of `bytes`, sealed against any change,
+ * and returns its descriptor, which the caller closes: clamd scans it through FILDES as it scans
+ * a file, without spooling a stream to a temporary file. Synchronous (memory only: keep `bytes`
+ * small). Throws an Error whose `code` is `EMEMFD` when the file cannot be made.
+ */
+export function memoryFile(bytes: Uint8Array): number;
+
+/**
  * Sends `zFILDES` and `fileFd` (as SCM_RIGHTS ancillary data) on `socketFd`, a connected unix
  * socket to clamd (a kept `IDSESSION` whose reading Node does), in one non-blocking `sendmsg`:
  * all of it or nothing. Synchronous; clamd's reply arrives on the socket. `fileFd` comes from

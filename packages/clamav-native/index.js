@@ -10,3 +10,6 @@ export const sendFileDescriptor = binding.sendFileDescriptor;
 
 /** Opens a regular file for FILDES on the thread pool; resolves its descriptor and size. */
 export const openRegularFile = binding.openRegularFile;
+
+/** A sealed memory file (memfd) holding a copy of the bytes, for FILDES; the caller closes it. */
+export const memoryFile = binding.memoryFile;

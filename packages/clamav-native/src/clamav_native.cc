@@ -1,7 +1,8 @@
 // FILDES for clamd: passes an open file descriptor to a local clamd over its unix socket
 // (SCM_RIGHTS ancillary data, which Node's net module cannot send), so clamd scans the file
 // itself whatever its permissions on the path. openRegularFile opens the file on the thread pool
-// (nothing that may block runs on the event loop); sendFileDescriptor sends it, synchronously and
+// (nothing that may block runs on the event loop), memoryFile puts bytes held in memory in a
+// sealed memory file (clamd then scans them without a temporary file); sendFileDescriptor sends it, synchronously and
 // without blocking, on a kept IDSESSION socket that Node owns and reads (clamd's reply arrives on
 // it like any other reply of the session).
 #include <node_api.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 namespace {
@@ -114,6 +116,53 @@ napi_value OpenRegularFile(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+// memoryFile(bytes: Uint8Array): number
+// A sealed memory file (memfd) holding a copy of `bytes`: clamd scans it through the descriptor
+// as it scans a file, without spooling a stream to a temporary file first. Memory only, so it
+// runs on the calling thread (the JavaScript side bounds the size).
+napi_value MemoryFile(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  bool is_typed_array = false;
+  if (argc < 1 || napi_is_typedarray(env, argv[0], &is_typed_array) != napi_ok || !is_typed_array) {
+    napi_throw_type_error(env, "EINVAL", "memoryFile(bytes) takes a Uint8Array");
+    return nullptr;
+  }
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  size_t offset = 0;
+  napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset);
+  if (type != napi_uint8_array) {
+    napi_throw_type_error(env, "EINVAL", "memoryFile(bytes) takes a Uint8Array");
+    return nullptr;
+  }
+  int fd = memfd_create("engine-artifact", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd < 0) return throw_errno(env, "EMEMFD", "cannot create a memory file");
+  const char* next = static_cast<const char*>(data);
+  size_t left = length;
+  while (left > 0) {
+    ssize_t written = write(fd, next, left);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) {
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      return throw_errno(env, "EMEMFD", "cannot fill the memory file");
+    }
+    next += written;
+    left -= static_cast<size_t>(written);
+  }
+  // Sealed: nobody (clamd included) can change what is scanned; its offset back at the start.
+  fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+  lseek(fd, 0, SEEK_SET);
+  napi_value result;
+  napi_create_int32(env, fd, &result);
+  return result;
+}
+
 // sendFileDescriptor(socketFd: number, fileFd: number): undefined
 // Sends "zFILDES\0" and one byte carrying fileFd in ONE sendmsg (all or nothing on a unix
 // stream socket: a session is never left with half a command), without blocking. clamd eats the
@@ -164,8 +213,9 @@ napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"openRegularFile", nullptr, OpenRegularFile, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sendFileDescriptor", nullptr, SendFileDescriptor, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"memoryFile", nullptr, MemoryFile, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
-  napi_define_properties(env, exports, 2, properties);
+  napi_define_properties(env, exports, 3, properties);
   return exports;
 }
 

@@ -54,6 +54,19 @@ export const clamdConnectionOptionsSchema = z.strictObject({
    * addon; without it, `SCAN <path>` or `INSTREAM`. Default true.
    */
   passFileDescriptors: z.boolean().default(true),
+  /**
+   * On a unix socket with `passFileDescriptors` and the addon, an artifact held in memory (bytes,
+   * or a small stream already read) up to this many bytes goes to clamd as a sealed memory file
+   * by `FILDES` instead of `INSTREAM`: clamd scans it without spooling it to a temporary file
+   * (about 1.3-1.6x the small-file rate). Larger ones are streamed; 0 streams them all. Default
+   * 1 MiB (the copy is made on the calling thread, so it stays small).
+   */
+  memoryFileMaxBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(16 * 1024 * 1024)
+    .default(1024 * 1024),
 });
 
 /** Rejects options that name both a unix socket and a TCP host/port. */

@@ -169,7 +169,7 @@ export class ClamdClient {
         this.#sessions,
         this.endpoint,
         {
-          path: artifact.path as string,
+          source: plan.memory ? { memory: plan.memory } : { path: artifact.path as string },
           maxBytes: this.options.maxStreamBytes,
           readTimeoutMs: this.options.readTimeoutMs,
         },
@@ -177,6 +177,8 @@ export class ClamdClient {
       );
       if (reply) return { reply, mode, bytesSent: 0 };
       mode = "instream"; // clamd refused FILDES, or the session could not take it: stream instead
+      if (plan.memory && plan.size !== undefined && plan.size <= this.options.chunkBytes)
+        plan.small ??= plan.memory;
     }
     for (let attempt = 0; ; attempt += 1) {
       const session = await this.#openSession(signal);

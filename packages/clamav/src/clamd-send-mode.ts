@@ -14,6 +14,8 @@ export interface SendPlan {
   size: number | undefined;
   /** The whole content of a small file, already read. */
   small?: Uint8Array;
+  /** `fildes` of content held in memory: these bytes go to clamd as a memory file. */
+  memory?: Uint8Array;
 }
 
 /**
@@ -22,6 +24,8 @@ export interface SendPlan {
  * - a local regular file, on a unix-socket clamd with `scanLocalFiles`: `fildes` when
  *   `passFileDescriptors` and the addon is installed, else `path` (clamd opens it); one `stat`,
  *   none for a file artifact whose size was given (a walk's) going by FILDES;
+ * - content held in memory up to `memoryFileMaxBytes` (no path), on a unix socket with the
+ *   addon: `fildes` of a memory file;
  * - anything else: `instream`, with one bounded read that returns a small file whole or tells
  *   that it is large.
  */
@@ -30,7 +34,7 @@ export async function chooseSendMode(
   endpoint: ClamdEndpoint,
   options: Pick<
     ResolvedClamdClientOptions,
-    "scanLocalFiles" | "passFileDescriptors" | "chunkBytes"
+    "scanLocalFiles" | "passFileDescriptors" | "chunkBytes" | "memoryFileMaxBytes"
   >,
   signal: AbortSignal,
 ): Promise<SendPlan> {
@@ -53,7 +57,17 @@ export async function chooseSendMode(
       return { mode, size: artifact.size ?? stats.size };
     }
   }
-  if (artifact.size !== undefined || path === undefined) {
+  const plan = await instreamPlan(artifact, options, signal);
+  return (await inMemoryPlan(artifact, plan, endpoint, options, signal)) ?? plan;
+}
+
+/** `INSTREAM`, with one bounded read that returns a small unsized artifact whole. */
+async function instreamPlan(
+  artifact: Artifact,
+  options: Pick<ResolvedClamdClientOptions, "chunkBytes">,
+  signal: AbortSignal,
+): Promise<SendPlan> {
+  if (artifact.size !== undefined || artifact.path === undefined) {
     return { mode: "instream", size: artifact.size ?? (await artifact.byteLength()) };
   }
   try {
@@ -62,5 +76,40 @@ export async function chooseSendMode(
   } catch (error) {
     if (!ArtifactTooLargeError.isInstance(error)) throw error;
     return { mode: "instream", size: await artifact.byteLength() };
+  }
+}
+
+/**
+ * Content held in memory, passed as a memory file (`FILDES`) instead of streamed: an artifact
+ * with no path up to `memoryFileMaxBytes`, on a unix socket with the addon. Only when the bytes
+ * can be had again should the memory file not be taken (a replayable artifact, or a small one
+ * already read), so that streaming stays possible. `undefined`: stream as planned.
+ */
+async function inMemoryPlan(
+  artifact: Artifact,
+  plan: SendPlan,
+  endpoint: ClamdEndpoint,
+  options: Pick<ResolvedClamdClientOptions, "passFileDescriptors" | "memoryFileMaxBytes">,
+  signal: AbortSignal,
+): Promise<SendPlan | undefined> {
+  const { size } = plan;
+  if (
+    artifact.path !== undefined ||
+    !("socket" in endpoint) ||
+    !options.passFileDescriptors ||
+    size === undefined ||
+    options.memoryFileMaxBytes === 0 ||
+    size > options.memoryFileMaxBytes ||
+    !(plan.small !== undefined || artifact.replayable) ||
+    !(await loadFileDescriptorPassing())
+  )
+    return undefined;
+  try {
+    const memory =
+      plan.small ?? (await artifact.bytes({ signal, maxBytes: options.memoryFileMaxBytes }));
+    return { ...plan, mode: "fildes", memory };
+  } catch (error) {
+    if (ArtifactTooLargeError.isInstance(error)) return undefined; // larger than it said: streamed
+    throw error;
   }
 }

@@ -19,13 +19,14 @@ let fileDescriptorPassing: Promise<FileDescriptorPassing | undefined> | undefine
 
 /**
  * The optional FILDES addon (`@engine/clamav-native`), loaded once; `undefined` when it is not
- * installed, not built, or too old to have `openRegularFile` and `sendFileDescriptor`.
+ * installed, not built, or too old to have `openRegularFile`, `memoryFile` and `sendFileDescriptor`.
  */
 export function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | undefined> {
   fileDescriptorPassing ??= import("@engine/clamav-native").then(
     (native) =>
       typeof native.openRegularFile === "function" &&
-      typeof native.sendFileDescriptor === "function"
+      typeof native.sendFileDescriptor === "function" &&
+      typeof native.memoryFile === "function"
         ? native
         : undefined,
     () => undefined,
@@ -35,8 +36,11 @@ export function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | und
 
 /** The file a FILDES scan passes, and the limits it is held to. */
 export interface FildesFile {
-  /** Its path: a regular file when it was listed or looked up. */
-  path: string;
+  /**
+   * A local file by its path (a regular file when it was listed or looked up), or content held
+   * in memory, passed as a sealed memory file.
+   */
+  source: { path: string } | { memory: Uint8Array };
   /** Larger than this (the client's `maxStreamBytes`) is `ArtifactTooLargeError`, unsent. */
   maxBytes: number;
   /** How long clamd may take to answer, in ms. */
@@ -44,8 +48,8 @@ export interface FildesFile {
 }
 
 /**
- * `FILDES` through the optional addon: opens `file.path` and passes the descriptor to clamd on a kept
- * `IDSESSION` (see {@link fildesOnSession}). Resolves clamd's verdict reply, or `undefined` when
+ * `FILDES` through the optional addon: opens the file (or makes a memory file of the bytes) and
+ * passes the descriptor to clamd on a kept `IDSESSION` (see {@link fildesOnSession}). Resolves clamd's verdict reply, or `undefined` when
  * the addon is missing, the session could not take the descriptor, or clamd answered FILDES with
  * an error (then the caller streams it). Connection problems are typed errors; a file that cannot
  * be opened, or is no longer the regular file it was when listed or looked up, is
@@ -89,7 +93,7 @@ async function fildesOnSession(
   native: FileDescriptorPassing,
   sessions: ClamdSessionPool,
   endpoint: ClamdEndpoint,
-  { path, maxBytes, readTimeoutMs }: FildesFile,
+  { source, maxBytes, readTimeoutMs }: FildesFile,
   signal: AbortSignal,
 ): Promise<string | undefined> {
   for (let attempt = 0; ; attempt += 1) {
@@ -104,7 +108,7 @@ async function fildesOnSession(
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       if (signal.aborted) throw errorFromSignal(signal); // before the listener was added
-      const id = await sendOnSession(native, session, path, maxBytes, signal);
+      const id = await sendOnSession(native, session, source, maxBytes, signal);
       if (id === undefined) {
         reusable = true;
         return undefined;
@@ -131,25 +135,45 @@ async function fildesOnSession(
 }
 
 /**
- * Opens `path` (on the thread pool) and sends it on `session`; resolves the request's id, or
- * `undefined` when nothing was sent and the file should be streamed. The descriptor is closed
- * (on the thread pool too) once it is sent: clamd holds its own. Throws `ArtifactUnavailableError`
- * (cannot be opened, not a regular file), `ArtifactTooLargeError` (over `maxBytes`), or a
- * {@link ClamdConnectionFailure} when the session is closed (`beforeSending` when nothing went).
+ * A descriptor for `source`: the file opened on the thread pool (a regular file only), or the
+ * bytes in a sealed memory file (`undefined` when one cannot be made). Throws
+ * `ArtifactUnavailableError` when the file cannot be opened or is not a regular file.
  */
-async function sendOnSession(
+async function openSource(
   native: FileDescriptorPassing,
-  session: ClamdSession,
-  path: string,
-  maxBytes: number,
-  signal: AbortSignal,
-): Promise<number | undefined> {
-  const file = await native.openRegularFile(path).catch((error: NodeJS.ErrnoException) => {
+  source: FildesFile["source"],
+): Promise<{ fd: number; size: number } | undefined> {
+  if ("memory" in source) {
+    try {
+      return { fd: native.memoryFile(source.memory), size: source.memory.byteLength };
+    } catch {
+      return undefined; // no memory file here (memfd refused): streamed instead
+    }
+  }
+  return native.openRegularFile(source.path).catch((error: NodeJS.ErrnoException) => {
     throw new ArtifactUnavailableError({
       message: `@engine/clamav: ${error.message}`,
       cause: error,
     });
   });
+}
+
+/**
+ * Opens `source` (see {@link openSource}) and sends it on `session`; resolves the request's id,
+ * or `undefined` when nothing was sent and the content should be streamed. The descriptor is
+ * closed (on the thread pool) once it is sent: clamd holds its own. Throws
+ * `ArtifactUnavailableError`, `ArtifactTooLargeError` (over `maxBytes`), or a
+ * {@link ClamdConnectionFailure} when the session is closed (`beforeSending` when nothing went).
+ */
+async function sendOnSession(
+  native: FileDescriptorPassing,
+  session: ClamdSession,
+  source: FildesFile["source"],
+  maxBytes: number,
+  signal: AbortSignal,
+): Promise<number | undefined> {
+  const file = await openSource(native, source);
+  if (file === undefined) return undefined;
   try {
     if (signal.aborted) throw errorFromSignal(signal);
     // The descriptor's size is what clamd will read: the file may have grown since it was listed.

@@ -11,6 +11,7 @@ import {
   artifactFromFile,
   artifactFromStream,
   BackendUnavailableError,
+  eicarBytes,
   ScanAbortedError,
 } from "@engine/core";
 import { cleanBytes } from "@engine/core/testing";
@@ -91,7 +92,8 @@ describe("the shipped signature database, through a managed clamd", () => {
             signatures_version: clamd.signaturesVersion,
           });
           const mode = (result.metadata.clamav as { mode: string }).mode;
-          expect(mode).toBe(transport === "socket" && artifact.path ? "fildes" : "instream");
+          // On the unix socket a file and bytes in memory (a sealed memory file) go by FILDES.
+          expect(mode).toBe(transport === "socket" ? "fildes" : "instream");
         }
       }
       await scanner.close?.();
@@ -156,6 +158,37 @@ describe("the shipped signature database, through a managed clamd", () => {
       );
     } finally {
       await limited.close();
+    }
+  });
+
+  it("passes bytes held in memory as a sealed memory file by FILDES, with the answers INSTREAM gives", async () => {
+    const samples = signatureSamples();
+    const contents = [
+      eicarBytes(),
+      samples.ndb,
+      cleanBytes("a clean upload", 4096),
+      Buffer.alloc(0),
+    ];
+    const byMemory = new ClamdClient(clamd.clientOptions("socket"));
+    const byStream = new ClamdClient({ ...clamd.clientOptions("socket"), memoryFileMaxBytes: 0 });
+    const small = new ClamdClient({ ...clamd.clientOptions("socket"), memoryFileMaxBytes: 16 });
+    try {
+      for (const content of contents) {
+        const passed = await byMemory.scan(artifactFromBytes(content));
+        const streamed = await byStream.scan(artifactFromBytes(content));
+        expect([passed.mode, streamed.mode]).toEqual(["fildes", "instream"]);
+        expect(passed.reply.kind).toBe(streamed.reply.kind);
+        expect((passed.reply as { signature?: string }).signature).toBe(
+          (streamed.reply as { signature?: string }).signature,
+        );
+      }
+      expect((await byMemory.scan(artifactFromBytes(eicarBytes()))).reply.kind).toBe("found");
+      // Over memoryFileMaxBytes, and a stream (read once: it could not be streamed after), go by INSTREAM.
+      expect((await small.scan(artifactFromBytes(eicarBytes()))).mode).toBe("instream");
+      const once = await byMemory.scan(artifactFromStream(Readable.from([eicarBytes()])));
+      expect([once.mode, once.reply.kind]).toEqual(["instream", "found"]);
+    } finally {
+      await Promise.all([byMemory.close(), byStream.close(), small.close()]);
     }
   });
 

@@ -5,6 +5,9 @@ import { type ClamdClient, createClamavScanner } from "../src/index.js";
 import { decodeInstreamFrames } from "../src/instream-framing.js";
 import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
+/** These scripted clamds speak INSTREAM: bytes in memory are streamed, not passed as memory files. */
+const streamed = { memoryFileMaxBytes: 0 } as const;
+
 // verifyAlerts (second audit, item 3): a clamd checked at start can come back without its alert
 // settings; its clean answers stand only after a probe of its current generation.
 const fakes: FakeClamd[] = [];
@@ -63,7 +66,11 @@ describe("createClamavScanner({ verifyAlerts })", () => {
     const alerts = { on: true };
     const scanned: string[] = [];
     const clamd = await scriptedClamd(alerts, scanned);
-    const scanner = createClamavScanner({ socket: clamd.socketPath, verifyAlerts: true });
+    const scanner = createClamavScanner({
+      socket: clamd.socketPath,
+      ...streamed,
+      verifyAlerts: true,
+    });
     try {
       const clean = () => scanner.scan(artifactFromBytes("a clean text"));
       expect((await clean()).verdict).toBe("benign");
@@ -95,7 +102,11 @@ describe("createClamavScanner({ verifyAlerts })", () => {
     const alerts = { on: true };
     const scanned: string[] = [];
     const clamd = await scriptedClamd(alerts, scanned);
-    const scanner = createClamavScanner({ socket: clamd.socketPath, verifyAlerts: true });
+    const scanner = createClamavScanner({
+      socket: clamd.socketPath,
+      ...streamed,
+      verifyAlerts: true,
+    });
     try {
       expect((await scanner.scan(artifactFromBytes("one"))).verdict).toBe("benign");
       const before = (scanner.client as ClamdClient).daemonGeneration;
@@ -117,7 +128,7 @@ describe("createClamavScanner({ verifyAlerts })", () => {
   it("is off by default: OK is benign without a probe", async () => {
     const scanned: string[] = [];
     const clamd = await scriptedClamd({ on: false }, scanned);
-    const scanner = createClamavScanner({ socket: clamd.socketPath });
+    const scanner = createClamavScanner({ socket: clamd.socketPath, ...streamed });
     try {
       expect((await scanner.scan(artifactFromBytes("x"))).verdict).toBe("benign");
       expect(scanned).toEqual(["scan"]);

@@ -23,6 +23,9 @@ import { ClamdClient, checkClamdAlerts, createClamavScanner } from "../src/index
 import { decodeInstreamFrames } from "../src/instream-framing.js";
 import { answeringSessions, type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
+/** These scripted clamds speak INSTREAM: bytes in memory are streamed, not passed as memory files. */
+const streamed = { memoryFileMaxBytes: 0 } as const;
+
 const fakes: FakeClamd[] = [];
 afterEach(async () => {
   for (const fake of fakes.splice(0)) await fake[Symbol.asyncDispose]();
@@ -87,7 +90,7 @@ describe("ClamdClient against scripted faults", () => {
 
   it("times out against a server that never answers", async () => {
     const silent = await fake(() => {});
-    const client = new ClamdClient({ socket: silent.socketPath, readTimeoutMs: 200 });
+    const client = new ClamdClient({ socket: silent.socketPath, ...streamed, readTimeoutMs: 200 });
     const started = Date.now();
     await expect(client.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(ScanTimeoutError);
     await expect(client.ping()).rejects.toThrow(/did not answer PING/);
@@ -99,30 +102,34 @@ describe("ClamdClient against scripted faults", () => {
     const garbage = await fake((socket) => {
       socket.end("HTTP/1.1 400 Bad Request\r\n\r\n");
     });
-    const client = new ClamdClient({ socket: garbage.socketPath, readTimeoutMs: 1000 });
+    const client = new ClamdClient({
+      socket: garbage.socketPath,
+      ...streamed,
+      readTimeoutMs: 1000,
+    });
     await expect(client.ping()).rejects.toBeInstanceOf(ProtocolError);
     await expect(client.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(ProtocolError);
   });
 
   it("reports UNKNOWN COMMAND as a ProtocolError naming the command", async () => {
     const old = await fake((socket) => socket.end("UNKNOWN COMMAND\0"));
-    await expect(new ClamdClient({ socket: old.socketPath }).versionCommands()).rejects.toThrow(
-      /VERSIONCOMMANDS .*does not know this command/,
-    );
+    await expect(
+      new ClamdClient({ socket: old.socketPath, ...streamed }).versionCommands(),
+    ).rejects.toThrow(/VERSIONCOMMANDS .*does not know this command/);
   });
 
   it("reports a flood without terminators as a ProtocolError", async () => {
     const flood = await fake((socket) => {
       socket.write(Buffer.alloc(2 * 1024 * 1024, 0x41));
     });
-    await expect(new ClamdClient({ socket: flood.socketPath }).ping()).rejects.toBeInstanceOf(
-      ProtocolError,
-    );
+    await expect(
+      new ClamdClient({ socket: flood.socketPath, ...streamed }).ping(),
+    ).rejects.toBeInstanceOf(ProtocolError);
   });
 
   it("reuses one connection for many scans (IDSESSION) and reconnects when it was dropped", async () => {
     const server = await fake(answering(() => "stream: OK"));
-    const client = new ClamdClient({ socket: server.socketPath, maxConnections: 1 });
+    const client = new ClamdClient({ socket: server.socketPath, ...streamed, maxConnections: 1 });
     for (let index = 0; index < 5; index += 1) {
       expect((await client.scan(artifactFromBytes(`file ${index}`))).reply.kind).toBe("ok");
     }
@@ -143,7 +150,7 @@ describe("ClamdClient against scripted faults", () => {
       seen = received.toString("latin1");
       answering(() => "stream: OK")(socket, received);
     });
-    const client = new ClamdClient({ socket: server.socketPath });
+    const client = new ClamdClient({ socket: server.socketPath, ...streamed });
     expect((await client.scan(artifactFromBytes(content))).reply.kind).toBe("ok");
     expect(seen).toBe(expected);
     await client.close();
@@ -151,7 +158,11 @@ describe("ClamdClient against scripted faults", () => {
 
   it("refuses an artifact over maxStreamBytes before connecting", async () => {
     const server = await fake(answering(() => "stream: OK"));
-    const client = new ClamdClient({ socket: server.socketPath, maxStreamBytes: 1024 });
+    const client = new ClamdClient({
+      socket: server.socketPath,
+      ...streamed,
+      maxStreamBytes: 1024,
+    });
     await expect(client.scan(artifactFromBytes(Buffer.alloc(1025)))).rejects.toBeInstanceOf(
       ArtifactTooLargeError,
     );
@@ -160,7 +171,7 @@ describe("ClamdClient against scripted faults", () => {
 
   it("turns clamd's size-limit reply into ArtifactTooLargeError", async () => {
     const server = await fake(answering(() => "INSTREAM size limit exceeded. ERROR"));
-    const client = new ClamdClient({ socket: server.socketPath });
+    const client = new ClamdClient({ socket: server.socketPath, ...streamed });
     await expect(client.scan(artifactFromBytes("x"))).rejects.toBeInstanceOf(ArtifactTooLargeError);
   });
 
@@ -172,7 +183,7 @@ describe("ClamdClient against scripted faults", () => {
       if (text.startsWith("zIDSESSION\0zINSTREAM\0") && decodeInstreamFrames(received.subarray(21)))
         socket.destroy();
     });
-    const client = new ClamdClient({ socket: dropping.socketPath });
+    const client = new ClamdClient({ socket: dropping.socketPath, ...streamed });
     await expect(
       client.scan(artifactFromBytes(Buffer.alloc(2 * 1024 * 1024))),
     ).rejects.toBeInstanceOf(ArtifactTooLargeError);
@@ -183,7 +194,7 @@ describe("ClamdClient against scripted faults", () => {
 
   it("aborts mid-stream: the scan rejects at once and the socket is destroyed", async () => {
     const server = await fake(() => {});
-    const client = new ClamdClient({ socket: server.socketPath });
+    const client = new ClamdClient({ socket: server.socketPath, ...streamed });
     const controller = new AbortController();
     const scan = client.scan(stalledStreamArtifact(), { signal: controller.signal });
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -194,7 +205,7 @@ describe("ClamdClient against scripted faults", () => {
 
   it("takes a defineScanner scan context as it is: its signal stops the scan, with its reason", async () => {
     const server = await fake(() => {});
-    const client = new ClamdClient({ socket: server.socketPath });
+    const client = new ClamdClient({ socket: server.socketPath, ...streamed });
     let handedOver = false;
     const scanner = defineScanner({
       name: "via-context",
@@ -216,7 +227,11 @@ describe("ClamdClient against scripted faults", () => {
 
   it("enforces the deadline of a context it did not get from defineScanner (same shape, made elsewhere)", async () => {
     const server = await fake(() => {}); // never answers
-    const client = new ClamdClient({ socket: server.socketPath, readTimeoutMs: 30_000 });
+    const client = new ClamdClient({
+      socket: server.socketPath,
+      ...streamed,
+      readTimeoutMs: 30_000,
+    });
     const handMade = {
       signal: new AbortController().signal,
       deadline: Date.now() + 300,
@@ -239,7 +254,7 @@ describe("ClamdClient against scripted faults", () => {
       uploads.push(upload.chunks.length);
       socket.write("1: stream: OK\0");
     });
-    const client = new ClamdClient({ socket: server.socketPath });
+    const client = new ClamdClient({ socket: server.socketPath, ...streamed });
     // A custom artifact (accepted by shape) whose stream is in string mode.
     const stringy = {
       kind: "stream",
@@ -286,7 +301,7 @@ describe("ClamdClient against scripted faults", () => {
           return undefined;
         }),
       );
-      const client = new ClamdClient({ socket: server.socketPath, maxConnections: 2 });
+      const client = new ClamdClient({ socket: server.socketPath, ...streamed, maxConnections: 2 });
       try {
         const outcomes = await Promise.all(
           Array.from({ length: 6 }, () => client.scan(artifactFromFile(path))),
@@ -326,7 +341,7 @@ describe("ClamdClient against scripted faults", () => {
           return "fd[10]: OK";
         }),
       );
-      const client = new ClamdClient({ socket: server.socketPath });
+      const client = new ClamdClient({ socket: server.socketPath, ...streamed });
       try {
         expect((await client.scan(artifactFromFile(path))).reply.kind).toBe("ok");
         const again = await client.scan(artifactFromFile(path));
@@ -342,7 +357,7 @@ describe("ClamdClient against scripted faults", () => {
       const liar = await fake((socket, received) => {
         if (received.includes("zFILDES\0\0")) socket.write("7: fd[10]: OK\0");
       });
-      const lied = new ClamdClient({ socket: liar.socketPath });
+      const lied = new ClamdClient({ socket: liar.socketPath, ...streamed });
       try {
         await expect(lied.scan(artifactFromFile(path))).rejects.toBeInstanceOf(ProtocolError);
         expect(lied.usage.inUse).toBe(0);
@@ -360,7 +375,7 @@ describe("ClamdClient against scripted faults", () => {
           return undefined; // clamd never answers
         }),
       );
-      const client = new ClamdClient({ socket: server.socketPath, maxConnections: 1 });
+      const client = new ClamdClient({ socket: server.socketPath, ...streamed, maxConnections: 1 });
       try {
         const started = performance.now();
         const caller = new AbortController();
@@ -379,7 +394,9 @@ describe("ClamdClient against scripted faults", () => {
 
   it("checkClamdAlerts passes only on the alerts themselves, not on any detection", async () => {
     const detectsAnything = await fake(answering(() => "stream: Eicar-Test-Signature FOUND"));
-    const lenient = await checkClamdAlerts(new ClamdClient({ socket: detectsAnything.socketPath }));
+    const lenient = await checkClamdAlerts(
+      new ClamdClient({ socket: detectsAnything.socketPath, ...streamed }),
+    );
     expect(lenient.map((probe) => [probe.probe, probe.passed, probe.answer])).toEqual([
       ["encrypted-archive", false, "Eicar-Test-Signature FOUND"],
       ["nested-archive", false, "Eicar-Test-Signature FOUND"],
@@ -391,7 +408,9 @@ describe("ClamdClient against scripted faults", () => {
           : "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND",
       ),
     );
-    const strict = await checkClamdAlerts(new ClamdClient({ socket: alerting.socketPath }));
+    const strict = await checkClamdAlerts(
+      new ClamdClient({ socket: alerting.socketPath, ...streamed }),
+    );
     expect(strict.map((probe) => probe.passed)).toEqual([true, true]);
   });
 
@@ -420,7 +439,7 @@ describe("createClamavScanner answers", () => {
         socket.end("ClamAV 1.4.6/27000/Thu Nov 20 08:00:00 2026\0");
       else answering(() => reply)(socket, received);
     });
-    const scanner = createClamavScanner({ socket: server.socketPath });
+    const scanner = createClamavScanner({ socket: server.socketPath, ...streamed });
     const result = await scanner.scan(artifactFromBytes("content"));
     expect(result).toMatchObject({ verdict, confidence, metadata: { malware_family: family } });
     expect(result.metadata.scanner).toMatchObject({
@@ -437,7 +456,7 @@ describe("createClamavScanner answers", () => {
       else if (received.toString().startsWith("zVERSION")) socket.end("ClamAV 1.4.6\0");
       else answering(() => "Can't allocate memory ERROR")(socket, received);
     });
-    const scanner = createClamavScanner({ socket: server.socketPath });
+    const scanner = createClamavScanner({ socket: server.socketPath, ...streamed });
     await expect(scanner.scan(artifactFromBytes("content"))).rejects.toBeInstanceOf(
       BackendUnavailableError,
     );

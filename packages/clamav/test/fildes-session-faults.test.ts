@@ -5,16 +5,25 @@ import { readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ArtifactUnavailableError, artifactFromFile, ProtocolError } from "@engine/core";
+import {
+  ArtifactUnavailableError,
+  artifactFromBytes,
+  artifactFromFile,
+  ProtocolError,
+} from "@engine/core";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClamdClient } from "../src/index.js";
 import { answeringSessions, type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
-const send = vi.hoisted(() => ({ fail: [] as string[] }));
+const send = vi.hoisted(() => ({ fail: [] as string[], memoryFails: false }));
 vi.mock("@engine/clamav-native", async (importOriginal) => {
   const native = await importOriginal<typeof import("@engine/clamav-native")>();
   return {
     ...native,
+    memoryFile: (bytes: Uint8Array) => {
+      if (send.memoryFails) throw Object.assign(new Error("scripted EMEMFD"), { code: "EMEMFD" });
+      return native.memoryFile(bytes);
+    },
     sendFileDescriptor: (socket: number, file: number) => {
       const code = send.fail.shift();
       if (code) throw Object.assign(new Error(`scripted ${code}`), { code });
@@ -36,6 +45,7 @@ afterAll(async () => {
 });
 afterEach(async () => {
   send.fail = [];
+  send.memoryFails = false;
   await fake?.[Symbol.asyncDispose]();
   fake = undefined;
 });
@@ -119,6 +129,20 @@ describe("FILDES on a kept session, when the send fails", () => {
         expect(openFiles().filter((file) => file.startsWith(directory))).toEqual([]),
       );
       expect((await client.scan(artifactFromFile(path))).reply.kind).toBe("ok"); // still in step
+      expect(fake.connections).toBe(1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it("passes bytes in memory as a memory file, and streams them when one cannot be made", async () => {
+    fake = await startFakeClamd(answeringSessions(() => "fd[10]: OK"));
+    const client = new ClamdClient({ socket: fake.socketPath, maxConnections: 1 });
+    try {
+      expect((await client.scan(artifactFromBytes("in memory"))).mode).toBe("fildes");
+      send.memoryFails = true;
+      const streamed = await client.scan(artifactFromBytes("in memory"));
+      expect([streamed.mode, streamed.reply.kind]).toEqual(["instream", "ok"]);
       expect(fake.connections).toBe(1);
     } finally {
       await client.close();

@@ -4,6 +4,9 @@ import { ClamdClient } from "../src/index.js";
 import { decodeInstreamFrames } from "../src/instream-framing.js";
 import { type FakeClamd, startFakeClamd } from "./fake-clamd.js";
 
+/** These scripted clamds speak INSTREAM: bytes in memory are streamed, not passed as memory files. */
+const streamed = { memoryFileMaxBytes: 0 } as const;
+
 const fakes: FakeClamd[] = [];
 afterEach(async () => {
   for (const fake of fakes.splice(0)) await fake[Symbol.asyncDispose]();
@@ -28,7 +31,7 @@ describe("ClamdClient's kept connections", () => {
       if (request > 0 && rest.length === 0) socket.write(`${request}: stream: OK\0`);
     });
     fakes.push(fake);
-    const client = new ClamdClient({ socket: fake.socketPath, idleTimeoutMs: 60_000 });
+    const client = new ClamdClient({ socket: fake.socketPath, ...streamed, idleTimeoutMs: 60_000 });
     try {
       const before = liveSockets();
       const outcome = await client.scan(artifactFromBytes("clean"));
