@@ -81,9 +81,9 @@ async function instreamPlan(
 
 /**
  * Content held in memory, passed as a memory file (`FILDES`) instead of streamed: an artifact
- * with no path up to `memoryFileMaxBytes`, on a unix socket with the addon. Only when the bytes
- * can be had again should the memory file not be taken (a replayable artifact, or a small one
- * already read), so that streaming stays possible. `undefined`: stream as planned.
+ * with no path up to `memoryFileMaxBytes`, on a unix socket with the addon, and only when its
+ * bytes can be had again (a replayable artifact, or a small one already read), so that it can
+ * still be streamed if the memory file cannot be passed. `undefined`: stream as planned.
  */
 async function inMemoryPlan(
   artifact: Artifact,

@@ -49,12 +49,12 @@ export interface FildesFile {
 
 /**
  * `FILDES` through the optional addon: opens the file (or makes a memory file of the bytes) and
- * passes the descriptor to clamd on a kept `IDSESSION` (see {@link fildesOnSession}). Resolves clamd's verdict reply, or `undefined` when
- * the addon is missing, the session could not take the descriptor, or clamd answered FILDES with
- * an error (then the caller streams it). Connection problems are typed errors; a file that cannot
- * be opened, or is no longer the regular file it was when listed or looked up, is
- * `ArtifactUnavailableError`; one grown past `maxBytes` since (its descriptor's size) is
- * `ArtifactTooLargeError`, unsent.
+ * passes the descriptor to clamd on a kept `IDSESSION` (see {@link fildesOnSession}). Resolves
+ * clamd's verdict reply, or `undefined` when the addon is missing, the session could not take the
+ * descriptor, or clamd answered FILDES with an error (then the caller streams it). Connection
+ * problems are typed errors; a file that cannot be opened, or is no longer the regular file it
+ * was when listed or looked up, is `ArtifactUnavailableError`; one grown past `maxBytes` since
+ * (its descriptor's size) is `ArtifactTooLargeError`, unsent.
  */
 export async function scanByFileDescriptor(
   sessions: ClamdSessionPool,
