@@ -2,9 +2,9 @@
 // (SCM_RIGHTS ancillary data, which Node's net module cannot send), so clamd scans the file
 // itself whatever its permissions on the path. openRegularFile opens the file on the thread pool
 // (nothing that may block runs on the event loop), memoryFile puts bytes held in memory in a
-// sealed memory file (clamd then scans them without a temporary file); sendFileDescriptor sends it, synchronously and
-// without blocking, on a kept IDSESSION socket that Node owns and reads (clamd's reply arrives on
-// it like any other reply of the session).
+// sealed memory file (clamd then scans them without a temporary file), and sendFileDescriptor
+// sends either, synchronously and without blocking, on a kept IDSESSION socket that Node owns and
+// reads (clamd's reply arrives on it like any other reply of the session).
 #include <node_api.h>
 
 #include <cerrno>
@@ -18,13 +18,17 @@
 
 namespace {
 
-napi_value throw_errno(napi_env env, const char* code, const std::string& message) {
-  std::string text = message + ": " + std::strerror(errno);
+// An Error with `code` and the message `text`.
+napi_value make_error(napi_env env, const char* code, const std::string& text) {
   napi_value error_message, error, error_code;
   napi_create_string_utf8(env, text.c_str(), text.size(), &error_message);
   napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &error_code);
   napi_create_error(env, error_code, error_message, &error);
-  napi_throw(env, error);
+  return error;
+}
+
+napi_value throw_errno(napi_env env, const char* code, const std::string& message) {
+  napi_throw(env, make_error(env, code, message + ": " + std::strerror(errno)));
   return nullptr;
 }
 
@@ -34,33 +38,24 @@ struct OpenWork {
   std::string path;
   int fd = -1;
   double size = 0;
-  int error = 0;
-  const char* code = nullptr;
+  const char* code = nullptr;  // set on failure, with `message`
+  std::string message;
 };
 
 // On a thread of the pool: open without blocking on a FIFO, keep only a regular file, and clear
 // O_NONBLOCK on it so that clamd's reads through the passed descriptor are ordinary reads.
 void open_execute(napi_env, void* data) {
   auto* work = static_cast<OpenWork*>(data);
+  auto fail = [work](const char* code, const std::string& message, int fd) {
+    work->code = code;
+    work->message = message;
+    if (fd >= 0) close(fd);
+  };
   int fd = open(work->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    work->error = errno;
-    work->code = "EOPEN";
-    return;
-  }
   struct stat status {};
-  if (fstat(fd, &status) != 0) {
-    work->error = errno;
-    work->code = "EOPEN";
-    close(fd);
-    return;
-  }
-  if (!S_ISREG(status.st_mode)) {
-    work->error = EINVAL;
-    work->code = "ENOTREG";
-    close(fd);
-    return;
-  }
+  if (fd < 0 || fstat(fd, &status) != 0)
+    return fail("EOPEN", "cannot open " + work->path + ": " + std::strerror(errno), fd);
+  if (!S_ISREG(status.st_mode)) return fail("ENOTREG", "not a regular file: " + work->path, fd);
   int flags = fcntl(fd, F_GETFL);
   if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   work->fd = fd;
@@ -70,13 +65,7 @@ void open_execute(napi_env, void* data) {
 void open_complete(napi_env env, napi_status, void* data) {
   auto* work = static_cast<OpenWork*>(data);
   if (work->code != nullptr) {
-    std::string text = (std::string(work->code) == "ENOTREG" ? "not a regular file: " : "cannot open ") +
-                       work->path + (std::string(work->code) == "ENOTREG" ? "" : std::string(": ") + std::strerror(work->error));
-    napi_value message, error, code;
-    napi_create_string_utf8(env, text.c_str(), text.size(), &message);
-    napi_create_string_utf8(env, work->code, NAPI_AUTO_LENGTH, &code);
-    napi_create_error(env, code, message, &error);
-    napi_reject_deferred(env, work->deferred, error);
+    napi_reject_deferred(env, work->deferred, make_error(env, work->code, work->message));
   } else {
     napi_value result, fd, size;
     napi_create_object(env, &result);

@@ -177,8 +177,7 @@ export class ClamdClient {
       );
       if (reply) return { reply, mode, bytesSent: 0 };
       mode = "instream"; // clamd refused FILDES, or the session could not take it: stream instead
-      if (plan.memory && plan.size !== undefined && plan.size <= this.options.chunkBytes)
-        plan.small ??= plan.memory;
+      plan.small ??= plan.memory; // the content in hand: one write when it fits a chunk
     }
     for (let attempt = 0; ; attempt += 1) {
       const session = await this.#openSession(signal);

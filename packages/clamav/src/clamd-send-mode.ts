@@ -12,7 +12,7 @@ export interface SendPlan {
   mode: ClamdScanMode;
   /** Size in bytes, when known before sending. */
   size: number | undefined;
-  /** The whole content of a small file, already read. */
+  /** The whole content, already read (a small file's; sent in one write when it fits a chunk). */
   small?: Uint8Array;
   /** `fildes` of content held in memory: these bytes go to clamd as a memory file. */
   memory?: Uint8Array;
