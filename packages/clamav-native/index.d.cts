@@ -1,10 +1,19 @@
 /**
- * Opens `path` read-only on the libuv thread pool, without blocking on a FIFO, and keeps it only
- * when it is a regular file (O_NONBLOCK cleared, so clamd's reads through it are ordinary).
- * Resolves its descriptor, which the caller closes, and its size in bytes. Rejects with an Error
- * whose `code` is `ENOTREG` (not a regular file) or `EOPEN` (open or fstat failed).
+ * The whole FILDES of a local file, in one trip to the libuv thread pool: opens `path` read-only
+ * without blocking on a FIFO, keeps it only when it is a regular file of at most `maxBytes` bytes
+ * (its descriptor's size: what clamd will read), clears O_NONBLOCK on it so that clamd's reads are
+ * ordinary, sends `zFILDES` with it on `socketFd` (a connected unix socket to clamd, a kept
+ * `IDSESSION` whose reading Node does, and on which Node has nothing waiting to be written) in one
+ * non-blocking `sendmsg`, all of it or nothing, and closes it (clamd holds its own). The send goes
+ * through a duplicate of `socketFd` made when it is called, so the socket may be closed meanwhile.
+ * Resolves the file's size in bytes; clamd's reply arrives on the socket. Rejects with an Error
+ * whose `code` is `EOPEN` (open or fstat failed) or `ENOTREG` (not a regular file), or
+ * `ETOOLARGE` (with its `size`), when nothing was sent; `EAGAIN` (the socket is full) or
+ * `ENOTSENT` (another failure), when nothing was sent either; `ESEND` (the session is closed);
+ * `EPARTIAL` (part of it sent: the session is lost). Throws `ENOTSENT` when the socket cannot be
+ * duplicated (out of descriptors).
  */
-export function openRegularFile(path: string): Promise<{ fd: number; size: number }>;
+export function sendRegularFile(socketFd: number, path: string, maxBytes: number): Promise<number>;
 
 /**
  * Creates a memory file (`memfd_create`) holding a copy of `bytes`, sealed against any change,
@@ -17,9 +26,10 @@ export function memoryFile(bytes: Uint8Array): number;
 /**
  * Sends `zFILDES` and `fileFd` (as SCM_RIGHTS ancillary data) on `socketFd`, a connected unix
  * socket to clamd (a kept `IDSESSION` whose reading Node does), in one non-blocking `sendmsg`:
- * all of it or nothing. Synchronous; clamd's reply arrives on the socket. `fileFd` comes from
- * {@link openRegularFile}. Throws an Error whose `code` is `EAGAIN` (the socket is full; nothing
- * sent), `ENOTSENT` (another failure; nothing sent), `ESEND` (the session is closed) or
- * `EPARTIAL` (part of it sent: the session is lost).
+ * all of it or nothing. Synchronous: for a memory file from {@link memoryFile} (a file on a
+ * mount goes by {@link sendRegularFile}). clamd's reply arrives on the socket. Throws an Error
+ * whose `code` is `EAGAIN` (the socket is full; nothing sent), `ENOTSENT` (another failure;
+ * nothing sent), `ESEND` (the session is closed) or `EPARTIAL` (part of it sent: the session is
+ * lost).
  */
 export function sendFileDescriptor(socketFd: number, fileFd: number): void;

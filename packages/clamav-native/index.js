@@ -5,11 +5,11 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const binding = require("./build/Release/clamav_native.node");
 
-/** Sends `zFILDES` and an open file on a kept clamd session socket (synchronous, non-blocking). */
+/** Sends `zFILDES` and an open descriptor on a kept clamd session socket (synchronous, non-blocking). */
 export const sendFileDescriptor = binding.sendFileDescriptor;
 
-/** Opens a regular file for FILDES on the thread pool; resolves its descriptor and size. */
-export const openRegularFile = binding.openRegularFile;
+/** Opens a regular file, sends it with FILDES and closes it, in one trip to the thread pool. */
+export const sendRegularFile = binding.sendRegularFile;
 
 /** A sealed memory file (memfd) holding a copy of the bytes, for FILDES; the caller closes it. */
 export const memoryFile = binding.memoryFile;

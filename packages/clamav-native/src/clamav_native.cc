@@ -1,10 +1,11 @@
 // FILDES for clamd: passes an open file descriptor to a local clamd over its unix socket
 // (SCM_RIGHTS ancillary data, which Node's net module cannot send), so clamd scans the file
-// itself whatever its permissions on the path. openRegularFile opens the file on the thread pool
-// (nothing that may block runs on the event loop), memoryFile puts bytes held in memory in a
-// sealed memory file (clamd then scans them without a temporary file), and sendFileDescriptor
-// sends either, synchronously and without blocking, on a kept IDSESSION socket that Node owns and
-// reads (clamd's reply arrives on it like any other reply of the session).
+// itself whatever its permissions on the path. sendRegularFile opens a file, sends it and closes
+// it in one trip to the thread pool (nothing that may block runs on the event loop); memoryFile
+// puts bytes held in memory in a sealed memory file (clamd then scans them without a temporary
+// file), which sendFileDescriptor sends synchronously and without blocking. Both send on a kept
+// IDSESSION socket that Node owns and reads (clamd's reply arrives on it like any other reply of
+// the session).
 #include <node_api.h>
 
 #include <cerrno>
@@ -32,75 +33,141 @@ napi_value throw_errno(napi_env env, const char* code, const std::string& messag
   return nullptr;
 }
 
-struct OpenWork {
+// Sends "zFILDES\0" and one byte carrying `file` in ONE sendmsg (all or nothing on a unix stream
+// socket: a session is never left with half a command), without blocking. clamd eats the byte
+// after the command's NUL as the one the descriptor came with. Returns nullptr when all of it
+// went, else an error code (errno says why): EAGAIN (the socket is full) or ENOTSENT (another
+// failure) when nothing went and the session is still in step, ESEND when the session is closed,
+// EPARTIAL when part of it went (never seen for 9 bytes; the session is lost).
+const char* send_fildes(int sock, int file) {
+  char bytes[] = {'z', 'F', 'I', 'L', 'D', 'E', 'S', '\0', '\0'};
+  iovec vector{bytes, sizeof(bytes)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &file, sizeof(int));
+  ssize_t sent;
+  do {
+    sent = sendmsg(sock, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+  } while (sent < 0 && errno == EINTR);
+  if (sent == static_cast<ssize_t>(sizeof(bytes))) return nullptr;
+  if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return "EAGAIN";
+  if (sent >= 0) {
+    errno = EIO;
+    return "EPARTIAL";
+  }
+  if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN) return "ESEND";
+  return "ENOTSENT";  // ENOBUFS, ENOMEM, ETOOMANYREFS, ...
+}
+
+// The message for a send_fildes failure `code`, with errno's reason (read it before any other call).
+std::string send_failure(const char* code) {
+  const char* what = std::strcmp(code, "EAGAIN") == 0     ? "the session's socket is full"
+                     : std::strcmp(code, "ESEND") == 0    ? "clamd's session is closed"
+                     : std::strcmp(code, "EPARTIAL") == 0 ? "clamd's socket took part of FILDES"
+                                                          : "cannot pass the file descriptor";
+  return std::string(what) + ": " + std::strerror(errno);
+}
+
+struct SendFileWork {
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
   std::string path;
-  int fd = -1;
+  int socket = -1;  // this call's own duplicate of the session's socket
+  double max_bytes = 0;
   double size = 0;
   const char* code = nullptr;  // set on failure, with `message`
   std::string message;
 };
 
-// On a thread of the pool: open without blocking on a FIFO, keep only a regular file, and clear
-// O_NONBLOCK on it so that clamd's reads through the passed descriptor are ordinary reads.
-void open_execute(napi_env, void* data) {
-  auto* work = static_cast<OpenWork*>(data);
-  auto fail = [work](const char* code, const std::string& message, int fd) {
-    work->code = code;
-    work->message = message;
-    if (fd >= 0) close(fd);
-  };
-  int fd = open(work->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+// On a thread of the pool, a file's whole FILDES: open it without blocking on a FIFO, keep only a
+// regular file no larger than max_bytes, clear O_NONBLOCK on it (clamd's reads through the passed
+// descriptor are then ordinary reads), send it on the session and close it (clamd holds its own).
+// One trip to the pool per file; open, fstat and close, which may block on a slow mount, never
+// run on the event loop.
+void send_file_execute(napi_env, void* data) {
+  auto* work = static_cast<SendFileWork*>(data);
+  int fd = open(work->path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   struct stat status {};
-  if (fd < 0 || fstat(fd, &status) != 0)
-    return fail("EOPEN", "cannot open " + work->path + ": " + std::strerror(errno), fd);
-  if (!S_ISREG(status.st_mode)) return fail("ENOTREG", "not a regular file: " + work->path, fd);
-  int flags = fcntl(fd, F_GETFL);
-  if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  work->fd = fd;
-  work->size = static_cast<double>(status.st_size);
+  if (fd < 0 || fstat(fd, &status) != 0) {
+    work->code = "EOPEN";
+    work->message = "cannot open " + work->path + ": " + std::strerror(errno);
+  } else if (!S_ISREG(status.st_mode)) {
+    work->code = "ENOTREG";
+    work->message = "not a regular file: " + work->path;
+  } else {
+    work->size = static_cast<double>(status.st_size);
+    if (work->size > work->max_bytes) {
+      work->code = "ETOOLARGE";
+      work->message = "larger than the limit: " + work->path;
+    } else {
+      int flags = fcntl(fd, F_GETFL);
+      if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+      work->code = send_fildes(work->socket, fd);
+      if (work->code != nullptr) work->message = send_failure(work->code);
+    }
+  }
+  if (fd >= 0) close(fd);
+  close(work->socket);
 }
 
-void open_complete(napi_env env, napi_status, void* data) {
-  auto* work = static_cast<OpenWork*>(data);
+void send_file_complete(napi_env env, napi_status, void* data) {
+  auto* work = static_cast<SendFileWork*>(data);
+  napi_value size;
+  napi_create_double(env, work->size, &size);
   if (work->code != nullptr) {
-    napi_reject_deferred(env, work->deferred, make_error(env, work->code, work->message));
+    napi_value error = make_error(env, work->code, work->message);
+    napi_set_named_property(env, error, "size", size);
+    napi_reject_deferred(env, work->deferred, error);
   } else {
-    napi_value result, fd, size;
-    napi_create_object(env, &result);
-    napi_create_int32(env, work->fd, &fd);
-    napi_create_double(env, work->size, &size);
-    napi_set_named_property(env, result, "fd", fd);
-    napi_set_named_property(env, result, "size", size);
-    napi_resolve_deferred(env, work->deferred, result);
+    napi_resolve_deferred(env, work->deferred, size);
   }
   napi_delete_async_work(env, work->work);
   delete work;
 }
 
-// openRegularFile(path: string): Promise<{ fd: number, size: number }>
-napi_value OpenRegularFile(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+// sendRegularFile(socketFd: number, path: string, maxBytes: number): Promise<number>
+napi_value SendRegularFile(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  int sock = -1;
+  double max_bytes = -1;
   size_t length = 0;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], nullptr, 0, &length) != napi_ok) {
-    napi_throw_type_error(env, "EINVAL", "openRegularFile(path) takes a path");
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &sock) != napi_ok || sock < 0 ||
+      napi_get_value_string_utf8(env, argv[1], nullptr, 0, &length) != napi_ok ||
+      napi_get_value_double(env, argv[2], &max_bytes) != napi_ok || !(max_bytes >= 0)) {
+    napi_throw_type_error(env, "EINVAL",
+                          "sendRegularFile(socketFd, path, maxBytes) takes a descriptor, a path and a size");
     return nullptr;
   }
-  auto* work = new OpenWork();
+  auto* work = new SendFileWork();
   work->path.resize(length);
-  napi_get_value_string_utf8(env, argv[0], work->path.data(), length + 1, &length);
+  napi_get_value_string_utf8(env, argv[1], work->path.data(), length + 1, &length);
   if (work->path.find('\0') != std::string::npos) {
     delete work;
     napi_throw_type_error(env, "EINVAL", "a path with a NUL byte");
     return nullptr;
   }
+  // The pool thread sends on a duplicate of its own: were Node to close the session's socket
+  // meanwhile (an aborted scan), that number could name another file or socket by then.
+  work->socket = fcntl(sock, F_DUPFD_CLOEXEC, 3);
+  if (work->socket < 0) {
+    delete work;
+    return throw_errno(env, "ENOTSENT", "cannot pass the file descriptor");
+  }
+  work->max_bytes = max_bytes;
   napi_value promise, name;
   napi_create_promise(env, &work->deferred, &promise);
-  napi_create_string_utf8(env, "clamd-fildes-open", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, open_execute, open_complete, work, &work->work);
+  napi_create_string_utf8(env, "clamd-fildes-send", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, nullptr, name, send_file_execute, send_file_complete, work, &work->work);
   napi_queue_async_work(env, work->work);
   return promise;
 }
@@ -153,9 +220,8 @@ napi_value MemoryFile(napi_env env, napi_callback_info info) {
 }
 
 // sendFileDescriptor(socketFd: number, fileFd: number): undefined
-// Sends "zFILDES\0" and one byte carrying fileFd in ONE sendmsg (all or nothing on a unix
-// stream socket: a session is never left with half a command), without blocking. clamd eats the
-// byte after the command's NUL as the one the descriptor came with.
+// Sends FILDES with `fileFd` (see send_fildes) on the calling thread: for a memory file, which
+// no mount can hold up.
 napi_value SendFileDescriptor(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
@@ -167,40 +233,14 @@ napi_value SendFileDescriptor(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, "EINVAL", "sendFileDescriptor(socketFd, fileFd) takes two descriptors");
     return nullptr;
   }
-  char bytes[] = {'z', 'F', 'I', 'L', 'D', 'E', 'S', '\0', '\0'};
-  iovec vector{bytes, sizeof(bytes)};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &vector;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof(control);
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(header), &file, sizeof(int));
-  ssize_t sent;
-  do {
-    sent = sendmsg(sock, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
-  } while (sent < 0 && errno == EINTR);
-  if (sent == static_cast<ssize_t>(sizeof(bytes))) return nullptr;
-  if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-    return throw_errno(env, "EAGAIN", "the session's socket is full");
-  if (sent >= 0) {
-    // Never seen on a unix stream socket for 9 bytes; the session is unusable if it happens.
-    errno = EIO;
-    return throw_errno(env, "EPARTIAL", "clamd's socket took part of FILDES");
-  }
-  if (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN)
-    return throw_errno(env, "ESEND", "clamd's session is closed");
-  // Nothing was sent (ENOBUFS, ENOMEM, ETOOMANYREFS, ...): the session is still in step.
-  return throw_errno(env, "ENOTSENT", "cannot pass the file descriptor");
+  const char* failed = send_fildes(sock, file);
+  if (failed != nullptr) napi_throw(env, make_error(env, failed, send_failure(failed)));
+  return nullptr;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
-      {"openRegularFile", nullptr, OpenRegularFile, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sendRegularFile", nullptr, SendRegularFile, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sendFileDescriptor", nullptr, SendFileDescriptor, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"memoryFile", nullptr, MemoryFile, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

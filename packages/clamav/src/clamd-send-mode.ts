@@ -22,8 +22,8 @@ export interface SendPlan {
  * Decides how to send an artifact to clamd, with as few file-system trips as possible (each
  * costs ~0.1 ms on the thread pool, as much as clamd's scan of a small file):
  * - a local regular file, on a unix-socket clamd with `scanLocalFiles`: `fildes` when
- *   `passFileDescriptors` and the addon is installed, else `path` (clamd opens it); one `stat`,
- *   none for a file artifact whose size was given (a walk's) going by FILDES;
+ *   `passFileDescriptors` and the addon is installed (no `stat`: the descriptor's own is used),
+ *   else `path` (clamd opens it; one `stat`);
  * - content held in memory up to `memoryFileMaxBytes` (no path), on a unix socket with the
  *   addon: `fildes` of a memory file;
  * - anything else: `instream`, with one bounded read that returns a small file whole or tells
@@ -46,11 +46,11 @@ export async function chooseSendMode(
     !/[\0\n\r]/.test(path)
   ) {
     const passing = options.passFileDescriptors && (await loadFileDescriptorPassing());
-    // A file whose size was given (a directory walk's): no stat, FILDES straight away. It is
-    // opened on the thread pool without blocking and refused unless it is a regular file (the
-    // same ArtifactUnavailableError the stream would give); clamd reads it through the descriptor.
-    if (passing && artifact.size !== undefined && artifact.kind === "file")
-      return { mode: "fildes", size: artifact.size };
+    // A file: no stat, FILDES straight away. It is opened on the thread pool without blocking (a
+    // FIFO never waits for a writer) and refused unless it is a regular file within
+    // maxStreamBytes by its descriptor's size (the same ArtifactUnavailableError the stream would
+    // give); clamd reads it through the descriptor.
+    if (passing && artifact.kind === "file") return { mode: "fildes", size: artifact.size };
     const stats = await stat(path).catch(() => undefined); // a read error surfaces when streaming
     if (stats?.isFile()) {
       const mode = passing ? "fildes" : "path";

@@ -1,4 +1,4 @@
-import { close } from "node:fs";
+import { closeSync } from "node:fs";
 import {
   ArtifactUnavailableError,
   EngineError,
@@ -19,12 +19,12 @@ let fileDescriptorPassing: Promise<FileDescriptorPassing | undefined> | undefine
 
 /**
  * The optional FILDES addon (`@engine/clamav-native`), loaded once; `undefined` when it is not
- * installed, not built, or too old to have `openRegularFile`, `memoryFile` and `sendFileDescriptor`.
+ * installed, not built, or too old to have `sendRegularFile`, `memoryFile` and `sendFileDescriptor`.
  */
 export function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | undefined> {
   fileDescriptorPassing ??= import("@engine/clamav-native").then(
     (native) =>
-      typeof native.openRegularFile === "function" &&
+      typeof native.sendRegularFile === "function" &&
       typeof native.sendFileDescriptor === "function" &&
       typeof native.memoryFile === "function"
         ? native
@@ -80,14 +80,14 @@ export async function scanByFileDescriptor(
 
 /**
  * FILDES on a kept `IDSESSION` of the pool, as `clamdscan --multiscan --fdpass` does: the addon
- * opens the file on the thread pool (a regular file only), sends `zFILDES` with its descriptor on
- * the session's socket in one non-blocking `sendmsg`, and the reply comes back on the session like
- * any other. No connection per file, no thread of the pool held while clamd scans, nothing that
- * may block on a slow mount run on the event loop, and the session's daemon generation holds for
- * every call on it. Resolves clamd's reply (its request id stripped), or `undefined` when the
- * session could not take the call (Node still writing on it, its socket full, a send refused) and
- * sent nothing: the caller streams the file instead. A session clamd closed (a kept one it had
- * dropped, or one lost while the file was opened) is replaced once (the file is opened again).
+ * opens the file, sends `zFILDES` with its descriptor on the session's socket in one non-blocking
+ * `sendmsg` and closes it, in one trip to the thread pool (a regular file only), and the reply
+ * comes back on the session like any other. No connection per file, no thread of the pool held
+ * while clamd scans, nothing that may block on a slow mount run on the event loop, and the
+ * session's daemon generation holds for every call on it. Resolves clamd's reply (its request id
+ * stripped), or `undefined` when the session could not take the call (Node still writing on it,
+ * its socket full, a send refused) and sent nothing: the caller streams the file instead. A
+ * session clamd closed (a kept one it had dropped, or one lost meanwhile) is replaced once.
  */
 async function fildesOnSession(
   native: FileDescriptorPassing,
@@ -108,7 +108,7 @@ async function fildesOnSession(
     signal.addEventListener("abort", onAbort, { once: true });
     try {
       if (signal.aborted) throw errorFromSignal(signal); // before the listener was added
-      const id = await sendOnSession(native, session, source, maxBytes, signal);
+      const id = await sendOnSession(native, session, source, maxBytes);
       if (id === undefined) {
         reusable = true;
         return undefined;
@@ -135,34 +135,9 @@ async function fildesOnSession(
 }
 
 /**
- * A descriptor for `source`: the file opened on the thread pool (a regular file only), or the
- * bytes in a sealed memory file (`undefined` when one cannot be made). Throws
- * `ArtifactUnavailableError` when the file cannot be opened or is not a regular file.
- */
-async function openSource(
-  native: FileDescriptorPassing,
-  source: FildesFile["source"],
-): Promise<{ fd: number; size: number } | undefined> {
-  if ("memory" in source) {
-    try {
-      return { fd: native.memoryFile(source.memory), size: source.memory.byteLength };
-    } catch {
-      return undefined; // no memory file here (memfd refused): streamed instead
-    }
-  }
-  return native.openRegularFile(source.path).catch((error: NodeJS.ErrnoException) => {
-    throw new ArtifactUnavailableError({
-      message: `@engine/clamav: ${error.message}`,
-      cause: error,
-    });
-  });
-}
-
-/**
- * Opens `source` (see {@link openSource}) and sends it on `session`; resolves the request's id,
- * or `undefined` when nothing was sent and the content should be streamed. The descriptor is
- * closed (on the thread pool) once it is sent: clamd holds its own. Throws
- * `ArtifactUnavailableError`, `ArtifactTooLargeError` (over `maxBytes`), or a
+ * Sends `source` with FILDES on `session` (see {@link sendFile} and {@link sendMemory}); resolves
+ * the request's id, or `undefined` when nothing was sent and the content should be streamed.
+ * Throws `ArtifactUnavailableError`, `ArtifactTooLargeError` (over `maxBytes`), or a
  * {@link ClamdConnectionFailure} when the session is closed (`beforeSending` when nothing went).
  */
 async function sendOnSession(
@@ -170,33 +145,80 @@ async function sendOnSession(
   session: ClamdSession,
   source: FildesFile["source"],
   maxBytes: number,
-  signal: AbortSignal,
 ): Promise<number | undefined> {
-  const file = await openSource(native, source);
-  if (file === undefined) return undefined;
-  try {
-    if (signal.aborted) throw errorFromSignal(signal);
-    // The descriptor's size is what clamd will read: the file may have grown since it was listed.
-    if (file.size > maxBytes) throw clamdTooLarge(maxBytes, file.size);
-    const { connection } = session;
-    const socket = connection.quietDescriptor;
-    if (socket === undefined) {
-      if (connection.usable) return undefined; // Node is still writing on it: stream instead
-      throw Object.assign(new ClamdConnectionFailure("closed", "clamd closed the session"), {
-        beforeSending: true,
-      });
-    }
-    const id = session.nextId;
-    try {
-      native.sendFileDescriptor(socket, file.fd);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EAGAIN" || code === "ENOTSENT") return undefined; // nothing sent
-      throw new ClamdConnectionFailure("write-failed", (error as Error).message, { cause: error });
-    }
-    session.nextId += 1;
-    return id;
-  } finally {
-    close(file.fd, () => {});
+  const { connection } = session;
+  const socket = connection.quietDescriptor;
+  if (socket === undefined) {
+    if (connection.usable) return undefined; // Node is still writing on it: stream instead
+    throw Object.assign(new ClamdConnectionFailure("closed", "clamd closed the session"), {
+      beforeSending: true,
+    });
   }
+  const sent =
+    "memory" in source
+      ? sendMemory(native, socket, source.memory)
+      : await sendFile(native, socket, source.path, maxBytes);
+  if (!sent) return undefined;
+  // One request at a time per session: no other call used an id since this one was read.
+  const id = session.nextId;
+  session.nextId += 1;
+  return id;
+}
+
+/**
+ * The file at `path` opened, sent and closed on the thread pool; false when nothing was sent and
+ * it should be streamed. Its descriptor's size is what clamd would read: a file grown past
+ * `maxBytes` since it was listed is `ArtifactTooLargeError`, unsent.
+ */
+async function sendFile(
+  native: FileDescriptorPassing,
+  socket: number,
+  path: string,
+  maxBytes: number,
+): Promise<boolean> {
+  try {
+    await native.sendRegularFile(socket, path, maxBytes);
+    return true;
+  } catch (caught) {
+    const error = caught as NodeJS.ErrnoException & { size?: number };
+    switch (error.code) {
+      case "EOPEN":
+      case "ENOTREG":
+        throw new ArtifactUnavailableError({
+          message: `@engine/clamav: ${error.message}`,
+          cause: error,
+        });
+      case "ETOOLARGE":
+        throw clamdTooLarge(maxBytes, error.size ?? maxBytes + 1);
+      default:
+        return sendFailure(error);
+    }
+  }
+}
+
+/**
+ * `bytes` in a sealed memory file, sent on the calling thread (no mount to wait for) and closed;
+ * false when no memory file could be made or nothing was sent: they are streamed instead.
+ */
+function sendMemory(native: FileDescriptorPassing, socket: number, bytes: Uint8Array): boolean {
+  let fd: number;
+  try {
+    fd = native.memoryFile(bytes);
+  } catch {
+    return false; // no memory file here (memfd refused)
+  }
+  try {
+    native.sendFileDescriptor(socket, fd);
+    return true;
+  } catch (error) {
+    return sendFailure(error as NodeJS.ErrnoException);
+  } finally {
+    closeSync(fd); // clamd holds its own descriptor
+  }
+}
+
+/** A failed send: false when nothing went (the session is still in step), else the session is lost. */
+function sendFailure(error: NodeJS.ErrnoException): false {
+  if (error.code === "EAGAIN" || error.code === "ENOTSENT") return false;
+  throw new ClamdConnectionFailure("write-failed", error.message, { cause: error });
 }

@@ -120,7 +120,7 @@ describe("the shipped signature database, through a managed clamd", () => {
     }
   });
 
-  it("sends a file whose size a walk gave by FILDES without looking it up, with the same answers and refusals", async () => {
+  it("sends a file by FILDES without looking it up, sized by a walk or not, with the same answers and refusals", async () => {
     const path = join(directory, "sized-ndb.bin");
     const sample = signatureSamples().ndb;
     await writeFile(path, sample);
@@ -132,13 +132,18 @@ describe("the shipped signature database, through a managed clamd", () => {
       expect(outcome.mode).toBe("fildes");
       expect(outcome.reply).toMatchObject({ kind: "found", signature: sampleSignatures.ndb });
       // A directory, a FIFO (never opened blocking) and a missing file: the artifact could not be
-      // read, as when its size was looked up first.
+      // read, as when its size was looked up first; sized (a walk's) or not (a caller's path).
       for (const target of [directory, fifo, join(directory, "gone.bin")]) {
-        const refused = await client
-          .scan(artifactFromFile(target, { size: 10 }))
-          .catch((error: unknown) => error);
-        expect(ArtifactUnavailableError.isInstance(refused)).toBe(true);
+        for (const options of [{ size: 10 }, {}]) {
+          const refused = await client
+            .scan(artifactFromFile(target, options))
+            .catch((error: unknown) => error);
+          expect(ArtifactUnavailableError.isInstance(refused)).toBe(true);
+        }
       }
+      // A caller's path without a size goes by FILDES too (no stat first), with the same answer.
+      const unsized = await client.scan(artifactFromFile(path));
+      expect([unsized.mode, unsized.reply]).toEqual([outcome.mode, outcome.reply]);
     } finally {
       await client.close();
     }
@@ -148,11 +153,13 @@ describe("the shipped signature database, through a managed clamd", () => {
     await writeFile(grown, Buffer.alloc(4096, 0x41));
     const limited = new ClamdClient({ ...clamd.clientOptions("socket"), maxStreamBytes: 1024 });
     try {
-      const refused = await limited
-        .scan(artifactFromFile(grown, { size: 10 }))
-        .catch((error: unknown) => error);
-      expect(ArtifactTooLargeError.isInstance(refused)).toBe(true);
-      expect((refused as Error).message).toMatch(/4096/);
+      for (const options of [{ size: 10 }, {}]) {
+        const refused = await limited
+          .scan(artifactFromFile(grown, options))
+          .catch((error: unknown) => error);
+        expect(ArtifactTooLargeError.isInstance(refused)).toBe(true);
+        expect((refused as Error).message).toMatch(/4096/);
+      }
       expect((await limited.scan(artifactFromFile(path, { size: sample.length }))).mode).toBe(
         "fildes",
       );

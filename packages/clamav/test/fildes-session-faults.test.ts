@@ -1,6 +1,7 @@
 // FILDES on kept sessions when the addon's send fails: what happens to the session, the request
-// ids and the file's descriptor. The addon is the real one, its sendFileDescriptor replaced per
-// test; clamd is scripted (it cannot see descriptors, only the bytes they come with).
+// ids and the file's descriptor. The addon is the real one, its sends failing as each test scripts
+// (before anything is opened or sent); clamd is scripted (it cannot see descriptors, only the
+// bytes they come with).
 import { readdirSync, readlinkSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -28,6 +29,11 @@ vi.mock("@engine/clamav-native", async (importOriginal) => {
       const code = send.fail.shift();
       if (code) throw Object.assign(new Error(`scripted ${code}`), { code });
       native.sendFileDescriptor(socket, file);
+    },
+    sendRegularFile: async (socket: number, file: string, maxBytes: number) => {
+      const code = send.fail.shift();
+      if (code) throw Object.assign(new Error(`scripted ${code}`), { code });
+      return native.sendRegularFile(socket, file, maxBytes);
     },
   };
 });
@@ -143,6 +149,12 @@ describe("FILDES on a kept session, when the send fails", () => {
       send.memoryFails = true;
       const streamed = await client.scan(artifactFromBytes("in memory"));
       expect([streamed.mode, streamed.reply.kind]).toEqual(["instream", "ok"]);
+      send.memoryFails = false;
+      send.fail = ["EAGAIN"]; // made, but the socket was full: streamed, its memory file closed
+      const full = await client.scan(artifactFromBytes("in memory"));
+      expect([full.mode, full.reply.kind]).toEqual(["instream", "ok"]);
+      expect(openFiles().filter((file) => file.startsWith("/memfd:"))).toEqual([]);
+      expect((await client.scan(artifactFromBytes("in memory"))).mode).toBe("fildes");
       expect(fake.connections).toBe(1);
     } finally {
       await client.close();
