@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { InvalidResultError } from "./errors/invalid-result-error.js";
+import { plainCopy } from "./plain-copy.js";
 import { scannerEnvironment } from "./scanner-environment.js";
 
 /** `scanner.environment` of the PolySwarm verdict metadata. Extra keys are kept. */
@@ -102,7 +103,7 @@ export class VerdictMetadataBuilder {
 
   /** Starts from `base` (copied, not mutated); `malware_family` defaults to `""`. */
   constructor(base: Partial<VerdictMetadata> = {}) {
-    this.#metadata = structuredClone({ malware_family: "", ...base });
+    this.#metadata = plainCopy({ malware_family: "", ...base });
   }
 
   /** Sets `malware_family` (`""` for none). */
@@ -169,7 +170,7 @@ export class VerdictMetadataBuilder {
         cause: parsed.error,
       });
     }
-    return structuredClone(parsed.data);
+    return plainCopy(parsed.data);
   }
 
   #append(key: string, values: unknown[]): this {
