@@ -8,6 +8,7 @@
 #include <yara.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -313,6 +314,28 @@ int scan_callback(YR_SCAN_CONTEXT*, int message, void* message_data, void* user_
   return CALLBACK_CONTINUE;
 }
 
+// Files up to this size are read into memory and scanned there rather than mapped: mapping,
+// faulting in and unmapping a small file costs more than reading it, and every unmap in a
+// process with several threads interrupts the cores running the others (a TLB shootdown).
+constexpr off_t kReadWholeBytes = 1 << 20;
+
+// Reads the `size` bytes of `file` (fewer if it shrank since its fstat) and scans them. The
+// buffer is ours, so libyara's guard against a mapped file shrinking under it (SIGBUS handlers
+// installed and removed around every scan) is not needed.
+int scan_read_file(YR_SCANNER* scanner, int file, off_t size) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+  size_t length = 0;
+  while (length < bytes.size()) {
+    ssize_t got = pread(file, bytes.data() + length, bytes.size() - length, static_cast<off_t>(length));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return ERROR_COULD_NOT_OPEN_FILE;
+    if (got == 0) break;
+    length += static_cast<size_t>(got);
+  }
+  yr_scanner_set_flags(scanner, SCAN_FLAGS_NO_TRYCATCH);
+  return yr_scanner_scan_mem(scanner, bytes.data(), length);
+}
+
 void scan_execute(napi_env, void* data) {
   auto* work = static_cast<ScanWork*>(data);
   YR_SCANNER* scanner = nullptr;
@@ -335,6 +358,8 @@ void scan_execute(napi_env, void* data) {
     struct stat info {};
     if (file < 0 || fstat(file, &info) != 0 || !S_ISREG(info.st_mode)) {
       work->result = ERROR_COULD_NOT_OPEN_FILE;
+    } else if (info.st_size <= kReadWholeBytes) {
+      work->result = scan_read_file(scanner, file, info.st_size);
     } else {
       work->result = yr_scanner_scan_fd(scanner, file);
     }

@@ -1,4 +1,13 @@
-import { artifactFromBytes, eicarBytes, OverloadedError, ScanTimeoutError } from "@engine/core";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  artifactFromBytes,
+  artifactFromFile,
+  eicarBytes,
+  OverloadedError,
+  ScanTimeoutError,
+} from "@engine/core";
 import { describeScanner } from "@engine/core/testing";
 import { describe, expect, it } from "vitest";
 import { createYaraScanner } from "../src/index.js";
@@ -45,6 +54,41 @@ describe("the native engine", () => {
     await expect(Promise.all([first, second])).resolves.toHaveLength(2);
     expect(scanner.status()).toMatchObject({ busy: 0, queued: 0 });
   }, 60_000);
+
+  it("scans a local file read whole (up to 1 MiB) or mapped (above) with the same answers as its bytes", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "engine-yara-native-files-"));
+    await using scanner = createYaraScanner({
+      engine: "native",
+      rules: [
+        'rule tail { strings: $a = "TAILMARK" condition: $a at filesize - 8 }',
+        "rule sized { condition: filesize == 1048576 or filesize == 1048577 or filesize == 0 }",
+        "rule first { condition: uint8(0) == 0x41 }",
+      ].join("\n"),
+      ...quiet,
+    });
+    try {
+      // Each side of the line at which a file is mapped instead of read, and an empty file.
+      for (const size of [0, 8, 1024 * 1024, 1024 * 1024 + 1]) {
+        const bytes = Buffer.alloc(size, 0x41);
+        if (size >= 8) bytes.write("TAILMARK", size - 8, "latin1");
+        const path = join(directory, `f${size}.bin`);
+        await writeFile(path, bytes);
+        const rules = async (artifact: Parameters<typeof scanner.scan>[0]) =>
+          (
+            (await scanner.scan(artifact)).metadata.yara as { matches: Array<{ rule: string }> }
+          ).matches
+            .map((match) => match.rule)
+            .sort();
+        const fromFile = await rules(artifactFromFile(path));
+        expect(fromFile).toEqual(await rules(artifactFromBytes(bytes)));
+        expect(fromFile).toEqual(
+          size === 0 ? ["sized"] : size === 8 ? ["tail"] : ["first", "sized", "tail"],
+        );
+      }
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
 
   it("is what auto picks when it loads, and says so in the metadata", async () => {
     await using scanner = createYaraScanner({ engine: "auto", ...quiet });
