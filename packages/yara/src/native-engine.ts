@@ -135,7 +135,8 @@ export async function compileWithNative(
           const timeoutSeconds =
             deadline === undefined ? 0 : Math.max(1, Math.ceil((deadline - Date.now()) / 1000));
           try {
-            // libyara maps local files itself; other artifacts are read into memory once.
+            // The addon reads a local file itself (up to 1 MiB, else maps it); other artifacts are
+            // read into memory once.
             const target =
               artifact.path !== undefined && artifact.replayable
                 ? artifact.path
