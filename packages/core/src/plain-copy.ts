@@ -1,11 +1,14 @@
+import { types } from "node:util";
+
 /**
  * A deep copy of `value`, as `structuredClone` makes it, at a fraction of its cost for the plain
- * data verdict metadata holds (objects whose prototype is `Object.prototype` or `null`, arrays,
- * and primitives): in Node 20, `structuredClone` serializes through the messaging machinery of
- * worker threads, some 10-20 µs for a small object, paid several times per scanned file. Anything
- * else (a `Date`, a `Map`, a typed array, a class instance, a function) is handed to
- * `structuredClone` itself, so it copies or throws (`DataCloneError`) exactly as before. Shared
- * references and cycles are kept as they were, as `structuredClone` keeps them.
+ * data verdict metadata holds (objects whose prototype is `Object.prototype` or `null`, dense
+ * arrays, and primitives): in Node 20, `structuredClone` serializes through the messaging
+ * machinery of worker threads, some 2-3 µs for a small object, paid several times per scanned
+ * file. Anything else (a `Date`, a `Map`, a typed array, a class instance, a proxy, a sparse
+ * array or one with extra keys, a function) is handed to `structuredClone` itself, so it is
+ * copied or refused (`DataCloneError`) as before. A `__proto__` key stays an own property, as
+ * `structuredClone` keeps it; shared references and cycles among the plain data are kept.
  */
 export function plainCopy<T>(value: T): T {
   return copyValue(value, new Map()) as T;
@@ -20,20 +23,45 @@ function copyValue(value: unknown, copies: Map<object, unknown>): unknown {
   }
   const done = copies.get(value);
   if (done !== undefined) return done;
-  if (Array.isArray(value)) {
-    if (Object.getPrototypeOf(value) !== Array.prototype) return structuredClone(value);
+  if (isPlainArray(value)) {
     const copy: unknown[] = new Array(value.length);
     copies.set(value, copy);
     for (let index = 0; index < value.length; index += 1)
       copy[index] = copyValue(value[index], copies);
     return copy;
   }
-  const prototype = Object.getPrototypeOf(value);
-  if (prototype !== Object.prototype && prototype !== null) return structuredClone(value);
-  // structuredClone copies own enumerable string keys into a plain object.
+  if (!isPlainObject(value)) {
+    const cloned = structuredClone(value);
+    copies.set(value, cloned);
+    return cloned;
+  }
   const copy: Record<string, unknown> = {};
   copies.set(value, copy);
-  for (const key of Object.keys(value))
-    copy[key] = copyValue((value as Record<string, unknown>)[key], copies);
+  // structuredClone copies own enumerable string keys into a plain object.
+  for (const key of Object.keys(value)) {
+    const item = copyValue((value as Record<string, unknown>)[key], copies);
+    // Assigning "__proto__" would set the copy's prototype: it is defined as a property.
+    if (key === "__proto__")
+      Object.defineProperty(copy, key, {
+        value: item,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    else copy[key] = item;
+  }
   return copy;
+}
+
+/** An array with its own prototype, an element at every index and no other own key. */
+function isPlainArray(value: object): value is unknown[] {
+  if (!Array.isArray(value) || types.isProxy(value)) return false;
+  if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+  return Object.keys(value).length === value.length;
+}
+
+function isPlainObject(value: object): boolean {
+  if (types.isProxy(value)) return false;
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
 }

@@ -51,4 +51,24 @@ describe("plainCopy", () => {
     expect(Object.getPrototypeOf(structuredClone(bare))).toBe(Object.prototype);
     expect(copy).toEqual({ a: 1 });
   });
+
+  it("keeps a __proto__ key an own property, never the copy's prototype (as structuredClone)", () => {
+    const value = JSON.parse('{"malware_family":"","__proto__":{"heuristic":true}}');
+    const copy = plainCopy(value);
+    expect(Object.getPrototypeOf(copy)).toBe(Object.prototype);
+    expect(copy.heuristic).toBeUndefined();
+    expect(Object.keys(copy)).toEqual(Object.keys(structuredClone(value)));
+    expect(Object.getOwnPropertyDescriptor(copy, "__proto__")?.value).toEqual({ heuristic: true });
+  });
+
+  it("hands sparse arrays, arrays with extra keys and proxies to structuredClone", () => {
+    // biome-ignore lint/suspicious/noSparseArray: the case under test
+    const sparse = [1, , 3];
+    expect(1 in plainCopy(sparse)).toBe(1 in structuredClone(sparse));
+    const extra = Object.assign([1, 2], { note: "x" });
+    expect(plainCopy(extra)).toEqual(structuredClone(extra));
+    const proxy = new Proxy({ a: 1 }, {});
+    expect(() => plainCopy({ proxy })).toThrow();
+    expect(() => structuredClone({ proxy })).toThrow();
+  });
 });
