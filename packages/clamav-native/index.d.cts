@@ -6,12 +6,14 @@
  * `IDSESSION` whose reading Node does, and on which Node has nothing waiting to be written) in one
  * non-blocking `sendmsg`, all of it or nothing, and closes it (clamd holds its own). The send goes
  * through a duplicate of `socketFd` made when it is called, so the socket may be closed meanwhile.
- * Resolves the file's size in bytes; clamd's reply arrives on the socket. Rejects with an Error
- * whose `code` is `EOPEN` (open or fstat failed) or `ENOTREG` (not a regular file), or
- * `ETOOLARGE` (with its `size`), when nothing was sent; `EAGAIN` (the socket is full) or
- * `ENOTSENT` (another failure), when nothing was sent either; `ESEND` (the session is closed);
- * `EPARTIAL` (part of it sent: the session is lost). Throws `ENOTSENT` when the socket cannot be
- * duplicated (out of descriptors).
+ * Resolves the file's size in bytes; clamd's reply arrives on the socket. Rejects, when nothing
+ * was sent, with an Error whose `code` is `EOPEN` (open or fstat failed), `ENOTREG` (not a
+ * regular file), `EEMPTY` (its size is 0: clamd would read nothing through it, though procfs and
+ * sysfs files that say so have content; stream it instead), `ETOOLARGE` (with its `size`),
+ * `EAGAIN` (the socket is full), `ENOTSENT` (another failure) or `ECANCELED` (cancelled before
+ * it ran); with `ESEND` when the session is closed, `EPARTIAL` when part of it went (the session
+ * is lost). Throws `ENOTSENT` when the socket cannot be duplicated (out of descriptors) or the
+ * work cannot be queued, and a `TypeError` (`EINVAL`) for arguments it cannot use.
  */
 export function sendRegularFile(socketFd: number, path: string, maxBytes: number): Promise<number>;
 

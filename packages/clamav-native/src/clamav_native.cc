@@ -67,24 +67,41 @@ const char* send_fildes(int sock, int file) {
   return "ENOTSENT";  // ENOBUFS, ENOMEM, ETOOMANYREFS, ...
 }
 
-// The message for a send_fildes failure `code`, with errno's reason (read it before any other call).
-std::string send_failure(const char* code) {
+// The message for a send_fildes failure `code` whose errno was `error_number`.
+std::string send_failure(const char* code, int error_number) {
   const char* what = std::strcmp(code, "EAGAIN") == 0     ? "the session's socket is full"
                      : std::strcmp(code, "ESEND") == 0    ? "clamd's session is closed"
                      : std::strcmp(code, "EPARTIAL") == 0 ? "clamd's socket took part of FILDES"
                                                           : "cannot pass the file descriptor";
-  return std::string(what) + ": " + std::strerror(errno);
+  return std::string(what) + ": " + std::strerror(error_number);
 }
 
 struct SendFileWork {
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
   std::string path;
-  int socket = -1;  // this call's own duplicate of the session's socket
+  int socket = -1;  // this call's own duplicate of the session's socket, closed with the work
   double max_bytes = 0;
   double size = 0;
-  const char* code = nullptr;  // set on failure, with `message`
-  std::string message;
+  const char* code = nullptr;  // set on failure, with the errno it came with (0: none)
+  int error_number = 0;
+
+  SendFileWork() = default;
+  SendFileWork(const SendFileWork&) = delete;
+  SendFileWork& operator=(const SendFileWork&) = delete;
+  ~SendFileWork() {
+    if (socket >= 0) close(socket);
+  }
+
+  // The error's message, composed on the main thread (strerror is not for the pool's threads).
+  std::string message() const {
+    if (std::strcmp(code, "EOPEN") == 0) return "cannot open " + path + ": " + std::strerror(error_number);
+    if (std::strcmp(code, "ENOTREG") == 0) return "not a regular file: " + path;
+    if (std::strcmp(code, "EEMPTY") == 0) return "reports a size of 0 (nothing sent; stream it): " + path;
+    if (std::strcmp(code, "ETOOLARGE") == 0) return "larger than the limit: " + path;
+    if (std::strcmp(code, "ECANCELED") == 0) return "the send was cancelled before it ran: " + path;
+    return send_failure(code, error_number);
+  }
 };
 
 // On a thread of the pool, a file's whole FILDES: open it without blocking on a FIFO, keep only a
@@ -98,32 +115,37 @@ void send_file_execute(napi_env, void* data) {
   struct stat status {};
   if (fd < 0 || fstat(fd, &status) != 0) {
     work->code = "EOPEN";
-    work->message = "cannot open " + work->path + ": " + std::strerror(errno);
+    work->error_number = errno;
   } else if (!S_ISREG(status.st_mode)) {
     work->code = "ENOTREG";
-    work->message = "not a regular file: " + work->path;
+  } else if (status.st_size == 0) {
+    // clamd reads a descriptor by its size: a file that reports 0 though it has content (procfs,
+    // sysfs) would be scanned as empty. Nothing is sent; the caller streams what it reads.
+    work->code = "EEMPTY";
   } else {
     work->size = static_cast<double>(status.st_size);
     if (work->size > work->max_bytes) {
       work->code = "ETOOLARGE";
-      work->message = "larger than the limit: " + work->path;
     } else {
       int flags = fcntl(fd, F_GETFL);
       if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
       work->code = send_fildes(work->socket, fd);
-      if (work->code != nullptr) work->message = send_failure(work->code);
+      if (work->code != nullptr) work->error_number = errno;
     }
   }
   if (fd >= 0) close(fd);
   close(work->socket);
+  work->socket = -1;
 }
 
-void send_file_complete(napi_env env, napi_status, void* data) {
+void send_file_complete(napi_env env, napi_status status, void* data) {
   auto* work = static_cast<SendFileWork*>(data);
+  // Cancelled before it ran: nothing was opened or sent (the duplicate closes with the work).
+  if (status == napi_cancelled) work->code = "ECANCELED";
   napi_value size;
   napi_create_double(env, work->size, &size);
   if (work->code != nullptr) {
-    napi_value error = make_error(env, work->code, work->message);
+    napi_value error = make_error(env, work->code, work->message());
     napi_set_named_property(env, error, "size", size);
     napi_reject_deferred(env, work->deferred, error);
   } else {
@@ -160,15 +182,28 @@ napi_value SendRegularFile(napi_env env, napi_callback_info info) {
   // meanwhile (an aborted scan), that number could name another file or socket by then.
   work->socket = fcntl(sock, F_DUPFD_CLOEXEC, 3);
   if (work->socket < 0) {
+    int saved = errno;
     delete work;
+    errno = saved;
     return throw_errno(env, "ENOTSENT", "cannot pass the file descriptor");
   }
   work->max_bytes = max_bytes;
   napi_value promise, name;
-  napi_create_promise(env, &work->deferred, &promise);
-  napi_create_string_utf8(env, "clamd-fildes-send", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, send_file_execute, send_file_complete, work, &work->work);
-  napi_queue_async_work(env, work->work);
+  if (napi_create_promise(env, &work->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "clamd-fildes-send", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, nullptr, name, send_file_execute, send_file_complete, work,
+                             &work->work) != napi_ok) {
+    delete work;  // nothing queued: the duplicate closes here (a created promise is left unsettled,
+                  // and unreferenced once this throws)
+    napi_throw_error(env, "ENOTSENT", "cannot queue the send (nothing sent)");
+    return nullptr;
+  }
+  if (napi_queue_async_work(env, work->work) != napi_ok) {
+    napi_delete_async_work(env, work->work);
+    delete work;
+    napi_throw_error(env, "ENOTSENT", "cannot queue the send (nothing sent)");
+    return nullptr;
+  }
   return promise;
 }
 
@@ -234,7 +269,7 @@ napi_value SendFileDescriptor(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const char* failed = send_fildes(sock, file);
-  if (failed != nullptr) napi_throw(env, make_error(env, failed, send_failure(failed)));
+  if (failed != nullptr) napi_throw(env, make_error(env, failed, send_failure(failed, errno)));
   return nullptr;
 }
 

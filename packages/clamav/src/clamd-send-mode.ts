@@ -52,7 +52,9 @@ export async function chooseSendMode(
     // give); clamd reads it through the descriptor.
     if (passing && artifact.kind === "file") return { mode: "fildes", size: artifact.size };
     const stats = await stat(path).catch(() => undefined); // a read error surfaces when streaming
-    if (stats?.isFile()) {
+    // A size of 0 is streamed: clamd would read nothing, though procfs and sysfs files that say
+    // so have content.
+    if (stats?.isFile() && stats.size > 0) {
       const mode = passing ? "fildes" : "path";
       return { mode, size: artifact.size ?? stats.size };
     }

@@ -167,8 +167,9 @@ async function sendOnSession(
 
 /**
  * The file at `path` opened, sent and closed on the thread pool; false when nothing was sent and
- * it should be streamed. Its descriptor's size is what clamd would read: a file grown past
- * `maxBytes` since it was listed is `ArtifactTooLargeError`, unsent.
+ * it should be streamed (a size of 0 among them: clamd reads a descriptor by its size, and a
+ * procfs file says 0 though it has content). Its descriptor's size is what clamd would read: a
+ * file grown past `maxBytes` since it was listed is `ArtifactTooLargeError`, unsent.
  */
 async function sendFile(
   native: FileDescriptorPassing,
@@ -190,6 +191,10 @@ async function sendFile(
         });
       case "ETOOLARGE":
         throw clamdTooLarge(maxBytes, error.size ?? maxBytes + 1);
+      case "EEMPTY":
+        return false; // size 0: clamd would read nothing through it (procfs has content)
+      case "EINVAL":
+        throw error; // a call the addon refused: a bug here, not a connection failure
       default:
         return sendFailure(error);
     }
@@ -219,6 +224,7 @@ function sendMemory(native: FileDescriptorPassing, socket: number, bytes: Uint8A
 
 /** A failed send: false when nothing went (the session is still in step), else the session is lost. */
 function sendFailure(error: NodeJS.ErrnoException): false {
-  if (error.code === "EAGAIN" || error.code === "ENOTSENT") return false;
+  if (error.code === "EAGAIN" || error.code === "ENOTSENT" || error.code === "ECANCELED")
+    return false;
   throw new ClamdConnectionFailure("write-failed", error.message, { cause: error });
 }

@@ -1,5 +1,5 @@
-import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -12,10 +12,11 @@ import {
   artifactFromStream,
   BackendUnavailableError,
   eicarBytes,
+  eicarTestString,
   ScanAbortedError,
 } from "@engine/core";
 import { cleanBytes } from "@engine/core/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { ClamdClient, createClamavScanner } from "../src/index.js";
 import { type ManagedClamd, startManagedClamd } from "../src/managed.js";
 import { sampleSignatures, signatureSamples } from "../src/testing.js";
@@ -140,6 +141,39 @@ describe("the shipped signature database, through a managed clamd", () => {
             .catch((error: unknown) => error);
           expect(ArtifactUnavailableError.isInstance(refused)).toBe(true);
         }
+      }
+      // A file that says its size is 0 though it has content (procfs): clamd would read nothing
+      // through a descriptor or a path, so it is streamed, and what it holds is found.
+      const holder = spawn(
+        process.execPath,
+        ["-e", "setTimeout(() => {}, 30000)", "--", eicarTestString],
+        {
+          stdio: "ignore",
+        },
+      );
+      try {
+        await vi.waitFor(() => expect(holder.pid).toBeDefined());
+        const cmdline = `/proc/${holder.pid}/cmdline`;
+        await vi.waitFor(async () => expect(await readFile(cmdline, "latin1")).toContain("EICAR"));
+        // By FILDES, or by SCAN <path> without the addon (clamd would open it itself).
+        const byPath = new ClamdClient({
+          ...clamd.clientOptions("socket"),
+          passFileDescriptors: false,
+        });
+        try {
+          for (const scanner of [client, byPath])
+            for (const options of [{ size: 0 }, {}]) {
+              const found = await scanner.scan(artifactFromFile(cmdline, options));
+              expect([found.mode, found.reply]).toMatchObject([
+                "instream",
+                { kind: "found", signature: sampleSignatures.eicarInside },
+              ]);
+            }
+        } finally {
+          await byPath.close();
+        }
+      } finally {
+        holder.kill();
       }
       // A caller's path without a size goes by FILDES too (no stat first), with the same answer.
       const unsized = await client.scan(artifactFromFile(path));

@@ -6,7 +6,7 @@ import { readdirSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { sendRegularFile } from "@engine/clamav-native";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
@@ -18,6 +18,7 @@ let client: Socket | undefined;
 beforeAll(async () => {
   directory = await mkdtemp(join(tmpdir(), "engine-fildes-native-"));
   await writeFile(join(directory, "ten.bin"), "0123456789");
+  await writeFile(join(directory, "empty.bin"), "");
   await mkdir(join(directory, "a-directory"));
   execFileSync("mkfifo", [join(directory, "a-fifo")]);
   server = createServer((socket) => {
@@ -63,11 +64,11 @@ describe("sendRegularFile", () => {
     await expect.poll(() => Buffer.concat(received).toString("latin1")).toBe("zFILDES\0\0");
   });
 
-  it("refuses unsent, with a code: a file over maxBytes (with its size), a directory, a FIFO (never blocking), a missing path", async () => {
+  it("refuses unsent, with a code: a file over maxBytes (with its size), a directory, a FIFO (never blocking), a missing path, a size of 0", async () => {
     const socket = await connected();
     const before = descriptors();
     const refusal = (path: string, maxBytes = 1024) =>
-      sendRegularFile(socket, join(directory, path), maxBytes).then(
+      sendRegularFile(socket, resolve(directory, path), maxBytes).then(
         () => ({ code: "sent" }),
         (error: { code: string; size?: number }) => ({ code: error.code, size: error.size }),
       );
@@ -75,6 +76,9 @@ describe("sendRegularFile", () => {
     expect((await refusal("a-directory")).code).toBe("ENOTREG");
     expect((await refusal("a-fifo")).code).toBe("ENOTREG"); // opened non-blocking: no writer needed
     expect((await refusal("gone.bin")).code).toBe("EOPEN");
+    // A size of 0: clamd would read nothing, though a procfs file that says so has content.
+    expect((await refusal("empty.bin")).code).toBe("EEMPTY");
+    expect((await refusal("/proc/self/status")).code).toBe("EEMPTY");
     expect(descriptors()).toBe(before);
     // Nothing went on the socket: the next send is the first thing the peer reads.
     await sendRegularFile(socket, join(directory, "ten.bin"), 10);
