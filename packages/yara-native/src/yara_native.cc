@@ -7,10 +7,13 @@
 #include <unistd.h>
 #include <yara.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -317,23 +320,44 @@ int scan_callback(YR_SCAN_CONTEXT*, int message, void* message_data, void* user_
 // Files up to this size are read into memory and scanned there rather than mapped: mapping,
 // faulting in and unmapping a small file costs more than reading it, and every unmap in a
 // process with several threads interrupts the cores running the others (a TLB shootdown).
-constexpr off_t kReadWholeBytes = 1 << 20;
+constexpr size_t kReadWholeBytes = 1 << 20;
 
-// Reads the `size` bytes of `file` (fewer if it shrank since its fstat) and scans them. The
-// buffer is ours, so libyara's guard against a mapped file shrinking under it (SIGBUS handlers
-// installed and removed around every scan) is not needed.
-int scan_read_file(YR_SCANNER* scanner, int file, off_t size) {
-  std::vector<uint8_t> bytes(static_cast<size_t>(size));
+// Reads `file` to its end into memory, `size_hint` bytes (its fstat size) to begin with, and scans
+// the bytes. Read to the end, not to the fstat size: a file that grew since is scanned as it is
+// now, and one whose size says 0 though it has content (procfs, sysfs, some FUSE mounts) is not
+// scanned as empty. Sets `*too_large` and scans nothing when it holds more than kReadWholeBytes
+// (the caller maps it instead).
+int scan_read_file(YR_SCANNER* scanner, int file, size_t size_hint, bool* too_large) {
+  size_t capacity = std::min(std::max<size_t>(size_hint + 1, 4096), kReadWholeBytes + 1);
+  std::unique_ptr<uint8_t[]> bytes(new (std::nothrow) uint8_t[capacity]);
   size_t length = 0;
-  while (length < bytes.size()) {
-    ssize_t got = pread(file, bytes.data() + length, bytes.size() - length, static_cast<off_t>(length));
+  while (bytes) {
+    if (length == capacity) {
+      if (capacity > kReadWholeBytes) {
+        *too_large = true;
+        return ERROR_SUCCESS;
+      }
+      size_t larger = std::min(capacity * 2, kReadWholeBytes + 1);
+      std::unique_ptr<uint8_t[]> grown(new (std::nothrow) uint8_t[larger]);
+      if (grown) std::memcpy(grown.get(), bytes.get(), length);
+      bytes = std::move(grown);
+      capacity = larger;
+      continue;
+    }
+    ssize_t got = pread(file, bytes.get() + length, capacity - length, static_cast<off_t>(length));
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return ERROR_COULD_NOT_OPEN_FILE;
     if (got == 0) break;
     length += static_cast<size_t>(got);
   }
+  if (!bytes) return ERROR_INSUFFICIENT_MEMORY;
+#if YR_MAJOR_VERSION > 4 || (YR_MAJOR_VERSION == 4 && YR_MINOR_VERSION >= 5)
+  // From YARA 4.5 its try/catch guards only faults in the scanned block, which is ours here and
+  // cannot shrink: its signal handlers need not be installed around the scan. Before 4.5 it
+  // also turns a crash in a module's parsing into an error, so it stays.
   yr_scanner_set_flags(scanner, SCAN_FLAGS_NO_TRYCATCH);
-  return yr_scanner_scan_mem(scanner, bytes.data(), length);
+#endif
+  return yr_scanner_scan_mem(scanner, bytes.get(), length);
 }
 
 void scan_execute(napi_env, void* data) {
@@ -358,10 +382,11 @@ void scan_execute(napi_env, void* data) {
     struct stat info {};
     if (file < 0 || fstat(file, &info) != 0 || !S_ISREG(info.st_mode)) {
       work->result = ERROR_COULD_NOT_OPEN_FILE;
-    } else if (info.st_size <= kReadWholeBytes) {
-      work->result = scan_read_file(scanner, file, info.st_size);
     } else {
-      work->result = yr_scanner_scan_fd(scanner, file);
+      bool too_large = static_cast<size_t>(info.st_size) > kReadWholeBytes;
+      if (!too_large)
+        work->result = scan_read_file(scanner, file, static_cast<size_t>(info.st_size), &too_large);
+      if (too_large) work->result = yr_scanner_scan_fd(scanner, file);
     }
     if (file >= 0) close(file);
   } else {

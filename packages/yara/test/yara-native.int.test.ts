@@ -55,7 +55,7 @@ describe("the native engine", () => {
     expect(scanner.status()).toMatchObject({ busy: 0, queued: 0 });
   }, 60_000);
 
-  it("scans a local file read whole (up to 1 MiB) or mapped (above) with the same answers as its bytes", async () => {
+  it("scans a local file read whole (up to 1 MiB, to its end) or mapped (above) with the same answers as its bytes", async () => {
     const directory = await mkdtemp(join(tmpdir(), "engine-yara-native-files-"));
     await using scanner = createYaraScanner({
       engine: "native",
@@ -85,6 +85,15 @@ describe("the native engine", () => {
           size === 0 ? ["sized"] : size === 8 ? ["tail"] : ["first", "sized", "tail"],
         );
       }
+      // A file whose size says 0 though it has content (procfs) is read to its end, not
+      // scanned as empty.
+      await using procfs = createYaraScanner({
+        engine: "native",
+        rules: 'rule status { strings: $a = "VmRSS:" condition: $a }',
+        ...quiet,
+      });
+      const status = await procfs.scan(artifactFromFile("/proc/self/status"));
+      expect(status.verdict).not.toBe("benign");
     } finally {
       await rm(directory, { recursive: true, force: true });
     }
