@@ -124,8 +124,11 @@ async function headAndTail(
   }
   const descriptor = await openFile(artifact.path, "r");
   try {
-    /** `length` bytes from `start`, fewer only at the end of the file. */
-    const read = async (start: number, length: number): Promise<Uint8Array> => {
+    /**
+     * `length` bytes from `start`, fewer only at the end of the file, or at `end` (the size a
+     * walk gave: reached, it is taken as the end without one more read to see it).
+     */
+    const read = async (start: number, length: number, end?: number): Promise<Uint8Array> => {
       const buffer = Buffer.allocUnsafe(Math.max(0, length));
       let filled = 0;
       while (filled < buffer.length) {
@@ -138,19 +141,26 @@ async function headAndTail(
         );
         if (bytesRead === 0) break;
         filled += bytesRead;
+        if (start + filled === end) break;
       }
       return buffer.subarray(0, filled);
     };
     // A file no longer than a head and a tail is read once, and needs no stat: a short read
-    // is its end, and its tail holds its head.
-    if (knownSize === undefined || knownSize <= headBytes + tailBytes) {
-      const first = await read(0, headBytes + tailBytes);
-      if (first.byteLength < headBytes + tailBytes) {
+    // is its end, and its tail holds its head. Its known size and one byte more are asked for:
+    // that byte coming back means it is longer than it was (it grew, or it is a procfs file that
+    // says 0), and it is read again as a file of unknown size.
+    const whole = headBytes + tailBytes;
+    if (knownSize === undefined || knownSize <= whole) {
+      const wanted = Math.min(whole, (knownSize ?? Number.POSITIVE_INFINITY) + 1);
+      let first = await read(0, wanted, knownSize);
+      if (first.byteLength === wanted && wanted < whole) first = await read(0, whole);
+      if (first.byteLength < whole) {
         const { headEnd, tailStart } = slices(first.byteLength);
         return { head: first.subarray(0, headEnd), tail: first.subarray(tailStart) };
       }
     }
-    const size = knownSize ?? (await statFile(descriptor)).size;
+    const size =
+      knownSize !== undefined && knownSize > whole ? knownSize : (await statFile(descriptor)).size;
     const { headEnd, tailStart } = slices(size);
     return { head: await read(0, headEnd), tail: await read(tailStart, size - tailStart) };
   } finally {
@@ -525,7 +535,7 @@ export async function mayHoldContainers(
   signal: AbortSignal | undefined,
 ): Promise<boolean> {
   if (artifact.path === undefined && artifact.size === undefined) return true;
-  const { head, tail } = await headAndTail(artifact, signal);
+  const { head, tail } = await headAndTail(artifact, signal, artifact.size);
   const hints = { filename: artifact.filename ?? "", mimetype: artifact.mimetype, tail };
   return identifyContainer(head, hints).length > 0;
 }

@@ -1,8 +1,12 @@
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { artifactFromBytes, ScanTimeoutError } from "@engine/core";
+import { artifactFromBytes, artifactFromFile, ScanTimeoutError } from "@engine/core";
 import { describe, expect, it } from "vitest";
 import { type UnpackEvent, unpack } from "../src/index.js";
+import { mayHoldContainers } from "../src/unpack.js";
 import { eicarBytes, gzipLayers, leastStall, tarOf } from "./fixtures.js";
 import { compressed } from "./seven-zip-fixtures.js";
 
@@ -153,6 +157,28 @@ describe("unpack: members, recursively, with their paths", () => {
     const lzipVersion2 = compressed("lzip", Buffer.from("a later lzip version"));
     lzipVersion2[4] = 2;
     expect(skips(await walk(lzipVersion2))).toEqual(["root.bin UNSUPPORTED"]);
+  });
+
+  it("identifies a file by what it holds now, whatever size it was given: smaller (it grew, or procfs says 0) or exact", async () => {
+    const directory = await mkdtemp(join(tmpdir(), "engine-unpack-sizes-"));
+    try {
+      const path = join(directory, "bundle.tar.gz");
+      const bytes = gzipSync(await tarOf({ "inner.txt": "hello" }));
+      await writeFile(path, bytes);
+      const plain = join(directory, "plain.txt");
+      await writeFile(plain, "just text");
+      for (const size of [undefined, 0, 10, bytes.byteLength]) {
+        const artifact = artifactFromFile(path, size === undefined ? {} : { size });
+        expect(await mayHoldContainers(artifact, undefined)).toBe(true);
+        const found: string[] = [];
+        for await (const event of unpack(artifact))
+          if (event.kind === "member") found.push(event.member.path);
+        expect(found).toContain("bundle.tar.gz!/bundle.tar!/inner.txt");
+      }
+      expect(await mayHoldContainers(artifactFromFile(plain, { size: 9 }), undefined)).toBe(false);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
   });
 
   it("finds a zip appended to a gzip as trailing data (unzip reads it)", async () => {
