@@ -37,8 +37,8 @@ export function loadFileDescriptorPassing(): Promise<FileDescriptorPassing | und
 /** The file a FILDES scan passes, and the limits it is held to. */
 export interface FildesFile {
   /**
-   * A local file by its path (a regular file when it was listed or looked up), or content held
-   * in memory, passed as a sealed memory file.
+   * A local file by its path (the addon opens it and keeps it only when it is a regular file),
+   * or content held in memory, passed as a sealed memory file.
    */
   source: { path: string } | { memory: Uint8Array };
   /** Larger than this (the client's `maxStreamBytes`) is `ArtifactTooLargeError`, unsent. */
@@ -52,9 +52,9 @@ export interface FildesFile {
  * passes the descriptor to clamd on a kept `IDSESSION` (see {@link fildesOnSession}). Resolves
  * clamd's verdict reply, or `undefined` when the addon is missing, the session could not take the
  * descriptor, or clamd answered FILDES with an error (then the caller streams it). Connection
- * problems are typed errors; a file that cannot be opened, or is no longer the regular file it
- * was when listed or looked up, is `ArtifactUnavailableError`; one grown past `maxBytes` since
- * (its descriptor's size) is `ArtifactTooLargeError`, unsent.
+ * problems are typed errors; a file that cannot be opened, or is not a regular file, is
+ * `ArtifactUnavailableError`; one over `maxBytes` by its descriptor's size is
+ * `ArtifactTooLargeError`, unsent; one whose size says 0 is streamed.
  */
 export async function scanByFileDescriptor(
   sessions: ClamdSessionPool,
