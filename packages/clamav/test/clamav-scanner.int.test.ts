@@ -176,8 +176,12 @@ describe("the shipped signature database, through a managed clamd", () => {
         holder.kill();
       }
       // A caller's path without a size goes by FILDES too (no stat first), with the same answer.
+      // clamd names a passed file by its own descriptor number ("fd[11]"), which depends on what
+      // else clamd has open at that moment, so the subject is compared by its shape only.
       const unsized = await client.scan(artifactFromFile(path));
-      expect([unsized.mode, unsized.reply]).toEqual([outcome.mode, outcome.reply]);
+      expect(unsized.mode).toBe(outcome.mode);
+      expect({ ...unsized.reply, subject: "fd" }).toEqual({ ...outcome.reply, subject: "fd" });
+      expect(unsized.reply.subject).toMatch(/^fd\[\d+\]$/);
     } finally {
       await client.close();
     }
