@@ -13,10 +13,11 @@ import {
   type Verdict,
 } from "@engine/core";
 import { createMultiScanner } from "@engine/multi";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { withUnpacking } from "../../../src/backends/unpacking-backend.js";
 import { tarArchive } from "../../../src/commands/check-archives.js";
 import { walkPaths } from "../../../src/commands/scan/file-walk.js";
+import { minimumScanWindow, scanWindow } from "../../../src/commands/scan/scan-in-walk-order.js";
 import { scanExitCode } from "../../../src/commands/scan/scan-summary.js";
 import { loadConfig } from "../../../src/config/config.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
@@ -78,8 +79,8 @@ describe("scanPaths holds a bounded number of results (audit finding 14)", () =>
       expect(summary.files + summary.errors).toBe(fileCount);
       expect(out.bytes()).toBeGreaterThan(0);
       const [early, late] = samples as [(typeof samples)[0], (typeof samples)[0]];
-      // Alive at the last scan: the in-flight window (4 x --concurrency), not the ~3000 before.
-      expect(late.alive).toBeLessThanOrEqual(32);
+      // Alive at the last scan: at most the in-flight window, not the ~3000 before.
+      expect(late.alive).toBeLessThanOrEqual(scanWindow(4));
       // 2000 files between the samples: a kept result would cost 8 KB or more each.
       const perFile = (late.heap - early.heap) / (fileCount - 1000);
       expect(perFile).toBeLessThan(1024);
@@ -135,30 +136,62 @@ describe("scanPaths streams in walk order", () => {
     );
   });
 
-  it("runs at most --concurrency scans at once and looks at most 4 x --concurrency entries ahead", async () => {
+  it("runs at most --concurrency scans at once, in a window of max(1024, 4 x --concurrency) entries", async () => {
     let running = 0;
     let mostRunning = 0;
+    const scanner = fakeScanner(async () => {
+      running += 1;
+      mostRunning = Math.max(mostRunning, running);
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+      running -= 1;
+      return resultOf("benign");
+    });
+    const { summary } = await scan(scanner, [tree], { format: "json", concurrency: 3 });
+    expect(summary.files).toBe(1200);
+    expect(mostRunning).toBe(3);
+    expect([scanWindow(1), scanWindow(256), scanWindow(300)]).toEqual([1024, 1024, 1200]);
+  });
+
+  it("keeps the other scans busy behind a slow file, up to the window and no further", async () => {
+    // The first file's scan hangs until released; the others finish at once. Output waits in
+    // walk order, but the walk and the scans go on behind it until exactly the window's worth
+    // of entries is found (1024 with --concurrency 3: the minimum), then the walk waits.
+    expect(scanWindow(3)).toBe(minimumScanWindow);
     let started = 0;
-    let mostAhead = 0;
+    let running = 0;
+    let mostRunning = 0;
     let written = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const out = new Writable({
       write(chunk: Buffer, _encoding, done) {
         written += chunk.toString().split("\n").length - 1;
         done();
       },
     });
-    const scanner = fakeScanner(async () => {
-      running += 1;
+    const scanner = fakeScanner(async (_path, call) => {
       started += 1;
+      running += 1;
       mostRunning = Math.max(mostRunning, running);
-      mostAhead = Math.max(mostAhead, started - written);
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 2));
+      if (call === 1) await held;
+      else await new Promise((resolve) => setImmediate(resolve));
       running -= 1;
       return resultOf("benign");
     });
-    await scan(scanner, [tree], { format: "json", concurrency: 3, out });
-    expect(mostRunning).toBe(3);
-    expect(mostAhead).toBeLessThanOrEqual(12);
+    const scanning = scan(scanner, [tree], { format: "json", concurrency: 3, out });
+    // The tree has 1201 entries (1200 files and a dangling link, 501st): more than the window,
+    // which holds the link and 1023 files.
+    await vi.waitFor(() => expect(started).toBe(minimumScanWindow - 1));
+    // Given time to overshoot, it does not: nothing written (the head holds it), none started.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect([started, written]).toEqual([minimumScanWindow - 1, 0]);
+    release();
+    const { summary } = await scanning;
+    expect(summary.files).toBe(1200);
+    expect(written).toBe(1201);
+    expect(mostRunning).toBeLessThanOrEqual(3);
   });
 });
 
