@@ -267,6 +267,8 @@ interface WalkNode {
   size: number;
   name: string;
   mimetype?: string | undefined;
+  /** Its first and last bytes, when a look at them was already taken (the root's). */
+  look?: Pick<RootLook, "head" | "tail"> | undefined;
 }
 
 function skipped(path: string, depth: number, skip: UnpackSkip): UnpackEvent {
@@ -404,7 +406,7 @@ function endsTheWalk(error: unknown): boolean {
  * there. No format at all: plain bytes, no event.
  */
 async function* walkNode(walk: Walk, node: WalkNode): AsyncGenerator<UnpackEvent> {
-  const { head, tail } = await headAndTail(node.artifact, walk.signal, node.size);
+  const { head, tail } = node.look ?? (await headAndTail(node.artifact, walk.signal, node.size));
   const candidates = identifyContainer(head, {
     filename: node.name,
     mimetype: node.mimetype,
@@ -492,16 +494,24 @@ export async function* unpack(
   yield* unpackResolved(artifact, settings, { signal, deadline });
 }
 
-/** {@link unpack} with options already validated (the unpacking scanner's, once per scanner). */
+/**
+ * {@link unpack} with options already validated (the unpacking scanner's, once per scanner).
+ * `look` is {@link lookAtRoot}'s answer for `artifact` when the caller already took it: the
+ * root's first and last bytes are then not read again (unless its size changed since).
+ */
 export async function* unpackResolved(
   artifact: Artifact,
   settings: ResolvedUnpackOptions,
   { signal, deadline }: Pick<UnpackCallOptions, "signal" | "deadline">,
+  look?: RootLook,
 ): AsyncGenerator<UnpackEvent> {
   // Most artifacts are no container: those are left at their first and last bytes, unhashed,
   // before a walk is set up (a stopped or late call goes on to throw below).
   const live = !signal?.aborted && (deadline === undefined || Date.now() < deadline);
-  if (live && artifact.replayable && !(await mayHoldContainers(artifact, signal))) return;
+  if (live && artifact.replayable) {
+    look ??= await lookAtRoot(artifact, signal);
+    if (look?.mayHold === false) return;
+  }
   using stop = createScanSignal({ signal, deadline, scanner: "unpack" });
   const walk = new Walk(settings, stop.signal);
   let spooled: StoredMember | undefined;
@@ -517,6 +527,8 @@ export async function* unpackResolved(
       size: spooled.size,
       name: artifact.filename ?? "",
       mimetype: artifact.mimetype,
+      // The look's bytes stand for the file the walk reads only while its size is the same.
+      look: look && look.size === spooled.size && spooled.artifact === artifact ? look : undefined,
     };
     walk.seen.add(`${spooled.sha256}:${hintedFormats(artifact)}`);
     yield* walkNode(walk, root);
@@ -524,6 +536,30 @@ export async function* unpackResolved(
     await spooled?.dispose();
     await walk.store.close();
   }
+}
+
+/** A look at an artifact's first and last bytes: see {@link lookAtRoot}. */
+export interface RootLook {
+  head: Uint8Array;
+  tail: Uint8Array;
+  /** The size it was looked at with (the artifact's own, known without reading). */
+  size: number | undefined;
+  /** False when there is no format to try (exactly as the walk would find): nothing to walk. */
+  mayHold: boolean;
+}
+
+/**
+ * The first and last bytes of a replayable artifact, and whether by them, its name and its
+ * type it may be a container; undefined (walk it) when it has neither a path nor a size.
+ */
+export async function lookAtRoot(
+  artifact: Artifact,
+  signal: AbortSignal | undefined,
+): Promise<RootLook | undefined> {
+  if (artifact.path === undefined && artifact.size === undefined) return undefined;
+  const { head, tail } = await headAndTail(artifact, signal, artifact.size);
+  const hints = { filename: artifact.filename ?? "", mimetype: artifact.mimetype, tail };
+  return { head, tail, size: artifact.size, mayHold: identifyContainer(head, hints).length > 0 };
 }
 
 /**
@@ -534,10 +570,7 @@ export async function mayHoldContainers(
   artifact: Artifact,
   signal: AbortSignal | undefined,
 ): Promise<boolean> {
-  if (artifact.path === undefined && artifact.size === undefined) return true;
-  const { head, tail } = await headAndTail(artifact, signal, artifact.size);
-  const hints = { filename: artifact.filename ?? "", mimetype: artifact.mimetype, tail };
-  return identifyContainer(head, hints).length > 0;
+  return (await lookAtRoot(artifact, signal))?.mayHold ?? true;
 }
 
 /** The root's name in member paths: its file name, or `(artifact)`. */

@@ -13,12 +13,7 @@ import {
 } from "@engine/core";
 import type { SkipCode } from "./extractors/extractor.js";
 import { ByteBudget, MemberStore } from "./member-store.js";
-import {
-  mayHoldContainers,
-  type UnpackEvent,
-  type UnpackedMember,
-  unpackResolved,
-} from "./unpack.js";
+import { lookAtRoot, type UnpackEvent, type UnpackedMember, unpackResolved } from "./unpack.js";
 import {
   type ResolvedUnpackOptions,
   type UnpackOptions,
@@ -246,9 +241,10 @@ async function scanUnpacking(
   // Whether there is anything to walk is read while `inner` scans (most artifacts are no
   // container: their scan then costs only that look at their first and last bytes). Where the
   // look fails, the walk runs and meets the failure itself.
-  const worthWalking = artifact.replayable
-    ? mayHoldContainers(artifact, options.signal).catch(() => true)
-    : Promise.resolve(true);
+  // The look is handed to the walk, which then does not read those bytes again.
+  const look = artifact.replayable
+    ? lookAtRoot(artifact, options.signal).catch(() => undefined)
+    : Promise.resolve(undefined);
   const outer = await inner.scan(artifact, options);
   const report: UnpackReport = {
     version: unpackPackageVersion,
@@ -260,10 +256,11 @@ async function scanUnpacking(
     skipped_by_code: {},
   };
   // Malicious as it is: what is inside cannot change the answer.
-  if (outer.verdict === "malicious" || !(await worthWalking))
+  const seen = await look;
+  if (outer.verdict === "malicious" || seen?.mayHold === false)
     return { ...outer, metadata: { ...outer.metadata, unpack: report } };
   const findings: Finding[] = [];
-  for await (const event of unpackResolved(artifact, settings, options)) {
+  for await (const event of unpackResolved(artifact, settings, options, seen)) {
     if (event.kind === "member" && !scanMember(event.member)) continue;
     const finding = await findingOf(event, inner, options, report);
     if (!finding) continue;

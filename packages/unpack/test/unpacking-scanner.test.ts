@@ -130,6 +130,40 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
     expect(result.verdict).toBe("malicious");
   });
 
+  it("reads a root's first and last bytes once: the look that decides to walk is the walk's", async () => {
+    // Bytes in memory are read through bytes() for each look, and once more by the gzip reader.
+    const counted = (bytes: Uint8Array) => {
+      const inner = artifactFromBytes(bytes, { filename: "notes.txt.gz" });
+      const calls = { bytes: 0 };
+      const artifact = {
+        ...inner,
+        kind: inner.kind,
+        byteLength: () => inner.byteLength(),
+        bytes: (options?: Parameters<typeof inner.bytes>[0]) => {
+          calls.bytes += 1;
+          return inner.bytes(options);
+        },
+        stream: (options?: Parameters<typeof inner.stream>[0]) => inner.stream(options),
+      };
+      return { artifact, calls };
+    };
+    const quiet = defineScanner({
+      name: "quiet",
+      scan: async () => ({ verdict: "benign", confidence: 1, metadata: { malware_family: "" } }),
+    });
+    const scanner = createUnpackingScanner(quiet);
+    const gz = counted(gzipSync(Buffer.from("release notes\n")));
+    const result = await scanner.scan(gz.artifact);
+    expect(report(result).members).toBe(1);
+    // One look (it is a gzip), then the gzip reader's four (header, body, trailer, what
+    // follows); before, the look was taken three times (7).
+    expect(gz.calls.bytes).toBe(5);
+    // Plain text: the one look, and no walk.
+    const plain = counted(Buffer.from("just text"));
+    expect((await scanner.scan(plain.artifact)).verdict).toBe("benign");
+    expect(plain.calls.bytes).toBe(1);
+  });
+
   it("fails the scan when the backend fails, and skips a member the backend refuses alone", async () => {
     let calls = 0;
     const flaky: Scanner = defineScanner({
