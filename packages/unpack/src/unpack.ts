@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import { promisify } from "node:util";
 import {
   type Artifact,
+  artifactFromBytes,
   createScanSignal,
   EngineError,
   errorFromSignal,
@@ -120,7 +121,7 @@ async function headAndTail(
   if (artifact.path === undefined) {
     const all = await artifact.bytes({ signal });
     const { headEnd, tailStart } = slices(all.byteLength);
-    return { head: all.subarray(0, headEnd), tail: all.subarray(tailStart) };
+    return { head: all.subarray(0, headEnd), tail: all.subarray(tailStart), content: all };
   }
   const descriptor = await openFile(artifact.path, "r");
   try {
@@ -156,13 +157,21 @@ async function headAndTail(
       if (first.byteLength === wanted && wanted < whole) first = await read(0, whole);
       if (first.byteLength < whole) {
         const { headEnd, tailStart } = slices(first.byteLength);
-        return { head: first.subarray(0, headEnd), tail: first.subarray(tailStart) };
+        return {
+          head: first.subarray(0, headEnd),
+          tail: first.subarray(tailStart),
+          content: first,
+        };
       }
     }
     const size =
       knownSize !== undefined && knownSize > whole ? knownSize : (await statFile(descriptor)).size;
     const { headEnd, tailStart } = slices(size);
-    return { head: await read(0, headEnd), tail: await read(tailStart, size - tailStart) };
+    return {
+      head: await read(0, headEnd),
+      tail: await read(tailStart, size - tailStart),
+      content: undefined,
+    };
   } finally {
     await closeFile(descriptor);
   }
@@ -195,6 +204,20 @@ class Walk {
   }
 
   /** The root, hashed, as a replayable artifact (a stream is read once into the store). */
+  /** {@link spool} of a replayable artifact whose whole content is already in hand. */
+  spoolBytes(artifact: Artifact, content: Uint8Array): StoredMember {
+    const info = {
+      ...(artifact.filename ? { filename: artifact.filename } : {}),
+      ...(artifact.mimetype ? { mimetype: artifact.mimetype } : {}),
+    };
+    return {
+      artifact: artifactFromBytes(content, info),
+      size: content.byteLength,
+      sha256: createHash("sha256").update(content).digest("hex"),
+      dispose: async () => {},
+    };
+  }
+
   async spool(artifact: Artifact): Promise<StoredMember> {
     if (artifact.replayable) {
       // Hashed by reading it; the artifact itself is walked (a file stays a file).
@@ -518,8 +541,13 @@ export async function* unpackResolved(
   try {
     walk.throwIfStopped();
     // The root's own hash (never a declared one: a false one would hide a member as a
-    // duplicate), and a stream read once into a replayable copy.
-    spooled = await walk.spool(artifact);
+    // duplicate), and a stream read once into a replayable copy. A root the look read whole
+    // (a small file) is walked from those bytes: hashed, identified and unpacked from one read.
+    const snapshot =
+      look?.content !== undefined && look.content.byteLength === look.size
+        ? look.content
+        : undefined;
+    spooled = snapshot ? walk.spoolBytes(artifact, snapshot) : await walk.spool(artifact);
     const root: WalkNode = {
       artifact: spooled.artifact,
       path: rootPath(artifact),
@@ -528,7 +556,7 @@ export async function* unpackResolved(
       name: artifact.filename ?? "",
       mimetype: artifact.mimetype,
       // The look's bytes stand for the file the walk reads only while its size is the same.
-      look: look && look.size === spooled.size && spooled.artifact === artifact ? look : undefined,
+      look: look && look.size === spooled.size ? look : undefined,
     };
     walk.seen.add(`${spooled.sha256}:${hintedFormats(artifact)}`);
     yield* walkNode(walk, root);
@@ -544,6 +572,8 @@ export interface RootLook {
   tail: Uint8Array;
   /** The size it was looked at with (the artifact's own, known without reading). */
   size: number | undefined;
+  /** The whole content, when the look read all of it (bytes in memory, a file up to 104 KiB). */
+  content: Uint8Array | undefined;
   /** False when there is no format to try (exactly as the walk would find): nothing to walk. */
   mayHold: boolean;
 }
@@ -557,9 +587,10 @@ export async function lookAtRoot(
   signal: AbortSignal | undefined,
 ): Promise<RootLook | undefined> {
   if (artifact.path === undefined && artifact.size === undefined) return undefined;
-  const { head, tail } = await headAndTail(artifact, signal, artifact.size);
+  const { head, tail, content } = await headAndTail(artifact, signal, artifact.size);
   const hints = { filename: artifact.filename ?? "", mimetype: artifact.mimetype, tail };
-  return { head, tail, size: artifact.size, mayHold: identifyContainer(head, hints).length > 0 };
+  const mayHold = identifyContainer(head, hints).length > 0;
+  return { head, tail, content, size: artifact.size, mayHold };
 }
 
 /**
