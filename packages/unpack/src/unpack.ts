@@ -105,19 +105,42 @@ const readAt = promisify(fs.read);
 const closeFile = promisify(fs.close);
 
 /**
+ * `length` bytes of an open file from `start`, fewer only at its end, or at `end` (the size a
+ * walk gave: reached, it is taken as the end without one more read to see it).
+ */
+async function readSpan(
+  descriptor: number,
+  start: number,
+  length: number,
+  end?: number,
+): Promise<Uint8Array> {
+  const buffer = Buffer.allocUnsafe(Math.max(0, length));
+  let filled = 0;
+  while (filled < buffer.length) {
+    const { bytesRead } = await readAt(descriptor, buffer, filled, length - filled, start + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+    if (start + filled === end) break;
+  }
+  return buffer.subarray(0, filled);
+}
+
+/** The head and tail slices of `size` bytes. */
+function slices(size: number): { headEnd: number; tailStart: number } {
+  return { headEnd: Math.min(size, headBytes), tailStart: Math.max(0, size - tailBytes) };
+}
+
+/**
  * The first bytes (to identify a format) and the last ones (a zip's end record) of an
  * artifact (`size` bytes, or a file's size now when not given): a file through one
- * descriptor, bytes without a copy.
+ * descriptor, bytes without a copy. `content` is the whole content when that was read (bytes
+ * in memory, a file no longer than a head and a tail), else undefined.
  */
 async function headAndTail(
   artifact: Artifact,
   signal: AbortSignal | undefined,
   knownSize?: number,
-) {
-  const slices = (size: number) => ({
-    headEnd: Math.min(size, headBytes),
-    tailStart: Math.max(0, size - tailBytes),
-  });
+): Promise<{ head: Uint8Array; tail: Uint8Array; content: Uint8Array | undefined }> {
   if (artifact.path === undefined) {
     const all = await artifact.bytes({ signal });
     const { headEnd, tailStart } = slices(all.byteLength);
@@ -125,27 +148,6 @@ async function headAndTail(
   }
   const descriptor = await openFile(artifact.path, "r");
   try {
-    /**
-     * `length` bytes from `start`, fewer only at the end of the file, or at `end` (the size a
-     * walk gave: reached, it is taken as the end without one more read to see it).
-     */
-    const read = async (start: number, length: number, end?: number): Promise<Uint8Array> => {
-      const buffer = Buffer.allocUnsafe(Math.max(0, length));
-      let filled = 0;
-      while (filled < buffer.length) {
-        const { bytesRead } = await readAt(
-          descriptor,
-          buffer,
-          filled,
-          length - filled,
-          start + filled,
-        );
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-        if (start + filled === end) break;
-      }
-      return buffer.subarray(0, filled);
-    };
     // A file no longer than a head and a tail is read once, and needs no stat: a short read
     // is its end, and its tail holds its head. Its known size and one byte more are asked for:
     // that byte coming back means it is longer than it was (it grew, or it is a procfs file that
@@ -153,8 +155,9 @@ async function headAndTail(
     const whole = headBytes + tailBytes;
     if (knownSize === undefined || knownSize <= whole) {
       const wanted = Math.min(whole, (knownSize ?? Number.POSITIVE_INFINITY) + 1);
-      let first = await read(0, wanted, knownSize);
-      if (first.byteLength === wanted && wanted < whole) first = await read(0, whole);
+      let first = await readSpan(descriptor, 0, wanted, knownSize);
+      if (first.byteLength === wanted && wanted < whole)
+        first = await readSpan(descriptor, 0, whole);
       if (first.byteLength < whole) {
         const { headEnd, tailStart } = slices(first.byteLength);
         return {
@@ -167,9 +170,10 @@ async function headAndTail(
     const size =
       knownSize !== undefined && knownSize > whole ? knownSize : (await statFile(descriptor)).size;
     const { headEnd, tailStart } = slices(size);
+    const head = await readSpan(descriptor, 0, headEnd);
     return {
-      head: await read(0, headEnd),
-      tail: await read(tailStart, size - tailStart),
+      head,
+      tail: await readSpan(descriptor, tailStart, size - tailStart),
       content: undefined,
     };
   } finally {
