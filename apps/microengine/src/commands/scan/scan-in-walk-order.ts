@@ -42,32 +42,36 @@ interface FileScan {
   limit: ConcurrencyLimit;
   timeoutMs: number;
   signal: AbortSignal | undefined;
+  /** Called when the scan gets its turn (the walk may then go on). */
+  onStart: () => void;
 }
 
 /**
- * Entries a scan holds at most, per scan it runs at once (`--concurrency`), when that is more
- * than {@link minimumScanWindow}.
+ * Scans waiting for their turn, per scan running at once (`--concurrency`): the walk does not
+ * go further while more wait, so what it saw of a file (its size, its type) is never much older
+ * than its scan.
  */
-export const scanWindowPerConcurrency = 4;
+export const queuedScansPerConcurrency = 4;
 
 /**
- * Entries the walk may go ahead of the first one not reported yet, whatever `--concurrency`
- * is. Output is in walk order, so a slow file at the head holds back every entry after it: with
- * a window of a few entries, the other scans ran out of work behind it and clamd's threads sat
- * idle (3 of 16 core-seconds of a directory benchmark, against 1.1 with this window). A
- * reported entry leaves nothing behind, so this bounds what a scan holds: at most this many
- * results (a few MB), never a number that grows with the files scanned.
+ * Entries the walk may go ahead of the first one not reported yet. Output is in walk order, so
+ * a slow file at the head holds back every entry after it: with a window of a few entries, the
+ * other scans ran out of work behind it and clamd's threads sat idle (3 of 16 core-seconds of a
+ * directory benchmark, against 1.1 with this window). The scans behind the head go on while
+ * fewer than {@link queuedScansPerConcurrency} x `--concurrency` wait for a turn and what is
+ * held stays under {@link heldResultBytes}.
  */
-export const minimumScanWindow = 1024;
+export const scanWindowEntries = 1024;
 
 /**
- * How many entries the walk goes ahead of the first one not reported yet (reported or not,
- * scanned or waiting for a turn): the larger of {@link minimumScanWindow} and
- * {@link scanWindowPerConcurrency} x `concurrency`.
+ * Bytes of finished results (measured as their JSON) held behind a slow head, past the first
+ * {@link unmeasuredHeldResults}: a result can be large (the member paths of an archive's
+ * report), and the window must not multiply that by a thousand.
  */
-export function scanWindow(concurrency: number): number {
-  return Math.max(minimumScanWindow, concurrency * scanWindowPerConcurrency);
-}
+export const heldResultBytes = 32 * 1024 * 1024;
+
+/** Finished results held before their size is measured (what was held before the window grew). */
+export const unmeasuredHeldResults = 32;
 
 async function scanFile(
   scanner: Scanner,
@@ -76,6 +80,7 @@ async function scanFile(
   options: FileScan,
 ): Promise<ScanEntry> {
   await options.limit.acquire();
+  options.onStart();
   try {
     // Stopped while it waited for its turn: never started (it is not reported either).
     if (options.signal?.aborted)
@@ -97,10 +102,99 @@ async function scanFile(
   }
 }
 
-/** An entry of the window: its promise, and the entry itself once it settled. */
+/** An entry of the window: its promise, the entry itself once it settled, its measured size. */
 interface WindowSlot {
   settled?: ScanEntry;
   entry: Promise<ScanEntry>;
+  bytes?: number;
+}
+
+/** An entry's size as its JSON (what holding it costs, roughly). */
+function measuredBytes(entry: ScanEntry): number {
+  try {
+    return JSON.stringify(entry).length;
+  } catch {
+    return heldResultBytes; // not measurable: count it as the whole budget
+  }
+}
+
+/**
+ * The entries between the walk and the output, in walk order, and what they hold: see
+ * {@link scanWindowEntries}. `open` says whether the walk may add one more.
+ */
+class ScanWindow {
+  readonly #slots: WindowSlot[] = [];
+  readonly #limit: ConcurrencyLimit;
+  readonly #size: number;
+  #heldCount = 0;
+  #heldBytes = 0;
+  #wake: (() => void) | undefined;
+
+  constructor(limit: ConcurrencyLimit) {
+    this.#limit = limit;
+    this.#size = Math.max(scanWindowEntries, limit.concurrency * (queuedScansPerConcurrency + 1));
+  }
+
+  get length(): number {
+    return this.#slots.length;
+  }
+
+  get headSettled(): boolean {
+    return this.#slots[0]?.settled !== undefined;
+  }
+
+  /** Room for one more entry: under the count, few scans waiting, held results under budget. */
+  get open(): boolean {
+    return (
+      this.#slots.length < this.#size &&
+      this.#limit.waiting < this.#limit.concurrency * queuedScansPerConcurrency &&
+      this.#heldBytes < heldResultBytes
+    );
+  }
+
+  push(slot: WindowSlot): void {
+    this.#slots.push(slot);
+    if (slot.settled) this.#hold(slot, slot.settled);
+    else
+      slot.entry.then((entry) => {
+        slot.settled = entry;
+        this.#hold(slot, entry);
+        this.notify();
+      });
+  }
+
+  /** The head, once it settled; what it held is released. */
+  async shift(): Promise<ScanEntry> {
+    const slot = this.#slots.shift() as WindowSlot;
+    const entry = slot.settled ?? (await slot.entry);
+    this.#heldCount -= 1;
+    this.#heldBytes -= slot.bytes ?? 0;
+    return entry;
+  }
+
+  /** Resolves at the next change: a scan started or an entry settled. */
+  changed(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+    });
+  }
+
+  notify(): void {
+    this.#wake?.();
+    this.#wake = undefined;
+  }
+
+  /** Every entry's promise (to wait for what is in flight). */
+  entries(): Promise<ScanEntry>[] {
+    return this.#slots.map((slot) => slot.entry);
+  }
+
+  #hold(slot: WindowSlot, entry: ScanEntry): void {
+    this.#heldCount += 1;
+    if (this.#heldCount <= unmeasuredHeldResults) return;
+    slot.bytes = measuredBytes(entry);
+    this.#heldBytes += slot.bytes;
+  }
 }
 
 /** The answer for a file over the size limit: `unknown`, never scanned. */
@@ -134,12 +228,14 @@ function settledSlot(entry: ScanEntry): WindowSlot {
 /**
  * Walks `paths` (see {@link walkPaths}) and scans each file as the walk reaches it, yielding
  * every entry in walk order whatever order the scans finish in. At most `concurrency` scans
- * run at once, and the walk goes at most {@link scanWindow} entries ahead of the first
- * entry not yielded yet (a slow scan holds the others back only once the window is full):
- * what it holds is bounded by the window, never by the number of files.
+ * run at once; the walk goes on behind a slow entry at the head while fewer than
+ * {@link queuedScansPerConcurrency} x `concurrency` scans wait for a turn, up to
+ * {@link scanWindowEntries} entries and {@link heldResultBytes} of finished results: what it
+ * holds is bounded by that window, never by the number of files.
  * A file over `maxFileBytes` is an `unknown` answer without a scan. A scan that throws is a
  * `failed` entry; the generator itself never throws for an entry. Once `signal` is aborted it
- * yields nothing more, and returns once the scans in flight settled (they are aborted too).
+ * yields nothing more, and returns once the scans in flight settled (they are aborted too); so
+ * does a caller that stops reading early (the scans it will never see are stopped).
  */
 export async function* scanInWalkOrder(
   scanner: Scanner,
@@ -148,30 +244,43 @@ export async function* scanInWalkOrder(
 ): AsyncGenerator<ScanEntry> {
   const { signal } = options;
   const limit = new ConcurrencyLimit({ concurrency: options.concurrency, what: "scans" });
-  const scan = { limit, timeoutMs: options.timeoutMs, signal, maxFileBytes: options.maxFileBytes };
-  const windowSize = scanWindow(options.concurrency);
-  const window: WindowSlot[] = [];
-  const next = async (): Promise<ScanEntry> => {
-    const slot = window.shift() as WindowSlot;
-    return slot.settled ?? (await slot.entry);
+  const window = new ScanWindow(limit);
+  // The scans' own signal: the caller's, and this generator's end (a caller that stops early).
+  const stop = new AbortController();
+  const forward = () => stop.abort(signal?.reason);
+  if (signal?.aborted) forward();
+  else signal?.addEventListener("abort", forward, { once: true });
+  const scan = {
+    limit,
+    timeoutMs: options.timeoutMs,
+    signal: stop.signal,
+    maxFileBytes: options.maxFileBytes,
+    onStart: () => window.notify(),
   };
   try {
     for await (const walked of walkPaths(paths, { exclude: options.exclude, signal })) {
       options.onFound?.();
       window.push(windowSlot(walked, scanner, scan));
-      // Whatever is done at the head goes out now; when the window is full, wait for the head.
-      while (window[0]?.settled || window.length >= windowSize) {
-        const entry = await next();
+      // Whatever is done at the head goes out now; without room for more, wait for a change.
+      while (window.headSettled || (!window.open && window.length > 0)) {
+        if (!window.headSettled) {
+          await window.changed();
+          continue;
+        }
+        const entry = await window.shift();
         if (signal?.aborted) return;
         yield entry;
       }
     }
     while (window.length > 0 && !signal?.aborted) {
-      const entry = await next();
+      const entry = await window.shift();
       if (!signal?.aborted) yield entry;
     }
   } finally {
-    // Never leave a scan running behind the caller (it disposes of the backends next).
-    await Promise.allSettled(window.map((slot) => slot.entry));
+    signal?.removeEventListener("abort", forward);
+    // Never leave a scan running behind the caller (it disposes of the backends next); those
+    // nobody will read are stopped first (nothing is left in the window after a full walk).
+    if (window.length > 0) stop.abort(signal?.reason);
+    await Promise.allSettled(window.entries());
   }
 }

@@ -17,7 +17,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { withUnpacking } from "../../../src/backends/unpacking-backend.js";
 import { tarArchive } from "../../../src/commands/check-archives.js";
 import { walkPaths } from "../../../src/commands/scan/file-walk.js";
-import { minimumScanWindow, scanWindow } from "../../../src/commands/scan/scan-in-walk-order.js";
+import {
+  queuedScansPerConcurrency,
+  scanInWalkOrder,
+  scanWindowEntries,
+} from "../../../src/commands/scan/scan-in-walk-order.js";
 import { scanExitCode } from "../../../src/commands/scan/scan-summary.js";
 import { loadConfig } from "../../../src/config/config.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
@@ -80,7 +84,7 @@ describe("scanPaths holds a bounded number of results (audit finding 14)", () =>
       expect(out.bytes()).toBeGreaterThan(0);
       const [early, late] = samples as [(typeof samples)[0], (typeof samples)[0]];
       // Alive at the last scan: at most the in-flight window, not the ~3000 before.
-      expect(late.alive).toBeLessThanOrEqual(scanWindow(4));
+      expect(late.alive).toBeLessThanOrEqual(scanWindowEntries);
       // 2000 files between the samples: a kept result would cost 8 KB or more each.
       const perFile = (late.heap - early.heap) / (fileCount - 1000);
       expect(perFile).toBeLessThan(1024);
@@ -136,7 +140,7 @@ describe("scanPaths streams in walk order", () => {
     );
   });
 
-  it("runs at most --concurrency scans at once, in a window of max(1024, 4 x --concurrency) entries", async () => {
+  it("runs at most --concurrency scans at once", async () => {
     let running = 0;
     let mostRunning = 0;
     const scanner = fakeScanner(async () => {
@@ -149,17 +153,13 @@ describe("scanPaths streams in walk order", () => {
     const { summary } = await scan(scanner, [tree], { format: "json", concurrency: 3 });
     expect(summary.files).toBe(1200);
     expect(mostRunning).toBe(3);
-    expect([scanWindow(1), scanWindow(256), scanWindow(300)]).toEqual([1024, 1024, 1200]);
   });
 
   it("keeps the other scans busy behind a slow file, up to the window and no further", async () => {
     // The first file's scan hangs until released; the others finish at once. Output waits in
-    // walk order, but the walk and the scans go on behind it until exactly the window's worth
-    // of entries is found (1024 with --concurrency 3: the minimum), then the walk waits.
-    expect(scanWindow(3)).toBe(minimumScanWindow);
+    // walk order, but the walk and the scans go on behind it until the window's worth of
+    // entries is found (1024), then the walk waits.
     let started = 0;
-    let running = 0;
-    let mostRunning = 0;
     let written = 0;
     let release!: () => void;
     const held = new Promise<void>((resolve) => {
@@ -173,25 +173,100 @@ describe("scanPaths streams in walk order", () => {
     });
     const scanner = fakeScanner(async (_path, call) => {
       started += 1;
-      running += 1;
-      mostRunning = Math.max(mostRunning, running);
       if (call === 1) await held;
       else await new Promise((resolve) => setImmediate(resolve));
-      running -= 1;
       return resultOf("benign");
     });
     const scanning = scan(scanner, [tree], { format: "json", concurrency: 3, out });
-    // The tree has 1201 entries (1200 files and a dangling link, 501st): more than the window,
-    // which holds the link and 1023 files.
-    await vi.waitFor(() => expect(started).toBe(minimumScanWindow - 1));
-    // Given time to overshoot, it does not: nothing written (the head holds it), none started.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect([started, written]).toEqual([minimumScanWindow - 1, 0]);
-    release();
+    try {
+      // The tree has 1201 entries (1200 files and a dangling link, 501st): more than the
+      // window, which holds the link and 1023 files.
+      await vi.waitFor(() => expect(started).toBe(scanWindowEntries - 1), { timeout: 15_000 });
+      // Given time to overshoot, it does not: nothing written (the head holds it), none started.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect([started, written]).toEqual([scanWindowEntries - 1, 0]);
+    } finally {
+      release();
+    }
     const { summary } = await scanning;
     expect(summary.files).toBe(1200);
     expect(written).toBe(1201);
-    expect(mostRunning).toBeLessThanOrEqual(3);
+  });
+
+  it("walks no further while 4 x --concurrency scans wait for a turn", async () => {
+    // Every scan hangs: 3 run, 12 wait, and the walk stops there (what it saw of a file is
+    // never much older than its scan), however large the window.
+    let found = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const scanner = fakeScanner(async () => {
+      await held;
+      return resultOf("benign");
+    });
+    const entries: string[] = [];
+    const walking = (async () => {
+      for await (const entry of scanInWalkOrder(scanner, [tree], {
+        concurrency: 3,
+        timeoutMs: 10_000,
+        maxFileBytes: 2 ** 40,
+        onFound: () => {
+          found += 1;
+        },
+      }))
+        entries.push(entry.path);
+    })();
+    try {
+      await vi.waitFor(() => expect(found).toBe(3 + 3 * queuedScansPerConcurrency), {
+        timeout: 15_000,
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect([found, entries.length]).toEqual([15, 0]);
+    } finally {
+      release();
+    }
+    await walking;
+    expect(entries).toEqual(walkOrder);
+  });
+
+  it("stops the scans nobody will read when the reader stops early", async () => {
+    // The head finishes after a moment; every other scan runs until its signal fires. A reader
+    // that stops after the first entry (an output that failed: EPIPE, say) must get control
+    // back, with the scans it will never read stopped, not run to their deadline.
+    let started = 0;
+    const scanner: Scanner = {
+      name: "fake",
+      scan: async (_artifact, options) => {
+        started += 1;
+        if (started === 1) {
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          return resultOf("benign");
+        }
+        await new Promise((_resolve, reject) => {
+          const signal = options?.signal;
+          if (signal?.aborted) reject(signal.reason);
+          signal?.addEventListener("abort", () => reject(signal.reason), { once: true });
+        });
+        return resultOf("benign");
+      },
+      [Symbol.asyncDispose]: async () => {},
+    };
+    const begun = Date.now();
+    for await (const entry of scanInWalkOrder(scanner, [tree], {
+      concurrency: 3,
+      timeoutMs: 60_000,
+      maxFileBytes: 2 ** 40,
+    })) {
+      expect(entry.path).toBe(walkOrder[0]);
+      break;
+    }
+    // Back at once (not at the 60 s deadline), and no queued scan started after the reader left.
+    expect(Date.now() - begun).toBeLessThan(5_000);
+    const startedAtExit = started;
+    expect(startedAtExit).toBeLessThanOrEqual(4);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(started).toBe(startedAtExit);
   });
 });
 
