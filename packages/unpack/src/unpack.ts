@@ -146,7 +146,8 @@ async function headAndTail(
     const { headEnd, tailStart } = slices(all.byteLength);
     return { head: all.subarray(0, headEnd), tail: all.subarray(tailStart), content: all };
   }
-  const descriptor = await openFile(artifact.path, "r");
+  // Without blocking on a FIFO swapped in since the walk (it then reads as empty: no container).
+  const descriptor = await openFile(artifact.path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   try {
     // A file no longer than a head and a tail is read once, and needs no stat: a short read
     // is its end, and its tail holds its head. Its known size and one byte more are asked for:
@@ -207,7 +208,6 @@ class Walk {
     });
   }
 
-  /** The root, hashed, as a replayable artifact (a stream is read once into the store). */
   /** {@link spool} of a replayable artifact whose whole content is already in hand. */
   spoolBytes(artifact: Artifact, content: Uint8Array): StoredMember {
     const info = {
@@ -222,6 +222,7 @@ class Walk {
     };
   }
 
+  /** The root, hashed, as a replayable artifact (a stream is read once into the store). */
   async spool(artifact: Artifact): Promise<StoredMember> {
     if (artifact.replayable) {
       // Hashed by reading it; the artifact itself is walked (a file stays a file).
@@ -548,7 +549,7 @@ export async function* unpackResolved(
     // duplicate), and a stream read once into a replayable copy. A root the look read whole
     // (a small file) is walked from those bytes: hashed, identified and unpacked from one read.
     const snapshot =
-      look?.content !== undefined && look.content.byteLength === look.size
+      artifact.replayable && look?.content !== undefined && look.content.byteLength === look.size
         ? look.content
         : undefined;
     spooled = snapshot ? walk.spoolBytes(artifact, snapshot) : await walk.spool(artifact);
@@ -559,8 +560,9 @@ export async function* unpackResolved(
       size: spooled.size,
       name: artifact.filename ?? "",
       mimetype: artifact.mimetype,
-      // The look's bytes stand for the file the walk reads only while its size is the same.
-      look: look && look.size === spooled.size ? look : undefined,
+      // The look stands for what the walk reads only when the walk reads those very bytes (a
+      // larger root's first and last bytes are read again: it may have changed since).
+      look: snapshot ? look : undefined,
     };
     walk.seen.add(`${spooled.sha256}:${hintedFormats(artifact)}`);
     yield* walkNode(walk, root);

@@ -255,10 +255,11 @@ async function scanUnpacking(
     skipped_count: 0,
     skipped_by_code: {},
   };
-  // Malicious as it is: what is inside cannot change the answer.
-  const seen = await look;
-  if (outer.verdict === "malicious" || seen?.mayHold === false)
+  // Malicious as it is: what is inside cannot change the answer (nor waits for the look).
+  if (outer.verdict === "malicious")
     return { ...outer, metadata: { ...outer.metadata, unpack: report } };
+  const seen = await look;
+  if (seen?.mayHold === false) return { ...outer, metadata: { ...outer.metadata, unpack: report } };
   const findings: Finding[] = [];
   for await (const event of unpackResolved(artifact, settings, options, seen)) {
     if (event.kind === "member" && !scanMember(event.member)) continue;

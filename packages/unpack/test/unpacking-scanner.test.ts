@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -248,6 +249,34 @@ describe("createUnpackingScanner: files on disk", () => {
       );
       expect(seen).toEqual({ notes: "release notes\n", "(trailing data)": "trailing-original" });
       expect(result.verdict).toBe("benign");
+    });
+  });
+
+  it("never blocks on a FIFO swapped in after the walk, nor makes a detection wait for it", async () => {
+    // Opened for reading without a writer, a FIFO blocks a thread of the pool for good. The
+    // look opens it without blocking; its read then fails (not a file: the scan fails, never
+    // benign), and a malicious outer answer does not wait for the look at all.
+    await inTemporaryDirectory(async (directory) => {
+      const fifo = join(directory, "report.gz");
+      execFileSync("mkfifo", [fifo]);
+      const answering = (verdict: "benign" | "malicious") =>
+        createUnpackingScanner(
+          defineScanner({
+            name: "answering",
+            scan: async () => ({
+              verdict,
+              confidence: 1,
+              metadata: { malware_family: verdict === "malicious" ? "Test.Family" : "" },
+            }),
+          }),
+        );
+      const options = { deadline: Date.now() + 10_000 };
+      const fifoArtifact = () => artifactFromFile(fifo, { size: 100 });
+      const malicious = await answering("malicious").scan(fifoArtifact(), options);
+      expect(malicious.verdict).toBe("malicious");
+      await expect(answering("benign").scan(fifoArtifact(), options)).rejects.toMatchObject({
+        message: expect.stringMatching(/ESPIPE/),
+      });
     });
   });
 
