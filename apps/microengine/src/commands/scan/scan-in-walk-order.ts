@@ -57,7 +57,7 @@ export const queuedScansPerConcurrency = 4;
  * Entries the walk may go ahead of the first one not reported yet. Output is in walk order, so
  * a slow file at the head holds back every entry after it: with a window of a few entries, the
  * other scans ran out of work behind it and clamd's threads sat idle (3 of 16 core-seconds of a
- * directory benchmark, against 1.1 with this window). The scans behind the head go on while
+ * directory benchmark, against 1.2 with this window). The scans behind the head go on while
  * fewer than {@link queuedScansPerConcurrency} x `--concurrency` wait for a turn and what is
  * held stays under {@link heldResultBytes}.
  */
