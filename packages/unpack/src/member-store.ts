@@ -13,6 +13,15 @@ function named(filename: string): { filename?: string } {
   return name.length > 0 ? { filename: name } : {};
 }
 
+/** The facts of `artifact` a copy of it (`size` bytes) keeps: its name, its type, its size. */
+export function copyFacts(artifact: Artifact, size: number) {
+  return {
+    ...(artifact.filename ? { filename: artifact.filename } : {}),
+    ...(artifact.mimetype ? { mimetype: artifact.mimetype } : {}),
+    size,
+  };
+}
+
 /** A member's content, stored: readable until `dispose()`. */
 export interface StoredMember {
   artifact: Artifact;

@@ -22,7 +22,7 @@ import {
   UnpackSkip,
 } from "./extractors/extractor.js";
 import { extractorFor } from "./extractors/extractor-table.js";
-import { ByteBudget, MemberStore, type StoredMember } from "./member-store.js";
+import { ByteBudget, copyFacts, MemberStore, type StoredMember } from "./member-store.js";
 import {
   type ResolvedUnpackOptions,
   type UnpackOptions,
@@ -210,12 +210,8 @@ class Walk {
 
   /** {@link spool} of a replayable artifact whose whole content is already in hand. */
   spoolBytes(artifact: Artifact, content: Uint8Array): StoredMember {
-    const info = {
-      ...(artifact.filename ? { filename: artifact.filename } : {}),
-      ...(artifact.mimetype ? { mimetype: artifact.mimetype } : {}),
-    };
     return {
-      artifact: artifactFromBytes(content, info),
+      artifact: artifactFromBytes(content, copyFacts(artifact, content.byteLength)),
       size: content.byteLength,
       sha256: createHash("sha256").update(content).digest("hex"),
       dispose: async () => {},
@@ -524,8 +520,8 @@ export async function* unpack(
 
 /**
  * {@link unpack} with options already validated (the unpacking scanner's, once per scanner).
- * `look` is {@link lookAtRoot}'s answer for `artifact` when the caller already took it: the
- * root's first and last bytes are then not read again (unless its size changed since).
+ * `look` is {@link lookAtRoot}'s answer for `artifact` when the caller already took it: it is
+ * not taken again, and a root it read whole is walked from those bytes.
  */
 export async function* unpackResolved(
   artifact: Artifact,
@@ -548,10 +544,7 @@ export async function* unpackResolved(
     // The root's own hash (never a declared one: a false one would hide a member as a
     // duplicate), and a stream read once into a replayable copy. A root the look read whole
     // (a small file) is walked from those bytes: hashed, identified and unpacked from one read.
-    const snapshot =
-      artifact.replayable && look?.content !== undefined && look.content.byteLength === look.size
-        ? look.content
-        : undefined;
+    const snapshot = artifact.replayable ? look?.content : undefined;
     spooled = snapshot ? walk.spoolBytes(artifact, snapshot) : await walk.spool(artifact);
     const root: WalkNode = {
       artifact: spooled.artifact,
@@ -576,9 +569,10 @@ export async function* unpackResolved(
 export interface RootLook {
   head: Uint8Array;
   tail: Uint8Array;
-  /** The size it was looked at with (the artifact's own, known without reading). */
-  size: number | undefined;
-  /** The whole content, when the look read all of it (bytes in memory, a file up to 104 KiB). */
+  /**
+   * The whole content, when the look read all of it and it is as long as the artifact says
+   * (bytes in memory, a file up to 104 KiB that did not grow or shrink since its size was given).
+   */
   content: Uint8Array | undefined;
   /** False when there is no format to try (exactly as the walk would find): nothing to walk. */
   mayHold: boolean;
@@ -596,7 +590,8 @@ export async function lookAtRoot(
   const { head, tail, content } = await headAndTail(artifact, signal, artifact.size);
   const hints = { filename: artifact.filename ?? "", mimetype: artifact.mimetype, tail };
   const mayHold = identifyContainer(head, hints).length > 0;
-  return { head, tail, content, size: artifact.size, mayHold };
+  const whole = content?.byteLength === artifact.size ? content : undefined;
+  return { head, tail, content: whole, mayHold };
 }
 
 /**

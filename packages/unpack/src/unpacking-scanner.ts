@@ -12,7 +12,7 @@ import {
   type ScanResult,
 } from "@engine/core";
 import type { SkipCode } from "./extractors/extractor.js";
-import { ByteBudget, MemberStore } from "./member-store.js";
+import { ByteBudget, copyFacts, MemberStore } from "./member-store.js";
 import { lookAtRoot, type UnpackEvent, type UnpackedMember, unpackResolved } from "./unpack.js";
 import {
   type ResolvedUnpackOptions,
@@ -151,22 +151,13 @@ async function replayable(
       compressedBytes: 1,
     });
     const copy = stored.artifact.path
-      ? artifactFromFile(stored.artifact.path, info(artifact, stored.size))
-      : artifactFromBytes(await stored.artifact.bytes(), info(artifact, stored.size));
+      ? artifactFromFile(stored.artifact.path, copyFacts(artifact, stored.size))
+      : artifactFromBytes(await stored.artifact.bytes(), copyFacts(artifact, stored.size));
     return { artifact: copy, dispose: () => store.close() };
   } catch (error) {
     await store.close();
     throw error;
   }
-}
-
-/** The facts of `artifact` a copy of it keeps. */
-function info(artifact: Artifact, size: number) {
-  return {
-    ...(artifact.filename ? { filename: artifact.filename } : {}),
-    ...(artifact.mimetype ? { mimetype: artifact.mimetype } : {}),
-    size,
-  };
 }
 
 /**
