@@ -214,11 +214,8 @@ function windowSlot(
     const result = tooLargeResult(walked.size, options.maxFileBytes);
     return settledSlot({ kind: "scanned", path: walked.path, result });
   }
-  const slot: WindowSlot = { entry: scanFile(scanner, walked.path, walked.size, options) };
-  slot.entry.then((entry) => {
-    slot.settled = entry;
-  });
-  return slot;
+  // (ScanWindow.push records it as settled when it settles)
+  return { entry: scanFile(scanner, walked.path, walked.size, options) };
 }
 
 function settledSlot(entry: ScanEntry): WindowSlot {
