@@ -4,7 +4,8 @@ import { defineConfig } from "tsup";
 const { version } = JSON.parse(readFileSync(new URL("./package.json", import.meta.url), "utf8"));
 
 export default defineConfig({
-  entry: { cli: "src/cli.ts" },
+  // The walk's worker is its own entry: walk-thread.ts starts dist/walk-worker.js.
+  entry: { cli: "src/cli.ts", "walk-worker": "src/commands/scan/walk-worker.ts" },
   format: ["esm"],
   target: "node20",
   dts: false,

@@ -6,7 +6,6 @@ import { engineVersion } from "../../operations/version.js";
 import { backendBanner } from "../backend-banner.js";
 import { type CommandFlags, wholeNumber, withEngineOptions } from "../command-flags.js";
 import { withBackends } from "../one-shot-backends.js";
-import { excludeTest } from "./exclude-patterns.js";
 import { type ScanEntry, scanInWalkOrder } from "./scan-in-walk-order.js";
 import { printablePath } from "./scan-output.js";
 import { progressMode, ScanProgress } from "./scan-progress.js";
@@ -171,7 +170,7 @@ export async function scanPaths(
   try {
     for await (const entry of scanInWalkOrder(scanner, paths, {
       ...options,
-      exclude: excludeTest(options.exclude ?? []),
+      exclude: options.exclude ?? [],
       signal: stop?.signal,
       onFound: () => progress.entryFound(),
     })) {

@@ -7,8 +7,8 @@ import {
   type ScanResult,
   scanResultForError,
 } from "@engine/core";
-import type { ExcludeTest } from "./exclude-patterns.js";
-import { type SkipCause, type WalkEntry, walkPaths } from "./file-walk.js";
+import type { SkipCause, WalkEntry } from "./file-walk.js";
+import { walkPaths } from "./walk-thread.js";
 
 /**
  * One entry of a scan, as {@link scanInWalkOrder} yields it: a scanned file and its result, a
@@ -30,7 +30,8 @@ export interface WalkOrderOptions {
   timeoutMs: number;
   /** Files larger are not scanned: `unknown`, `SKIPPED:TOO_LARGE` (ARTIFACT_MAX_BYTES). */
   maxFileBytes: number;
-  exclude?: ExcludeTest | undefined;
+  /** `--exclude` globs (see excludeTest). */
+  exclude?: readonly string[] | undefined;
   /** Stops the walk and the scans in flight; what was not reported by then is not. */
   signal?: AbortSignal | undefined;
   /** Called for each entry the walk finds, as it finds it (for the progress). */

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { walkPaths } from "../../../src/commands/scan/file-walk.js";
+import { walkPathsSync } from "../../../src/commands/scan/file-walk.js";
 
 // Two directories whose inode numbers differ only past 2^53, as overlayfs with xino, CephFS or
 // NFS (Isilon) 64-bit file ids give: the file system is real, the inode numbers of the
@@ -19,11 +19,13 @@ function withBigInode<T extends Stats | BigIntStats>(path: string, info: T): T {
   return copy;
 }
 
-vi.mock("node:fs/promises", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("node:fs/promises")>();
-  const wrap = (call: typeof actual.stat) => async (path: string, options?: { bigint?: boolean }) =>
-    withBigInode(path, await call(path, options));
-  return { ...actual, stat: wrap(actual.stat), lstat: wrap(actual.lstat) };
+// The walk runs here, in this thread (walkPathsSync, not the worker walkPaths starts), so that
+// its stats are these.
+vi.mock("node:fs", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("node:fs")>();
+  const wrap = (call: typeof actual.statSync) => (path: string, options?: { bigint?: boolean }) =>
+    withBigInode(path, call(path, options) as Stats | BigIntStats);
+  return { ...actual, statSync: wrap(actual.statSync), lstatSync: wrap(actual.lstatSync) };
 });
 
 let root: string;
@@ -38,10 +40,10 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-describe("walkPaths with 64-bit inode numbers", () => {
-  it("walks two directories whose inodes differ only past 2^53", async () => {
+describe("walkPathsSync with 64-bit inode numbers", () => {
+  it("walks two directories whose inodes differ only past 2^53", () => {
     const entries: string[] = [];
-    for await (const entry of walkPaths([root]))
+    for (const entry of walkPathsSync([root]))
       entries.push(`${entry.kind} ${entry.path.replace(root, "")}`);
     expect(entries).toEqual(["file /big-1/in-big-1.txt", "file /big-2/in-big-2.txt"]);
   });

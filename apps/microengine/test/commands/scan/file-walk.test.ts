@@ -3,7 +3,8 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { directoryKey, type WalkEntry, walkPaths } from "../../../src/commands/scan/file-walk.js";
+import { directoryKey, type WalkEntry } from "../../../src/commands/scan/file-walk.js";
+import { walkPaths } from "../../../src/commands/scan/walk-thread.js";
 
 let root: string;
 beforeAll(async () => {

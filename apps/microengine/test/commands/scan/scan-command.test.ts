@@ -16,13 +16,13 @@ import { createMultiScanner } from "@engine/multi";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { withUnpacking } from "../../../src/backends/unpacking-backend.js";
 import { tarArchive } from "../../../src/commands/check-archives.js";
-import { walkPaths } from "../../../src/commands/scan/file-walk.js";
 import {
   queuedScansPerConcurrency,
   scanInWalkOrder,
   scanWindowEntries,
 } from "../../../src/commands/scan/scan-in-walk-order.js";
 import { scanExitCode } from "../../../src/commands/scan/scan-summary.js";
+import { walkPaths } from "../../../src/commands/scan/walk-thread.js";
 import { loadConfig } from "../../../src/config/config.js";
 import { sarifValidator } from "../../harness/sarif-schema.js";
 import { fakeScanner, resultOf, scan, sink, tinyFiles } from "./scan-fakes.js";
