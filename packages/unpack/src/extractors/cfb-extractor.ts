@@ -1,7 +1,7 @@
 import { Worker } from "node:worker_threads";
 import { errorFromSignal } from "@engine/core";
 import type { CfbJob, CfbReply } from "./cfb-worker.js";
-import { type CompoundStream, readCompoundFile } from "./compound-file-guard.js";
+import { type CfbLibrary, type CompoundStream, readCompoundFile } from "./compound-file-guard.js";
 import {
   type ContainerSource,
   type ExtractContext,
@@ -13,6 +13,13 @@ import { IdleWorkers } from "./idle-workers.js";
 import { isEncryptedPackage, legacyEncryptedStreams } from "./office-encryption.js";
 import { paced, vbaDecompressedChunks } from "./vba-decompression.js";
 import { VbaDirReader, type VbaModuleListing } from "./vba-project.js";
+
+/** cfb, loaded at the first compound file read on the event loop, not at every start-up. */
+function cfbLibrary(): Promise<CfbLibrary> {
+  cfb ??= import("cfb").then((loaded) => loaded.default);
+  return cfb;
+}
+let cfb: Promise<CfbLibrary> | undefined;
 
 /** Bytes handed to the walker at a time. */
 const sliceBytes = 256 * 1024;
@@ -177,7 +184,11 @@ async function readStreams(
   const bytes = await source.artifact.bytes({ signal });
   if (bytes.byteLength > mainThreadFileBytes) return inWorker({ bytes });
   try {
-    return readCompoundFile(bytes, Math.min(maxCopiedBytes, mainThreadCopyBytes));
+    return readCompoundFile(
+      await cfbLibrary(),
+      bytes,
+      Math.min(maxCopiedBytes, mainThreadCopyBytes),
+    );
   } catch (error) {
     const copiesMore =
       error instanceof UnpackSkip &&

@@ -5,6 +5,7 @@
 // next file once a job ended.
 import { readFileSync, statSync } from "node:fs";
 import { parentPort } from "node:worker_threads";
+import cfb from "cfb";
 import { type CompoundStream, readCompoundFile } from "./compound-file-guard.js";
 import { type LimitName, type SkipCode, UnpackSkip } from "./extractor.js";
 
@@ -89,7 +90,7 @@ function packed(streams: readonly CompoundStream[]): {
 
 function run(job: CfbJob): { reply: CfbReply; transfer: ArrayBuffer[] } {
   try {
-    const { buffers, slices } = packed(readCompoundFile(fileOf(job), job.maxCopiedBytes));
+    const { buffers, slices } = packed(readCompoundFile(cfb, fileOf(job), job.maxCopiedBytes));
     return { reply: { type: "streams", buffers, streams: slices }, transfer: buffers };
   } catch (error) {
     if (error instanceof UnpackSkip)

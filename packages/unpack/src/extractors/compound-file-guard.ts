@@ -1,4 +1,8 @@
-import CFB from "cfb";
+import type CFB from "cfb";
+
+/** The cfb library (its default export): see {@link readCompoundFile}. */
+export type CfbLibrary = typeof CFB;
+
 import { UnpackSkip } from "./extractor.js";
 
 /**
@@ -303,20 +307,25 @@ function contentBytes(content: unknown): Uint8Array {
 }
 
 /**
- * The streams of the compound file `bytes`, in cfb's order, read by cfb once
+ * The streams of the compound file `bytes`, in cfb's order, read by `cfb` (the library, which
+ * the extractor loads at the first compound file and the worker at its start) once
  * {@link checkCompoundFile} found it safe for it within `maxCopiedBytes` of chain copies.
  * Synchronous (cfb takes ~10 ms a MiB): the extractor runs it on the event loop for small
  * files only, else in its worker thread. Throws `UnpackSkip`: `CORRUPT` (no signature, a
  * structure cfb would not read in bounded time, cfb's own failure) or `LIMITS`.
  */
-export function readCompoundFile(bytes: Uint8Array, maxCopiedBytes: number): CompoundStream[] {
+export function readCompoundFile(
+  cfb: CfbLibrary,
+  bytes: Uint8Array,
+  maxCopiedBytes: number,
+): CompoundStream[] {
   const file = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (!signature.every((byte, index) => file[index] === byte))
     throw new UnpackSkip("CORRUPT", "no compound file signature");
   checkCompoundFile(file, maxCopiedBytes);
   let container: CFB.CFB$Container;
   try {
-    container = CFB.parse(file);
+    container = cfb.parse(file);
   } catch (error) {
     throw new UnpackSkip(
       "CORRUPT",

@@ -1,4 +1,4 @@
-import { extract, type Header } from "tar-stream";
+import type { Header } from "tar-stream";
 import type { ExtractedEntry, Extractor } from "./extractor.js";
 
 /** Entry types whose content is file bytes (`file`, and `contiguous-file`); the rest is metadata. */
@@ -21,6 +21,8 @@ function extended(header: Header): boolean {
 export const tarExtractor: Extractor = {
   format: "tar",
   async *entries(source, context): AsyncGenerator<ExtractedEntry> {
+    // Loaded at the first tar, not at every start-up (~15 ms).
+    const { extract } = await import("tar-stream");
     const input = source.artifact.stream({ signal: context.signal });
     const parser = extract();
     input.on("error", (error) => parser.destroy(error));

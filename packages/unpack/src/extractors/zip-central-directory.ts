@@ -1,4 +1,4 @@
-import { type Entry, Reader, ZipReader } from "@zip.js/zip.js";
+import type { Entry } from "@zip.js/zip.js";
 import { decodeCodePage437 } from "./zip-local-header.js";
 import type { ZipSourceAccess } from "./zip-source-access.js";
 
@@ -9,17 +9,35 @@ import type { ZipSourceAccess } from "./zip-source-access.js";
  */
 export const maximumAppendedBytes = 1024 * 1024;
 
-/** zip.js reads the zip through {@link ZipSourceAccess} (positional reads, one file handle). */
-class SourceReader extends Reader<ZipSourceAccess> {
-  constructor(private readonly access: ZipSourceAccess) {
-    super(access);
-    this.size = access.size;
-  }
+/**
+ * zip.js, loaded at the first zip (its 56 modules took ~30 ms of every start-up, archives or
+ * not), with the reader it reads a zip through: {@link ZipSourceAccess} (positional reads, one
+ * file handle).
+ */
+function zipLibrary() {
+  zipJs ??= import("@zip.js/zip.js").then(({ Reader, ZipReader }) => {
+    class SourceReader extends Reader<ZipSourceAccess> {
+      constructor(private readonly access: ZipSourceAccess) {
+        super(access);
+        this.size = access.size;
+      }
 
-  override readUint8Array(index: number, length: number): Promise<Uint8Array> {
-    return this.access.read(index, length);
-  }
+      override readUint8Array(index: number, length: number): Promise<Uint8Array> {
+        return this.access.read(index, length);
+      }
+    }
+    return { ZipReader, SourceReader };
+  });
+  return zipJs;
 }
+let zipJs:
+  | Promise<{
+      ZipReader: typeof import("@zip.js/zip.js").ZipReader;
+      SourceReader: new (
+        access: ZipSourceAccess,
+      ) => import("@zip.js/zip.js").Reader<ZipSourceAccess>;
+    }>
+  | undefined;
 
 /** Where the central directory zip.js read is, once its entries were read. */
 export interface DirectoryPlace {
@@ -45,6 +63,7 @@ export async function* centralDirectoryEntries(
   access: ZipSourceAccess,
   signal: AbortSignal,
 ): AsyncGenerator<Entry, DirectoryPlace | undefined> {
+  const { ZipReader, SourceReader } = await zipLibrary();
   const reader = new ZipReader(new SourceReader(access), {
     useWebWorkers: false,
     strictness: "tolerant",

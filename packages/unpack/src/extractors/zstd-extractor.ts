@@ -1,5 +1,5 @@
 import { errorFromSignal } from "@engine/core";
-import { Decompress } from "fzstd";
+import type { Decompress } from "fzstd";
 import type { UnpackLimits } from "../unpack-options.js";
 import { ExactReader } from "./exact-reader.js";
 import {
@@ -11,6 +11,13 @@ import {
 } from "./extractor.js";
 import { streamFrom } from "./source-reading.js";
 import { innerName } from "./zlib-extractors.js";
+
+/** fzstd, loaded at the first zstd frame, not at every start-up. */
+function fzstdLibrary(): Promise<typeof import("fzstd")> {
+  fzstd ??= import("fzstd");
+  return fzstd;
+}
+let fzstd: Promise<typeof import("fzstd")> | undefined;
 
 /** A zstd frame's magic number ([RFC 8878] 3.1.1), little-endian. */
 const frameMagic = 0xfd2fb528;
@@ -189,6 +196,7 @@ async function* zstdContent(
       const header = await readFrameHeader(reader);
       checkFrame(header, context.limits);
       const output: Uint8Array[] = [];
+      const { Decompress } = await fzstdLibrary();
       const decoder = new Decompress((chunk) => {
         if (chunk.byteLength > 0) output.push(chunk);
       });
