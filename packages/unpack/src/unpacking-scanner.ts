@@ -13,7 +13,8 @@ import {
 } from "@engine/core";
 import type { SkipCode } from "./extractors/extractor.js";
 import { ByteBudget, copyFacts, MemberStore } from "./member-store.js";
-import { lookAtRoot, type UnpackEvent, type UnpackedMember, unpackResolved } from "./unpack.js";
+import { takeLook } from "./shared-look.js";
+import { type UnpackEvent, type UnpackedMember, unpackResolved } from "./unpack.js";
 import {
   type ResolvedUnpackOptions,
   type UnpackOptions,
@@ -230,36 +231,40 @@ async function scanUnpacking(
   options: { signal: AbortSignal; deadline: number | undefined },
 ): Promise<ScanResult> {
   // Whether there is anything to walk is read while `inner` scans (most artifacts are no
-  // container: their scan then costs only that look at their first and last bytes). Where the
-  // look fails, the walk runs and meets the failure itself.
+  // container: their scan then costs only that look at their first and last bytes), and
+  // shared with the other backends' wrappers scanning this artifact now. Where the look fails,
+  // the walk runs and meets the failure itself.
   // The look is handed to the walk, which then does not read those bytes again.
-  const look = artifact.replayable
-    ? lookAtRoot(artifact, options.signal).catch(() => undefined)
-    : Promise.resolve(undefined);
-  const outer = await inner.scan(artifact, options);
-  const report: UnpackReport = {
-    version: unpackPackageVersion,
-    members: 0,
-    bytes: 0,
-    detections: [],
-    skipped: [],
-    skipped_count: 0,
-    skipped_by_code: {},
-  };
-  // Malicious as it is: what is inside cannot change the answer (nor waits for the look).
-  if (outer.verdict === "malicious")
-    return { ...outer, metadata: { ...outer.metadata, unpack: report } };
-  const seen = await look;
-  if (seen?.mayHold === false) return { ...outer, metadata: { ...outer.metadata, unpack: report } };
-  const findings: Finding[] = [];
-  for await (const event of unpackResolved(artifact, settings, options, seen)) {
-    if (event.kind === "member" && !scanMember(event.member)) continue;
-    const finding = await findingOf(event, inner, options, report);
-    if (!finding) continue;
-    findings.push(finding);
-    if ("result" in finding && finding.result.verdict === "malicious") break; // decided
+  const look = artifact.replayable ? takeLook(artifact, options.signal) : undefined;
+  try {
+    const outer = await inner.scan(artifact, options);
+    const report: UnpackReport = {
+      version: unpackPackageVersion,
+      members: 0,
+      bytes: 0,
+      detections: [],
+      skipped: [],
+      skipped_count: 0,
+      skipped_by_code: {},
+    };
+    // Malicious as it is: what is inside cannot change the answer (nor waits for the look).
+    if (outer.verdict === "malicious")
+      return { ...outer, metadata: { ...outer.metadata, unpack: report } };
+    const seen = await look?.look;
+    if (seen?.mayHold === false)
+      return { ...outer, metadata: { ...outer.metadata, unpack: report } };
+    const findings: Finding[] = [];
+    for await (const event of unpackResolved(artifact, settings, options, seen)) {
+      if (event.kind === "member" && !scanMember(event.member)) continue;
+      const finding = await findingOf(event, inner, options, report);
+      if (!finding) continue;
+      findings.push(finding);
+      if ("result" in finding && finding.result.verdict === "malicious") break; // decided
+    }
+    return combine(outer, findings, report);
+  } finally {
+    look?.release();
   }
-  return combine(outer, findings, report);
 }
 
 /** One unpack event as a finding (scanning a member with `inner`), recorded in the report. */

@@ -165,6 +165,48 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
     expect(plain.calls.bytes).toBe(1);
   });
 
+  it("shares one look between the wrappers scanning one artifact at once, and looks again at the next scan", async () => {
+    const inner = artifactFromBytes(gzipSync(Buffer.from("release notes\n")), {
+      filename: "notes.txt.gz",
+    });
+    const calls = { bytes: 0 };
+    const artifact = {
+      ...inner,
+      kind: inner.kind,
+      byteLength: () => inner.byteLength(),
+      bytes: (options?: Parameters<typeof inner.bytes>[0]) => {
+        calls.bytes += 1;
+        return inner.bytes(options);
+      },
+      stream: (options?: Parameters<typeof inner.stream>[0]) => inner.stream(options),
+    };
+    const quiet = (name: string) =>
+      defineScanner({
+        name,
+        scan: async () => ({ verdict: "benign", confidence: 1, metadata: { malware_family: "" } }),
+      });
+    const [one, two] = [createUnpackingScanner(quiet("one")), createUnpackingScanner(quiet("two"))];
+    const results = await Promise.all([one.scan(artifact), two.scan(artifact)]);
+    expect(results.map((result) => report(result).members)).toEqual([1, 1]);
+    expect(calls.bytes).toBe(1); // one look for both (each took its own before: 2)
+    await one.scan(artifact);
+    expect(calls.bytes).toBe(2); // released by both: the next scan looks again
+  });
+
+  it("looks again at a file rewritten between two scans of the same artifact", async () => {
+    await inTemporaryDirectory(async (directory) => {
+      const path = join(directory, "payload");
+      writeFileSync(path, "plain text, no container\n");
+      const artifact = artifactFromFile(path);
+      const scanner = createUnpackingScanner(createEicarScanner());
+      expect((await scanner.scan(artifact)).verdict).toBe("benign");
+      writeFileSync(path, gzipSync(eicarBytes())); // now a gzip holding EICAR
+      const result = await scanner.scan(artifact);
+      expect(result.verdict).toBe("malicious");
+      expect(report(result).detected_in).toBe("payload!/content");
+    });
+  });
+
   it("fails the scan when the backend fails, and skips a member the backend refuses alone", async () => {
     let calls = 0;
     const flaky: Scanner = defineScanner({
