@@ -83,4 +83,5 @@ if [ -z "$build_sum" ] || [ -n "$missing_dist" ] ||
 fi
 
 trap - ERR
-exec node apps/microengine/bin/microengine.cjs serve "$@"
+# (the node flags of bin/microengine.cjs's first line: see there)
+exec node --initial-old-space-size=64 apps/microengine/bin/microengine.cjs serve "$@"

@@ -91,7 +91,9 @@ async function ours(unpack) {
   const args = [cli, "scan", "--format", "json", "--no-progress"];
   if (!unpack) args.push("--no-unpack");
   if (concurrency) args.push("--concurrency", concurrency);
-  const { seconds, stdout } = await timedRun(process.execPath, [...args, tree], {
+  // Run as a program, as users run it: its first line gives node its flags.
+  const [command, ...rest] = args;
+  const { seconds, stdout } = await timedRun(command, [...rest, tree], {
     ENGINE_BACKENDS: "clamav,yara",
     CLAMD_SOCKET: clamd.socketPath,
     CACHE_TTL_SECONDS: "0",

@@ -134,6 +134,26 @@ describe("microengine", () => {
     expect(stdout.trim()).toBe("starved 16");
   });
 
+  it("starts node with the flags of its first line, run as a program, by the root script and by start.sh", async () => {
+    const bin = join(import.meta.dirname, "../../bin/microengine.cjs");
+    const shebang = (await readFile(bin, "utf8")).split("\n")[0] ?? "";
+    const flags = /^#!\/usr\/bin\/env -S node (.+)$/.exec(shebang)?.[1] ?? "";
+    expect(flags).toBe("--initial-old-space-size=64");
+    const { stdout } = await run(bin, [], {
+      env: {
+        ...process.env,
+        MICROENGINE_ENTRY_FOR_TESTS: join(import.meta.dirname, "../fixtures/print-node-flags.mjs"),
+      },
+    });
+    expect(JSON.parse(stdout)).toEqual(flags.split(" "));
+    // The other ways in give node the same flags.
+    const root = join(import.meta.dirname, "../../../..");
+    const scripts = JSON.parse(await readFile(join(root, "package.json"), "utf8")).scripts;
+    expect(scripts.microengine).toBe(`node ${flags} apps/microengine/bin/microengine.cjs`);
+    const start = await readFile(join(root, "scripts/start.sh"), "utf8");
+    expect(start).toContain(`exec node ${flags} apps/microengine/bin/microengine.cjs serve "$@"`);
+  });
+
   it("serve: never echoes a QUEUE_URL password", async () => {
     const queue = await microengine(["serve", "--backends", "eicar", "--port", "0"], {
       WEBHOOK_SECRET: "x",
