@@ -41,7 +41,22 @@ interface Job {
 interface Slot {
   worker: Worker;
   job: Job | undefined;
+  /** Scans it ran (see {@link PoolOptions.recycleAfterScans}). */
+  scans: number;
+  /** A replacement is being started for it. */
+  retiring: boolean;
+  /** Its replacement is running: it goes once its scan ends. */
+  replaced: boolean;
 }
+
+/**
+ * Scans a worker runs at most before a fresh one replaces it. YARA-X's WebAssembly build
+ * (1.20.0) traps (`unreachable`, then `memory access out of bounds` at every scan) after some
+ * thousands of scans in one instance, whatever was scanned (6,347 to 12,986, measured): a
+ * long-running scanner lost YARA for good. A worker says when its instance wears out (see
+ * yara-worker.ts), after ~2,000-3,000 scans; this bound holds where it cannot tell.
+ */
+export const defaultRecycleAfterScans = 4096;
 
 /** Limits and hooks of a {@link YaraWorkerPool}. */
 export interface PoolOptions {
@@ -51,6 +66,8 @@ export interface PoolOptions {
   spawnWorker?: (rules: PoolRules) => Worker;
   /** First delay before a failed worker start is retried, in ms; doubles up to 5 s. Default 100. */
   retryDelayMs?: number;
+  /** Scans a worker runs before it is replaced. Default {@link defaultRecycleAfterScans}. */
+  recycleAfterScans?: number;
 }
 
 /** What a pool is doing: for readiness checks and saturation metrics. */
@@ -348,7 +365,7 @@ export class YaraWorkerPool {
   }
 
   #adopt(worker: Worker): void {
-    const slot: Slot = { worker, job: undefined };
+    const slot: Slot = { worker, job: undefined, scans: 0, retiring: false, replaced: false };
     this.#slots.push(slot);
     worker.on("message", (message: WorkerResponse) => this.#onMessage(slot, message));
     worker.on("error", (error) => this.#replace(slot, error));
@@ -368,6 +385,7 @@ export class YaraWorkerPool {
     )
       return;
     slot.job = undefined;
+    slot.scans += 1;
     if (message.type === "result") job.resolve(message.matches);
     else if (message.unreadable) {
       job.reject(
@@ -382,7 +400,33 @@ export class YaraWorkerPool {
         }),
       );
     }
+    // A trapped instance fails every scan after it: replaced now. One that ran its share of
+    // scans is replaced once its successor runs (no scan waits for the swap).
+    if ((message.type === "scan-failed" && message.broken) || slot.replaced) this.#terminate(slot);
+    else if (
+      message.worn ||
+      slot.scans >= (this.#options.recycleAfterScans ?? defaultRecycleAfterScans)
+    )
+      this.#retire(slot);
     this.#dispatch();
+  }
+
+  /** Starts a successor for `slot`, which goes once the successor runs and its scan ended. */
+  #retire(slot: Slot): void {
+    if (slot.retiring || this.#closed) return;
+    slot.retiring = true;
+    this.#starting += 1;
+    this.#startWorker().then(
+      () => {
+        this.#starting -= 1;
+        if (slot.job) slot.replaced = true;
+        else this.#terminate(slot);
+      },
+      () => {
+        this.#starting -= 1;
+        slot.retiring = false; // tried again after its next scan
+      },
+    );
   }
 
   #dispatch(): void {

@@ -44,5 +44,23 @@ export type WorkerResponse =
       warnings: Array<{ index: number; text: string }>;
     }
   | { type: "compile-failed"; message: string }
-  | { type: "result"; id: number; matches: RawMatch[] }
-  | { type: "scan-failed"; id: number; message: string; unreadable: boolean };
+  | {
+      type: "result";
+      id: number;
+      matches: RawMatch[];
+      /** The worker's instance nears what it can take: the pool replaces it (see yara-worker.ts). */
+      worn?: boolean;
+    }
+  | {
+      type: "scan-failed";
+      id: number;
+      message: string;
+      unreadable: boolean;
+      /**
+       * The WebAssembly instance trapped (`unreachable`, `memory access out of bounds`): its
+       * state can no longer be trusted, and the pool replaces the worker.
+       */
+      broken?: boolean;
+      /** As for a result. */
+      worn?: boolean;
+    };

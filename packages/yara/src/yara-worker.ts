@@ -20,15 +20,34 @@ interface YaraXMatch {
   patterns: Array<{ matches: unknown[] }>;
 }
 
+/** What @types/node does not declare of the WebAssembly global. */
+interface WasmGlobals {
+  WebAssembly: { RuntimeError: new (...args: never[]) => Error };
+}
+
 const port = parentPort;
 if (!port) throw new Error("@engine/yara: yara-worker.js must run in a worker thread");
-initSync({
+const instance = initSync({
   module: (workerData as { module: CompiledWasm }).module as Parameters<
     typeof initSync
   >[0] extends { module: infer M }
     ? M
     : never,
-});
+}) as unknown as { __wbindgen_externrefs?: { length: number } };
+
+/**
+ * Size of the instance's externref table past which this worker asks to be replaced. YARA-X's
+ * WebAssembly build (1.20.0) leaves one or two entries of it behind per scan; the table doubles
+ * as it fills, and a doubling past ~9,000 entries traps (`unreachable`, then `memory access out
+ * of bounds` at every scan: measured in a worker at 6,347-6,471 scans, 12,986 on a main
+ * thread). It reaches this size after ~2,000-3,000 scans, one doubling before that.
+ */
+const wornTableLength = 5000;
+
+/** Whether this worker should be replaced before its instance wears out. */
+function worn(): boolean {
+  return (instance.__wbindgen_externrefs?.length ?? 0) >= wornTableLength;
+}
 
 let rules: Rules | undefined;
 let scanner: Scanner | undefined;
@@ -134,7 +153,7 @@ function scan(id: number): void {
       tags: match.tags,
       metadata: Object.fromEntries(match.metadata.map((entry) => [entry.identifier, entry.value])),
     }));
-  reply({ type: "result", id, matches });
+  reply({ type: "result", id, matches, worn: worn() });
 }
 
 port.on("message", (request: WorkerRequest) => {
@@ -161,6 +180,17 @@ port.on("message", (request: WorkerRequest) => {
   } catch (error) {
     const message = String(error instanceof Error ? error.message : error);
     if (request.type === "compile") reply({ type: "compile-failed", message });
-    else reply({ type: "scan-failed", id: request.id, message, unreadable: false });
+    else {
+      const broken =
+        error instanceof (globalThis as unknown as WasmGlobals).WebAssembly.RuntimeError;
+      reply({
+        type: "scan-failed",
+        id: request.id,
+        message,
+        unreadable: false,
+        broken,
+        worn: worn(),
+      });
+    }
   }
 });

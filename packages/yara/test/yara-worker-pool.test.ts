@@ -99,6 +99,89 @@ describe("the YARA worker pool heals", () => {
   });
 });
 
+/** A real YARA worker, counted. */
+function countedSpawn(counter: { spawned: number }) {
+  return (rules: PoolRules) => {
+    counter.spawned += 1;
+    return new Worker(new URL("../dist/yara-worker.js", import.meta.url), {
+      workerData: { module: rules.module },
+    });
+  };
+}
+
+describe("the YARA worker pool replaces a worker before YARA-X's WebAssembly instance wears out", () => {
+  const scanEicar = (pool: YaraWorkerPool) =>
+    pool.scan(artifactFromBytes(eicarBytes()), {}, 1024, new AbortController().signal);
+
+  it("replaces a worker after recycleAfterScans scans, with no scan failing or waiting for the swap", async () => {
+    const counter = { spawned: 0 };
+    const { pool, first } = await poolOf({
+      maxQueuedScans: 8,
+      recycleAfterScans: 3,
+      spawnWorker: countedSpawn(counter),
+    });
+    const scans = async (count: number) => {
+      for (let scan = 0; scan < count; scan += 1)
+        expect((await scanEicar(pool)).map((match) => match.identifier)).toEqual(["eicar"]);
+    };
+    await scans(5); // a successor is started after the third; the first worker goes on meanwhile
+    // The first worker went once its successor ran (a stopped worker's threadId is -1).
+    await vi.waitFor(() => expect(first.threadId).toBe(-1));
+    expect(counter.spawned).toBe(1);
+    await scans(3); // the successor's third scan: it is replaced in turn
+    await vi.waitFor(() => expect(counter.spawned).toBe(2));
+    await vi.waitFor(() => expect(pool.status()).toMatchObject({ workers: 1, busy: 0 }));
+    await scans(2);
+  });
+
+  it("replaces a worker that says its instance wears out, once its successor runs", async () => {
+    // A worker whose every answer says so (the real one does past a size of its externref table).
+    const wearing = new Worker(
+      `const { parentPort } = require("node:worker_threads");
+       parentPort.on("message", (request) => {
+         if (request.type === "scan")
+           parentPort.postMessage({ type: "result", id: request.id, matches: [], worn: true });
+       });`,
+      { eval: true },
+    );
+    const counter = { spawned: 0 };
+    const module = await compiledModule();
+    const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, wearing, 1, {
+      maxQueuedScans: 8,
+      spawnWorker: countedSpawn(counter),
+    });
+    pools.push(pool);
+    expect(await scanEicar(pool)).toEqual([]); // answered by the wearing worker
+    await vi.waitFor(() => expect(wearing.threadId).toBe(-1)); // gone once its successor ran
+    expect(counter.spawned).toBe(1);
+    expect((await scanEicar(pool)).map((match) => match.identifier)).toEqual(["eicar"]);
+  });
+
+  it("replaces a worker whose WebAssembly instance trapped, failing only the scan that met the trap", async () => {
+    // A worker that compiles nothing and whose every scan meets a trap, as YARA-X's instance
+    // did after ~13,000 scans: `unreachable`, then `memory access out of bounds` forever.
+    const trapping = new Worker(
+      `const { parentPort } = require("node:worker_threads");
+       parentPort.on("message", (request) => {
+         if (request.type === "scan")
+           parentPort.postMessage({ type: "scan-failed", id: request.id, message: "unreachable", unreadable: false, broken: true });
+       });`,
+      { eval: true },
+    );
+    const counter = { spawned: 0 };
+    const module = await compiledModule();
+    const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, trapping, 1, {
+      maxQueuedScans: 8,
+      spawnWorker: countedSpawn(counter),
+    });
+    pools.push(pool);
+    await expect(scanEicar(pool)).rejects.toThrow(/the scan failed: unreachable/);
+    // The next scan runs on a fresh worker (before, on the trapped one: failed again).
+    expect((await scanEicar(pool)).map((match) => match.identifier)).toEqual(["eicar"]);
+    expect(counter.spawned).toBe(1);
+  });
+});
+
 describe("the YARA worker pool starts whole or not at all", () => {
   it("terminates the workers it started when one of them cannot start", async () => {
     const module = await compiledModule();
