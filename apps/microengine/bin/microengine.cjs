@@ -11,9 +11,9 @@
 // such calls before any module code runs. So the size is set here, in a CommonJS entry that
 // Node loads with synchronous reads, before anything else.
 //
-// The pool runs file reads (the walk's, and the opens of files passed to clamd by FILDES: at most
-// the clamd client's 4 connections at once), DNS lookups and crypto, plus native YARA scans (at
-// most one per core). With libuv's default of 4 threads those would starve the rest (a file open
+// The pool runs file reads (unpacking's, and the opens of files passed to clamd by FILDES: at
+// most the clamd client's 4 connections at once), DNS lookups and crypto, plus native YARA scans
+// (at most one per core). `scan`'s directory walk has a thread of its own. With libuv's default of 4 threads those would starve the rest (a file open
 // on a slow mount holds its thread). UV_THREADPOOL_SIZE, when set, wins.
 const { availableParallelism } = require("node:os");
 
