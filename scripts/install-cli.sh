@@ -16,7 +16,8 @@ fi
 mkdir -p "$bin"
 launcher="$bin/microengine"
 quoted=$(printf '%s' "$root/apps/microengine/bin/microengine.cjs" | sed "s/'/'\\\\''/g") # for sh's '...'
-printf '#!/bin/sh\n# microengine from this checkout (written by scripts/install-cli.sh)\nexec node '"'"'%s'"'"' "$@"\n' \
+# node's flags: those of bin/microengine.cjs's first line (see there).
+printf '#!/bin/sh\n# microengine from this checkout (written by scripts/install-cli.sh)\nexec node --initial-old-space-size=64 '"'"'%s'"'"' "$@"\n' \
   "$quoted" >"$launcher.partial"
 chmod 755 "$launcher.partial"
 mv "$launcher.partial" "$launcher"

@@ -83,5 +83,4 @@ if [ -z "$build_sum" ] || [ -n "$missing_dist" ] ||
 fi
 
 trap - ERR
-# (the node flags of bin/microengine.cjs's first line: see there)
-exec node --initial-old-space-size=64 apps/microengine/bin/microengine.cjs serve "$@"
+exec node apps/microengine/bin/microengine.cjs serve "$@"

@@ -1,11 +1,13 @@
 #!/usr/bin/env -S node --initial-old-space-size=64
 "use strict";
-// Node starts with a 64 MiB old generation (a setting only the command line can give, hence
-// `env -S` above, the root `microengine` script and scripts/start.sh): V8 otherwise starts it
-// small and, with a scan's short-lived objects promoted into it, ran a full garbage collection
-// every few hundred milliseconds. Measured on a scan of a copy of /usr/share/doc with
-// unpacking: 8.3-8.6 s of user CPU without it, 6.4-6.8 s with it, for ~10 MB more at peak.
-// `node apps/microengine/bin/microengine.cjs` without the flag runs the same, only slower.
+// The command starts Node with a 64 MiB old generation (a setting only the command line can
+// give, hence `env -S` above, the root `microengine` script and the launcher
+// scripts/install-cli.sh writes): V8 otherwise starts it small and, with a scan's short-lived
+// objects promoted into it, ran a full garbage collection every few hundred milliseconds.
+// Measured on a scan of a copy of /usr/share/doc with unpacking: 8.3-8.6 s of user CPU without
+// it, 6.4-6.8 s with it, for ~10 MB more at peak. It applies to every thread's heap. The
+// services (scripts/start.sh, the systemd units) start without it, as does
+// `node apps/microengine/bin/microengine.cjs`: the same, only slower for a scan.
 // The `microengine` command. libuv's thread pool takes its size from UV_THREADPOOL_SIZE when it
 // starts, at the first asynchronous file, DNS or crypto call, and Node's ES module loader makes
 // such calls before any module code runs. So the size is set here, in a CommonJS entry that

@@ -413,11 +413,13 @@ async function* walkContainer(
   return true;
 }
 
-/** True for the errors that end the whole walk (the deadline, the caller's abort). */
+/** True for the errors that end the whole walk (the deadline, the caller's abort, a library that cannot load). */
 function endsTheWalk(error: unknown): boolean {
   return (
     EngineError.isInstance(error) &&
-    (error.code === "SCAN_TIMEOUT" || error.code === "SCAN_ABORTED")
+    (error.code === "SCAN_TIMEOUT" ||
+      error.code === "SCAN_ABORTED" ||
+      error.code === "BACKEND_UNAVAILABLE") // a format library that cannot load (lazyLibrary)
   );
 }
 

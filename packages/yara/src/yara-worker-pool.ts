@@ -47,6 +47,8 @@ interface Slot {
   retiring: boolean;
   /** Its replacement is running: it goes once its scan ends. */
   replaced: boolean;
+  /** After a successor failed to start: no other is tried before this time (ms since epoch). */
+  retryAfter: number;
 }
 
 /**
@@ -342,10 +344,7 @@ export class YaraWorkerPool {
             for (const job of this.#queue.splice(0)) job.reject(failure);
           }
           if (this.#closed || this.#retryTimer) return;
-          const delay = Math.min(
-            (this.#options.retryDelayMs ?? 100) * 2 ** (this.#failures - 1),
-            maximumRetryDelayMs,
-          );
+          const delay = this.#retryDelay();
           this.#retryTimer = setTimeout(() => {
             this.#retryTimer = undefined;
             this.#replenish();
@@ -365,7 +364,14 @@ export class YaraWorkerPool {
   }
 
   #adopt(worker: Worker): void {
-    const slot: Slot = { worker, job: undefined, scans: 0, retiring: false, replaced: false };
+    const slot: Slot = {
+      worker,
+      job: undefined,
+      scans: 0,
+      retiring: false,
+      replaced: false,
+      retryAfter: 0,
+    };
     this.#slots.push(slot);
     worker.on("message", (message: WorkerResponse) => this.#onMessage(slot, message));
     worker.on("error", (error) => this.#replace(slot, error));
@@ -411,21 +417,42 @@ export class YaraWorkerPool {
     this.#dispatch();
   }
 
-  /** Starts a successor for `slot`, which goes once the successor runs and its scan ended. */
+  /**
+   * Starts a successor for `slot`, which goes once the successor runs and its scan ended. One
+   * worker retires at a time (workers reach their bound together: the pool must not double). A
+   * successor that fails to start counts as a failed start (see {@link #replenish}), and the
+   * next is tried after the same backoff.
+   */
   #retire(slot: Slot): void {
-    if (slot.retiring || this.#closed) return;
+    if (slot.retiring || this.#closed || Date.now() < slot.retryAfter) return;
+    if (this.#slots.some((other) => other.retiring)) return;
     slot.retiring = true;
     this.#starting += 1;
     this.#startWorker().then(
       () => {
         this.#starting -= 1;
+        this.#failures = 0;
+        this.#lastFailure = undefined;
         if (slot.job) slot.replaced = true;
         else this.#terminate(slot);
       },
-      () => {
+      (error: unknown) => {
         this.#starting -= 1;
-        slot.retiring = false; // tried again after its next scan
+        slot.retiring = false;
+        this.#failures += 1;
+        this.#lastFailure = error instanceof Error ? error : new Error(String(error));
+        slot.retryAfter = Date.now() + this.#retryDelay();
+        // The worn worker may have gone meanwhile (a trap, a deadline): the pool is whole again.
+        this.#replenish();
       },
+    );
+  }
+
+  /** The delay before the next start after {@link #failures} failed ones: doubling, at most 5 s. */
+  #retryDelay(): number {
+    return Math.min(
+      (this.#options.retryDelayMs ?? 100) * 2 ** Math.max(0, this.#failures - 1),
+      maximumRetryDelayMs,
     );
   }
 

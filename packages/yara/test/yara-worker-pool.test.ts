@@ -157,6 +157,39 @@ describe("the YARA worker pool replaces a worker before YARA-X's WebAssembly ins
     expect((await scanEicar(pool)).map((match) => match.identifier)).toEqual(["eicar"]);
   });
 
+  it("heals when a worn worker dies while its successor is starting and the successor fails", async () => {
+    const wearing = new Worker(
+      `const { parentPort } = require("node:worker_threads");
+       parentPort.on("message", (request) => {
+         if (request.type === "scan")
+           parentPort.postMessage({ type: "result", id: request.id, matches: [], worn: true });
+       });`,
+      { eval: true },
+    );
+    let spawned = 0;
+    const module = await compiledModule();
+    const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, wearing, 1, {
+      maxQueuedScans: 8,
+      retryDelayMs: 20,
+      spawnWorker: (rules: PoolRules) => {
+        spawned += 1;
+        // The successor dies before it compiles, after the worn worker is gone.
+        if (spawned === 1)
+          return new Worker("setTimeout(() => process.exit(3), 300)", { eval: true });
+        return new Worker(new URL("../dist/yara-worker.js", import.meta.url), {
+          workerData: { module: rules.module },
+        });
+      },
+    });
+    pools.push(pool);
+    expect(await scanEicar(pool)).toEqual([]); // worn: a successor starts
+    await wearing.terminate(); // the worn worker dies meanwhile (a crash, a deadline)
+    // Before, the pool counted the failing successor as the one to come, and stayed empty.
+    await vi.waitFor(() => expect(pool.status().workers).toBe(1), { timeout: 3000 });
+    expect(spawned).toBe(2);
+    expect((await scanEicar(pool)).map((match) => match.identifier)).toEqual(["eicar"]);
+  });
+
   it("replaces a worker whose WebAssembly instance trapped, failing only the scan that met the trap", async () => {
     // A worker that compiles nothing and whose every scan meets a trap, as YARA-X's instance
     // did after ~13,000 scans: `unreachable`, then `memory access out of bounds` forever.

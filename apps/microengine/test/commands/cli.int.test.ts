@@ -146,12 +146,14 @@ describe("microengine", () => {
       },
     });
     expect(JSON.parse(stdout)).toEqual(flags.split(" "));
-    // The other ways in give node the same flags.
+    // The other ways to the command give node the same flags: the root script, and the
+    // launcher scripts/install-cli.sh writes (run here into a scratch directory).
     const root = join(import.meta.dirname, "../../../..");
     const scripts = JSON.parse(await readFile(join(root, "package.json"), "utf8")).scripts;
     expect(scripts.microengine).toBe(`node ${flags} apps/microengine/bin/microengine.cjs`);
-    const start = await readFile(join(root, "scripts/start.sh"), "utf8");
-    expect(start).toContain(`exec node ${flags} apps/microengine/bin/microengine.cjs serve "$@"`);
+    await run(join(root, "scripts/install-cli.sh"), [join(directory, "prefix")]);
+    const launcher = await readFile(join(directory, "prefix", "bin", "microengine"), "utf8");
+    expect(launcher).toContain(`exec node ${flags} '${bin}'`);
   });
 
   it("serve: never echoes a QUEUE_URL password", async () => {

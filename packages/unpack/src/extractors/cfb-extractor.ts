@@ -10,16 +10,13 @@ import {
   UnpackSkip,
 } from "./extractor.js";
 import { IdleWorkers } from "./idle-workers.js";
+import { lazyLibrary } from "./library-loading.js";
 import { isEncryptedPackage, legacyEncryptedStreams } from "./office-encryption.js";
 import { paced, vbaDecompressedChunks } from "./vba-decompression.js";
 import { VbaDirReader, type VbaModuleListing } from "./vba-project.js";
 
-/** cfb, loaded at the first compound file read on the event loop, not at every start-up. */
-function cfbLibrary(): Promise<CfbLibrary> {
-  cfb ??= import("cfb").then((loaded) => loaded.default);
-  return cfb;
-}
-let cfb: Promise<CfbLibrary> | undefined;
+/** cfb, loaded at the first compound file read on the event loop. */
+const cfbLibrary = lazyLibrary<CfbLibrary>("cfb", async () => (await import("cfb")).default);
 
 /** Bytes handed to the walker at a time. */
 const sliceBytes = 256 * 1024;

@@ -1,5 +1,6 @@
 import type { Header } from "tar-stream";
 import type { ExtractedEntry, Extractor } from "./extractor.js";
+import { lazyLibrary } from "./library-loading.js";
 
 /** Entry types whose content is file bytes (`file`, and `contiguous-file`); the rest is metadata. */
 const fileTypes = new Set(["file", "contiguous-file"]);
@@ -13,6 +14,9 @@ function extended(header: Header): boolean {
   );
 }
 
+/** tar-stream, loaded at the first tar. */
+const tarStream = lazyLibrary("tar-stream", () => import("tar-stream"));
+
 /**
  * tar (POSIX ustar, GNU and old V7 headers, pax extended names), streamed with `tar-stream`:
  * each regular file's content is read as it comes; links, directories and devices carry no
@@ -21,8 +25,7 @@ function extended(header: Header): boolean {
 export const tarExtractor: Extractor = {
   format: "tar",
   async *entries(source, context): AsyncGenerator<ExtractedEntry> {
-    // Loaded at the first tar, not at every start-up (~15 ms).
-    const { extract } = await import("tar-stream");
+    const { extract } = await tarStream();
     const input = source.artifact.stream({ signal: context.signal });
     const parser = extract();
     input.on("error", (error) => parser.destroy(error));

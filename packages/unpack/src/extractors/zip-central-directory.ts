@@ -1,4 +1,5 @@
 import type { Entry } from "@zip.js/zip.js";
+import { lazyLibrary } from "./library-loading.js";
 import { decodeCodePage437 } from "./zip-local-header.js";
 import type { ZipSourceAccess } from "./zip-source-access.js";
 
@@ -10,34 +11,23 @@ import type { ZipSourceAccess } from "./zip-source-access.js";
 export const maximumAppendedBytes = 1024 * 1024;
 
 /**
- * zip.js, loaded at the first zip (its 56 modules took ~30 ms of every start-up, archives or
- * not), with the reader it reads a zip through: {@link ZipSourceAccess} (positional reads, one
- * file handle).
+ * zip.js, loaded at the first zip (its 56 modules took ~30 ms of every start-up), with the
+ * reader it reads a zip through: {@link ZipSourceAccess} (positional reads, one file handle).
  */
-function zipLibrary() {
-  zipJs ??= import("@zip.js/zip.js").then(({ Reader, ZipReader }) => {
-    class SourceReader extends Reader<ZipSourceAccess> {
-      constructor(private readonly access: ZipSourceAccess) {
-        super(access);
-        this.size = access.size;
-      }
-
-      override readUint8Array(index: number, length: number): Promise<Uint8Array> {
-        return this.access.read(index, length);
-      }
+const zipLibrary = lazyLibrary("@zip.js/zip.js", async () => {
+  const { Reader, ZipReader } = await import("@zip.js/zip.js");
+  class SourceReader extends Reader<ZipSourceAccess> {
+    constructor(private readonly access: ZipSourceAccess) {
+      super(access);
+      this.size = access.size;
     }
-    return { ZipReader, SourceReader };
-  });
-  return zipJs;
-}
-let zipJs:
-  | Promise<{
-      ZipReader: typeof import("@zip.js/zip.js").ZipReader;
-      SourceReader: new (
-        access: ZipSourceAccess,
-      ) => import("@zip.js/zip.js").Reader<ZipSourceAccess>;
-    }>
-  | undefined;
+
+    override readUint8Array(index: number, length: number): Promise<Uint8Array> {
+      return this.access.read(index, length);
+    }
+  }
+  return { ZipReader, SourceReader };
+});
 
 /** Where the central directory zip.js read is, once its entries were read. */
 export interface DirectoryPlace {

@@ -9,15 +9,12 @@ import {
   type Extractor,
   UnpackSkip,
 } from "./extractor.js";
+import { lazyLibrary } from "./library-loading.js";
 import { streamFrom } from "./source-reading.js";
 import { innerName } from "./zlib-extractors.js";
 
-/** fzstd, loaded at the first zstd frame, not at every start-up. */
-function fzstdLibrary(): Promise<typeof import("fzstd")> {
-  fzstd ??= import("fzstd");
-  return fzstd;
-}
-let fzstd: Promise<typeof import("fzstd")> | undefined;
+/** fzstd, loaded at the first zstd frame. */
+const fzstdLibrary = lazyLibrary("fzstd", () => import("fzstd"));
 
 /** A zstd frame's magic number ([RFC 8878] 3.1.1), little-endian. */
 const frameMagic = 0xfd2fb528;

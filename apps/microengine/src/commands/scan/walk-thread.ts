@@ -36,8 +36,15 @@ class WalkInbox {
 
   constructor(worker: Worker) {
     worker.on("message", (message: WalkMessage) => this.#put(message));
-    worker.on("error", (error: Error) =>
-      this.#fail(new WalkFailedError(`its worker thread failed: ${errorMessage(error)}`, error)),
+    worker.on("error", (error: Error & { code?: string }) =>
+      this.#fail(
+        new WalkFailedError(
+          error.code === "MODULE_NOT_FOUND" || error.code === "ERR_MODULE_NOT_FOUND"
+            ? `its worker script is missing, ${errorMessage(error)}: build the engine (pnpm build)`
+            : `its worker thread failed: ${errorMessage(error)}`,
+          error,
+        ),
+      ),
     );
     // Messages posted before the worker ended are delivered before its exit.
     worker.on("exit", (code: number) =>
@@ -126,7 +133,8 @@ export async function* walkPaths(
     signal?.removeEventListener("abort", onAbort);
     Atomics.store(flow, walkFlow.stop, 1);
     Atomics.notify(flow, walkFlow.credit);
-    // Not awaited: a worker inside a call on a hung mount ends when the call returns.
+    // Not awaited: a worker inside a call on a hung mount ends only when that call returns (and
+    // holds the process's exit until then, as a thread of the pool did for the walk before).
     worker.unref();
     void worker.terminate();
   }

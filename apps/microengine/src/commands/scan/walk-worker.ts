@@ -44,18 +44,27 @@ function walk(): void {
     batch = [];
     return true;
   };
-  const walked = walkPathsSync(job.paths, { exclude: excludeTest(job.exclude), stopped });
+  /** Posts the batch when it is full, the reader waits, or it waited long enough. */
+  const flushIfDue = (): boolean => {
+    const due =
+      batch.length >= batchEntries ||
+      (batch.length > 0 &&
+        (Atomics.load(flow, walkFlow.hungry) !== 0 || performance.now() - batchStarted >= batchMs));
+    return !due || flush();
+  };
+  // Also before each entry's blocking calls: what was found is not held behind a slow stat.
+  const beforeEntry = (): boolean => !flushIfDue() || stopped();
+  const walked = walkPathsSync(job.paths, {
+    exclude: excludeTest(job.exclude),
+    stopped: beforeEntry,
+  });
   for (const entry of walked) {
     if (batch.length === 0) batchStarted = performance.now();
     batch.push(entry);
-    const due =
-      batch.length >= batchEntries ||
-      Atomics.load(flow, walkFlow.hungry) !== 0 ||
-      performance.now() - batchStarted >= batchMs;
-    if (due && !flush()) return;
+    if (!flushIfDue()) return;
   }
-  if (batch.length > 0 && !flush()) return;
-  post({ type: "done" });
+  if (stopped() || (batch.length > 0 && !flush())) return;
+  post({ type: "done" }); // only for a walk that went to its end
 }
 
 try {
