@@ -26,6 +26,31 @@ describeScanner("createUnpackingScanner(EICAR scanner)", () =>
 const report = (result: { metadata: Record<string, unknown> }) =>
   result.metadata.unpack as UnpackReport;
 
+/** Bytes in memory as an artifact (`notes.txt.gz`) that counts the calls of its bytes(). */
+function counted(bytes: Uint8Array) {
+  const inner = artifactFromBytes(bytes, { filename: "notes.txt.gz" });
+  const calls = { bytes: 0 };
+  const artifact = {
+    ...inner,
+    kind: inner.kind,
+    byteLength: () => inner.byteLength(),
+    bytes: (options?: Parameters<typeof inner.bytes>[0]) => {
+      calls.bytes += 1;
+      return inner.bytes(options);
+    },
+    stream: (options?: Parameters<typeof inner.stream>[0]) => inner.stream(options),
+  };
+  return { artifact, calls };
+}
+
+/** A scanner that finds everything benign. */
+function quietScanner(name: string): Scanner {
+  return defineScanner({
+    name,
+    scan: async () => ({ verdict: "benign", confidence: 1, metadata: { malware_family: "" } }),
+  });
+}
+
 describe("createUnpackingScanner: the inner scanner sees every member", () => {
   it("keeps the inner scanner's name, and finds EICAR inside a tar.gz with the member's path", async () => {
     const scanner = createUnpackingScanner(createEicarScanner());
@@ -133,26 +158,7 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
 
   it("reads a small root once: the look that decides to walk is what the walk unpacks", async () => {
     // Bytes in memory are read through bytes() for each look, and once more by the gzip reader.
-    const counted = (bytes: Uint8Array) => {
-      const inner = artifactFromBytes(bytes, { filename: "notes.txt.gz" });
-      const calls = { bytes: 0 };
-      const artifact = {
-        ...inner,
-        kind: inner.kind,
-        byteLength: () => inner.byteLength(),
-        bytes: (options?: Parameters<typeof inner.bytes>[0]) => {
-          calls.bytes += 1;
-          return inner.bytes(options);
-        },
-        stream: (options?: Parameters<typeof inner.stream>[0]) => inner.stream(options),
-      };
-      return { artifact, calls };
-    };
-    const quiet = defineScanner({
-      name: "quiet",
-      scan: async () => ({ verdict: "benign", confidence: 1, metadata: { malware_family: "" } }),
-    });
-    const scanner = createUnpackingScanner(quiet);
+    const scanner = createUnpackingScanner(quietScanner("quiet"));
     const gz = counted(gzipSync(Buffer.from("release notes\n")));
     const result = await scanner.scan(gz.artifact);
     expect(report(result).members).toBe(1);
@@ -166,26 +172,11 @@ describe("createUnpackingScanner: the inner scanner sees every member", () => {
   });
 
   it("shares one look between the wrappers scanning one artifact at once, and looks again at the next scan", async () => {
-    const inner = artifactFromBytes(gzipSync(Buffer.from("release notes\n")), {
-      filename: "notes.txt.gz",
-    });
-    const calls = { bytes: 0 };
-    const artifact = {
-      ...inner,
-      kind: inner.kind,
-      byteLength: () => inner.byteLength(),
-      bytes: (options?: Parameters<typeof inner.bytes>[0]) => {
-        calls.bytes += 1;
-        return inner.bytes(options);
-      },
-      stream: (options?: Parameters<typeof inner.stream>[0]) => inner.stream(options),
-    };
-    const quiet = (name: string) =>
-      defineScanner({
-        name,
-        scan: async () => ({ verdict: "benign", confidence: 1, metadata: { malware_family: "" } }),
-      });
-    const [one, two] = [createUnpackingScanner(quiet("one")), createUnpackingScanner(quiet("two"))];
+    const { artifact, calls } = counted(gzipSync(Buffer.from("release notes\n")));
+    const [one, two] = [
+      createUnpackingScanner(quietScanner("one")),
+      createUnpackingScanner(quietScanner("two")),
+    ];
     const results = await Promise.all([one.scan(artifact), two.scan(artifact)]);
     expect(results.map((result) => report(result).members)).toEqual([1, 1]);
     expect(calls.bytes).toBe(1); // one look for both (each took its own before: 2)

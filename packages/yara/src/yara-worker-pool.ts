@@ -327,17 +327,9 @@ export class YaraWorkerPool {
   #replenish(): void {
     if (this.#closed || this.#retryTimer) return;
     while (this.#slots.length + this.#starting < this.#size) {
-      this.#starting += 1;
-      this.#startWorker().then(
+      this.#startCounted().then(
+        () => {},
         () => {
-          this.#starting -= 1;
-          this.#failures = 0;
-          this.#lastFailure = undefined;
-        },
-        (error: unknown) => {
-          this.#starting -= 1;
-          this.#failures += 1;
-          this.#lastFailure = error instanceof Error ? error : new Error(String(error));
           if (this.#slots.length === 0) {
             // Nothing can run the queued scans now: fail them instead of letting them time out.
             const failure = this.#noWorker();
@@ -427,25 +419,37 @@ export class YaraWorkerPool {
     if (slot.retiring || this.#closed || Date.now() < slot.retryAfter) return;
     if (this.#slots.some((other) => other.retiring)) return;
     slot.retiring = true;
-    this.#starting += 1;
-    this.#startWorker().then(
+    this.#startCounted().then(
       () => {
-        this.#starting -= 1;
-        this.#failures = 0;
-        this.#lastFailure = undefined;
         if (slot.job) slot.replaced = true;
         else this.#terminate(slot);
       },
-      (error: unknown) => {
-        this.#starting -= 1;
+      () => {
         slot.retiring = false;
-        this.#failures += 1;
-        this.#lastFailure = error instanceof Error ? error : new Error(String(error));
         slot.retryAfter = Date.now() + this.#retryDelay();
         // The worn worker may have gone meanwhile (a trap, a deadline): the pool is whole again.
         this.#replenish();
       },
     );
+  }
+
+  /**
+   * {@link #startWorker}, counted in {@link #starting} while it starts; its outcome resets or
+   * counts {@link #failures} and {@link #lastFailure}.
+   */
+  async #startCounted(): Promise<void> {
+    this.#starting += 1;
+    try {
+      await this.#startWorker();
+      this.#failures = 0;
+      this.#lastFailure = undefined;
+    } catch (error) {
+      this.#failures += 1;
+      this.#lastFailure = error instanceof Error ? error : new Error(String(error));
+      throw error;
+    } finally {
+      this.#starting -= 1;
+    }
   }
 
   /** The delay before the next start after {@link #failures} failed ones: doubling, at most 5 s. */

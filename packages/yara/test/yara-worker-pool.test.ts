@@ -99,6 +99,25 @@ describe("the YARA worker pool heals", () => {
   });
 });
 
+/** A pool of one around `first` (a worker of the test's own). */
+async function poolAround(first: Worker, options: Parameters<typeof YaraWorkerPool.start>[3]) {
+  const module = await compiledModule();
+  const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, first, 1, options);
+  pools.push(pool);
+  return pool;
+}
+
+/** A worker that compiles nothing and answers every scan with `reply` (a JS expression). */
+function answeringWorker(reply: string): Worker {
+  return new Worker(
+    `const { parentPort } = require("node:worker_threads");
+     parentPort.on("message", (request) => {
+       if (request.type === "scan") parentPort.postMessage(${reply});
+     });`,
+    { eval: true },
+  );
+}
+
 /** A real YARA worker, counted. */
 function countedSpawn(counter: { spawned: number }) {
   return (rules: PoolRules) => {
@@ -136,21 +155,12 @@ describe("the YARA worker pool replaces a worker before YARA-X's WebAssembly ins
 
   it("replaces a worker that says its instance wears out, once its successor runs", async () => {
     // A worker whose every answer says so (the real one does past a size of its externref table).
-    const wearing = new Worker(
-      `const { parentPort } = require("node:worker_threads");
-       parentPort.on("message", (request) => {
-         if (request.type === "scan")
-           parentPort.postMessage({ type: "result", id: request.id, matches: [], worn: true });
-       });`,
-      { eval: true },
-    );
+    const wearing = answeringWorker('{ type: "result", id: request.id, matches: [], worn: true }');
     const counter = { spawned: 0 };
-    const module = await compiledModule();
-    const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, wearing, 1, {
+    const pool = await poolAround(wearing, {
       maxQueuedScans: 8,
       spawnWorker: countedSpawn(counter),
     });
-    pools.push(pool);
     expect(await scanEicar(pool)).toEqual([]); // answered by the wearing worker
     await vi.waitFor(() => expect(wearing.threadId).toBe(-1)); // gone once its successor ran
     expect(counter.spawned).toBe(1);
@@ -158,17 +168,9 @@ describe("the YARA worker pool replaces a worker before YARA-X's WebAssembly ins
   });
 
   it("heals when a worn worker dies while its successor is starting and the successor fails", async () => {
-    const wearing = new Worker(
-      `const { parentPort } = require("node:worker_threads");
-       parentPort.on("message", (request) => {
-         if (request.type === "scan")
-           parentPort.postMessage({ type: "result", id: request.id, matches: [], worn: true });
-       });`,
-      { eval: true },
-    );
+    const wearing = answeringWorker('{ type: "result", id: request.id, matches: [], worn: true }');
     let spawned = 0;
-    const module = await compiledModule();
-    const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, wearing, 1, {
+    const pool = await poolAround(wearing, {
       maxQueuedScans: 8,
       retryDelayMs: 20,
       spawnWorker: (rules: PoolRules) => {
@@ -181,7 +183,6 @@ describe("the YARA worker pool replaces a worker before YARA-X's WebAssembly ins
         });
       },
     });
-    pools.push(pool);
     expect(await scanEicar(pool)).toEqual([]); // worn: a successor starts
     await wearing.terminate(); // the worn worker dies meanwhile (a crash, a deadline)
     // Before, the pool counted the failing successor as the one to come, and stayed empty.
@@ -193,21 +194,14 @@ describe("the YARA worker pool replaces a worker before YARA-X's WebAssembly ins
   it("replaces a worker whose WebAssembly instance trapped, failing only the scan that met the trap", async () => {
     // A worker that compiles nothing and whose every scan meets a trap, as YARA-X's instance
     // did after ~13,000 scans: `unreachable`, then `memory access out of bounds` forever.
-    const trapping = new Worker(
-      `const { parentPort } = require("node:worker_threads");
-       parentPort.on("message", (request) => {
-         if (request.type === "scan")
-           parentPort.postMessage({ type: "scan-failed", id: request.id, message: "unreachable", unreadable: false, broken: true });
-       });`,
-      { eval: true },
+    const trapping = answeringWorker(
+      '{ type: "scan-failed", id: request.id, message: "unreachable", unreadable: false, broken: true }',
     );
     const counter = { spawned: 0 };
-    const module = await compiledModule();
-    const pool = await YaraWorkerPool.start({ module, sources, externals: {} }, trapping, 1, {
+    const pool = await poolAround(trapping, {
       maxQueuedScans: 8,
       spawnWorker: countedSpawn(counter),
     });
-    pools.push(pool);
     await expect(scanEicar(pool)).rejects.toThrow(/the scan failed: unreachable/);
     // The next scan runs on a fresh worker (before, on the trapped one: failed again).
     expect((await scanEicar(pool)).map((match) => match.identifier)).toEqual(["eicar"]);
