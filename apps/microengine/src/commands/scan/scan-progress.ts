@@ -17,6 +17,9 @@ export function progressMode(flag: boolean | undefined, stderrIsTTY: boolean): P
   return flag === true ? "lines" : "off";
 }
 
+/** How far before its mark a progress tick still counts as at it (ms). */
+const timerToleranceMs = 20;
+
 /**
  * A scan's progress on stderr, never on stdout (which may hold a JSON or SARIF report): the
  * entries the walk found, the files scanned and the rate (a walk that streams does not know
@@ -107,8 +110,11 @@ export class ScanProgress {
 
   #plainLine(intervalMs: number): void {
     const now = Date.now();
-    if (this.#lastLine !== 0 && now - this.#lastLine < intervalMs) return;
-    if (now - this.#started < Math.min(1000, intervalMs)) return;
+    // Within a timer tick of the mark is at the mark: the wall clock may read a millisecond short
+    // of the interval timer's, and a scan that ended between 1 and 2 s printed no line at all.
+    const early = (since: number, mark: number) => now - since < mark - timerToleranceMs;
+    if (this.#lastLine !== 0 && early(this.#lastLine, intervalMs)) return;
+    if (early(this.#started, Math.min(1000, intervalMs))) return;
     this.#lastLine = now;
     const seconds = Math.round((now - this.#started) / 1000);
     this.#err.write(`scan progress: ${this.summaryLine()}, ${seconds} s\n`);

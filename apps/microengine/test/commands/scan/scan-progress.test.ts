@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { progressMode } from "../../../src/commands/scan/scan-progress.js";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { progressMode, ScanProgress } from "../../../src/commands/scan/scan-progress.js";
 import { fakeScanner, resultOf, scan, sink, tinyFiles } from "./scan-fakes.js";
 
 // Issue 22, item 5: progress from the first second (entries found, scanned, rate), on stderr
@@ -31,6 +31,23 @@ describe("scan progress", () => {
     expect(progressMode(undefined, false)).toBe("off");
     expect(progressMode(true, false)).toBe("lines");
     expect(progressMode(false, false)).toBe("off");
+  });
+
+  it("prints the first plain line at the first tick, when the wall clock reads a millisecond short of a second", () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "Date"] });
+    try {
+      const started = Date.now();
+      const err = sink();
+      const progress = new ScanProgress({ mode: "lines", out: sink().stream, err: err.stream });
+      // The wall clock a millisecond behind the timers' (before, the line waited a whole
+      // second more, and a scan that ended meanwhile printed none).
+      vi.setSystemTime(started - 1);
+      vi.advanceTimersByTime(1000);
+      expect(err.text()).toMatch(/^scan progress: 0 found, 0 files scanned, .*, 1 s\n$/);
+      progress.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("--progress off a terminal: plain lines on stderr while the scan runs, none on stdout (a JSON report)", async () => {
