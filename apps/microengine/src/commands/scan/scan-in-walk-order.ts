@@ -8,6 +8,7 @@ import {
   scanResultForError,
 } from "@engine/core";
 import type { SkipCause, WalkEntry } from "./file-walk.js";
+import { NextChange } from "./next-change.js";
 import { walkPaths } from "./walk-thread.js";
 
 /**
@@ -129,7 +130,7 @@ class ScanWindow {
   readonly #size: number;
   #heldCount = 0;
   #heldBytes = 0;
-  #wake: (() => void) | undefined;
+  readonly #change = new NextChange();
 
   constructor(limit: ConcurrencyLimit) {
     this.#limit = limit;
@@ -175,14 +176,11 @@ class ScanWindow {
 
   /** Resolves at the next change: a scan started or an entry settled. */
   changed(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#wake = resolve;
-    });
+    return this.#change.wait();
   }
 
   notify(): void {
-    this.#wake?.();
-    this.#wake = undefined;
+    this.#change.notify();
   }
 
   /** Every entry's promise (to wait for what is in flight). */

@@ -14,7 +14,7 @@ export const walkFlow = {
 } as const;
 
 /** Slots of the shared flow array (see {@link walkFlow}). */
-export const walkFlowSlots = 3;
+export const walkFlowSlots = Object.keys(walkFlow).length;
 
 /** What the reader hands the walk's worker thread (`workerData`). */
 export interface WalkJob {

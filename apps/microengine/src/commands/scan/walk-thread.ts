@@ -2,6 +2,7 @@ import { Worker } from "node:worker_threads";
 import { EngineError } from "@engine/core";
 import { errorMessage } from "../../operations/error-message.js";
 import type { WalkEntry } from "./file-walk.js";
+import { NextChange } from "./next-change.js";
 import { type WalkJob, type WalkMessage, walkFlow, walkFlowSlots } from "./walk-flow.js";
 
 /** The worker script: next to this module in `dist/`; tests running from `src/` use the build. */
@@ -32,7 +33,7 @@ export class WalkFailedError extends EngineError {
 class WalkInbox {
   readonly #messages: WalkMessage[] = [];
   #failure: Error | undefined;
-  #wake: (() => void) | undefined;
+  readonly #change = new NextChange();
 
   constructor(worker: Worker) {
     worker.on("message", (message: WalkMessage) => this.#put(message));
@@ -61,17 +62,14 @@ class WalkInbox {
     while (this.#messages.length === 0) {
       if (this.#failure) throw this.#failure;
       if (signal?.aborted) return undefined;
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
+      await this.#change.wait();
     }
     return this.#messages.shift();
   }
 
   /** Wakes a reader waiting in {@link next} (to see an abort). */
   wake(): void {
-    this.#wake?.();
-    this.#wake = undefined;
+    this.#change.notify();
   }
 
   #put(message: WalkMessage): void {
