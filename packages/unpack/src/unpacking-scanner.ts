@@ -14,7 +14,8 @@ import {
 import type { SkipCode } from "./extractors/extractor.js";
 import { ByteBudget, copyFacts, MemberStore } from "./member-store.js";
 import { takeLook } from "./shared-look.js";
-import { type UnpackEvent, type UnpackedMember, unpackResolved } from "./unpack.js";
+import { followWalk } from "./shared-walk.js";
+import type { UnpackEvent, UnpackedMember } from "./unpack.js";
 import {
   type ResolvedUnpackOptions,
   type UnpackOptions,
@@ -190,11 +191,16 @@ export function createUnpackingScanner(
   const settings = parseOptions(unpackOptionsSchema, unpackOptions, {
     where: "@engine/unpack: createUnpackingScanner",
   });
+  // Wrappers with the same options share one walk of an artifact they scan at once.
+  const walkKey = JSON.stringify(settings);
   const scan = async (artifact: Artifact, context: ScanContext): Promise<ScanResult> => {
     const { signal, deadline } = context;
     const copy = await replayable(artifact, signal, settings);
     try {
-      return await scanUnpacking(copy.artifact, inner, settings, scanMember, { signal, deadline });
+      return await scanUnpacking(copy.artifact, inner, { settings, walkKey }, scanMember, {
+        signal,
+        deadline,
+      });
     } finally {
       await copy.dispose();
     }
@@ -226,7 +232,7 @@ export function createUnpackingScanner(
 async function scanUnpacking(
   artifact: Artifact,
   inner: Scanner,
-  settings: ResolvedUnpackOptions,
+  { settings, walkKey }: { settings: ResolvedUnpackOptions; walkKey: string },
   scanMember: (member: UnpackedMember) => boolean,
   options: { signal: AbortSignal; deadline: number | undefined },
 ): Promise<ScanResult> {
@@ -234,8 +240,10 @@ async function scanUnpacking(
   // container: their scan then costs only that look at their first and last bytes), and
   // shared with the other backends' wrappers scanning this artifact now. Where the look fails,
   // the walk runs and meets the failure itself.
-  // The look is handed to the walk, which then does not read those bytes again.
+  // The look is handed to the walk, which then does not read those bytes again. The walk is
+  // joined now too, before the first await, so that those wrappers decode each container once.
   const look = artifact.replayable ? takeLook(artifact, options.signal) : undefined;
+  const walk = followWalk(artifact, settings, walkKey, look?.look, options);
   try {
     const outer = await inner.scan(artifact, options);
     const report: UnpackReport = {
@@ -250,11 +258,10 @@ async function scanUnpacking(
     // Malicious as it is: what is inside cannot change the answer (nor waits for the look).
     if (outer.verdict === "malicious")
       return { ...outer, metadata: { ...outer.metadata, unpack: report } };
-    const seen = await look?.look;
-    if (seen?.mayHold === false)
+    if ((await look?.look)?.mayHold === false)
       return { ...outer, metadata: { ...outer.metadata, unpack: report } };
     const findings: Finding[] = [];
-    for await (const event of unpackResolved(artifact, settings, options, seen)) {
+    for await (const event of walk.events) {
       if (event.kind === "member" && !scanMember(event.member)) continue;
       const finding = await findingOf(event, inner, options, report);
       if (!finding) continue;
@@ -263,6 +270,7 @@ async function scanUnpacking(
     }
     return combine(outer, findings, report);
   } finally {
+    walk.leave();
     look?.release();
   }
 }

@@ -1,0 +1,229 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { gzipSync } from "node:zlib";
+import {
+  type Artifact,
+  artifactFromBytes,
+  createEicarScanner,
+  defineScanner,
+  type Scanner,
+} from "@engine/core";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createUnpackingScanner, type UnpackOptions, type UnpackReport } from "../src/index.js";
+import { MemberStore } from "../src/member-store.js";
+import { eicarBytes, tarOf } from "./fixtures.js";
+
+const report = (result: { metadata: Record<string, unknown> }) =>
+  result.metadata.unpack as UnpackReport;
+
+/**
+ * A scanner that records the name and content of what it is given (after `delayMs`, reading
+ * it then: a member must still be readable), benign unless it is EICAR.
+ */
+function recordingScanner(name: string, delayMs = 0, onScan?: () => void) {
+  const seen: Record<string, string> = {};
+  const eicar = createEicarScanner();
+  const scanner: Scanner = defineScanner({
+    name,
+    scan: async (artifact, context) => {
+      onScan?.();
+      if (delayMs > 0) await sleep(delayMs);
+      seen[artifact.filename ?? "(root)"] = Buffer.from(await artifact.bytes()).toString("latin1");
+      return eicar.scan(artifact, { signal: context.signal, deadline: context.deadline });
+    },
+  });
+  return { scanner, seen };
+}
+
+/** `outer.tar.gz` of five text files, EICAR (compressed: the tar's bytes do not hold it) third. */
+async function archiveOfFive(): Promise<Artifact> {
+  const files: Record<string, Uint8Array | string> = {};
+  for (const index of [1, 2, 3, 4, 5]) files[`file-${index}.txt`] = `content ${index}\n`;
+  files["file-3.txt"] = gzipSync(eicarBytes());
+  return artifactFromBytes(gzipSync(await tarOf(files)), { filename: "outer.tar.gz" });
+}
+
+/** What an inner scanner is given: the root, then the seven members. */
+const scannedNames = [
+  "outer.tar.gz",
+  "outer.tar",
+  "file-1.txt",
+  "file-2.txt",
+  "file-3.txt",
+  "content", // file-3.txt's gzip content: EICAR
+  "file-4.txt",
+  "file-5.txt",
+];
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("createUnpackingScanner: wrappers scanning one artifact at once share one walk", () => {
+  it("decodes each member once for both, and each wrapper sees every member", async () => {
+    const store = vi.spyOn(MemberStore.prototype, "store");
+    const one = recordingScanner("one");
+    const two = recordingScanner("two", 5); // slower: the walk waits for it at each member
+    const artifact = await archiveOfFive();
+    const [first, second] = await Promise.all([
+      createUnpackingScanner(quiet(one.scanner)).scan(artifact),
+      createUnpackingScanner(quiet(two.scanner)).scan(artifact),
+    ]);
+    expect(report(first).members).toBe(report(second).members);
+    for (const seen of [one.seen, two.seen]) expect(Object.keys(seen)).toEqual(scannedNames);
+    // Every member decoded and stored once (each wrapper walked on its own before: twice).
+    expect(store).toHaveBeenCalledTimes(report(first).members);
+    // The slower one read every member's content after the faster one moved on.
+    expect(two.seen["file-5.txt"]).toBe("content 5\n");
+  });
+
+  it("lets the other wrapper walk on to the end when one stops at a detection", async () => {
+    const eicarOnly = createUnpackingScanner(createEicarScanner());
+    const all = recordingScanner("all");
+    const artifact = await archiveOfFive();
+    const [detected, walked] = await Promise.all([
+      eicarOnly.scan(artifact),
+      createUnpackingScanner(quiet(all.scanner)).scan(artifact),
+    ]);
+    expect(detected.verdict).toBe("malicious");
+    expect(report(detected).detected_in).toBe("outer.tar.gz!/outer.tar!/file-3.txt!/content");
+    expect(Object.keys(all.seen)).toEqual(expect.arrayContaining(["file-4.txt", "file-5.txt"]));
+    expect(report(walked).members).toBe(7);
+  });
+
+  it("walks on its own for a scan that comes once the walk began: it misses no member", async () => {
+    const store = vi.spyOn(MemberStore.prototype, "store");
+    let late: Promise<unknown> | undefined;
+    const lateRecorder = recordingScanner("late");
+    const artifact = await archiveOfFive();
+    const early = recordingScanner("early", 0, () => {
+      // At the early wrapper's first member, the walk has begun.
+      if (Object.keys(early.seen).length === 1 && !late)
+        late = createUnpackingScanner(quiet(lateRecorder.scanner)).scan(artifact);
+    });
+    const result = await createUnpackingScanner(quiet(early.scanner)).scan(artifact);
+    await late;
+    expect(Object.keys(lateRecorder.seen).sort()).toEqual(Object.keys(early.seen).sort());
+    expect(store).toHaveBeenCalledTimes(2 * report(result).members);
+  });
+
+  it("goes on for the other wrapper when one is stopped, and stops when both are", async () => {
+    const stopped = new AbortController();
+    const stopping = recordingScanner("stopping", 0, () => {
+      if (Object.keys(stopping.seen).length === 2) stopped.abort();
+    });
+    const going = recordingScanner("going", 2);
+    const artifact = await archiveOfFive();
+    const [first, second] = await Promise.allSettled([
+      createUnpackingScanner(quiet(stopping.scanner)).scan(artifact, { signal: stopped.signal }),
+      createUnpackingScanner(quiet(going.scanner)).scan(artifact),
+    ]);
+    expect(first.status).toBe("rejected");
+    expect(second.status).toBe("fulfilled");
+    expect(Object.keys(going.seen)).toEqual(expect.arrayContaining(["file-5.txt", "content"]));
+    // Both stopped while the walk is held at its first member: the walk ends, no later member is decoded.
+    const store = vi.spyOn(MemberStore.prototype, "store");
+    const both = new AbortController();
+    const holding = (name: string) =>
+      createUnpackingScanner(
+        defineScanner({
+          name,
+          scan: async (member, context) => {
+            if (member.filename === "outer.tar") both.abort();
+            await sleep(1);
+            context.signal?.throwIfAborted();
+            return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+          },
+        }),
+      );
+    const ended = await Promise.allSettled([
+      holding("a").scan(artifact, { signal: both.signal }),
+      holding("b").scan(artifact, { signal: both.signal }),
+    ]);
+    expect(ended.map((outcome) => outcome.status)).toEqual(["rejected", "rejected"]);
+    await sleep(20);
+    expect(store).toHaveBeenCalledTimes(1); // outer.tar only
+  });
+
+  it("keeps members in memory for a wrapper still scanning the outer artifact: the other runs ahead", async () => {
+    const store = vi.spyOn(MemberStore.prototype, "store");
+    const { first, second, slow, fastDone } = await fastBesideSlowOuter({});
+    // The fast one walked to the end while the slow one still scanned the outer artifact.
+    expect(fastDone).toBeLessThan(slow.rootDone());
+    expect(Object.keys(slow.seen)).toEqual(scannedNames);
+    expect(report(second).members).toBe(report(first).members);
+    expect(store).toHaveBeenCalledTimes(report(first).members); // still decoded once
+  });
+
+  it("lets a wrapper still scanning the outer artifact walk on its own when members go to disk", async () => {
+    // Members on disk are removed as the walk moves on: the walk cannot keep them for it.
+    const store = vi.spyOn(MemberStore.prototype, "store");
+    const { first, slow, fastDone } = await fastBesideSlowOuter({ memoryLimitBytes: 4 });
+    expect(fastDone).toBeLessThan(slow.rootDone());
+    expect(Object.keys(slow.seen)).toEqual(scannedNames);
+    expect(slow.seen["file-5.txt"]).toBe("content 5\n");
+    expect(store).toHaveBeenCalledTimes(2 * report(first).members);
+  });
+
+  it("does not share between wrappers with other limits", async () => {
+    const store = vi.spyOn(MemberStore.prototype, "store");
+    const artifact = await archiveOfFive();
+    const [deep, shallow] = await Promise.all([
+      createUnpackingScanner(quiet(recordingScanner("deep").scanner)).scan(artifact),
+      createUnpackingScanner(quiet(recordingScanner("shallow").scanner), {
+        limits: { maxDepth: 1 },
+      }).scan(artifact),
+    ]);
+    expect(report(deep).members).toBe(7);
+    expect(report(shallow).members).toBe(1);
+    expect(report(shallow).skipped_by_code).toEqual({ "SKIPPED:LIMITS": 1 });
+    expect(store).toHaveBeenCalledTimes(8);
+  });
+});
+
+/** A benign scanner that records what it reads, slow (`delayMs`) at the root only. */
+function slowAtRoot(name: string, delayMs: number) {
+  const seen: Record<string, string> = {};
+  let rootDone = Number.POSITIVE_INFINITY;
+  const scanner = defineScanner({
+    name,
+    scan: async (artifact) => {
+      const filename = artifact.filename ?? "";
+      if (filename === "outer.tar.gz") await sleep(delayMs);
+      seen[filename] = Buffer.from(await artifact.bytes()).toString("latin1");
+      if (filename === "outer.tar.gz") rootDone = performance.now();
+      return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+    },
+  });
+  return { scanner, seen, rootDone: () => rootDone };
+}
+
+/**
+ * Two wrappers (`options`) scanning one archive at once: a fast one, and one 150 ms slow at
+ * the outer artifact; `fastDone` is when the fast one answered.
+ */
+async function fastBesideSlowOuter(options: UnpackOptions) {
+  const fast = recordingScanner("fast");
+  const slow = slowAtRoot("slow", 150);
+  const artifact = await archiveOfFive();
+  let fastDone = 0;
+  const [first, second] = await Promise.all([
+    createUnpackingScanner(quiet(fast.scanner), options)
+      .scan(artifact)
+      .finally(() => {
+        fastDone = performance.now();
+      }),
+    createUnpackingScanner(slow.scanner, options).scan(artifact),
+  ]);
+  return { first, second, slow, fastDone };
+}
+
+/** `scanner` with EICAR answered benign (so that a wrapper walks to the end). */
+function quiet(scanner: Scanner): Scanner {
+  return defineScanner({
+    name: scanner.name,
+    scan: async (artifact, context) => {
+      await scanner.scan(artifact, { signal: context.signal, deadline: context.deadline });
+      return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+    },
+  });
+}
