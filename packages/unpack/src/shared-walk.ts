@@ -1,4 +1,4 @@
-import { type Artifact, raceSignal } from "@engine/core";
+import { type Artifact, errorFromSignal, raceSignal } from "@engine/core";
 import { type RootLook, type UnpackEvent, unpackResolved } from "./unpack.js";
 import type { ResolvedUnpackOptions } from "./unpack-options.js";
 
@@ -7,8 +7,6 @@ interface Follower {
   /** Events it asked for (the next one it gets is number `asked`, counting from 1). */
   asked: number;
   deadline: number | undefined;
-  /** Set when the walk went on without it before it asked for anything: it walks on its own. */
-  detached: boolean;
 }
 
 /** An event the walk produced, kept until every follower has had it. */
@@ -23,13 +21,13 @@ interface Produced {
  * once with the same options (the backends of a multi-scanner): each container is decoded
  * once, not once per backend, and every follower sees every event, in order.
  *
- * The walk lets go of a member when it moves on (a member on disk is removed). It moves on
- * when a follower asks for more and every other one is done with the latest event, or that
- * event can be kept for them: not a member on disk, the members kept within `keepBytes` (in
- * memory) and the events kept within 1,024. Else a follower that has not asked for anything
- * yet (still scanning the outer artifact) is let go, to walk on its own when it asks; one
- * already walking is waited for. The walk runs until the latest follower's deadline and stops
- * when the last follower leaves.
+ * Nobody waits for another follower: a backend slow on a member must not spend another
+ * backend's deadline. When a follower asks for the next event, the walk moves on (letting go of
+ * the latest member: one on disk is removed) if every other follower is done with that member,
+ * or it can be kept for them: in memory, the members kept within `keepBytes` and the events
+ * kept within 1,024. Else, while another follower still holds it, the one asking goes on by a
+ * walk of its own; otherwise the followers behind do. The walk runs until the latest
+ * follower's deadline and stops when the last follower leaves.
  */
 class SharedWalk {
   readonly #followers = new Set<Follower>();
@@ -41,8 +39,6 @@ class SharedWalk {
   #keptBytes = 0;
   /** Set once the walk ended (its last event, or its failure, was produced). */
   #finished = false;
-  /** Resolves when the walk produces its next event (every waiting follower wakes). */
-  #moved = nextMove();
 
   constructor(
     private readonly begin: (
@@ -66,57 +62,62 @@ class SharedWalk {
 
   /** A new follower, from the first event on. Only before the walk started. */
   join(deadline: number | undefined): Follower {
-    const follower = { asked: 0, deadline, detached: false };
+    const follower = { asked: 0, deadline };
     this.#followers.add(follower);
     return follower;
   }
 
   /**
-   * The follower's next event, once the walk produced it (see the class); undefined when the
-   * walk went on without this follower before it asked for anything.
+   * The follower's next event; undefined when the walk goes on without this follower (it left,
+   * or see the class): it then walks on its own.
    */
   async next(
     follower: Follower,
     signal: AbortSignal,
   ): Promise<IteratorResult<UnpackEvent> | undefined> {
-    if (follower.detached) return undefined;
+    if (!this.#followers.has(follower)) return undefined;
+    if (signal.aborted) throw errorFromSignal(signal);
     follower.asked += 1;
-    this.#advance();
-    while (this.#produced < follower.asked) {
-      await raceSignal(this.#moved.promise, signal);
-      if (follower.detached) return undefined;
-    }
+    if (follower.asked > this.#produced) this.#advance();
+    if (!this.#followers.has(follower)) return undefined;
     const produced = this.#kept[follower.asked - this.#first] as Produced;
     this.#forget();
     return raceSignal(produced.result, signal);
   }
 
-  /** The follower is done: the others go on without it; the last one stops the walk. */
-  leave(follower: Follower): void {
+  /**
+   * The follower is done: the others go on without it. The last one stops the walk; the
+   * promise settles once the walk let go of what it held (its members on disk removed).
+   */
+  async leave(follower: Follower): Promise<void> {
     if (!this.#followers.delete(follower)) return;
     if (this.#followers.size > 0) {
       this.#forget();
-      this.#advance();
       return;
     }
-    // The walk's own finally disposes of the member it holds and its temp files.
-    if (this.#finished) return;
+    if (!this.started) {
+      this.closed();
+      return;
+    }
+    if (this.#finished) return; // it ended: its own finally already let go of everything
     this.#stop.abort(everyFollowerLeft);
-    this.#events?.return(undefined).catch(() => {});
-    if (!this.started) this.closed();
+    await this.#events?.return(undefined).catch(() => {});
   }
 
+  /** Produces the next event for the followers that asked for it, or lets them go (see the class). */
   #advance(): void {
     const produced = this.#produced;
-    if (![...this.#followers].some((follower) => follower.asked > produced)) return;
-    const behind = [...this.#followers].filter((follower) => follower.asked <= produced);
-    if (produced > 0 && behind.length > 0 && !this.#mayKeepLatest()) {
-      if (behind.some((follower) => follower.asked > 0)) return; // wait for it
-      for (const follower of behind) {
-        follower.detached = true;
-        this.#followers.delete(follower);
-      }
+    if (produced > 0 && !this.#mayKeepLatest()) {
+      const holding = [...this.#followers].filter((follower) => follower.asked === produced);
+      const asking = [...this.#followers].filter((follower) => follower.asked > produced);
+      // Those still reading the latest member keep the walk; else those behind go.
+      const leaving =
+        holding.length > 0
+          ? asking
+          : [...this.#followers].filter((follower) => follower.asked < produced);
+      for (const follower of leaving) this.#followers.delete(follower);
       this.#forget();
+      if (holding.length > 0) return;
     }
     if (!this.#events) {
       this.#events = this.begin(this.#stop.signal, this.#latestDeadline());
@@ -138,9 +139,6 @@ class SharedWalk {
       },
     );
     this.#kept.push(entry);
-    const moved = this.#moved;
-    this.#moved = nextMove();
-    moved.resolve();
   }
 
   /** Whether the latest event may stay for the followers behind once the walk moves on. */
@@ -185,15 +183,6 @@ const maximumKeptEvents = 1024;
  */
 const everyFollowerLeft = new Error("@engine/unpack: every scan following this walk left");
 
-/** A promise and what resolves it (Node 20 has no `Promise.withResolvers`). */
-function nextMove(): { promise: Promise<void>; resolve(): void } {
-  let resolve = (): void => {};
-  const promise = new Promise<void>((done) => {
-    resolve = done;
-  });
-  return { promise, resolve };
-}
-
 /** Walks not yet started, by artifact and options, that a scan of the same artifact may join. */
 const open = new WeakMap<Artifact, Map<string, SharedWalk>>();
 
@@ -201,56 +190,79 @@ const open = new WeakMap<Artifact, Map<string, SharedWalk>>();
  * Joins the walk of `artifact` with `settings` (the key `settingsKey`) that the other
  * unpacking wrappers scanning it now will follow, or starts one. Join before the first `await`
  * of the scan, so that the wrappers a multi-scanner starts together meet before the walk
- * begins; a scan that comes after it began walks on its own (it never misses an event), as
- * does one the walk went on without (see {@link SharedWalk}). `events` yields the walk's events with `signal` as this scan's stop; `leave()` (also when
- * `events` was never read) lets the walk go on without this scan, and stops it after the last.
+ * begins; a scan that comes after it began walks on its own. So does one the walk went on
+ * without (see {@link SharedWalk}): from the start, passing over the members and skips it
+ * already had (same path, same content), so it misses none. `events` yields the walk's events
+ * with `signal` as this scan's stop; `leave()` (also when `events` was never read) lets the
+ * walk go on without this scan, and stops it after the last, resolving once the walk let go
+ * of what it held.
  */
 export function followWalk(
   artifact: Artifact,
   settings: ResolvedUnpackOptions,
   settingsKey: string,
   look: Promise<RootLook | undefined> | undefined,
-  { signal, deadline }: { signal: AbortSignal; deadline: number | undefined },
-): { events: AsyncIterable<UnpackEvent>; leave(): void } {
+  context: { signal: AbortSignal; deadline: number | undefined },
+): { events: AsyncIterable<UnpackEvent>; leave(): Promise<void> } {
+  const shared = openWalk(artifact, settings, settingsKey, look);
+  const follower = shared.join(context.deadline);
+  const leave = () => shared.leave(follower);
+  async function* events(): AsyncGenerator<UnpackEvent> {
+    const had = new Set<string>();
+    try {
+      for (;;) {
+        const next = await shared.next(follower, context.signal);
+        if (!next) {
+          for await (const event of walkWithLook(artifact, settings, look, context))
+            if (!had.has(eventKey(event))) yield event;
+          return;
+        }
+        if (next.done) return;
+        had.add(eventKey(next.value));
+        yield next.value;
+      }
+    } finally {
+      await leave();
+    }
+  }
+  return { events: events(), leave };
+}
+
+/** The walk of `artifact` with `settings` not yet started, or a new one. */
+function openWalk(
+  artifact: Artifact,
+  settings: ResolvedUnpackOptions,
+  settingsKey: string,
+  look: Promise<RootLook | undefined> | undefined,
+): SharedWalk {
   let walks = open.get(artifact);
   if (!walks) {
     walks = new Map();
     open.set(artifact, walks);
   }
-  let walk = walks.get(settingsKey);
-  if (!walk || walk.started) {
-    const created: SharedWalk = new SharedWalk(
-      (walkSignal, walkDeadline) =>
-        walkWithLook(artifact, settings, look, { signal: walkSignal, deadline: walkDeadline }),
-      settings.memoryLimitBytes,
-      () => {
-        if (walks.get(settingsKey) === created) walks.delete(settingsKey);
-        if (walks.size === 0 && open.get(artifact) === walks) open.delete(artifact);
-      },
-    );
-    walk = created;
-    walks.set(settingsKey, walk);
-  }
-  const shared = walk;
-  const follower = shared.join(deadline);
-  const leave = () => shared.leave(follower);
-  async function* events(): AsyncGenerator<UnpackEvent> {
-    try {
-      for (;;) {
-        const next = await shared.next(follower, signal);
-        if (!next) {
-          // The walk went on before this scan asked for anything: it walks from the start alone.
-          yield* walkWithLook(artifact, settings, look, { signal, deadline });
-          return;
-        }
-        if (next.done) return;
-        yield next.value;
-      }
-    } finally {
-      leave();
-    }
-  }
-  return { events: events(), leave };
+  const waiting = walks.get(settingsKey);
+  if (waiting && !waiting.started) return waiting;
+  const byOptions = walks;
+  const created: SharedWalk = new SharedWalk(
+    (signal, deadline) => walkWithLook(artifact, settings, look, { signal, deadline }),
+    settings.memoryLimitBytes,
+    () => {
+      if (byOptions.get(settingsKey) === created) byOptions.delete(settingsKey);
+      if (byOptions.size === 0 && open.get(artifact) === byOptions) open.delete(artifact);
+    },
+  );
+  walks.set(settingsKey, created);
+  return created;
+}
+
+/**
+ * What makes two events of walks of one artifact the same for a scan: a member by its path
+ * and content, a skip by its path and why, a container by its path and format.
+ */
+function eventKey(event: UnpackEvent): string {
+  if (event.kind === "member") return `member\0${event.member.path}\0${event.member.sha256}`;
+  if (event.kind === "skipped") return `skipped\0${event.path}\0${event.code}\0${event.reason}`;
+  return `container\0${event.path}\0${event.format}`;
 }
 
 /** The walk of `artifact`, from the look at it when one was taken. */

@@ -270,8 +270,8 @@ async function scanUnpacking(
     }
     return combine(outer, findings, report);
   } finally {
-    walk.leave();
     look?.release();
+    await walk.leave(); // the walk's members on disk are removed before the answer
   }
 }
 

@@ -1,3 +1,4 @@
+import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
 import {
@@ -11,6 +12,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createUnpackingScanner, type UnpackOptions, type UnpackReport } from "../src/index.js";
 import { MemberStore } from "../src/member-store.js";
 import { eicarBytes, tarOf } from "./fixtures.js";
+import { inTemporaryDirectory } from "./zip-fixtures.js";
 
 const report = (result: { metadata: Record<string, unknown> }) =>
   result.metadata.unpack as UnpackReport;
@@ -164,6 +166,66 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
     expect(store).toHaveBeenCalledTimes(2 * report(first).members);
   });
 
+  it("never holds a wrapper for a slower one at a member on disk: its deadline is its own", async () => {
+    // Members on disk cannot be kept: the fast wrapper goes on by a walk of its own.
+    const options = { memoryLimitBytes: 4 };
+    const eicar = createEicarScanner();
+    const fast = defineScanner({
+      name: "fast",
+      scan: async (artifact, context) => {
+        if (artifact.filename === "outer.tar.gz") await sleep(20); // the slow one walks first
+        return eicar.scan(artifact, { signal: context.signal, deadline: context.deadline });
+      },
+    });
+    const slow = defineScanner({
+      name: "slow",
+      scan: async (artifact, context) => {
+        if (artifact.filename !== "outer.tar.gz") await sleep(150, undefined, context);
+        return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+      },
+    });
+    const artifact = await archiveOfFive();
+    const [detected, walked] = await Promise.all([
+      createUnpackingScanner(fast, options).scan(artifact, { deadline: Date.now() + 400 }),
+      createUnpackingScanner(slow, options).scan(artifact, { deadline: Date.now() + 10_000 }),
+    ]);
+    // Held at each member (150 ms), the fast one passed its deadline at the third.
+    expect(detected.verdict).toBe("malicious");
+    expect(report(walked).members).toBe(7);
+  });
+
+  it("has removed the walk's members on disk when a wrapper answers at a detection", async () => {
+    await inTemporaryDirectory(async (temporaryDirectory) => {
+      const scanner = createUnpackingScanner(createEicarScanner(), {
+        memoryLimitBytes: 4,
+        temporaryDirectory,
+      });
+      const result = await scanner.scan(await archiveOfFive());
+      expect(result.verdict).toBe("malicious");
+      expect(readdirSync(temporaryDirectory)).toEqual([]); // not a moment later: at the answer
+    });
+  });
+
+  it("gives every wrapper that answers every member once, whole, whatever their pace", async () => {
+    // Random schedules: 2-4 wrappers, members in memory or on disk, random delays and aborts.
+    await inTemporaryDirectory(async (temporaryDirectory) => {
+      const problems: string[] = [];
+      for (let seed = 1; seed <= 40; seed += 1) {
+        const random = seeded(seed);
+        const { artifact, contents } = await randomArchive(random);
+        const options = { memoryLimitBytes: random() < 0.5 ? 4 : 1024, temporaryDirectory };
+        const wrappers = Array.from({ length: 2 + Math.floor(random() * 3) }, (_, index) =>
+          pacedWrapper(`w${index}`, random, contents, options),
+        );
+        for (const found of await Promise.all(wrappers.map((wrapper) => wrapper.scan(artifact))))
+          problems.push(...found.map((problem) => `seed ${seed}: ${problem}`));
+      }
+      await sleep(50);
+      expect(readdirSync(temporaryDirectory)).toEqual([]);
+      expect(problems).toEqual([]);
+    });
+  });
+
   it("does not share between wrappers with other limits", async () => {
     const store = vi.spyOn(MemberStore.prototype, "store");
     const artifact = await archiveOfFive();
@@ -215,6 +277,78 @@ async function fastBesideSlowOuter(options: UnpackOptions) {
     createUnpackingScanner(slow.scanner, options).scan(artifact),
   ]);
   return { first, second, slow, fastDone };
+}
+
+/** A xorshift random number generator in [0, 1) from `seed`. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0 || 1;
+  return () => {
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    return state / 2 ** 32;
+  };
+}
+
+/** `outer.tar.gz` of 1-6 text files, some gzipped; what each member name's content is. */
+async function randomArchive(random: () => number) {
+  const files: Record<string, Uint8Array | string> = {};
+  const contents: Record<string, string[]> = { "outer.tar.gz": [], "outer.tar": [] };
+  for (let index = 1; index <= 1 + Math.floor(random() * 6); index += 1) {
+    const text = `content ${index} ${"y".repeat(Math.floor(random() * 40))}\n`;
+    const zipped = random() < 0.3;
+    files[`file-${index}.txt`] = zipped ? gzipSync(text) : text;
+    contents[`file-${index}.txt`] = zipped ? [] : [text];
+    if (zipped) contents.content = [...(contents.content ?? []), text];
+  }
+  const artifact = artifactFromBytes(gzipSync(await tarOf(files)), { filename: "outer.tar.gz" });
+  return { artifact, contents };
+}
+
+/**
+ * An unpacking wrapper slow at random (at the root, at each member), aborted at random; its
+ * `scan` resolves the problems seen: a member missed, seen twice or read other than it is.
+ */
+function pacedWrapper(
+  name: string,
+  random: () => number,
+  contents: Record<string, string[]>,
+  options: UnpackOptions,
+) {
+  const [rootDelay, memberDelay] = [Math.floor(random() * 20), Math.floor(random() * 8)];
+  const abortAt = random() < 0.2 ? Math.floor(random() * 30) : undefined;
+  const read: Record<string, string[]> = {};
+  const inner = defineScanner({
+    name,
+    scan: async (artifact, context) => {
+      const filename = artifact.filename ?? "";
+      const delay = filename === "outer.tar.gz" ? rootDelay : memberDelay;
+      await sleep(delay, undefined, { signal: context.signal });
+      const text = Buffer.from(await artifact.bytes()).toString("latin1");
+      read[filename] = [...(read[filename] ?? []), text];
+      return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+    },
+  });
+  const scan = async (artifact: Artifact): Promise<string[]> => {
+    const stop = new AbortController();
+    if (abortAt !== undefined) setTimeout(() => stop.abort(), abortAt);
+    try {
+      await createUnpackingScanner(inner, options).scan(artifact, { signal: stop.signal });
+    } catch (error) {
+      return stop.signal.aborted ? [] : [`${name} failed: ${(error as Error).message}`];
+    }
+    return Object.entries(contents).flatMap(([member, texts]) => {
+      const times = member === "content" ? texts.length : 1;
+      const seen = read[member] ?? [];
+      if (seen.length !== times)
+        return [`${name} read ${member} ${seen.length} times, not ${times}`];
+      const wrong = texts.filter((text) => !seen.includes(text));
+      return wrong.length > 0 ? [`${name} read ${member} as ${JSON.stringify(seen)}`] : [];
+    });
+  };
+  return { scan };
 }
 
 /** `scanner` with EICAR answered benign (so that a wrapper walks to the end). */
