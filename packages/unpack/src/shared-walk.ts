@@ -82,7 +82,10 @@ class SharedWalk {
     if (!this.#followers.has(follower)) return undefined;
     const produced = this.#kept[follower.asked - this.#first] as Produced;
     this.#forget();
-    return raceSignal(produced.result, signal);
+    // A failure is met by each follower as its own copy: each backend names it as its own.
+    return raceSignal(produced.result, signal).catch((error: unknown) => {
+      throw ownCopy(error);
+    });
   }
 
   /**
@@ -182,6 +185,12 @@ const maximumKeptEvents = 1024;
  * a scan of 1,848 gzip files).
  */
 const everyFollowerLeft = new Error("@engine/unpack: every scan following this walk left");
+
+/** A copy of an error, of its class, with its own properties (`scanner` may be set on it). */
+function ownCopy(error: unknown): unknown {
+  if (typeof error !== "object" || error === null) return error;
+  return Object.create(Object.getPrototypeOf(error), Object.getOwnPropertyDescriptors(error));
+}
 
 /** Walks not yet started, by artifact and options, that a scan of the same artifact may join. */
 const open = new WeakMap<Artifact, Map<string, SharedWalk>>();

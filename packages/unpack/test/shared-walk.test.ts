@@ -4,6 +4,7 @@ import { gzipSync } from "node:zlib";
 import {
   type Artifact,
   artifactFromBytes,
+  BackendUnavailableError,
   createEicarScanner,
   defineScanner,
   type Scanner,
@@ -224,6 +225,41 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
       expect(readdirSync(temporaryDirectory)).toEqual([]);
       expect(problems).toEqual([]);
     });
+  });
+
+  it("fails each wrapper with its own copy of the walk's failure, named by its own backend", async () => {
+    // No size and a stream that fails: no look, and the walk fails as it reads the root.
+    const bytes = artifactFromBytes(gzipSync(Buffer.from("x")), { filename: "notes.gz" });
+    const failing: Artifact = {
+      ...bytes,
+      kind: bytes.kind,
+      size: undefined,
+      byteLength: () => bytes.byteLength(),
+      bytes: (options) => bytes.bytes(options),
+      stream: () => {
+        throw new BackendUnavailableError({ message: "the disk went away" });
+      },
+    };
+    const outcomes = await Promise.allSettled(
+      ["one", "two"].map((name) =>
+        createUnpackingScanner(
+          defineScanner({
+            name, // it never reads the artifact: the walk is what fails
+            scan: async () => ({
+              verdict: "benign",
+              confidence: 1,
+              metadata: { malware_family: "" },
+            }),
+          }),
+        ).scan(failing),
+      ),
+    );
+    const reasons = outcomes.map((outcome) => (outcome as PromiseRejectedResult).reason);
+    expect(reasons.map((reason) => BackendUnavailableError.isInstance(reason))).toEqual([
+      true,
+      true,
+    ]);
+    expect(reasons.map((reason) => reason.scanner)).toEqual(["one", "two"]);
   });
 
   it("does not share between wrappers with other limits", async () => {
