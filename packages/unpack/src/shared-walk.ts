@@ -23,11 +23,13 @@ interface Produced {
  *
  * Nobody waits for another follower: a backend slow on a member must not spend another
  * backend's deadline. When a follower asks for the next event, the walk moves on (letting go of
- * the latest member: one on disk is removed) if every other follower is done with that member,
- * or it can be kept for them: in memory, the members kept within `keepBytes` and the events
- * kept within 1,024. Else, while another follower still holds it, the one asking goes on by a
- * walk of its own; otherwise the followers behind do. The walk runs until the latest
- * follower's deadline and stops when the last follower leaves.
+ * the latest member once it walked into it: one on disk is removed) if every other follower is
+ * done with that member, or it can be kept for them: in memory, the members kept within
+ * `keepBytes` and the events kept within 1,024. Else, while another follower still holds it,
+ * the one asking goes on by a walk of its own; otherwise the followers behind do. A follower
+ * on a walk of its own decodes again what came before (the cost of not waiting: a member on
+ * disk that a slower backend holds, or more kept than the bounds allow). The walk runs until
+ * the latest follower's deadline and stops when the last follower leaves.
  */
 class SharedWalk {
   readonly #followers = new Set<Follower>();
@@ -50,7 +52,7 @@ class SharedWalk {
     private readonly closed: () => void,
   ) {}
 
-  /** True once the walk produced its first event: a scan joining later would miss events. */
+  /** True once the walk began: a scan joining later would miss events. */
   get started(): boolean {
     return this.#events !== undefined;
   }
@@ -217,17 +219,24 @@ export function followWalk(
   const follower = shared.join(context.deadline);
   const leave = () => shared.leave(follower);
   async function* events(): AsyncGenerator<UnpackEvent> {
-    const had = new Set<string>();
+    // The events had from the shared walk, by key, with how many times (a walk may yield
+    // the same key twice: identical members with skipDuplicates off, two equal skips).
+    const had = new Map<string, number>();
     try {
       for (;;) {
         const next = await shared.next(follower, context.signal);
         if (!next) {
-          for await (const event of walkWithLook(artifact, settings, look, context))
-            if (!had.has(eventKey(event))) yield event;
+          for await (const event of walkWithLook(artifact, settings, look, context)) {
+            const key = eventKey(event);
+            const times = had.get(key) ?? 0;
+            if (times === 0) yield event;
+            else had.set(key, times - 1);
+          }
           return;
         }
         if (next.done) return;
-        had.add(eventKey(next.value));
+        const key = eventKey(next.value);
+        had.set(key, (had.get(key) ?? 0) + 1);
         yield next.value;
       }
     } finally {
@@ -265,11 +274,15 @@ function openWalk(
 }
 
 /**
- * What makes two events of walks of one artifact the same for a scan: a member by its path
- * and content, a skip by its path and why, a container by its path and format.
+ * What makes two events of walks of one artifact the same for a scan: a member by its path,
+ * its content and what a backend picks members by (`scanMember`: its container, method and
+ * whether it is hidden), a skip by its path and why, a container by its path and format.
  */
 function eventKey(event: UnpackEvent): string {
-  if (event.kind === "member") return `member\0${event.member.path}\0${event.member.sha256}`;
+  if (event.kind === "member") {
+    const { path, sha256, container, method, hidden } = event.member;
+    return `member\0${path}\0${sha256}\0${container}\0${method ?? ""}\0${hidden === true}`;
+  }
   if (event.kind === "skipped") return `skipped\0${event.path}\0${event.code}\0${event.reason}`;
   return `container\0${event.path}\0${event.format}`;
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { gzipSync } from "node:zlib";
@@ -9,6 +10,7 @@ import {
   defineScanner,
   type Scanner,
 } from "@engine/core";
+import { pack } from "tar-stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createUnpackingScanner, type UnpackOptions, type UnpackReport } from "../src/index.js";
 import { MemberStore } from "../src/member-store.js";
@@ -65,7 +67,7 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
   it("decodes each member once for both, and each wrapper sees every member", async () => {
     const store = vi.spyOn(MemberStore.prototype, "store");
     const one = recordingScanner("one");
-    const two = recordingScanner("two", 5); // slower: the walk waits for it at each member
+    const two = recordingScanner("two", 5); // slower: each member is kept for it (in memory)
     const artifact = await archiveOfFive();
     const [first, second] = await Promise.all([
       createUnpackingScanner(quiet(one.scanner)).scan(artifact),
@@ -190,7 +192,7 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
       createUnpackingScanner(fast, options).scan(artifact, { deadline: Date.now() + 400 }),
       createUnpackingScanner(slow, options).scan(artifact, { deadline: Date.now() + 10_000 }),
     ]);
-    // Held at each member (150 ms), the fast one passed its deadline at the third.
+    // Held at each member (150 ms), the fast one would pass its deadline before EICAR.
     expect(detected.verdict).toBe("malicious");
     expect(report(walked).members).toBe(7);
   });
@@ -262,6 +264,40 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
     expect(reasons.map((reason) => reason.scanner)).toEqual(["one", "two"]);
   });
 
+  it("hands a wrapper on a walk of its own each event it did not have, as often as the walk yields it", async () => {
+    // The same member twice (skipDuplicates off) and the same skip twice, around a member on
+    // disk that a slower wrapper holds: the one ahead walks on its own from there.
+    const corrupt = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7, 8]);
+    const tar = await tarWithRepeats([
+      ["a.txt", Buffer.from("same content")],
+      ["x.gz", corrupt],
+      ["big.bin", randomBytes(5000)],
+      ["a.txt", Buffer.from("same content")],
+      ["x.gz", corrupt],
+    ]);
+    const artifact = artifactFromBytes(tar, { filename: "t.tar" });
+    const options = { memoryLimitBytes: 1000, skipDuplicates: false };
+    const benign = { verdict: "benign" as const, confidence: 1, metadata: { malware_family: "" } };
+    const ahead = defineScanner({ name: "ahead", scan: async () => benign });
+    const holder = defineScanner({
+      name: "holder",
+      scan: async (member) => {
+        if (member.filename === "big.bin") await sleep(100);
+        return benign;
+      },
+    });
+    const counts = (
+      await Promise.all([
+        createUnpackingScanner(ahead, options).scan(artifact),
+        createUnpackingScanner(holder, options).scan(artifact),
+      ])
+    ).map((result) => [report(result).members, report(result).skipped_count]);
+    expect(counts).toEqual([
+      [5, 2],
+      [5, 2],
+    ]);
+  });
+
   it("does not share between wrappers with other limits", async () => {
     const store = vi.spyOn(MemberStore.prototype, "store");
     const artifact = await archiveOfFive();
@@ -313,6 +349,23 @@ async function fastBesideSlowOuter(options: UnpackOptions) {
     createUnpackingScanner(slow.scanner, options).scan(artifact),
   ]);
   return { first, second, slow, fastDone };
+}
+
+/** A tar of `entries` in order, names repeated as given (tar-stream, as the extractor reads it). */
+async function tarWithRepeats(entries: Array<[string, Uint8Array]>): Promise<Buffer> {
+  const packer = pack();
+  const chunks: Buffer[] = [];
+  packer.on("data", (chunk) => chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((resolve) => packer.on("end", () => resolve()));
+  for (const [name, bytes] of entries)
+    await new Promise<void>((resolve, reject) =>
+      packer.entry({ name, size: bytes.length }, Buffer.from(bytes), (error) =>
+        error ? reject(error) : resolve(),
+      ),
+    );
+  packer.finalize();
+  await ended;
+  return Buffer.concat(chunks);
 }
 
 /** A xorshift random number generator in [0, 1) from `seed`. */
