@@ -22,12 +22,17 @@ export function copyFacts(artifact: Artifact, size: number) {
   };
 }
 
-/** A member's content, stored: readable until `dispose()`. */
+/** A member's content, stored: readable until `dispose()` (and every hold is released). */
 export interface StoredMember {
   artifact: Artifact;
   size: number;
   sha256: string;
   dispose(): Promise<void>;
+  /**
+   * For a member on disk: keeps its file (and the store's directory) past `dispose()` and
+   * `close()` until the returned release is called; the last release removes what was let go.
+   */
+  hold?: () => () => Promise<void>;
 }
 
 /** The bytes decoded so far in one unpack, against `maxTotalBytes`. */
@@ -64,6 +69,10 @@ const fileBatchBytes = 1024 * 1024;
  */
 export class MemberStore {
   #directory: Promise<string> | undefined;
+  /** Holds not yet released on members of this store (see {@link StoredMember.hold}). */
+  #holds = 0;
+  /** Set by close() while holds are out: the last release removes the directory. */
+  #closed = false;
 
   constructor(
     private readonly options: {
@@ -121,13 +130,11 @@ export class MemberStore {
         };
       }
       await file.handle.close();
-      const { path } = file;
-      return {
-        artifact: artifactFromFile(path, { ...named(info.filename), sha256, size }),
+      return this.#onDisk(file.path, {
+        artifact: artifactFromFile(file.path, { ...named(info.filename), sha256, size }),
         size,
         sha256,
-        dispose: () => rm(path, { force: true }),
-      };
+      });
     } catch (error) {
       if (file) {
         await file.handle.close().catch(() => {});
@@ -137,10 +144,43 @@ export class MemberStore {
     }
   }
 
-  /** Removes the temp directory and whatever is left in it. */
+  /**
+   * Removes the temp directory and whatever is left in it, or, while members are held, lets
+   * the last release do it.
+   */
   async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#holds === 0) await this.#removeDirectory();
+  }
+
+  async #removeDirectory(): Promise<void> {
     const directory = await this.#directory?.catch(() => undefined);
     if (directory) await rm(directory, { recursive: true, force: true });
+  }
+
+  /** A member in the file at `path`: removed at `dispose()`, or at its last release if held. */
+  #onDisk(path: string, member: Omit<StoredMember, "dispose" | "hold">): StoredMember {
+    let holds = 0;
+    let disposed = false;
+    const remove = () => rm(path, { force: true });
+    const hold = () => {
+      holds += 1;
+      this.#holds += 1;
+      let released = false;
+      return async (): Promise<void> => {
+        if (released) return;
+        released = true;
+        holds -= 1;
+        this.#holds -= 1;
+        if (disposed && holds === 0) await remove();
+        if (this.#closed && this.#holds === 0) await this.#removeDirectory();
+      };
+    };
+    const dispose = async (): Promise<void> => {
+      disposed = true;
+      if (holds === 0) await remove();
+    };
+    return { ...member, dispose, hold };
   }
 
   #check(size: number, added: number, compressedBytes: number): void {

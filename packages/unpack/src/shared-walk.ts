@@ -1,5 +1,11 @@
 import { type Artifact, errorFromSignal, raceSignal } from "@engine/core";
-import { type RootLook, type UnpackEvent, unpackResolved } from "./unpack.js";
+import {
+  holdMember,
+  type RootLook,
+  type UnpackEvent,
+  type UnpackedMember,
+  unpackResolved,
+} from "./unpack.js";
 import type { ResolvedUnpackOptions } from "./unpack-options.js";
 
 /** A scan following a shared walk. */
@@ -7,13 +13,19 @@ interface Follower {
   /** Events it asked for (the next one it gets is number `asked`, counting from 1). */
   asked: number;
   deadline: number | undefined;
+  /** Once the walk went on without it: releases the file of the member it was reading. */
+  release?: (() => Promise<void>) | undefined;
 }
 
 /** An event the walk produced, kept until every follower has had it. */
 interface Produced {
   result: Promise<IteratorResult<UnpackEvent>>;
-  /** What it holds that the walk would let go when it moves on: a member on disk cannot be kept. */
-  held: { bytes: number; keepable: boolean } | undefined;
+  /** Its member, once produced (none for other events). */
+  member?: UnpackedMember | undefined;
+  /** Set once produced: the bytes of its member, and where they are. */
+  held: { bytes: number; onDisk: boolean } | undefined;
+  /** Releases the hold on its member's file, when the walk kept it for followers behind. */
+  release?: (() => Promise<void>) | undefined;
 }
 
 /**
@@ -24,12 +36,12 @@ interface Produced {
  * Nobody waits for another follower: a backend slow on a member must not spend another
  * backend's deadline. When a follower asks for the next event, the walk moves on (letting go of
  * the latest member once it walked into it: one on disk is removed) if every other follower is
- * done with that member, or it can be kept for them: in memory, the members kept within
- * `keepBytes` and the events kept within 1,024. Else, while another follower still holds it,
- * the one asking goes on by a walk of its own; otherwise the followers behind do. A follower
- * on a walk of its own decodes again what came before (the cost of not waiting: a member on
- * disk that a slower backend holds, or more kept than the bounds allow). The walk runs until
- * the latest follower's deadline and stops when the last follower leaves.
+ * done with that member, or it can be kept for them: in memory within `keepBytes`, on disk
+ * (its file held past the walk) within `keepDiskBytes`, and 1,024 events at most. Else, while
+ * another follower still holds it, the one asking goes on by a walk of its own; otherwise the
+ * followers behind do. A follower on a walk of its own decodes again what came before (the
+ * cost of not waiting, past those bounds). The walk runs until the latest follower's deadline
+ * and stops when the last follower leaves.
  */
 class SharedWalk {
   readonly #followers = new Set<Follower>();
@@ -38,7 +50,10 @@ class SharedWalk {
   /** Events produced and not yet had by every follower; the first is number `#first`. */
   readonly #kept: Produced[] = [];
   #first = 1;
-  #keptBytes = 0;
+  /** Bytes of the kept members, in memory and on disk. */
+  readonly #keptBytes = { memory: 0, disk: 0 };
+  /** Releases of held members under way (the last follower to leave waits for them). */
+  readonly #releasing = new Set<Promise<void>>();
   /** Set once the walk ended (its last event, or its failure, was produced). */
   #finished = false;
 
@@ -47,7 +62,7 @@ class SharedWalk {
       signal: AbortSignal,
       deadline: number | undefined,
     ) => AsyncGenerator<UnpackEvent>,
-    private readonly keepBytes: number,
+    private readonly keep: { bytes: number; diskBytes: number },
     /** Called once, when the walk starts or every follower left before it did. */
     private readonly closed: () => void,
   ) {}
@@ -77,7 +92,10 @@ class SharedWalk {
     follower: Follower,
     signal: AbortSignal,
   ): Promise<IteratorResult<UnpackEvent> | undefined> {
-    if (!this.#followers.has(follower)) return undefined;
+    if (!this.#followers.has(follower)) {
+      await this.#letGo(follower); // done with the member it was reading
+      return undefined;
+    }
     if (signal.aborted) throw errorFromSignal(signal);
     follower.asked += 1;
     if (follower.asked > this.#produced) this.#advance();
@@ -95,6 +113,7 @@ class SharedWalk {
    * promise settles once the walk let go of what it held (its members on disk removed).
    */
   async leave(follower: Follower): Promise<void> {
+    await this.#letGo(follower);
     if (!this.#followers.delete(follower)) return;
     if (this.#followers.size > 0) {
       this.#forget();
@@ -104,23 +123,27 @@ class SharedWalk {
       this.closed();
       return;
     }
-    if (this.#finished) return; // it ended: its own finally already let go of everything
-    this.#stop.abort(everyFollowerLeft);
-    await this.#events?.return(undefined).catch(() => {});
+    if (!this.#finished) {
+      this.#stop.abort(everyFollowerLeft);
+      await this.#events?.return(undefined).catch(() => {});
+    }
+    // What was kept for followers is let go too: the files it held are removed by now.
+    for (const entry of this.#kept.splice(0)) this.#release(entry);
+    await Promise.all(this.#releasing);
   }
 
   /** Produces the next event for the followers that asked for it, or lets them go (see the class). */
   #advance(): void {
     const produced = this.#produced;
-    if (produced > 0 && !this.#mayKeepLatest()) {
-      const holding = [...this.#followers].filter((follower) => follower.asked === produced);
-      const asking = [...this.#followers].filter((follower) => follower.asked > produced);
+    const behind = [...this.#followers].filter((follower) => follower.asked <= produced);
+    if (produced > 0 && behind.length > 0 && !this.#keepLatest()) {
+      const holding = behind.filter((follower) => follower.asked === produced);
       // Those still reading the latest member keep the walk; else those behind go.
       const leaving =
         holding.length > 0
-          ? asking
-          : [...this.#followers].filter((follower) => follower.asked < produced);
-      for (const follower of leaving) this.#followers.delete(follower);
+          ? [...this.#followers].filter((follower) => follower.asked > produced)
+          : behind;
+      for (const follower of leaving) this.#goOnWithout(follower);
       this.#forget();
       if (holding.length > 0) return;
     }
@@ -132,11 +155,10 @@ class SharedWalk {
     entry.result.then(
       (next) => {
         if (next.done) this.#finished = true;
-        const member = next.done ? undefined : next.value.kind === "member" && next.value.member;
-        entry.held = member
-          ? { bytes: member.size, keepable: member.artifact.path === undefined }
-          : { bytes: 0, keepable: true };
-        this.#keptBytes += entry.held.bytes;
+        const member = !next.done && next.value.kind === "member" ? next.value.member : undefined;
+        entry.member = member;
+        entry.held = { bytes: member?.size ?? 0, onDisk: member?.artifact.path !== undefined };
+        this.#keptBytes[entry.held.onDisk ? "disk" : "memory"] += entry.held.bytes;
       },
       () => {
         // Each follower meets the failure when it asks for it; none may be left unhandled.
@@ -146,14 +168,19 @@ class SharedWalk {
     this.#kept.push(entry);
   }
 
-  /** Whether the latest event may stay for the followers behind once the walk moves on. */
-  #mayKeepLatest(): boolean {
-    const held = this.#kept.at(-1)?.held;
-    return (
-      held?.keepable === true &&
-      this.#keptBytes <= this.keepBytes &&
-      this.#kept.length <= maximumKeptEvents
-    );
+  /**
+   * Whether the latest event may stay for the followers behind once the walk moves on (see
+   * the class); a member on disk kept is held (its file outlives the walk's moving on).
+   */
+  #keepLatest(): boolean {
+    const latest = this.#kept.at(-1);
+    const held = latest?.held;
+    if (!latest || !held || this.#kept.length > maximumKeptEvents) return false;
+    if (!held.onDisk) return this.#keptBytes.memory <= this.keep.bytes;
+    if (latest.release) return true;
+    if (this.#keptBytes.disk > this.keep.diskBytes || !latest.member) return false;
+    latest.release = holdMember(latest.member);
+    return latest.release !== undefined;
   }
 
   /** Lets go of the events every follower has had. */
@@ -162,9 +189,39 @@ class SharedWalk {
     for (const follower of this.#followers) oldest = Math.min(oldest, follower.asked);
     // Every follower has had the events before the one it asked for last.
     while (this.#kept.length > 1 && this.#first < oldest) {
-      this.#keptBytes -= this.#kept.shift()?.held?.bytes ?? 0;
+      this.#release(this.#kept.shift() as Produced);
       this.#first += 1;
     }
+  }
+
+  /**
+   * Goes on without `follower`, which then walks on its own; the member on disk it may be
+   * reading stays until it asks for more or leaves.
+   */
+  #goOnWithout(follower: Follower): void {
+    this.#followers.delete(follower);
+    const reading =
+      follower.asked >= this.#first ? this.#kept[follower.asked - this.#first] : undefined;
+    if (reading?.member?.artifact.path !== undefined) follower.release = holdMember(reading.member);
+  }
+
+  /** Releases what the walk held for a follower it went on without. */
+  async #letGo(follower: Follower): Promise<void> {
+    const release = follower.release;
+    follower.release = undefined;
+    await release?.().catch(() => {});
+  }
+
+  /** Lets go of a kept event: its bytes no longer count, its member's file is released. */
+  #release(entry: Produced): void {
+    if (entry.held) this.#keptBytes[entry.held.onDisk ? "disk" : "memory"] -= entry.held.bytes;
+    entry.held = undefined;
+    const release = entry.release;
+    entry.release = undefined;
+    if (!release) return;
+    const releasing = release().catch(() => {}); // rm with force: nothing to report
+    this.#releasing.add(releasing);
+    void releasing.finally(() => this.#releasing.delete(releasing));
   }
 
   /** The latest of the followers' deadlines (none when one has none). */
@@ -263,7 +320,8 @@ function openWalk(
   const byOptions = walks;
   const created: SharedWalk = new SharedWalk(
     (signal, deadline) => walkWithLook(artifact, settings, look, { signal, deadline }),
-    settings.memoryLimitBytes,
+    // Kept for a slower backend: in memory as the store keeps members, on disk one member's worth.
+    { bytes: settings.memoryLimitBytes, diskBytes: settings.limits.maxMemberBytes },
     () => {
       if (byOptions.get(settingsKey) === created) byOptions.delete(settingsKey);
       if (byOptions.size === 0 && open.get(artifact) === byOptions) open.delete(artifact);

@@ -397,6 +397,7 @@ async function* walkContainer(
         ...(entry.method ? { method: entry.method } : {}),
         ...(entry.hidden ? { hidden: true } : {}),
       };
+      if (stored.hold) memberHolds.set(member, stored.hold);
       yield { kind: "member", member };
       yield* walkNode(walk, {
         artifact: stored.artifact,
@@ -411,6 +412,18 @@ async function* walkContainer(
     }
   }
   return true;
+}
+
+/** How to hold the file of a member on disk past the walk's moving on (see {@link holdMember}). */
+const memberHolds = new WeakMap<UnpackedMember, () => () => Promise<void>>();
+
+/**
+ * Keeps the file of a member on disk that a walk yielded (and its store's directory) until the
+ * returned release is called, even once the walk moved on or ended: a shared walk keeps a
+ * member for a slower follower this way. Undefined for a member in memory (nothing to hold).
+ */
+export function holdMember(member: UnpackedMember): (() => Promise<void>) | undefined {
+  return memberHolds.get(member)?.();
 }
 
 /** True for the errors that end the whole walk (the deadline, the caller's abort, a library that cannot load). */

@@ -159,18 +159,84 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
     expect(store).toHaveBeenCalledTimes(report(first).members); // still decoded once
   });
 
-  it("lets a wrapper still scanning the outer artifact walk on its own when members go to disk", async () => {
-    // Members on disk are removed as the walk moves on: the walk cannot keep them for it.
+  it("keeps members on disk for it too, their files held until it read them", async () => {
     const store = vi.spyOn(MemberStore.prototype, "store");
-    const { first, slow, fastDone } = await fastBesideSlowOuter({ memoryLimitBytes: 4 });
-    expect(fastDone).toBeLessThan(slow.rootDone());
-    expect(Object.keys(slow.seen)).toEqual(scannedNames);
-    expect(slow.seen["file-5.txt"]).toBe("content 5\n");
-    expect(store).toHaveBeenCalledTimes(2 * report(first).members);
+    await inTemporaryDirectory(async (temporaryDirectory) => {
+      const options = { memoryLimitBytes: 4, temporaryDirectory };
+      const { first, slow, fastDone } = await fastBesideSlowOuter(options);
+      expect(fastDone).toBeLessThan(slow.rootDone());
+      expect(Object.keys(slow.seen)).toEqual(scannedNames);
+      expect(slow.seen["file-5.txt"]).toBe("content 5\n"); // read after the walk moved on
+      expect(store).toHaveBeenCalledTimes(report(first).members); // still decoded once
+      expect(readdirSync(temporaryDirectory)).toEqual([]);
+    });
+  });
+
+  it("past one member's worth kept on disk, lets the wrapper behind walk on its own", async () => {
+    // The tar member (~12 KB) and a 3 KB member are more than maxMemberBytes (12,000) kept.
+    const store = vi.spyOn(MemberStore.prototype, "store");
+    const files = { "a.bin": randomBytes(3000), "b.bin": randomBytes(3000), "c.bin": "c\n" };
+    const artifact = artifactFromBytes(gzipSync(await tarOf(files)), { filename: "outer.tar.gz" });
+    await inTemporaryDirectory(async (temporaryDirectory) => {
+      const options = {
+        memoryLimitBytes: 4,
+        temporaryDirectory,
+        limits: { maxMemberBytes: 12_000 },
+      };
+      const fast = recordingScanner("fast");
+      const slow = slowAtRoot("slow", 150);
+      const [first, second] = await Promise.all([
+        createUnpackingScanner(quiet(fast.scanner), options).scan(artifact),
+        createUnpackingScanner(slow.scanner, options).scan(artifact),
+      ]);
+      expect([report(first).members, report(second).members]).toEqual([4, 4]);
+      expect(Object.keys(slow.seen).sort()).toEqual([
+        "a.bin",
+        "b.bin",
+        "c.bin",
+        "outer.tar",
+        "outer.tar.gz",
+      ]);
+      expect(slow.seen["c.bin"]).toBe("c\n");
+      expect(store).toHaveBeenCalledTimes(8); // the slow one walked again
+      expect(readdirSync(temporaryDirectory)).toEqual([]);
+    });
+  });
+
+  it("keeps the member on disk a wrapper sent on its own was reading until it moves on", async () => {
+    // Each gzip decodes to 10,000 bytes: kept for the slow one, two are past maxMemberBytes.
+    const files = { "a.gz": gzipSync("a".repeat(10_000)), "b.gz": gzipSync("b".repeat(10_000)) };
+    const artifact = artifactFromBytes(gzipSync(await tarOf(files)), { filename: "outer.tar.gz" });
+    await inTemporaryDirectory(async (temporaryDirectory) => {
+      const options = {
+        memoryLimitBytes: 4,
+        temporaryDirectory,
+        limits: { maxMemberBytes: 12_000 },
+      };
+      const fast = recordingScanner("fast");
+      const seen: Record<string, string> = {};
+      const slowAtA = defineScanner({
+        name: "slow",
+        scan: async (member) => {
+          if (member.filename === "a") await sleep(100); // the fast one goes past b meanwhile
+          seen[member.filename ?? ""] = Buffer.from(await member.bytes()).toString("latin1");
+          return { verdict: "benign", confidence: 1, metadata: { malware_family: "" } };
+        },
+      });
+      const [, second] = await Promise.all([
+        createUnpackingScanner(quiet(fast.scanner), options).scan(artifact),
+        createUnpackingScanner(slowAtA, options).scan(artifact),
+      ]);
+      expect(second.verdict).toBe("benign");
+      expect(seen.a).toBe("a".repeat(10_000)); // read after the walk went on without it
+      expect(seen.b).toBe("b".repeat(10_000));
+      expect(report(second).members).toBe(5); // outer.tar, a.gz, a, b.gz, b: each once
+      expect(readdirSync(temporaryDirectory)).toEqual([]);
+    });
   });
 
   it("never holds a wrapper for a slower one at a member on disk: its deadline is its own", async () => {
-    // Members on disk cannot be kept: the fast wrapper goes on by a walk of its own.
+    // The slow one holds each member: the fast one moves on (the member kept for the slow one).
     const options = { memoryLimitBytes: 4 };
     const eicar = createEicarScanner();
     const fast = defineScanner({
