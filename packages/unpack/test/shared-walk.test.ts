@@ -176,13 +176,9 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
     // The tar member (~12 KB) and a 3 KB member are more than maxMemberBytes (12,000) kept.
     const store = vi.spyOn(MemberStore.prototype, "store");
     const files = { "a.bin": randomBytes(3000), "b.bin": randomBytes(3000), "c.bin": "c\n" };
-    const artifact = artifactFromBytes(gzipSync(await tarOf(files)), { filename: "outer.tar.gz" });
+    const artifact = await tarGzOf(files);
     await inTemporaryDirectory(async (temporaryDirectory) => {
-      const options = {
-        memoryLimitBytes: 4,
-        temporaryDirectory,
-        limits: { maxMemberBytes: 12_000 },
-      };
+      const options = onDiskWithin12000(temporaryDirectory);
       const fast = recordingScanner("fast");
       const slow = slowAtRoot("slow", 150);
       const [first, second] = await Promise.all([
@@ -206,13 +202,9 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
   it("keeps the member on disk a wrapper sent on its own was reading until it moves on", async () => {
     // Each gzip decodes to 10,000 bytes: kept for the slow one, two are past maxMemberBytes.
     const files = { "a.gz": gzipSync("a".repeat(10_000)), "b.gz": gzipSync("b".repeat(10_000)) };
-    const artifact = artifactFromBytes(gzipSync(await tarOf(files)), { filename: "outer.tar.gz" });
+    const artifact = await tarGzOf(files);
     await inTemporaryDirectory(async (temporaryDirectory) => {
-      const options = {
-        memoryLimitBytes: 4,
-        temporaryDirectory,
-        limits: { maxMemberBytes: 12_000 },
-      };
+      const options = onDiskWithin12000(temporaryDirectory);
       const fast = recordingScanner("fast");
       const seen: Record<string, string> = {};
       const slowAtA = defineScanner({
@@ -415,6 +407,16 @@ async function fastBesideSlowOuter(options: UnpackOptions) {
     createUnpackingScanner(slow.scanner, options).scan(artifact),
   ]);
   return { first, second, slow, fastDone };
+}
+
+/** `outer.tar.gz` of `files`. */
+async function tarGzOf(files: Record<string, Uint8Array | string>): Promise<Artifact> {
+  return artifactFromBytes(gzipSync(await tarOf(files)), { filename: "outer.tar.gz" });
+}
+
+/** Options with every member on disk, in `temporaryDirectory`, and maxMemberBytes 12,000. */
+function onDiskWithin12000(temporaryDirectory: string): UnpackOptions {
+  return { memoryLimitBytes: 4, temporaryDirectory, limits: { maxMemberBytes: 12_000 } };
 }
 
 /** A tar of `entries` in order, names repeated as given (tar-stream, as the extractor reads it). */
