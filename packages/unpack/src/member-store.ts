@@ -172,8 +172,11 @@ export class MemberStore {
         released = true;
         holds -= 1;
         this.#holds -= 1;
-        if (disposed && holds === 0) await remove();
-        if (this.#closed && this.#holds === 0) await this.#removeDirectory();
+        try {
+          if (disposed && holds === 0) await remove();
+        } finally {
+          if (this.#closed && this.#holds === 0) await this.#removeDirectory();
+        }
       };
     };
     const dispose = async (): Promise<void> => {

@@ -109,12 +109,14 @@ class SharedWalk {
   }
 
   /**
-   * The follower is done: the others go on without it. The last one stops the walk; the
+   * The follower is done: the others go on without it. The last one stops the walk, and its
    * promise settles once the walk let go of what it held (its members on disk removed).
    */
   async leave(follower: Follower): Promise<void> {
+    // Out of the set before any await: a hold taken for it meanwhile would never be released.
+    const following = this.#followers.delete(follower);
     await this.#letGo(follower);
-    if (!this.#followers.delete(follower)) return;
+    if (!following) return;
     if (this.#followers.size > 0) {
       this.#forget();
       return;
