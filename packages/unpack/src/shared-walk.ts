@@ -1,6 +1,7 @@
 import { type Artifact, errorFromSignal, raceSignal } from "@engine/core";
 import {
   holdMember,
+  lookAtRoot,
   type RootLook,
   type UnpackEvent,
   type UnpackedMember,
@@ -62,6 +63,12 @@ class SharedWalk {
       signal: AbortSignal,
       deadline: number | undefined,
     ) => AsyncGenerator<UnpackEvent>,
+    /**
+     * The look at the artifact's first and last bytes (see {@link lookAtRoot}) its followers
+     * decide by and the walk starts from: taken once for all; undefined where the look failed
+     * (a caller's abort included) or cannot be taken, and the walk then looks for itself.
+     */
+    readonly look: Promise<RootLook | undefined>,
     private readonly keep: { bytes: number; diskBytes: number },
     /** Called once, when the walk starts or every follower left before it did. */
     private readonly closed: () => void,
@@ -271,10 +278,14 @@ export function followWalk(
   artifact: Artifact,
   settings: ResolvedUnpackOptions,
   settingsKey: string,
-  look: Promise<RootLook | undefined> | undefined,
   context: { signal: AbortSignal; deadline: number | undefined },
-): { events: AsyncIterable<UnpackEvent>; leave(): Promise<void> } {
-  const shared = openWalk(artifact, settings, settingsKey, look);
+): {
+  look: Promise<RootLook | undefined>;
+  events: AsyncIterable<UnpackEvent>;
+  leave(): Promise<void>;
+} {
+  const shared = openWalk(artifact, settings, settingsKey, context.signal);
+  const { look } = shared;
   const follower = shared.join(context.deadline);
   const leave = () => shared.leave(follower);
   async function* events(): AsyncGenerator<UnpackEvent> {
@@ -302,7 +313,7 @@ export function followWalk(
       await leave();
     }
   }
-  return { events: events(), leave };
+  return { look, events: events(), leave };
 }
 
 /** The walk of `artifact` with `settings` not yet started, or a new one. */
@@ -310,7 +321,7 @@ function openWalk(
   artifact: Artifact,
   settings: ResolvedUnpackOptions,
   settingsKey: string,
-  look: Promise<RootLook | undefined> | undefined,
+  signal: AbortSignal,
 ): SharedWalk {
   let walks = open.get(artifact);
   if (!walks) {
@@ -320,8 +331,13 @@ function openWalk(
   const waiting = walks.get(settingsKey);
   if (waiting && !waiting.started) return waiting;
   const byOptions = walks;
+  const look = artifact.replayable
+    ? lookAtRoot(artifact, signal).catch(() => undefined)
+    : Promise.resolve(undefined);
   const created: SharedWalk = new SharedWalk(
-    (signal, deadline) => walkWithLook(artifact, settings, look, { signal, deadline }),
+    (walkSignal, deadline) =>
+      walkWithLook(artifact, settings, look, { signal: walkSignal, deadline }),
+    look,
     // Kept for a slower backend: in memory as the store keeps members, on disk one member's worth.
     { bytes: settings.memoryLimitBytes, diskBytes: settings.limits.maxMemberBytes },
     () => {
@@ -351,7 +367,7 @@ function eventKey(event: UnpackEvent): string {
 async function* walkWithLook(
   artifact: Artifact,
   settings: ResolvedUnpackOptions,
-  look: Promise<RootLook | undefined> | undefined,
+  look: Promise<RootLook | undefined>,
   context: { signal: AbortSignal; deadline: number | undefined },
 ): AsyncGenerator<UnpackEvent> {
   yield* unpackResolved(artifact, settings, context, await look);

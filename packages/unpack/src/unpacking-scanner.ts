@@ -13,7 +13,6 @@ import {
 } from "@engine/core";
 import type { SkipCode } from "./extractors/extractor.js";
 import { ByteBudget, copyFacts, MemberStore } from "./member-store.js";
-import { takeLook } from "./shared-look.js";
 import { followWalk } from "./shared-walk.js";
 import type { UnpackEvent, UnpackedMember } from "./unpack.js";
 import {
@@ -236,14 +235,13 @@ async function scanUnpacking(
   scanMember: (member: UnpackedMember) => boolean,
   options: { signal: AbortSignal; deadline: number | undefined },
 ): Promise<ScanResult> {
-  // Whether there is anything to walk is read while `inner` scans (most artifacts are no
-  // container: their scan then costs only that look at their first and last bytes), and
-  // shared with the other backends' wrappers scanning this artifact now. Where the look fails,
-  // the walk runs and meets the failure itself.
-  // The look is handed to the walk, which then does not read those bytes again. The walk is
-  // joined now too, before the first await, so that those wrappers decode each container once.
-  const look = artifact.replayable ? takeLook(artifact, options.signal) : undefined;
-  const walk = followWalk(artifact, settings, walkKey, look?.look, options);
+  // Joined before the first await, so that the other backends' wrappers scanning this
+  // artifact now share the walk: each container decoded once. Whether there is anything to
+  // walk is read by the walk's one look at the first and last bytes, taken while `inner` scans
+  // (most artifacts are no container: their scan then costs only that look); the walk starts
+  // from it, and does not read those bytes again. Where the look fails, the walk runs and
+  // meets the failure itself.
+  const walk = followWalk(artifact, settings, walkKey, options);
   try {
     const outer = await inner.scan(artifact, options);
     const report: UnpackReport = {
@@ -258,7 +256,7 @@ async function scanUnpacking(
     // Malicious as it is: what is inside cannot change the answer (nor waits for the look).
     if (outer.verdict === "malicious")
       return { ...outer, metadata: { ...outer.metadata, unpack: report } };
-    if ((await look?.look)?.mayHold === false)
+    if ((await walk.look)?.mayHold === false)
       return { ...outer, metadata: { ...outer.metadata, unpack: report } };
     const findings: Finding[] = [];
     for await (const event of walk.events) {
@@ -270,7 +268,6 @@ async function scanUnpacking(
     }
     return combine(outer, findings, report);
   } finally {
-    look?.release();
     await walk.leave(); // the walk's members on disk are removed before the answer
   }
 }

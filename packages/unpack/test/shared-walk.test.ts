@@ -237,9 +237,7 @@ describe("createUnpackingScanner: wrappers scanning one artifact at once share o
     await inTemporaryDirectory(async (temporaryDirectory) => {
       const settings = unpackOptionsSchema.parse(onDiskWithin12000(temporaryDirectory));
       const context = { signal: new AbortController().signal, deadline: undefined };
-      const [one, two] = [1, 2].map(() =>
-        followWalk(artifact, settings, "key", undefined, context),
-      );
+      const [one, two] = [1, 2].map(() => followWalk(artifact, settings, "key", context));
       const [first, second] = [one, two].map((walk) => walk?.events[Symbol.asyncIterator]());
       for (const _ of [1, 2]) await Promise.all([first?.next(), second?.next()]); // to outer.tar
       await first?.next(); // the tar's container event
