@@ -46,7 +46,8 @@ interface Produced {
  */
 class SharedWalk {
   readonly #followers = new Set<Follower>();
-  readonly #stop = new AbortController();
+  /** Stops the walk once every follower left; made when it begins (most never do: no container). */
+  #stop: AbortController | undefined;
   #events: AsyncGenerator<UnpackEvent> | undefined;
   /** Events produced and not yet had by every follower; the first is number `#first`. */
   readonly #kept: Produced[] = [];
@@ -133,7 +134,7 @@ class SharedWalk {
       return;
     }
     if (!this.#finished) {
-      this.#stop.abort(everyFollowerLeft);
+      this.#stop?.abort(everyFollowerLeft);
       await this.#events?.return(undefined).catch(() => {});
     }
     // What was kept for followers is let go too: the files it held are removed by now.
@@ -157,6 +158,7 @@ class SharedWalk {
       if (holding.length > 0) return;
     }
     if (!this.#events) {
+      this.#stop = new AbortController();
       this.#events = this.begin(this.#stop.signal, this.#latestDeadline());
       this.closed();
     }
